@@ -1,0 +1,15 @@
+# Turns the Avro schema files into a C source file so the pgscribe binary
+# carries its own schemas. Invoked as: cmake -DOUT=... -DFILES="a;b" -P embed.cmake
+set(content "/* Generated from schemas/avro by cmake/embed.cmake. Do not edit. */\n#include <stddef.h>\n\n")
+set(table "")
+foreach(f ${FILES})
+  get_filename_component(base ${f} NAME)
+  string(MAKE_C_IDENTIFIER ${base} ident)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND content "static const char ${ident}[] = {${bytes} 0x00};\n")
+  string(APPEND table "    {\"${base}\", ${ident}},\n")
+endforeach()
+string(APPEND content "\nconst struct pgs_embedded_file { const char *name; const char *text; } pgs_embedded_schemas[] = {\n${table}    {NULL, NULL},\n};\n")
+file(WRITE ${OUT}.tmp "${content}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

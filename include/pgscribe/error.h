@@ -1,0 +1,74 @@
+/* pgscribe's one list of error classes and codes: each maps to a
+ * dead-letter code, a metrics label and whether a retry can help. */
+#ifndef PGSCRIBE_ERROR_H
+#define PGSCRIBE_ERROR_H
+
+typedef enum {
+    PGS_ECLASS_NONE = 0,
+    PGS_ECLASS_CONFIG,
+    PGS_ECLASS_KAFKA,
+    PGS_ECLASS_DECODE,
+    PGS_ECLASS_VALIDATE,
+    PGS_ECLASS_TENANT,
+    PGS_ECLASS_DB_TRANSIENT,
+    PGS_ECLASS_DB_PERMANENT,
+} pgs_eclass_t;
+
+typedef enum {
+    PGS_OK = 0,
+    /* decode: the bytes are not a readable message */
+    PGS_E_DECODE_EMPTY,
+    PGS_E_DECODE_BAD_MAGIC,
+    PGS_E_DECODE_UNKNOWN_SCHEMA,
+    PGS_E_DECODE_TRUNCATED,
+    PGS_E_DECODE_AVRO,
+    PGS_E_DECODE_JSON_SYNTAX,
+    PGS_E_DECODE_MISSING_FIELD,
+    PGS_E_DECODE_WRONG_TYPE,
+    PGS_E_DECODE_BAD_UTF8,
+    PGS_E_DECODE_NUL_BYTE,
+    PGS_E_DECODE_TOO_LARGE,
+    PGS_E_DECODE_BAD_OP,
+    PGS_E_DECODE_BAD_UUID,
+    PGS_E_DECODE_BAD_BASE64,
+    /* validate: readable, but not allowed by the catalog */
+    PGS_E_VALIDATE_UNKNOWN_ENTITY,
+    PGS_E_VALIDATE_UNKNOWN_COLUMN,
+    PGS_E_VALIDATE_KEY_MISMATCH,
+    PGS_E_VALIDATE_MISSING_COLUMN,
+    PGS_E_VALIDATE_RESERVED_COLUMN,
+    PGS_E_VALIDATE_TYPE,
+    PGS_E_VALIDATE_NO_DATA,
+    PGS_E_VALIDATE_UNEXPECTED_DATA,
+    PGS_E_VALIDATE_NO_VERSION,
+    /* tenant: the command reaches outside its clinic */
+    PGS_E_TENANT_MISMATCH,
+    PGS_E_TENANT_RLS,
+    /* database */
+    PGS_E_DB_TRANSIENT,
+    PGS_E_DB_PERMANENT,
+    PGS_E_DB_ROW_PRECONDITION,
+    PGS_E__COUNT
+} pgs_err_t;
+
+/** @brief Dead-letter code, e.g. "DECODE_BAD_MAGIC". */
+const char *pgs_err_code(pgs_err_t err);
+/** @brief The class of an error code. */
+pgs_eclass_t pgs_err_class(pgs_err_t err);
+/** @brief Class name used in dead-letter headers and metrics labels, e.g. "decode". */
+const char *pgs_eclass_name(pgs_eclass_t klass);
+/** @returns 1 if retrying the same command can succeed. */
+int pgs_err_is_transient(pgs_err_t err);
+
+/**
+ * @brief Classifies a PostgreSQL SQLSTATE.
+ * @returns PGS_E_DB_TRANSIENT, PGS_E_TENANT_RLS, PGS_E_DB_ROW_PRECONDITION or
+ *          PGS_E_DB_PERMANENT. NULL (no SQLSTATE: connection lost) is transient.
+ */
+pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
+
+/** SQLSTATE raised by pgscribe.expect_rows() when an UPDATE or DELETE finds
+ *  no row, or the row's version differs from expected_version. */
+#define PGS_SQLSTATE_ROW_PRECONDITION "PS001"
+
+#endif

@@ -1,0 +1,54 @@
+/* Key lanes: commands with the same (clinic, entity, key) form a lane and
+ * run one at a time in arrival order; lanes are grouped by clinic and
+ * groups are served round-robin. Pure code. */
+#ifndef PGSCRIBE_LANES_H
+#define PGSCRIBE_LANES_H
+
+#include <stddef.h>
+
+typedef struct pgs_lane_s pgs_lane_t;
+typedef struct pgs_lanes_s pgs_lanes_t;
+
+/** Embedded in the caller's work item (intrusive). */
+typedef struct pgs_lane_item_s {
+    struct pgs_lane_item_s *lane_next;  /* next item of the same lane */
+    struct pgs_lane_item_s *ready_next; /* next ready item of the same group */
+    pgs_lane_t *lane;
+    int in_flight;
+} pgs_lane_item_t;
+
+pgs_lanes_t *pgs_lanes_new(void);
+/** @brief Frees the lanes; items still queued are the caller's. */
+void pgs_lanes_free(pgs_lanes_t *lanes);
+
+/** @brief Appends @p item to the lane of @p key in clinic @p group. The item
+ *         is ready at once if its lane was empty. */
+void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group,
+                    const char *key, size_t key_len);
+
+/**
+ * @brief Takes up to @p max ready items, all of one group (the next group in
+ *        round-robin order that has ready items), and marks them in flight.
+ * @returns the number taken (0 when nothing is ready).
+ */
+size_t pgs_lanes_take(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max);
+
+/** @brief The in-flight head of its lane is finished: removed, and the next
+ *         item of the lane becomes ready. */
+void pgs_lanes_complete(pgs_lanes_t *lanes, pgs_lane_item_t *item);
+/** @brief The in-flight head goes back to ready, at the front of its group. */
+void pgs_lanes_retry(pgs_lanes_t *lanes, pgs_lane_item_t *item);
+
+/**
+ * @brief Removes every queued item that is not in flight and for which
+ *        @p pred returns 1; calls @p drop on each (after unlinking).
+ * @returns the number removed.
+ */
+size_t pgs_lanes_purge(pgs_lanes_t *lanes, int (*pred)(pgs_lane_item_t *item, void *opaque),
+                       void (*drop)(pgs_lane_item_t *item, void *opaque), void *opaque);
+
+size_t pgs_lanes_queued(const pgs_lanes_t *lanes);   /* all items, in flight or not */
+size_t pgs_lanes_ready(const pgs_lanes_t *lanes);    /* items ready to take */
+size_t pgs_lanes_in_flight(const pgs_lanes_t *lanes);
+
+#endif
