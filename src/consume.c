@@ -1,0 +1,268 @@
+/* Consume: the Kafka consumer of the commands topic — cooperative-sticky
+ * assignment, offsets stored by pgscribe only (never automatically), and
+ * revoked partitions drained before they are given up. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "pgscribe/log.h"
+#include "worker.h"
+
+pgs_partition_t *pgs_partition_get(pgs_worker_t *w, int32_t partition)
+{
+    if (partition >= w->parts_cnt) {
+        int32_t cnt = w->parts_cnt ? w->parts_cnt : 16;
+        while (cnt <= partition)
+            cnt *= 2;
+        w->parts = realloc(w->parts, (size_t)cnt * sizeof(*w->parts));
+        memset(w->parts + w->parts_cnt, 0, (size_t)(cnt - w->parts_cnt) * sizeof(*w->parts));
+        w->parts_cnt = cnt;
+    }
+    if (!w->parts[partition]) {
+        w->parts[partition] = calloc(1, sizeof(pgs_partition_t));
+        w->parts[partition]->partition = partition;
+    }
+    return w->parts[partition];
+}
+
+static void kafka_conf_cb(const char *name, const char *value, void *opaque)
+{
+    rd_kafka_conf_t *conf = opaque;
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        pgs_warn("consume", "kafka.%s: %s", name, errstr);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+    if (rd_kafka_conf_set(conf, name, value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
+        return -1;
+    return 0;
+}
+
+/* Drops queued (not in flight) works of revoked partitions; the next owner
+ * consumes them again from the committed offset. */
+static int purge_pred(pgs_lane_item_t *item, void *opaque)
+{
+    const rd_kafka_topic_partition_list_t *parts = opaque;
+    const pgs_work_t *work = (const pgs_work_t *)item;
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == work->part->partition)
+            return 1;
+    }
+    return 0;
+}
+
+static void purge_drop(pgs_lane_item_t *item, void *opaque)
+{
+    pgs_worker_t *w = opaque;
+    pgs_work_free(w, (pgs_work_t *)item);
+}
+
+static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++)
+        n += pgs_partition_get(w, parts->elems[i].partition)->outstanding;
+    return n;
+}
+
+typedef struct {
+    pgs_worker_t *w;
+    const rd_kafka_topic_partition_list_t *parts;
+} purge_ctx_t;
+
+static int purge_pred_ctx(pgs_lane_item_t *item, void *opaque)
+{
+    purge_ctx_t *ctx = opaque;
+    return purge_pred(item, (void *)ctx->parts);
+}
+
+static void purge_drop_ctx(pgs_lane_item_t *item, void *opaque)
+{
+    purge_ctx_t *ctx = opaque;
+    purge_drop(item, ctx->w);
+}
+
+/* Finishes what is in flight for @p parts within the drain deadline, then
+ * commits their completed prefix. */
+static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
+                             rd_kafka_topic_partition_list_t *parts, int lost)
+{
+    int64_t t0 = pgs_now_us();
+    purge_ctx_t ctx = {w, parts};
+    size_t purged = pgs_lanes_purge(w->lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
+    int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
+    size_t left;
+    while ((left = parts_outstanding(w, parts)) > 0 && pgs_now_us() < deadline) {
+        /* queued works behind an in-flight one may have become ready: they
+         * are not in flight, so drop them too */
+        pgs_lanes_purge(w->lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
+        pgs_worker_step(w, 10);
+    }
+    rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
+        int64_t pos = p->offsets ? pgs_offsets_position(p->offsets) : -1;
+        if (pos >= 0)
+            rd_kafka_topic_partition_list_add(commit, w->topic, p->partition)->offset = pos;
+    }
+    if (!lost && commit->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, commit, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            pgs_warn("consume", "commit on revoke failed: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(commit);
+    for (int i = 0; i < parts->cnt; i++) {
+        pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
+        p->assigned = 0;
+        p->dirty = 0;
+        pgs_offsets_free(p->offsets);
+        p->offsets = NULL;
+    }
+    pgs_info("consume",
+             "%s %d partition(s): %zu queued command(s) released, %zu still in flight, "
+             "drained in %lld ms",
+             lost ? "lost" : "revoked", parts->cnt, purged, left,
+             (long long)((pgs_now_us() - t0) / 1000));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    pgs_worker_t *w = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
+            p->assigned = 1;
+            p->generation++;
+            p->dirty = 0;
+            pgs_offsets_free(p->offsets);
+            p->offsets = pgs_offsets_new();
+        }
+        pgs_info("consume", "assigned %d partition(s)", parts->cnt);
+        rd_kafka_error_t *error = NULL;
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (error) {
+            pgs_error("consume", "incremental assign failed: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        return;
+    }
+    drain_partitions(w, rk, parts, rd_kafka_assignment_lost(rk));
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+        if (error) {
+            pgs_error("consume", "incremental unassign failed: %s",
+                      rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", errstr, errstr_size) ||
+        conf_set(conf, "group.id", pgs_config_str(w->cfg, "consumer.group"), errstr,
+                 errstr_size) ||
+        conf_set(conf, "client.id", w->worker_id, errstr, errstr_size) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+        conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
+        conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) ||
+        conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
+                 errstr_size) ||
+        conf_set(conf, "queued.max.messages.kbytes", "65536", errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    const char *env_brokers = getenv("PGSCRIBE_KAFKA");
+    if (env_brokers && *env_brokers)
+        conf_set(conf, "bootstrap.servers", env_brokers, errstr, errstr_size);
+    pgs_config_kafka_foreach(w->cfg, kafka_conf_cb, conf);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, w);
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!w->consumer)
+        return -1;
+    rd_kafka_poll_set_consumer(w->consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe to %s: %s", w->topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    /* librdkafka writes a byte to the pipe when the consumer queue goes from
+     * empty to non-empty: the event loop sleeps in epoll, not in a poll timer */
+    if (pipe2(w->wake_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    w->consumer_queue = rd_kafka_queue_get_consumer(w->consumer);
+    rd_kafka_queue_io_event_enable(w->consumer_queue, w->wake_fds[1], "1", 1);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fds[0], &ev);
+    pgs_info("consume", "subscribed to %s as group %s", w->topic,
+             pgs_config_str(w->cfg, "consumer.group"));
+    return 0;
+}
+
+int pgs_consume_poll(pgs_worker_t *w, int max)
+{
+    int n = 0;
+    while (n < max) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, 0);
+        if (!rkm)
+            break;
+        pgs_intake_message(w, rkm);
+        n++;
+    }
+    return n;
+}
+
+void pgs_consume_store_offsets(pgs_worker_t *w)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (int32_t i = 0; i < w->parts_cnt; i++) {
+        pgs_partition_t *p = w->parts[i];
+        if (!p || !p->assigned || !p->dirty)
+            continue;
+        p->dirty = 0;
+        int64_t pos = pgs_offsets_committable(p->offsets);
+        if (pos < 0)
+            continue;
+        if (!list)
+            list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(list, w->topic, p->partition)->offset = pos;
+    }
+    if (!list)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, list);
+    if (err)
+        pgs_debug("consume", "offsets store: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+void pgs_consume_close(pgs_worker_t *w)
+{
+    if (!w->consumer || w->consumer_closed)
+        return;
+    w->consumer_closed = 1;
+    /* close revokes every partition through rebalance_cb, which drains and
+     * commits; then the member leaves the group */
+    rd_kafka_consumer_close(w->consumer);
+}

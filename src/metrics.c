@@ -1,0 +1,111 @@
+/* Report: a WorkerMetrics record (Avro) on the metrics topic every
+ * interval, keyed by worker id, with the interval's counts. All figures come
+ * from the one counters struct; nothing here carries a message value. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgscribe/log.h"
+#include "worker.h"
+
+void pgs_counters_reset(pgs_counters_t *c)
+{
+    pgs_clinic_counter_t *cc = c->clinics;
+    while (cc) {
+        pgs_clinic_counter_t *n = cc->next;
+        free(cc->clinic_id);
+        free(cc);
+        cc = n;
+    }
+    c->clinics = NULL;
+    c->consumed = c->applied = c->duplicates = c->retried = c->dead_lettered = 0;
+    c->transactions = 0;
+    pgs_hist_reset(&c->commit_latency);
+}
+
+/* Sum over assigned partitions of (high watermark - next offset to store),
+ * from the watermarks librdkafka caches from fetch responses. */
+static int64_t consumer_lag(pgs_worker_t *w)
+{
+    int64_t lag = 0;
+    for (int32_t i = 0; i < w->parts_cnt; i++) {
+        pgs_partition_t *p = w->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(w->consumer, w->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        int64_t pos = pgs_offsets_position(p->offsets);
+        if (pos < 0)
+            pos = lo;
+        if (hi > pos)
+            lag += hi - pos;
+    }
+    return lag;
+}
+
+void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
+{
+    int64_t now = pgs_now_us();
+    if (!force && now < w->metrics_next_us)
+        return;
+    pgs_counters_t *c = &w->ctr;
+    size_t nclinics = 0;
+    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next)
+        nclinics++;
+    pgs_clinic_stat_t *clinics = calloc(nclinics ? nclinics : 1, sizeof(*clinics));
+    size_t i = 0;
+    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next, i++) {
+        clinics[i].clinic_id = cc->clinic_id;
+        clinics[i].applied = cc->applied;
+        clinics[i].db_time_us = cc->db_time_us;
+    }
+    pgs_metrics_record_t rec = {
+        .worker_id = w->worker_id,
+        .interval_start_ms = w->metrics_interval_start_ms,
+        .interval_end_ms = now / 1000,
+        .consumed = c->consumed,
+        .applied = c->applied,
+        .duplicates = c->duplicates,
+        .retried = c->retried,
+        .dead_lettered = c->dead_lettered,
+        .failed = c->dead_lettered,
+        .transactions = c->transactions,
+        .commit_p50_ms = (double)pgs_hist_percentile(&c->commit_latency, 50) / 1000.0,
+        .commit_p95_ms = (double)pgs_hist_percentile(&c->commit_latency, 95) / 1000.0,
+        .commit_p99_ms = (double)pgs_hist_percentile(&c->commit_latency, 99) / 1000.0,
+        .in_flight = w->pool ? pgs_pool_busy(w->pool) : 0,
+        .consumer_lag = w->consumer ? consumer_lag(w) : 0,
+        .breaker_state = "closed",
+        .clinics = clinics,
+        .clinic_cnt = nclinics,
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    if (pgs_codec_encode_metrics(w->codec, &rec, &buf, &len) == 0) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(w->metrics_topic),
+            RD_KAFKA_V_KEY(w->worker_id, strlen(w->worker_id)), RD_KAFKA_V_VALUE(buf, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (err) {
+            pgs_warn("metrics", "cannot produce metrics record: %s", rd_kafka_err2str(err));
+            free(buf);
+        }
+    } else {
+        pgs_error("metrics", "cannot encode metrics record");
+    }
+    pgs_info("metrics",
+             "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
+             "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
+             "in_flight=%lld lag=%lld",
+             (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
+             (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
+             rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
+             (long long)rec.consumer_lag);
+    free(clinics);
+    pgs_counters_reset(c);
+    w->metrics_interval_start_ms = now / 1000;
+    w->metrics_next_us = now + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
+}

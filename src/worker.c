@@ -1,0 +1,297 @@
+/* Worker: `pgscribe run` — wires the stages together and drives the one
+ * event loop (Kafka wake-ups and database sockets in one epoll). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgscribe/cli.h"
+#include "pgscribe/log.h"
+#include "worker.h"
+
+static pgs_worker_t *signal_worker;
+
+int64_t pgs_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t pgs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_signal(int sig)
+{
+    if (!signal_worker)
+        return;
+    if (sig == SIGHUP)
+        signal_worker->reload = 1;
+    else
+        signal_worker->stop = 1;
+}
+
+void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(w->epfd, evs, 64, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == NULL) { /* consumer queue wake-up */
+            char drain[64];
+            while (read(w->wake_fds[0], drain, sizeof(drain)) > 0)
+                ;
+            continue;
+        }
+        pgs_pool_on_event(w->pool, evs[i].data.ptr, evs[i].events);
+    }
+    pgs_pool_dispatch(w->pool);
+    rd_kafka_poll(w->producer, 0);
+    pgs_consume_store_offsets(w);
+    pgs_pool_tick(w->pool);
+}
+
+static void reload_config(pgs_worker_t *w, const char *path)
+{
+    w->reload = 0;
+    if (!path) {
+        pgs_info("worker", "SIGHUP: no config file to reload");
+        return;
+    }
+    pgs_config_t *next = pgs_config_new();
+    char errs[2048] = "";
+    if (pgs_config_load(next, path, errs, sizeof(errs)) != 0) {
+        pgs_error("worker", "SIGHUP: new config is invalid, keeping the old one: %s", errs);
+        pgs_config_free(next);
+        return;
+    }
+    int fixed = pgs_config_reload(w->cfg, next, errs, sizeof(errs));
+    if (fixed > 0)
+        pgs_warn("worker", "SIGHUP: %d key(s) need a restart and were kept: %s", fixed, errs);
+    pgs_log_level_t lvl;
+    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
+        pgs_log_set_level(lvl);
+    pgs_info("worker", "SIGHUP: configuration reloaded");
+    pgs_config_free(next);
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "Usage: pgscribe run [-c FILE] [--help]\n"
+                "Consumes the commands topic and applies each command to PostgreSQL\n"
+                "effectively once, in key order. SIGTERM/SIGINT drain and stop; SIGHUP\n"
+                "reloads reloadable settings.\n"
+                "  -c, --config FILE   configuration file (default $PGSCRIBE_CONFIG)\n"
+                "  -h, --help          this help\n");
+}
+
+static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    const char *id = pgs_config_str(w->cfg, "worker.id");
+    if (*id) {
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s", id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s-%d", host, (int)getpid());
+    }
+    pgs_log_set_worker(w->worker_id);
+    w->topic = pgs_config_str(w->cfg, "topic.commands");
+    w->dlq_topic = pgs_config_str(w->cfg, "topic.commands_dlq");
+    w->metrics_topic = pgs_config_str(w->cfg, "topic.metrics");
+    w->max_batch = (int)pgs_config_int(w->cfg, "apply.max_batch");
+    w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->codec = pgs_codec_new(errstr, errstr_size);
+    if (!w->codec)
+        return PGS_EXIT_FAILURE;
+    return 0;
+}
+
+static int load_catalog(pgs_worker_t *w, const char *conninfo, char *errstr, size_t errstr_size)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return PGS_EXIT_DATABASE;
+    }
+    w->catalog = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, errstr_size);
+    PQfinish(pg);
+    if (!w->catalog)
+        return PGS_EXIT_DATABASE;
+    if (pgs_catalog_entity_count(w->catalog) == 0) {
+        snprintf(errstr, errstr_size,
+                 "schema %s has no entity (a table with clinic_id, a primary key and row-level "
+                 "security); run pgscribe migrate",
+                 pgs_config_str(w->cfg, "pg.schema"));
+        return PGS_EXIT_DATABASE;
+    }
+    for (size_t i = 0; i < pgs_catalog_entity_count(w->catalog); i++) {
+        const pgs_entity_t *e = pgs_catalog_entity_at(w->catalog, i);
+        pgs_info("catalog", "entity %s.%s: %d columns, versioned=%s",
+                 pgs_catalog_schema(w->catalog), e->name, e->ncols,
+                 e->version_col >= 0 ? "yes" : "no");
+    }
+    return 0;
+}
+
+static void kafka_conf_cb(const char *name, const char *value, void *opaque)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(opaque, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        pgs_warn("worker", "kafka.%s: %s", name, errstr);
+}
+
+static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", NULL, 0);
+    const char *env_brokers = getenv("PGSCRIBE_KAFKA");
+    if (env_brokers && *env_brokers)
+        rd_kafka_conf_set(conf, "bootstrap.servers", env_brokers, NULL, 0);
+    pgs_config_kafka_foreach(w->cfg, kafka_conf_cb, conf);
+    /* a dead letter must never be lost or doubled by a retry */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "client.id", w->worker_id, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, pgs_producer_dr_cb);
+    rd_kafka_conf_set_opaque(conf, w);
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    return w->producer ? 0 : -1;
+}
+
+static void worker_free(pgs_worker_t *w)
+{
+    if (w->consumer_queue)
+        rd_kafka_queue_destroy(w->consumer_queue);
+    if (w->consumer)
+        rd_kafka_destroy(w->consumer);
+    if (w->producer)
+        rd_kafka_destroy(w->producer);
+    for (int32_t i = 0; i < w->parts_cnt; i++) {
+        if (w->parts[i]) {
+            pgs_offsets_free(w->parts[i]->offsets);
+            free(w->parts[i]);
+        }
+    }
+    free(w->parts);
+    pgs_pool_free(w->pool);
+    pgs_lanes_free(w->lanes);
+    pgs_catalog_free(w->catalog);
+    pgs_codec_free(w->codec);
+    pgs_counters_reset(&w->ctr);
+    if (w->wake_fds[0] >= 0) {
+        close(w->wake_fds[0]);
+        close(w->wake_fds[1]);
+    }
+    if (w->epfd >= 0)
+        close(w->epfd);
+    pgs_config_free(w->cfg);
+}
+
+int pgs_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *path = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return PGS_EXIT_OK;
+        default:
+            usage(stderr);
+            return PGS_EXIT_USAGE;
+        }
+    }
+    if (!path)
+        path = getenv("PGSCRIBE_CONFIG");
+    pgs_worker_t wk = {0}, *w = &wk;
+    w->epfd = -1;
+    w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->cfg = pgs_cli_load_config(path);
+    if (!w->cfg)
+        return PGS_EXIT_CONFIG;
+    pgs_log_level_t lvl;
+    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
+        pgs_log_set_level(lvl);
+    char errstr[512] = "";
+    int rc = worker_init(w, errstr, sizeof(errstr));
+    const char *conninfo = pgs_config_str(w->cfg, "pg.conninfo");
+    if (rc == 0)
+        rc = load_catalog(w, conninfo, errstr, sizeof(errstr));
+    if (rc == 0) {
+        w->lanes = pgs_lanes_new();
+        w->pool = pgs_pool_new(w, conninfo, (int)pgs_config_int(w->cfg, "apply.max_in_flight"),
+                               errstr, sizeof(errstr));
+        if (!w->pool)
+            rc = PGS_EXIT_DATABASE;
+    }
+    if (rc == 0 && (producer_start(w, errstr, sizeof(errstr)) != 0 ||
+                    pgs_consume_start(w, errstr, sizeof(errstr)) != 0))
+        rc = PGS_EXIT_KAFKA;
+    if (rc != 0) {
+        pgs_error("worker", "cannot start: %s", errstr);
+        worker_free(w);
+        return rc;
+    }
+
+    signal_worker = w;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t t0 = pgs_now_us();
+    w->metrics_interval_start_ms = pgs_now_ms();
+    w->metrics_next_us = t0 + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
+    pgs_info("worker", "pgscribe %s running: topic=%s max_in_flight=%d max_batch=%d", PGS_VERSION,
+             w->topic, pgs_pool_size(w->pool), w->max_batch);
+    while (!w->stop) {
+        if (w->reload)
+            reload_config(w, path);
+        int got = 0;
+        if (w->works_live < w->backlog_max)
+            got = pgs_consume_poll(w, 5000);
+        pgs_pool_dispatch(w->pool);
+        pgs_worker_step(w, got > 0 ? 0 : 20);
+        pgs_metrics_maybe_report(w, 0);
+    }
+
+    pgs_info("worker", "stopping: draining %zu command(s) within %lld ms", w->works_live,
+             (long long)pgs_config_int(w->cfg, "shutdown.drain_timeout_ms"));
+    pgs_consume_store_offsets(w);
+    pgs_consume_close(w);
+    pgs_metrics_maybe_report(w, 1);
+    rd_kafka_flush(w->producer, 10000);
+    double secs = (double)(pgs_now_us() - t0) / 1e6;
+    pgs_info("worker",
+             "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
+             "in %.1f s",
+             (long long)w->ctr.total_consumed, (long long)w->ctr.total_applied,
+             (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered, secs);
+    signal_worker = NULL;
+    worker_free(w);
+    return PGS_EXIT_OK;
+}
