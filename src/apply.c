@@ -27,13 +27,17 @@ typedef struct {
 
 typedef enum { C_DOWN = 0, C_IDLE, C_BUSY } cstate_t;
 
+/* A PREPARE sent in a pipeline that then aborts never happens, so a shape
+ * counts as prepared only once the server has confirmed it. */
+enum { PREP_NONE = 0, PREP_SENT, PREP_DONE };
+
 typedef struct pgs_conn_s {
     pgs_pool_t *pool;
     int id;
     PGconn *pg;
     int fd;
     cstate_t state;
-    unsigned char *prepared; /* by shape id */
+    unsigned char *prepared; /* by shape id: PREP_NONE, PREP_SENT, PREP_DONE */
     size_t prepared_cap;
     pgs_work_t **batch;
     int nbatch;
@@ -100,9 +104,18 @@ static int shape_id(pgs_pool_t *pool, const pgs_shape_t *shape)
     return (int)pool->nshapes++;
 }
 
-static int conn_is_prepared(pgs_conn_t *c, int sid)
+static int conn_prep_state(pgs_conn_t *c, int sid)
 {
-    return (size_t)sid < c->prepared_cap && c->prepared[sid];
+    return (size_t)sid < c->prepared_cap ? c->prepared[sid] : PREP_NONE;
+}
+
+/* After a failed pipeline: every PREPARE not confirmed did not happen. */
+static void conn_forget_unconfirmed(pgs_conn_t *c)
+{
+    for (size_t i = 0; i < c->prepared_cap; i++) {
+        if (c->prepared[i] == PREP_SENT)
+            c->prepared[i] = PREP_NONE;
+    }
 }
 
 static void conn_set_prepared(pgs_conn_t *c, int sid, int on)
@@ -302,11 +315,11 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
         c->fresh[i] = 0;
         int sid = shape_id(pool, &wk->shape);
         shape_entry_t *se = &pool->shapes[sid];
-        if (!conn_is_prepared(c, sid)) {
+        if (conn_prep_state(c, sid) == PREP_NONE) {
             if (!PQsendPrepare(c->pg, se->name, se->sql, 0, NULL))
                 return -1;
             expect(c, R_PREPARE, i);
-            conn_set_prepared(c, sid, 1);
+            conn_set_prepared(c, sid, PREP_SENT);
         }
         pgs_sqlgen_params(&wk->shape, wk->cmd, w->topic, wk->part->partition, wk->offset,
                           &params);
@@ -376,8 +389,7 @@ static void batch_succeeded(pgs_conn_t *c)
 static void batch_failed(pgs_conn_t *c)
 {
     pgs_worker_t *w = c->pool->w;
-    if (c->fail_prepare_shape >= 0)
-        conn_set_prepared(c, c->fail_prepare_shape, 0);
+    conn_forget_unconfirmed(c);
     if (c->fail_cmd >= 0 && !pgs_err_is_transient(c->fail_err)) {
         pgs_work_t *bad = c->batch[c->fail_cmd];
         bad->attempts++;
@@ -512,6 +524,9 @@ static void conn_read(pgs_conn_t *c)
                 c->fresh[e->idx] = PQgetvalue(res, 0, 0)[0] == '1';
             break;
         case PGRES_COMMAND_OK:
+            if (e->kind == R_PREPARE)
+                conn_set_prepared(c, shape_id(c->pool, &c->batch[e->idx]->shape), PREP_DONE);
+            break;
         case PGRES_PIPELINE_ABORTED:
             break;
         default:

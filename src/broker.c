@@ -12,8 +12,8 @@
 #include <string.h>
 
 static const char *const default_topics[] = {
-    "clinic.commands", "clinic.audit", "clinic.commands.dlq", "clinic.audit.dlq",
-    "pgscribe.metrics",
+    "clinic.commands",  "clinic.audit",     "clinic.commands.dlq",
+    "clinic.audit.dlq", "pgscribe.metrics",
 };
 
 static void usage(FILE *out)
@@ -94,6 +94,13 @@ int pgs_cmd_broker(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
 
     conf = rd_kafka_conf_new();
+    /* This handle only hosts the mock cluster and never connects: its notice
+     * about having no bootstrap.servers is noise. */
+    if (rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "pgscribe broker: %s\n", errstr);
+        goto out;
+    }
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
@@ -106,8 +113,8 @@ int pgs_cmd_broker(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < sizeof(default_topics) / sizeof(default_topics[0]); i++) {
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-            mcluster, default_topics[i], partitions, brokers < 3 ? brokers : 3);
+        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mcluster, default_topics[i],
+                                                             partitions, brokers < 3 ? brokers : 3);
         if (err) {
             fprintf(stderr, "pgscribe broker: creating topic %s: %s\n", default_topics[i],
                     rd_kafka_err2str(err));

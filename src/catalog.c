@@ -116,8 +116,7 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
  * added in attnum order still yield the key's own order. Equal values keep
  * the order in which columns were added. */
 void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
-                           unsigned type_oid, int is_pk, int not_null, int has_default,
-                           int is_phi)
+                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi)
 {
     ent->cols = xrealloc(ent->cols, (size_t)(ent->ncols + 1) * sizeof(*ent->cols));
     pgs_column_t *col = &ent->cols[ent->ncols++];
@@ -205,11 +204,21 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
 static const char catalog_sql_plain[] = CATALOG_SQL_HEAD " false AS is_phi" CATALOG_SQL_TAIL;
 static const char catalog_sql_policy[] =
     CATALOG_SQL_HEAD " COALESCE((SELECT bool_or(p.is_phi) FROM pgscribe.column_policy p"
-                     " WHERE p.entity = c.relname AND p.column_name = a.attname), false) AS is_phi"
-    CATALOG_SQL_TAIL;
+                     " WHERE p.schema_name = n.nspname AND p.table_name = c.relname"
+                     " AND p.column_name = a.attname), false) AS is_phi" CATALOG_SQL_TAIL;
 
-enum { COL_REL, COL_ATT, COL_TYPE, COL_OID, COL_NOTNULL, COL_DEF, COL_PKPOS, COL_RLS, COL_HASPK,
-       COL_PHI };
+enum {
+    COL_REL,
+    COL_ATT,
+    COL_TYPE,
+    COL_OID,
+    COL_NOTNULL,
+    COL_DEF,
+    COL_PKPOS,
+    COL_RLS,
+    COL_HASPK,
+    COL_PHI
+};
 
 static int bool_at(const PGresult *res, int row, int col)
 {
@@ -245,8 +254,8 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
                               atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
                               bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
     }
-    pgs_debug("catalog", "entity %s.%s: %d columns, %d key columns%s", cat->schema, rel,
-              ent->ncols, ent->npk, ent->version_col >= 0 ? ", versioned" : "");
+    pgs_debug("catalog", "entity %s.%s: %d columns, %d key columns%s", cat->schema, rel, ent->ncols,
+              ent->npk, ent->version_col >= 0 ? ", versioned" : "");
 }
 
 /* Copies libpq's last error without its trailing newline. */
@@ -271,8 +280,7 @@ static int exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_si
  * pinned to pg_catalog, so format_type() schema-qualifies every user type
  * (enums, domains) and the casts in generated SQL do not depend on the
  * worker connections' search_path. */
-pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr,
-                                size_t errstr_size)
+pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size)
 {
     pgs_catalog_t *cat = NULL;
     PGresult *res = NULL;

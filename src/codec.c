@@ -42,14 +42,12 @@ pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size)
             goto fail;
         }
         if (avro_schema_from_json_length(text, strlen(text), &codec->schema[id])) {
-            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id],
-                           avro_strerror());
+            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id], avro_strerror());
             goto fail;
         }
         codec->iface[id] = avro_generic_class_from_schema(codec->schema[id]);
         if (!codec->iface[id] || avro_generic_value_new(codec->iface[id], &codec->value[id])) {
-            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id],
-                           avro_strerror());
+            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id], avro_strerror());
             goto fail;
         }
     }
@@ -84,8 +82,7 @@ void pgs_codec_free(pgs_codec_t *codec)
 /* Confluent framing, the pre-scan and avro-c's read into the reused value
  * of the writer schema. @p ids lists the ids this caller accepts (0-ended). */
 static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, const int *ids,
-                             const char *what, avro_value_t **out, char *errstr,
-                             size_t errstr_size)
+                             const char *what, avro_value_t **out, char *errstr, size_t errstr_size)
 {
     const unsigned char *b = buf;
     if (len == 0) {
@@ -223,8 +220,8 @@ static int text_out(char *text, char **buf, size_t *len)
     return 0;
 }
 
-int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json,
-                             int schema_id, char **buf, size_t *len)
+int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json, int schema_id,
+                             char **buf, size_t *len)
 {
     if (json)
         return text_out(pgs_codec_command_to_json(cmd), buf, len);

@@ -22,8 +22,8 @@ static pgs_err_t decode_fail(const char *field, char *errstr, size_t errstr_size
     return PGS_E_DECODE_AVRO;
 }
 
-static pgs_err_t get_text(avro_value_t *rec, const char *name, pgs_arena_t *arena,
-                          const char **out, char *errstr, size_t errstr_size)
+static pgs_err_t get_text(avro_value_t *rec, const char *name, pgs_arena_t *arena, const char **out,
+                          char *errstr, size_t errstr_size)
 {
     avro_value_t f;
     const char *s;
@@ -234,9 +234,8 @@ static int set_fields(avro_value_t *rec, const char *name, const pgs_field_t *f,
         if (!f[i].name || avro_value_add(&map, f[i].name, &e, NULL, NULL))
             return -1;
         if (avro_value_get_type(&e) == AVRO_STRING) {
-            const char *s = f[i].value.type == PGS_VAL_STRING && f[i].value.u.s.ptr
-                                ? f[i].value.u.s.ptr
-                                : "";
+            const char *s =
+                f[i].value.type == PGS_VAL_STRING && f[i].value.u.s.ptr ? f[i].value.u.s.ptr : "";
             if (avro_value_set_string(&e, s))
                 return -1;
         } else if (value_to_avro(&f[i].value, &e)) {

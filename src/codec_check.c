@@ -193,8 +193,8 @@ int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, cons
             if (v[k] < 0)
                 return -1;
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         if (last && pad == 2 && (w & 0xFFFF) != 0)
             return -1;
         if (last && pad == 1 && (w & 0xFF) != 0)

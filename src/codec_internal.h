@@ -16,7 +16,7 @@ struct pgs_codec_s {
     avro_schema_t schema[PGS_CODEC_MAX_ID + 1];
     avro_value_iface_t *iface[PGS_CODEC_MAX_ID + 1];
     avro_value_t value[PGS_CODEC_MAX_ID + 1]; /* reused for every message */
-    avro_reader_t reader;                      /* re-pointed at each message */
+    avro_reader_t reader;                     /* re-pointed at each message */
 };
 
 /* codec_check.c: limits and well-formedness shared by both encodings. */
@@ -49,10 +49,10 @@ int pgs_codec_metrics_to_avro(const pgs_metrics_record_t *m, avro_value_t *rec);
 json_t *pgs_codec_avro_to_json(avro_value_t *v);
 
 /* codec_json.c: the JSON form. */
-pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *cmd,
-                                    char *errstr, size_t errstr_size);
-pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev,
-                                  char *errstr, size_t errstr_size);
+pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *cmd, char *errstr,
+                                    size_t errstr_size);
+pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev, char *errstr,
+                                  size_t errstr_size);
 char *pgs_codec_audit_to_json(const pgs_audit_event_t *ev);
 
 #endif

@@ -18,8 +18,7 @@ static pgs_err_t jfail(jctx_t *c, pgs_err_t err, const char *field, const char *
 
 /* jansson's error text quotes the input near the error ("near '...'"),
  * which may be PHI: only the position is reported. */
-static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr,
-                      size_t errstr_size)
+static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr, size_t errstr_size)
 {
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL, &je);
@@ -27,19 +26,17 @@ static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr,
         switch (json_error_code(&je)) {
         case json_error_invalid_utf8:
             *err = PGS_E_DECODE_BAD_UTF8;
-            pgs_codec_errf(errstr, errstr_size, "JSON is not valid UTF-8 (byte %d)",
-                           je.position);
+            pgs_codec_errf(errstr, errstr_size, "JSON is not valid UTF-8 (byte %d)", je.position);
             break;
         case json_error_null_character:
         case json_error_null_byte_in_key:
             *err = PGS_E_DECODE_NUL_BYTE;
-            pgs_codec_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)",
-                           je.position);
+            pgs_codec_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)", je.position);
             break;
         default:
             *err = PGS_E_DECODE_JSON_SYNTAX;
-            pgs_codec_errf(errstr, errstr_size, "JSON syntax error at line %d column %d",
-                           je.line, je.column);
+            pgs_codec_errf(errstr, errstr_size, "JSON syntax error at line %d column %d", je.line,
+                           je.column);
         }
         return NULL;
     }
@@ -101,8 +98,8 @@ static pgs_err_t jvalue(jctx_t *c, json_t *j, const char *field, pgs_value_t *v)
         return PGS_OK;
     case JSON_STRING: {
         size_t len = json_string_length(j);
-        pgs_err_t err = pgs_codec_check_string(json_string_value(j), len, field, "value",
-                                               c->errstr, c->errstr_size);
+        pgs_err_t err = pgs_codec_check_string(json_string_value(j), len, field, "value", c->errstr,
+                                               c->errstr_size);
         if (err)
             return err;
         v->type = PGS_VAL_STRING;
@@ -146,8 +143,8 @@ static pgs_err_t jfields(jctx_t *c, json_t *obj, const char *name, int required,
     json_t *val;
     json_object_keylen_foreach(m, key, key_len, val)
     {
-        pgs_err_t err = pgs_codec_check_string(key, key_len, name, "map key", c->errstr,
-                                               c->errstr_size);
+        pgs_err_t err =
+            pgs_codec_check_string(key, key_len, name, "map key", c->errstr, c->errstr_size);
         if (err)
             return err;
         f[i].name = pgs_arena_strndup(c->arena, key, key_len);
@@ -162,8 +159,8 @@ static pgs_err_t jfields(jctx_t *c, json_t *obj, const char *name, int required,
     return PGS_OK;
 }
 
-pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *cmd,
-                                    char *errstr, size_t errstr_size)
+pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *cmd, char *errstr,
+                                    size_t errstr_size)
 {
     jctx_t c = {cmd->arena, errstr, errstr_size};
     pgs_err_t err;
@@ -199,8 +196,8 @@ out:
     return err;
 }
 
-pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev,
-                                  char *errstr, size_t errstr_size)
+pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev, char *errstr,
+                                  size_t errstr_size)
 {
     jctx_t c = {ev->arena, errstr, errstr_size};
     pgs_err_t err;
@@ -292,14 +289,12 @@ char *pgs_codec_command_to_json(const pgs_command_t *cmd)
     int ok = !jset(root, "command_id", jtext_new(cmd->command_id)) &&
              !jset(root, "clinic_id", jtext_new(cmd->clinic_id)) &&
              !jset(root, "actor", jtext_new(cmd->actor)) &&
-             !jset(root, "entity", jtext_new(cmd->entity)) &&
-             (unsigned)cmd->op <= PGS_OP_DELETE &&
+             !jset(root, "entity", jtext_new(cmd->entity)) && (unsigned)cmd->op <= PGS_OP_DELETE &&
              !jset(root, "op", json_string(pgs_op_name(cmd->op))) &&
              !jset(root, "key", jfields_new(cmd->key, cmd->key_cnt)) &&
              !jset(root, "data", jfields_new(cmd->data, cmd->data_cnt)) &&
              !jset(root, "expected_version",
-                   cmd->has_expected_version ? json_integer(cmd->expected_version)
-                                             : json_null()) &&
+                   cmd->has_expected_version ? json_integer(cmd->expected_version) : json_null()) &&
              !jset(root, "issued_at", json_integer(cmd->issued_at_ms));
     return jdump(root, ok);
 }

@@ -72,8 +72,7 @@ int pgs_migrate_scan(const char *dir, pgs_migrate_file_t **files, size_t *count,
     struct dirent *de;
 
     if (!d) {
-        snprintf(errstr, errstr_size, "cannot open migrations folder %s: %s", dir,
-                 strerror(errno));
+        snprintf(errstr, errstr_size, "cannot open migrations folder %s: %s", dir, strerror(errno));
         return -1;
     }
     while ((de = readdir(d)) != NULL) {
@@ -324,23 +323,22 @@ rollback:
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status] [--help]\n"
-            "\n"
-            "Applies the SQL migrations DIR/NNNN_name.sql (default " DEFAULT_DIR ") in\n"
-            "version order, each once, in one transaction with its row in\n"
-            "pgscribe.schema_migrations. A file changed after it was applied (SHA-256\n"
-            "differs) stops the run before anything is applied. Concurrent runs wait\n"
-            "for each other (advisory lock).\n"
-            "\n"
-            "  --dir DIR            migrations folder\n"
-            "  --conninfo CONNINFO  libpq connection string of a role that may create\n"
-            "                       schemas and roles; default $PGSCRIBE_PG_ADMIN_CONNINFO,\n"
-            "                       then $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
-            "  --status             list each version as applied, pending or changed;\n"
-            "                       exits 1 if one is changed\n"
-            "\n"
-            "Exit codes: 0 ok, 1 failure, 2 usage, 4 database unreachable.\n");
+    fprintf(out, "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status] [--help]\n"
+                 "\n"
+                 "Applies the SQL migrations DIR/NNNN_name.sql (default " DEFAULT_DIR ") in\n"
+                 "version order, each once, in one transaction with its row in\n"
+                 "pgscribe.schema_migrations. A file changed after it was applied (SHA-256\n"
+                 "differs) stops the run before anything is applied. Concurrent runs wait\n"
+                 "for each other (advisory lock).\n"
+                 "\n"
+                 "  --dir DIR            migrations folder\n"
+                 "  --conninfo CONNINFO  libpq connection string of a role that may create\n"
+                 "                       schemas and roles; default $PGSCRIBE_PG_ADMIN_CONNINFO,\n"
+                 "                       then $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
+                 "  --status             list each version as applied, pending or changed;\n"
+                 "                       exits 1 if one is changed\n"
+                 "\n"
+                 "Exit codes: 0 ok, 1 failure, 2 usage, 4 database unreachable.\n");
 }
 
 /* The checksum of every migration file, computed once, with its text. */
@@ -465,8 +463,7 @@ int pgs_cmd_migrate(int argc, char **argv)
     /* PQerrorMessage names host and port at most, never the password. */
     conn = PQconnectdb(conninfo);
     if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "pgscribe migrate: cannot connect to PostgreSQL: %s",
-                PQerrorMessage(conn));
+        fprintf(stderr, "pgscribe migrate: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
         rc = PGS_EXIT_DATABASE;
         goto out;
     }

@@ -202,9 +202,10 @@ static void sb_insert(sbuf_t *sb, const char *schema, const pgs_shape_t *shape, 
 }
 
 /* The conflict target must match the primary key exactly, so clinic_id is
- * named when it is part of it. The update is restricted to the command's
- * clinic even though row-level security already is: a cross-clinic key
- * collision then updates nothing and expect_rows reports it. */
+ * named when it is part of it. A conflicting row of another clinic already
+ * fails row-level security (SQLSTATE 42501, checked before this WHERE); the
+ * clinic condition keeps the wall even where RLS is not in force, and then
+ * the update touches nothing and expect_rows raises PS001. */
 static void sb_upsert_tail(sbuf_t *sb, const pgs_shape_t *shape, int version_param)
 {
     const pgs_entity_t *ent = shape->ent;
@@ -347,8 +348,7 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
 
 /* Copies @p len bytes (plus NUL) into the params' scratch, or into the
  * command's arena once scratch is full. */
-static const char *params_keep(pgs_params_t *params, pgs_arena_t *arena, const char *s,
-                               size_t len)
+static const char *params_keep(pgs_params_t *params, pgs_arena_t *arena, const char *s, size_t len)
 {
     if (params->scratch_used + len + 1 <= sizeof(params->scratch)) {
         char *p = params->scratch + params->scratch_used;
@@ -559,8 +559,7 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
         params_value(params, cmd->arena, f ? &f->value : NULL);
     }
     for (int i = 0; i < shape->ncols; i++) {
-        const pgs_field_t *f =
-            field_find(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name);
+        const pgs_field_t *f = field_find(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name);
         params_value(params, cmd->arena, f ? &f->value : NULL);
     }
     if (shape->has_expected_version)

@@ -156,8 +156,8 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
 
 /* An INSERT must name every column the database cannot fill by itself. The
  * reserved columns are left to the database: a message may not set them. */
-static pgs_err_t check_required(const pgs_entity_t *ent, const int *cols, int ndata,
-                                char *errstr, size_t errstr_size)
+static pgs_err_t check_required(const pgs_entity_t *ent, const int *cols, int ndata, char *errstr,
+                                size_t errstr_size)
 {
     for (int i = 0; i < ent->ncols; i++) {
         const pgs_column_t *c = &ent->cols[i];

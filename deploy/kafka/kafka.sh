@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 STACK=${PGS_STACK_DIR:-$REPO/.stack}
 LIBS=$HERE/target/kafka-libs
-READY_DEADLINE_S=90
+READY_DEADLINE_S=${PGS_KAFKA_READY_TIMEOUT:-90}
 STOP_GRACE_S=20
 TOPICS=(clinic.commands clinic.audit clinic.commands.dlq clinic.audit.dlq pgscribe.metrics)
 
@@ -52,8 +52,8 @@ JAVA=(java -Xmx512m -Xms512m -XX:+UseG1GC -Djava.awt.headless=true
 # A port is taken when something listens on it (IPv4 or IPv6, any address).
 port_taken() {
     local hex
-    hex=$(printf ':%04X ' "$1")
-    awk -v p="$hex" '$4 == "0A" && index($2, p) { found = 1 } END { exit !found }' \
+    hex=$(printf ':%04X' "$1")
+    awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
         /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
@@ -82,23 +82,27 @@ write_env() {
     mv "$tmp" "$ENV_FILE"
 }
 
-# Ready = the port accepts AND a metadata request lists this broker; a bound
-# socket alone answers before the controller has elected itself.
+# Ready = our process logged its start, the port accepts AND a metadata
+# request lists the broker: a bound socket alone answers before the controller
+# has elected itself, and the log line tells our broker from another one that
+# may hold the port.
 wait_ready() {
-    local pid=$1 port=$2 start=$SECONDS
+    local pid=$1 port=$2 log_from=${3:-0} start=$SECONDS
     while :; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 30 "$LOG" >&2 || true
             die "broker exited during startup (log: $LOG)"
         fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+        if tail -c +$((log_from + 1)) "$LOG" 2>/dev/null | grep -q 'Kafka Server started' &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
             kcat -b "127.0.0.1:$port" -L -m 5 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$port"; then
             echo "kafka: ready in $((SECONDS - start))s"
             return 0
         fi
         if ((SECONDS - start >= READY_DEADLINE_S)); then
             tail -n 30 "$LOG" >&2 || true
-            die "not ready after ${READY_DEADLINE_S}s (log: $LOG)"
+            echo "kafka: not ready after ${READY_DEADLINE_S}s (log: $LOG)" >&2
+            return 1
         fi
         sleep 0.5
     done
@@ -109,7 +113,7 @@ cmd_start() {
     command -v kcat >/dev/null || die "kcat missing: run scripts/deps.sh"
     if pid=$(running_pid); then
         port=$(broker_port)
-        wait_ready "$pid" "$port" >/dev/null
+        wait_ready "$pid" "$port" "$(cat "$KDIR/log_offset" 2>/dev/null || echo 0)" >/dev/null || exit 1
         write_env "$port"
         echo "kafka: running (pid $pid), bootstrap 127.0.0.1:$port"
         return 0
@@ -137,10 +141,14 @@ cmd_start() {
     fi
 
     # setsid: the broker outlives this script and the terminal or job that ran it.
+    local log_from
+    log_from=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
+    echo "$log_from" >"$KDIR/log_offset"
     setsid "${JAVA[@]}" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PID_FILE"
-    wait_ready "$pid" "$port"
+    # A broker that never became ready is not left behind half-started.
+    wait_ready "$pid" "$port" "$log_from" || { cmd_stop >&2; exit 1; }
     write_env "$port"
     echo "kafka: running (pid $pid), bootstrap 127.0.0.1:$port, Kafka $(kafka_version) KRaft"
 }

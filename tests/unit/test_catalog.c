@@ -10,7 +10,7 @@
 
 #include "pgscribe/catalog.h"
 
-#define SECRET "SECRET-PHI-VALUE"
+#define SECRET     "SECRET-PHI-VALUE"
 #define MAX_FIELDS 80
 
 /* A patients-like entity, a versionless one with a composite key that

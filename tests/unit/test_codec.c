@@ -12,7 +12,7 @@
 
 #include "pgscribe/codec.h"
 
-#define UUID "3f2b8c1e-7a4d-4e2b-9c1a-0123456789AB"
+#define UUID   "3f2b8c1e-7a4d-4e2b-9c1a-0123456789AB"
 #define SECRET "SECRET-PHI-VALUE"
 
 static pgs_codec_t *codec;
@@ -55,7 +55,8 @@ static pgs_command_t *sample_command(int with_version)
     c->data[1] = (pgs_field_t){"active", {.type = PGS_VAL_BOOL, .u.b = 1}};
     c->data[2] = (pgs_field_t){"visits", {.type = PGS_VAL_LONG, .u.l = -9000000000000000000LL}};
     c->data[3] = (pgs_field_t){"weight", {.type = PGS_VAL_DOUBLE, .u.d = 0.1 + 0.2}};
-    c->data[4] = (pgs_field_t){"name", {.type = PGS_VAL_STRING, .u.s = {"J\xc3\xb6rg \xe2\x82\xac", 9}}};
+    c->data[4] =
+        (pgs_field_t){"name", {.type = PGS_VAL_STRING, .u.s = {"J\xc3\xb6rg \xe2\x82\xac", 9}}};
     c->data[5] = (pgs_field_t){"photo", {.type = PGS_VAL_BYTES, .u.s = {bytes_val, 4}}};
     c->data[6] = (pgs_field_t){"deleted", {.type = PGS_VAL_BOOL, .u.b = 0}};
     c->has_expected_version = with_version;
@@ -125,8 +126,7 @@ static void assert_commands_equal(const pgs_command_t *a, const pgs_command_t *b
 
 /* Decodes and asserts the error, that errstr names @p field, and that it
  * carries no value (every crafted value contains SECRET). */
-static void expect_cmd_err(const void *buf, size_t len, int json, pgs_err_t want,
-                           const char *field)
+static void expect_cmd_err(const void *buf, size_t len, int json, pgs_err_t want, const char *field)
 {
     char err[512] = "";
     pgs_command_t *cmd = (pgs_command_t *)1;
@@ -188,8 +188,8 @@ static void test_json_decode(void **state)
     (void)state;
     pgs_command_t *want = sample_command(1), *out = NULL;
     char err[256];
-    assert_int_equal(pgs_codec_decode_command(codec, sample_json, strlen(sample_json), 1, &out,
-                                              err, sizeof(err)),
+    assert_int_equal(pgs_codec_decode_command(codec, sample_json, strlen(sample_json), 1, &out, err,
+                                              sizeof(err)),
                      PGS_OK);
     assert_commands_equal(want, out);
     pgs_command_free(out);
@@ -235,7 +235,10 @@ static void test_json_bytes_base64(void **state)
         const char *b64;
         const char *bytes;
         size_t len;
-    } cases[] = {{"", "", 0}, {"AA==", "\0", 1}, {"AP8=", "\0\xff", 2}, {"aGVsbG8=", "hello", 5},
+    } cases[] = {{"", "", 0},
+                 {"AA==", "\0", 1},
+                 {"AP8=", "\0\xff", 2},
+                 {"aGVsbG8=", "hello", 5},
                  {"/+/+", "\xff\xef\xfe", 3}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char j[512];
@@ -286,9 +289,15 @@ static void test_framing_errors(void **state)
     expect_cmd_err("\0\x01\0\0\2", 5, 0, PGS_E_DECODE_UNKNOWN_SCHEMA, NULL);
 
     /* an AuditEvent given as a command, and the reverse */
-    pgs_audit_event_t ev = {.event_id = UUID, .clinic_id = "c", .actor = "a", .action = "READ",
-                            .resource_type = "patient", .resource_id = "1", .outcome = "SUCCESS",
-                            .occurred_at_ms = 1, .source = "svc"};
+    pgs_audit_event_t ev = {.event_id = UUID,
+                            .clinic_id = "c",
+                            .actor = "a",
+                            .action = "READ",
+                            .resource_type = "patient",
+                            .resource_id = "1",
+                            .outcome = "SUCCESS",
+                            .occurred_at_ms = 1,
+                            .source = "svc"};
     char *buf;
     size_t len;
     assert_int_equal(pgs_codec_encode_audit(codec, &ev, 0, &buf, &len), 0);
@@ -327,7 +336,8 @@ static void test_avro_truncated_and_trailing(void **state)
     pgs_command_free(cmd);
 
     /* a string length far beyond the message (avro-c would allocate it) */
-    static const char huge[] = "\0\0\0\0\2\xfe\xff\xff\xff\xff\xff\xff\x1f" "ab";
+    static const char huge[] = "\0\0\0\0\2\xfe\xff\xff\xff\xff\xff\xff\x1f"
+                               "ab";
     expect_cmd_err(huge, sizeof(huge) - 1, 0, PGS_E_DECODE_TRUNCATED, "command_id");
     /* a negative length, an over-long varint */
     expect_cmd_err("\0\0\0\0\2\x01xx", 8, 0, PGS_E_DECODE_AVRO, "command_id");
@@ -358,7 +368,7 @@ static void test_avro_bad_enum_and_union(void **state)
     assert_int_equal(buf[off + 1], 4);
     assert_memory_equal(buf + off + 2, "\x04id", 3);
     assert_int_equal(buf[off + 5], 2 * 2); /* branch long */
-    buf[off + 5] = 12;                      /* branch 6 does not exist */
+    buf[off + 5] = 12;                     /* branch 6 does not exist */
     expect_cmd_err(buf, len, 0, PGS_E_DECODE_AVRO, "key");
     free(buf);
     pgs_command_free(cmd);
@@ -416,10 +426,10 @@ static void test_json_errors(void **state)
                        "\"entity\":\"e\",\"op\":%s,\"key\":%s,\"data\":%s,"
                        "\"expected_version\":%s,\"issued_at\":%s}";
     char j[1024];
-#define CMD_JSON(clinic, op, key, data, ev, at)                                                   \
+#define CMD_JSON(clinic, op, key, data, ev, at)                                                    \
     (snprintf(j, sizeof(j), base, clinic, op, key, data, ev, at), j)
-    const char *c = "\"clinic-7\"", *op = "\"UPSERT\"", *key = "{\"id\":1}", *d = "{}",
-               *ev = "3", *at = "1";
+    const char *c = "\"clinic-7\"", *op = "\"UPSERT\"", *key = "{\"id\":1}", *d = "{}", *ev = "3",
+               *at = "1";
     pgs_command_t *out = NULL;
     char err[256];
     CMD_JSON(c, op, key, d, ev, at);
@@ -436,8 +446,7 @@ static void test_json_errors(void **state)
     expect_json_err("{\"command_id\":\"" UUID "\",\"clinic_id\":\"c\",\"actor\":\"a\","
                     "\"entity\":\"e\",\"op\":\"INSERT\",\"key\":{\"id\":1}}",
                     PGS_E_DECODE_MISSING_FIELD, "issued_at");
-    expect_json_err(CMD_JSON("\"\"", op, key, d, ev, at), PGS_E_DECODE_MISSING_FIELD,
-                    "clinic_id");
+    expect_json_err(CMD_JSON("\"\"", op, key, d, ev, at), PGS_E_DECODE_MISSING_FIELD, "clinic_id");
     expect_json_err(CMD_JSON(c, op, "{}", d, ev, at), PGS_E_DECODE_MISSING_FIELD, "key");
 
     /* wrong types */
@@ -445,8 +454,7 @@ static void test_json_errors(void **state)
                     "issued_at");
     expect_json_err(CMD_JSON(c, op, key, d, ev, "1.5"), PGS_E_DECODE_WRONG_TYPE, "issued_at");
     expect_json_err(CMD_JSON("42", op, key, d, ev, at), PGS_E_DECODE_WRONG_TYPE, "clinic_id");
-    expect_json_err(CMD_JSON(c, op, "[\"" SECRET "\"]", d, ev, at), PGS_E_DECODE_WRONG_TYPE,
-                    "key");
+    expect_json_err(CMD_JSON(c, op, "[\"" SECRET "\"]", d, ev, at), PGS_E_DECODE_WRONG_TYPE, "key");
     expect_json_err(CMD_JSON(c, op, key, "{\"x\":[\"" SECRET "\"]}", ev, at),
                     PGS_E_DECODE_WRONG_TYPE, "data");
     expect_json_err(CMD_JSON(c, op, key, "{\"x\":{\"string\":\"" SECRET "\"}}", ev, at),
@@ -458,12 +466,10 @@ static void test_json_errors(void **state)
     /* unknown op, bad uuid, bad base64 */
     expect_json_err(CMD_JSON(c, "\"" SECRET "\"", key, d, ev, at), PGS_E_DECODE_BAD_OP, "op");
     expect_json_err(CMD_JSON(c, "\"insert\"", key, d, ev, at), PGS_E_DECODE_BAD_OP, "op");
-    static const char *const bad_b64[] = {"{\"x\":{\"bytes\":\"" SECRET "\"}}",
-                                          "{\"x\":{\"bytes\":\"AP8\"}}",
-                                          "{\"x\":{\"bytes\":\"AP9=\"}}",
-                                          "{\"x\":{\"bytes\":\"A===\"}}",
-                                          "{\"x\":{\"bytes\":\"AP 8\"}}",
-                                          "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
+    static const char *const bad_b64[] = {
+        "{\"x\":{\"bytes\":\"" SECRET "\"}}", "{\"x\":{\"bytes\":\"AP8\"}}",
+        "{\"x\":{\"bytes\":\"AP9=\"}}",       "{\"x\":{\"bytes\":\"A===\"}}",
+        "{\"x\":{\"bytes\":\"AP 8\"}}",       "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
     for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++)
         expect_json_err(CMD_JSON(c, op, key, bad_b64[i], ev, at), PGS_E_DECODE_BAD_BASE64, "data");
 #undef CMD_JSON
@@ -472,10 +478,14 @@ static void test_json_errors(void **state)
 static void test_bad_uuid(void **state)
 {
     (void)state;
-    static const char *const bad[] = {
-        SECRET, "3f2b8c1e7a4d4e2b9c1a0123456789ab", "3f2b8c1e-7a4d-4e2b-9c1a-0123456789a",
-        "3f2b8c1e-7a4d-4e2b-9c1a-0123456789abc", "3f2b8c1e-7a4d-4e2b-9c1a_0123456789ab",
-        "{3f2b8c1e-7a4d-4e2b-9c1a-0123456789ab}", "3g2b8c1e-7a4d-4e2b-9c1a-0123456789ab", ""};
+    static const char *const bad[] = {SECRET,
+                                      "3f2b8c1e7a4d4e2b9c1a0123456789ab",
+                                      "3f2b8c1e-7a4d-4e2b-9c1a-0123456789a",
+                                      "3f2b8c1e-7a4d-4e2b-9c1a-0123456789abc",
+                                      "3f2b8c1e-7a4d-4e2b-9c1a_0123456789ab",
+                                      "{3f2b8c1e-7a4d-4e2b-9c1a-0123456789ab}",
+                                      "3g2b8c1e-7a4d-4e2b-9c1a-0123456789ab",
+                                      ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pgs_command_t *cmd = sample_command(0);
         cmd->command_id = bad[i];
@@ -613,15 +623,14 @@ static void test_audit_roundtrip(void **state)
     char text[512], err[256];
     pgs_audit_event_t *out = NULL;
     snprintf(text, sizeof(text), j, "SUCCESS");
-    assert_int_equal(
-        pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err)), PGS_OK);
+    assert_int_equal(pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err)),
+                     PGS_OK);
     assert_int_equal(out->details_cnt, 0);
     assert_string_equal(out->action, "LOGIN");
     pgs_audit_event_free(out);
     snprintf(text, sizeof(text), j, SECRET);
-    assert_int_equal(
-        pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err)),
-        PGS_E_DECODE_WRONG_TYPE);
+    assert_int_equal(pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err)),
+                     PGS_E_DECODE_WRONG_TYPE);
     assert_non_null(strstr(err, "outcome"));
     assert_null(strstr(err, SECRET));
     in->event_id = SECRET;

@@ -449,8 +449,9 @@ static void test_row_key_json(void **state)
     shape_for(cat, cmd, &shape);
     pgs_params_t params;
     pgs_sqlgen_params(&shape, cmd, "t", 0, -1, &params);
-    assert_string_equal(params.values[PGS_PARAM_ROW_KEY],
-                        "{\"note_no\":-7,\"visit_id\":\"a\\\"b\\\\c\\n\\u0001\",\"clinic_id\":\"c1\"}");
+    assert_string_equal(
+        params.values[PGS_PARAM_ROW_KEY],
+        "{\"note_no\":-7,\"visit_id\":\"a\\\"b\\\\c\\n\\u0001\",\"clinic_id\":\"c1\"}");
     assert_string_equal(params.values[PGS_PARAM_OFFSET], "-1");
     assert_string_equal(params.values[7], "a\"b\\c\n\x01"); /* strings travel as they are */
     assert_string_equal(params.values[8], "-7");

@@ -1,0 +1,138 @@
+# Shared helpers of the integration tests: each test gets its own database,
+# its own topics and consumer group, on the stack that ctest's stack.up
+# fixture started (real PostgreSQL, real Kafka). Sourced, not run.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PGS_STACK_DIR=${PGS_STACK_DIR:-$REPO/.stack}
+PGSCRIBE_BIN=${PGSCRIBE_BIN:-$REPO/build/pgscribe}
+[ -f "$PGS_STACK_DIR/env" ] || { echo "FAIL: stack not up ($PGS_STACK_DIR/env missing)"; exit 1; }
+set -a
+# shellcheck disable=SC1091
+. "$PGS_STACK_DIR/env"
+set +a
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "--- $*" >&2; }
+
+# pgs_test_init NAME: fresh database pgs_t_NAME (+ _ref), migrated; config
+# file $T_CONF with per-run topics and group; work folder $T_DIR.
+pgs_test_init() {
+    T_NAME=$1
+    T_RUN="$T_NAME-$$-$(date +%s)"
+    T_DIR=$(mktemp -d "/tmp/pgscribe-$T_NAME.XXXXXX")
+    T_DB="pgs_t_${T_NAME}"
+    T_REF_DB="pgs_t_${T_NAME}_ref"
+    T_PIDS=()
+    trap pgs_test_cleanup EXIT
+    for db in "$T_DB" "$T_REF_DB"; do
+        pgs_psql postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+        pgs_psql postgres -c "CREATE DATABASE $db" >/dev/null
+        "$PGSCRIBE_BIN" migrate --dir "$REPO/schemas/sql" \
+            --conninfo "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$db user=postgres" >/dev/null
+    done
+    export PGSCRIBE_PG_CONNINFO="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_DB user=pgscribe_worker"
+    T_CONF=$T_DIR/pgscribe.conf
+    cat >"$T_CONF" <<CONF
+[topic]
+commands = $T_RUN.commands
+commands_dlq = $T_RUN.commands.dlq
+audit = $T_RUN.audit
+audit_dlq = $T_RUN.audit.dlq
+metrics = $T_RUN.metrics
+[consumer]
+group = $T_RUN
+[metrics]
+interval_ms = 1000
+[kafka]
+bootstrap.servers = $PGSCRIBE_KAFKA
+CONF
+    "$PGSCRIBE_BIN" topics -c "$T_CONF" -p "${T_PARTITIONS:-12}" >/dev/null
+}
+
+pgs_test_cleanup() {
+    local rc=$?
+    for pid in "${T_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    if [ $rc -ne 0 ] && [ -n "${T_DIR:-}" ]; then
+        for f in "$T_DIR"/worker*.log; do
+            [ -f "$f" ] || continue
+            echo "=== last lines of $f" >&2
+            tail -n 25 "$f" >&2
+        done
+    fi
+    return $rc
+}
+
+pgs_psql() { # DB psql-args...
+    local db=$1
+    shift
+    psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
+}
+
+pgs_scalar() { # DB SQL
+    pgs_psql "$1" -At -c "$2"
+}
+
+# pgs_worker_start NAME [extra args]: starts `pgscribe run`, log in $T_DIR/worker-NAME.log,
+# pid in W_PID; waits until it has been assigned partitions.
+pgs_worker_start() {
+    local name=$1
+    shift
+    local log=$T_DIR/worker-$name.log
+    "$PGSCRIBE_BIN" run -c "$T_CONF" "$@" >"$log" 2>&1 &
+    W_PID=$!
+    T_PIDS+=("$W_PID")
+    local deadline=$((SECONDS + 60))
+    until grep -q "assigned [0-9]* partition" "$log"; do
+        kill -0 "$W_PID" 2>/dev/null || fail "worker $name exited at start: $(tail -n 5 "$log")"
+        [ $SECONDS -lt $deadline ] || fail "worker $name got no partitions within 60 s"
+        sleep 0.2
+    done
+}
+
+# pgs_worker_stop PID: SIGTERM and wait for a clean exit (code 0).
+pgs_worker_stop() {
+    local pid=$1
+    kill -TERM "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    [ $rc -eq 0 ] || fail "worker $pid exited with $rc after SIGTERM"
+}
+
+# pgs_wait_applied N [timeout]: until pgscribe.applied_commands holds N rows.
+pgs_wait_applied() {
+    local want=$1 timeout=${2:-300}
+    local deadline=$((SECONDS + timeout)) got=0
+    while :; do
+        got=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
+        [ "$got" -ge "$want" ] && break
+        [ $SECONDS -lt $deadline ] || fail "only $got of $want commands applied within ${timeout}s"
+        sleep 0.5
+    done
+    [ "$got" -eq "$want" ] || fail "applied_commands holds $got rows, expected $want"
+}
+
+# pgs_metrics_sum FIELD: sum of FIELD over every WorkerMetrics record.
+pgs_metrics_sum() {
+    "$PGSCRIBE_BIN" metrics -c "$T_CONF" --timeout-ms 30000 >"$T_DIR/metrics.jsonl"
+    python3 -c '
+import json, sys
+total = 0
+for line in open(sys.argv[1]):
+    total += json.loads(line)[sys.argv[2]]
+print(total)' "$T_DIR/metrics.jsonl" "$1"
+}
+
+# pgs_reference FILE: applies the commands one by one to the reference DB.
+pgs_reference() {
+    python3 "$REPO/tests/integration/reference.py" "$1" |
+        pgs_psql "$T_REF_DB" -v ON_ERROR_STOP=0 >/dev/null 2>"$T_DIR/reference.err" || true
+}
+
+pgs_compare_tables() {
+    "$REPO/tests/integration/compare_tables.sh" \
+        "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_DB user=postgres" \
+        "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_REF_DB user=postgres"
+}
