@@ -44,8 +44,8 @@ typedef struct pgs_conn_s {
     int *fresh; /* per batch index: 1 applied, 0 duplicate */
     rexp_t *exp;
     int nexp, exp_pos, exp_cap;
-    int failed;     /* an error was seen before the sync */
-    int fail_cmd;   /* batch index at fault, or -1 */
+    int failed;   /* an error was seen before the sync */
+    int fail_cmd; /* batch index at fault, or -1 */
     int fail_prepare_shape;
     pgs_err_t fail_err;
     char fail_code[8];
@@ -137,8 +137,7 @@ static void conn_set_prepared(pgs_conn_t *c, int sid, int on)
 
 static void epoll_update(pgs_conn_t *c)
 {
-    struct epoll_event ev = {.events = EPOLLIN | (c->want_write ? EPOLLOUT : 0u),
-                             .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | (c->want_write ? EPOLLOUT : 0u), .data.ptr = c};
     epoll_ctl(c->pool->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -227,8 +226,7 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
         pgs_pool_free(pool);
         return NULL;
     }
-    pgs_info("apply", "connection pool ready: %d of %d connections, pipeline mode", opened,
-             size);
+    pgs_info("apply", "connection pool ready: %d of %d connections, pipeline mode", opened, size);
     return pool;
 }
 
@@ -321,8 +319,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
             expect(c, R_PREPARE, i);
             conn_set_prepared(c, sid, PREP_SENT);
         }
-        pgs_sqlgen_params(&wk->shape, wk->cmd, w->topic, wk->part->partition, wk->offset,
-                          &params);
+        pgs_sqlgen_params(&wk->shape, wk->cmd, w->topic, wk->part->partition, wk->offset, &params);
         if (!PQsendQueryPrepared(c->pg, se->name, params.n, params.values, params.lengths,
                                  params.formats, 0))
             return -1;
@@ -364,6 +361,7 @@ static void batch_succeeded(pgs_conn_t *c)
     int64_t now = pgs_now_us();
     int64_t took = now - c->started_us;
     pgs_hist_record(&w->ctr.commit_latency, (uint64_t)took);
+    pgs_hist_record(&w->ctr.total_commit_latency, (uint64_t)took);
     w->ctr.transactions++;
     int applied = 0;
     for (int i = 0; i < c->nbatch; i++)
@@ -393,8 +391,9 @@ static void batch_failed(pgs_conn_t *c)
     if (c->fail_cmd >= 0 && !pgs_err_is_transient(c->fail_err)) {
         pgs_work_t *bad = c->batch[c->fail_cmd];
         bad->attempts++;
-        pgs_info("apply", "command failed permanently: entity=%s op=%s partition=%d offset=%lld "
-                          "code=%s; dead-lettering it, %d other command(s) go again",
+        pgs_info("apply",
+                 "command failed permanently: entity=%s op=%s partition=%d offset=%lld "
+                 "code=%s; dead-lettering it, %d other command(s) go again",
                  bad->cmd->entity, pgs_op_name(bad->cmd->op), (int)bad->part->partition,
                  (long long)bad->offset, c->fail_code, c->nbatch - 1);
         batch_requeue(c, c->fail_cmd, 0);
@@ -417,8 +416,8 @@ static void describe_error(const PGresult *res, const pgs_work_t *wk, char *buf,
     const char *datatype = PQresultErrorField(res, PG_DIAG_DATATYPE_NAME);
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     int n = snprintf(buf, size, "database rejected %s on %s (SQLSTATE %s)",
-                     wk ? pgs_op_name(wk->cmd->op) : "transaction",
-                     wk ? wk->cmd->entity : "-", state ? state : "none");
+                     wk ? pgs_op_name(wk->cmd->op) : "transaction", wk ? wk->cmd->entity : "-",
+                     state ? state : "none");
     if (constraint && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, ", constraint %s", constraint);
     if (column && n > 0 && (size_t)n < size)
@@ -426,8 +425,9 @@ static void describe_error(const PGresult *res, const pgs_work_t *wk, char *buf,
     if (datatype && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, ", type %s", datatype);
     if (state && strcmp(state, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
-        snprintf(buf, size, "%s on %s matched no row (missing, or version differs from "
-                            "expected_version)",
+        snprintf(buf, size,
+                 "%s on %s matched no row (missing, or version differs from "
+                 "expected_version)",
                  wk ? pgs_op_name(wk->cmd->op) : "command", wk ? wk->cmd->entity : "-");
 }
 
@@ -448,8 +448,7 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     } else {
         /* BEGIN, set_config or COMMIT: not a command's fault */
         if (c->fail_err != PGS_E_DB_TRANSIENT)
-            pgs_error("apply", "transaction control failed (SQLSTATE %s)",
-                      state ? state : "none");
+            pgs_error("apply", "transaction control failed (SQLSTATE %s)", state ? state : "none");
         c->fail_err = PGS_E_DB_TRANSIENT;
     }
     if (res)

@@ -39,12 +39,10 @@ static void kafka_conf_cb(const char *name, const char *value, void *opaque)
 
 int pgs_cmd_metrics(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"brokers", required_argument, NULL, 'b'},
-                                         {"follow", no_argument, NULL, 'f'},
-                                         {"timeout-ms", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"brokers", required_argument, NULL, 'b'},
+        {"follow", no_argument, NULL, 'f'},       {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {0}};
     const char *path = NULL, *brokers = NULL;
     int follow = 0;
     long timeout_ms = 30000;

@@ -77,8 +77,8 @@ int pgs_cmd_topics(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_KAFKA;
     }
-    const char *names[] = {"topic.commands", "topic.audit", "topic.commands_dlq",
-                           "topic.audit_dlq", "topic.metrics"};
+    const char *names[] = {"topic.commands", "topic.audit", "topic.commands_dlq", "topic.audit_dlq",
+                           "topic.metrics"};
     rd_kafka_NewTopic_t *nt[5];
     for (int i = 0; i < 5; i++) {
         /* dead letters and metrics are low volume: fewer partitions */

@@ -162,8 +162,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
         if (error) {
-            pgs_error("consume", "incremental unassign failed: %s",
-                      rd_kafka_error_string(error));
+            pgs_error("consume", "incremental unassign failed: %s", rd_kafka_error_string(error));
             rd_kafka_error_destroy(error);
         }
     } else {
@@ -175,8 +174,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", errstr, errstr_size) ||
-        conf_set(conf, "group.id", pgs_config_str(w->cfg, "consumer.group"), errstr,
-                 errstr_size) ||
+        conf_set(conf, "group.id", pgs_config_str(w->cfg, "consumer.group"), errstr, errstr_size) ||
         conf_set(conf, "client.id", w->worker_id, errstr, errstr_size) ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||

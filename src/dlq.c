@@ -51,10 +51,9 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work)
 
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->dlq_topic),
-            RD_KAFKA_V_KEY(rkm->key, rkm->key_len), RD_KAFKA_V_VALUE(rkm->payload, rkm->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-            RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
+            w->producer, RD_KAFKA_V_TOPIC(w->dlq_topic), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return; /* headers now belong to librdkafka */
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -75,8 +74,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
 {
     work->state = PGS_WORK_DEAD_LETTERING;
     work->err = err;
-    snprintf(work->errcode, sizeof(work->errcode), "%s",
-             code && *code ? code : pgs_err_code(err));
+    snprintf(work->errcode, sizeof(work->errcode), "%s", code && *code ? code : pgs_err_code(err));
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
     w->dlq_pending++;

@@ -15,8 +15,7 @@ static int is_json_message(const rd_kafka_message_t *rkm)
         return 0;
     const void *val = NULL;
     size_t size = 0;
-    if (rd_kafka_header_get_last(hdrs, "content-type", &val, &size) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (rd_kafka_header_get_last(hdrs, "content-type", &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         !val)
         return 0;
     static const char json[] = "application/json";
@@ -107,9 +106,8 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     w->ctr.total_consumed++;
 
     char errstr[256] = "";
-    pgs_err_t err = pgs_codec_decode_command(w->codec, rkm->payload, rkm->len,
-                                             is_json_message(rkm), &work->cmd, errstr,
-                                             sizeof(errstr));
+    pgs_err_t err = pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
+                                             &work->cmd, errstr, sizeof(errstr));
     if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;

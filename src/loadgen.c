@@ -78,17 +78,24 @@ static const col_spec_t appointment_cols[] = {
 };
 
 static const col_spec_t encounter_cols[] = {
-    {"patient_id", GEN_PATIENT_REF, 1, 1},    {"appointment_id", GEN_APPOINTMENT_REF, 0, 0},
-    {"kind", GEN_ENCOUNTER_KIND, 0, 0},       {"started_at", GEN_TIMESTAMP, 0, 0},
-    {"ended_at", GEN_TIMESTAMP, 0, 0},        {"diagnosis_code", GEN_DIAGNOSIS, 0, 0},
+    {"patient_id", GEN_PATIENT_REF, 1, 1},
+    {"appointment_id", GEN_APPOINTMENT_REF, 0, 0},
+    {"kind", GEN_ENCOUNTER_KIND, 0, 0},
+    {"started_at", GEN_TIMESTAMP, 0, 0},
+    {"ended_at", GEN_TIMESTAMP, 0, 0},
+    {"diagnosis_code", GEN_DIAGNOSIS, 0, 0},
     {"notes", GEN_NOTES, 0, 0},
 };
 
 static const col_spec_t prescription_cols[] = {
-    {"patient_id", GEN_PATIENT_REF, 1, 1}, {"encounter_id", GEN_ENCOUNTER_REF, 0, 0},
-    {"drug_code", GEN_DRUG_CODE, 1, 1},    {"drug_name", GEN_DRUG_NAME, 0, 0},
-    {"dose", GEN_DOSE, 0, 0},              {"quantity", GEN_QUANTITY, 0, 0},
-    {"refills", GEN_REFILLS, 1, 0},        {"status", GEN_RX_STATUS, 0, 0},
+    {"patient_id", GEN_PATIENT_REF, 1, 1},
+    {"encounter_id", GEN_ENCOUNTER_REF, 0, 0},
+    {"drug_code", GEN_DRUG_CODE, 1, 1},
+    {"drug_name", GEN_DRUG_NAME, 0, 0},
+    {"dose", GEN_DOSE, 0, 0},
+    {"quantity", GEN_QUANTITY, 0, 0},
+    {"refills", GEN_REFILLS, 1, 0},
+    {"status", GEN_RX_STATUS, 0, 0},
     {"prescribed_at", GEN_TIMESTAMP, 0, 0},
 };
 
@@ -105,34 +112,33 @@ static const entity_spec_t entities[ENTITY_CNT] = {
 
 /* Clearly synthetic values: fictional 555-01xx numbers, example.test
  * addresses, family names no one carries. */
-static const char *const given_names[] = {"Alex", "Sam",   "Robin",  "Jordan", "Casey", "Morgan",
+static const char *const given_names[] = {"Alex",  "Sam",   "Robin", "Jordan", "Casey",  "Morgan",
                                           "Avery", "Riley", "Quinn", "Jamie",  "Taylor", "Drew"};
 static const char *const family_names[] = {"Placeholder", "Specimen", "Sampleton", "Testwell",
                                            "Mockridge",   "Dummett",  "Synthson",  "Fakely"};
 static const char *const sexes[] = {"female", "male", "other", "unknown"};
 static const char *const streets[] = {"Synthetic", "Fixture", "Example", "Mock", "Stub"};
-static const char *const notes[] = {"Synthetic note: routine follow-up.",
-                                    "Synthetic note: no known allergies.",
-                                    "Synthetic note: prefers morning slots.",
-                                    "Synthetic note: interpreter requested.",
-                                    "Synthetic note: it's a test record."};
+static const char *const notes[] = {
+    "Synthetic note: routine follow-up.", "Synthetic note: no known allergies.",
+    "Synthetic note: prefers morning slots.", "Synthetic note: interpreter requested.",
+    "Synthetic note: it's a test record."};
 static const char *const tz_suffixes[] = {"Z", "+00:00", "+01:00", "-05:00", "+05:30", "-08:00"};
 static const int durations[] = {10, 15, 20, 30, 45, 60};
 static const char *const appt_statuses[] = {"booked", "arrived", "fulfilled", "cancelled",
                                             "noshow"};
-static const char *const reasons[] = {"annual check-up", "follow-up",    "vaccination",
-                                      "lab results",     "back pain",    "sore throat",
+static const char *const reasons[] = {"annual check-up",  "follow-up", "vaccination",
+                                      "lab results",      "back pain", "sore throat",
                                       "medication review"};
 static const char *const encounter_kinds[] = {"outpatient", "telehealth", "emergency", "inpatient"};
-static const char *const diagnoses[] = {"Z00.00", "J06.9", "I10", "E11.9", "M54.5", "J45.909",
-                                        "K21.9",  "F41.1"};
-static const char *const drug_codes[] = {"RX-10001", "RX-10002", "RX-10003", "RX-10004",
-                                         "RX-10005", "RX-10006"};
-static const char *const drug_names[] = {"amoxicillin", "lisinopril", "metformin",
+static const char *const diagnoses[] = {"Z00.00", "J06.9",   "I10",   "E11.9",
+                                        "M54.5",  "J45.909", "K21.9", "F41.1"};
+static const char *const drug_codes[] = {"RX-10001", "RX-10002", "RX-10003",
+                                         "RX-10004", "RX-10005", "RX-10006"};
+static const char *const drug_names[] = {"amoxicillin",  "lisinopril", "metformin",
                                          "atorvastatin", "salbutamol", "omeprazole"};
 static const char *const doses[] = {"500 mg three times daily", "10 mg once daily",
-                                    "850 mg twice daily", "20 mg at night", "2 puffs as needed",
-                                    "20 mg before breakfast"};
+                                    "850 mg twice daily",       "20 mg at night",
+                                    "2 puffs as needed",        "20 mg before breakfast"};
 static const char *const rx_statuses[] = {"active", "completed", "stopped", "on-hold"};
 
 typedef struct {
@@ -205,10 +211,9 @@ static void rng_uuid(pgs_loadgen_t *lg, char out[37])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 void pgs_loadgen_opts_default(pgs_loadgen_opts_t *opts)

@@ -276,8 +276,7 @@ static rd_kafka_conf_t *produce_conf_new(produce_t *p, const pgs_config_t *cfg, 
 {
     const char *env_brokers = getenv("PGSCRIBE_KAFKA");
     const char *defaults[][2] = {
-        {"bootstrap.servers",
-         env_brokers && *env_brokers ? env_brokers : PRODUCE_DEFAULT_BROKERS},
+        {"bootstrap.servers", env_brokers && *env_brokers ? env_brokers : PRODUCE_DEFAULT_BROKERS},
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "5"},
@@ -379,11 +378,10 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
 
     rd_kafka_resp_err_t err;
     for (;;) {
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->opts.topic),
-                                RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE(buf, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                RD_KAFKA_V_HEADER("content-type", p->json ? ct_json : ct_avro, -1),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(p->opts.topic), RD_KAFKA_V_KEY(key, keylen),
+            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+            RD_KAFKA_V_HEADER("content-type", p->json ? ct_json : ct_avro, -1), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         /* Deliveries free queue space; serve them and try again. */
@@ -549,8 +547,8 @@ int pgs_cmd_produce(int argc, char **argv)
     rd_kafka_flush(p.rk, PRODUCE_FLUSH_MS);
     int undelivered = rd_kafka_outq_len(p.rk);
     double elapsed = produce_now() - p.t_start;
-    fprintf(stderr, "produced %lld commands to %s in %.2f s (%.0f/s), %lld failed\n",
-            p.delivered, p.opts.topic, elapsed, elapsed > 0 ? (double)p.delivered / elapsed : 0.0,
+    fprintf(stderr, "produced %lld commands to %s in %.2f s (%.0f/s), %lld failed\n", p.delivered,
+            p.opts.topic, elapsed, elapsed > 0 ? (double)p.delivered / elapsed : 0.0,
             p.failed + p.encode_failed);
     if (undelivered > 0)
         fprintf(stderr, "produce: %d messages undelivered after %d s\n", undelivered,

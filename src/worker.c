@@ -288,9 +288,11 @@ int pgs_cmd_run(int argc, char **argv)
     double secs = (double)(pgs_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
-             "in %.1f s",
+             "commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
              (long long)w->ctr.total_consumed, (long long)w->ctr.total_applied,
-             (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered, secs);
+             (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered,
+             (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
+             (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
     signal_worker = NULL;
     worker_free(w);
     return PGS_EXIT_OK;

@@ -71,6 +71,7 @@ typedef struct {
     pgs_clinic_counter_t *clinics;
     /* totals since start, for the exit summary */
     int64_t total_consumed, total_applied, total_duplicates, total_dead_lettered;
+    pgs_hist_t total_commit_latency;
 } pgs_counters_t;
 
 typedef struct pgs_pool_s pgs_pool_t;

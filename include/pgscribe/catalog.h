@@ -23,10 +23,10 @@ typedef struct pgs_entity_s {
     char *name;
     pgs_column_t *cols;
     int ncols;
-    int *pk;       /* indexes into cols, in primary key order */
-    int npk;       /* primary key columns other than clinic_id */
-    int clinic_col;  /* index of clinic_id */
-    int version_col; /* index of "version" (bigint/int), or -1 */
+    int *pk;            /* indexes into cols, in primary key order */
+    int npk;            /* primary key columns other than clinic_id */
+    int clinic_col;     /* index of clinic_id */
+    int version_col;    /* index of "version" (bigint/int), or -1 */
     int updated_at_col; /* index of "updated_at", or -1 */
 } pgs_entity_t;
 
@@ -39,8 +39,7 @@ const char *pgs_catalog_schema(const pgs_catalog_t *cat);
 pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name);
 /** @brief Appends a column; recomputes pk, clinic_col, version_col, updated_at_col. */
 void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
-                           unsigned type_oid, int is_pk, int not_null, int has_default,
-                           int is_phi);
+                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi);
 
 /**
  * @brief Introspects @p schema over a blocking connection: every table with a
@@ -48,8 +47,7 @@ void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type
  *        entity; other tables are skipped (logged at debug).
  * @returns a catalog, or NULL with the reason in @p errstr.
  */
-pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr,
-                                size_t errstr_size);
+pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size);
 
 const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entity);
 size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);

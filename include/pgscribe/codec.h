@@ -10,9 +10,9 @@
 #include "pgscribe/error.h"
 
 /* Schema ids of the schemas shipped in schemas/avro (see its README). */
-#define PGS_SCHEMA_ID_WRITE_COMMAND_V1 1 /* older writer: no expected_version */
-#define PGS_SCHEMA_ID_WRITE_COMMAND_V2 2 /* current */
-#define PGS_SCHEMA_ID_AUDIT_EVENT_V1   3
+#define PGS_SCHEMA_ID_WRITE_COMMAND_V1  1 /* older writer: no expected_version */
+#define PGS_SCHEMA_ID_WRITE_COMMAND_V2  2 /* current */
+#define PGS_SCHEMA_ID_AUDIT_EVENT_V1    3
 #define PGS_SCHEMA_ID_WORKER_METRICS_V1 4
 
 /** Largest message value the decoder accepts, and the largest string. */
@@ -39,8 +39,8 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
                                  pgs_audit_event_t **out, char *errstr, size_t errstr_size);
 
 /** @brief Encodes a command. Avro uses @p schema_id (1 or 2). *buf is malloc'd. */
-int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json,
-                             int schema_id, char **buf, size_t *len);
+int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json, int schema_id,
+                             char **buf, size_t *len);
 int pgs_codec_encode_audit(pgs_codec_t *codec, const pgs_audit_event_t *ev, int json, char **buf,
                            size_t *len);
 

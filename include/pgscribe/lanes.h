@@ -23,8 +23,8 @@ void pgs_lanes_free(pgs_lanes_t *lanes);
 
 /** @brief Appends @p item to the lane of @p key in clinic @p group. The item
  *         is ready at once if its lane was empty. */
-void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group,
-                    const char *key, size_t key_len);
+void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group, const char *key,
+                    size_t key_len);
 
 /**
  * @brief Takes up to @p max ready items, all of one group (the next group in
@@ -47,8 +47,8 @@ void pgs_lanes_retry(pgs_lanes_t *lanes, pgs_lane_item_t *item);
 size_t pgs_lanes_purge(pgs_lanes_t *lanes, int (*pred)(pgs_lane_item_t *item, void *opaque),
                        void (*drop)(pgs_lane_item_t *item, void *opaque), void *opaque);
 
-size_t pgs_lanes_queued(const pgs_lanes_t *lanes);   /* all items, in flight or not */
-size_t pgs_lanes_ready(const pgs_lanes_t *lanes);    /* items ready to take */
+size_t pgs_lanes_queued(const pgs_lanes_t *lanes); /* all items, in flight or not */
+size_t pgs_lanes_ready(const pgs_lanes_t *lanes);  /* items ready to take */
 size_t pgs_lanes_in_flight(const pgs_lanes_t *lanes);
 
 #endif

@@ -143,8 +143,8 @@ static int fields_equal(const pgs_field_t *a, size_t an, const pgs_field_t *b, s
 static int commands_equal(const pgs_command_t *a, const pgs_command_t *b)
 {
     return strcmp(a->command_id, b->command_id) == 0 && strcmp(a->clinic_id, b->clinic_id) == 0 &&
-           strcmp(a->actor, b->actor) == 0 && strcmp(a->entity, b->entity) == 0 &&
-           a->op == b->op && a->has_expected_version == b->has_expected_version &&
+           strcmp(a->actor, b->actor) == 0 && strcmp(a->entity, b->entity) == 0 && a->op == b->op &&
+           a->has_expected_version == b->has_expected_version &&
            a->expected_version == b->expected_version && a->issued_at_ms == b->issued_at_ms &&
            fields_equal(a->key, a->key_cnt, b->key, b->key_cnt) &&
            fields_equal(a->data, a->data_cnt, b->data, b->data_cnt);

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Fails when a C file of pgscribe differs from what clang-format makes of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bad=0
+for f in src/*.c src/*.h include/pgscribe/*.h tests/unit/*.c; do
+    if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
+        echo "not clang-formatted: $f"
+        bad=1
+    fi
+done
+[ $bad -eq 0 ] && echo "format: all C files clang-formatted"
+exit $bad
