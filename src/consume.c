@@ -12,6 +12,15 @@
 #include "pgscribe/log.h"
 #include "worker.h"
 
+/* The assignment strategy. pgscribe drives both protocols (incremental
+ * assign/unassign when cooperative), but the default is eager roundrobin:
+ * with Debian's librdkafka 2.0.2, cooperative-sticky leaves partitions
+ * revoked from one member unassigned until the next rebalance and fails
+ * offset commits with ILLEGAL_GENERATION (librdkafka issues #4059, #3306,
+ * fixed in later releases), which the handover test shows. Operators on a
+ * newer librdkafka can set kafka.partition.assignment.strategy. */
+#define PGS_ASSIGNMENT_STRATEGY "roundrobin"
+
 pgs_partition_t *pgs_partition_get(pgs_worker_t *w, int32_t partition)
 {
     if (partition >= w->parts_cnt) {
@@ -180,7 +189,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
         conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) ||
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
-        conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
+        conf_set(conf, "partition.assignment.strategy", PGS_ASSIGNMENT_STRATEGY, errstr,
                  errstr_size) ||
         conf_set(conf, "queued.max.messages.kbytes", "65536", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);

@@ -74,7 +74,7 @@ static const col_spec_t patient_cols[] = {
 static const col_spec_t appointment_cols[] = {
     {"patient_id", GEN_PATIENT_REF, 1, 1}, {"practitioner", GEN_PRACTITIONER, 0, 0},
     {"starts_at", GEN_TIMESTAMP, 1, 1},    {"duration_min", GEN_DURATION, 0, 0},
-    {"status", GEN_APPT_STATUS, 0, 0},     {"reason", GEN_REASON, 0, 0},
+    {"status", GEN_APPT_STATUS, 1, 0},     {"reason", GEN_REASON, 0, 0},
 };
 
 static const col_spec_t encounter_cols[] = {

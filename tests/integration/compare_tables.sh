@@ -49,7 +49,7 @@ for t in $TABLES; do
     status=1
     echo "$t: DIFFERENT ($na rows in A, $nb rows in B)"
     # diff keeps both sides in id order; only the id field leaves this script.
-    diff "$work/a" "$work/b" | awk -F'\t' -v max="$MAX_SHOWN" '
+    { diff "$work/a" "$work/b" || true; } | awk -F'\t' -v max="$MAX_SHOWN" '
         /^< / { id = substr($1, 3); inA[id] = 1; if (!(id in seen)) { seen[id] = 1; order[n++] = id } }
         /^> / { id = substr($1, 3); inB[id] = 1; if (!(id in seen)) { seen[id] = 1; order[n++] = id } }
         END {

@@ -46,6 +46,7 @@ group = $T_RUN
 interval_ms = 1000
 [kafka]
 bootstrap.servers = $PGSCRIBE_KAFKA
+${T_EXTRA_KAFKA_CONF:-}
 CONF
     "$PGSCRIBE_BIN" topics -c "$T_CONF" -p "${T_PARTITIONS:-12}" >/dev/null
 }
@@ -68,7 +69,7 @@ pgs_test_cleanup() {
 pgs_psql() { # DB psql-args...
     local db=$1
     shift
-    psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
 }
 
 pgs_scalar() { # DB SQL

@@ -32,7 +32,7 @@ static const schema_t schema[] = {
     {"appointments",
      {"patient_id", "practitioner", "starts_at", "duration_min", "status", "reason"},
      {"patient_id", "starts_at"},
-     {"patient_id", "starts_at"}},
+     {"patient_id", "starts_at", "status"}},
     {"encounters",
      {"patient_id", "appointment_id", "kind", "started_at", "ended_at", "diagnosis_code", "notes"},
      {"patient_id"},

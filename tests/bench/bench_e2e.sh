@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# pgscribe's end-to-end benchmark: produce N commands first, then time one
+# worker applying them to a fresh database, and measure PostgreSQL's own limit
+# (COPY, multi-row INSERT, multi-row INSERT + idempotency + audit) on the same
+# rows, same cluster, in the same run. Prints figures; it is not a timed test.
+#
+# usage: tests/bench/bench_e2e.sh [--count N] [--clinics C] [--sessions S] [--keep]
+#   --count N      commands produced (default 100000)
+#   --clinics C    clinics the generated load spreads over (default 20)
+#   --sessions S   parallel psql sessions of the multi-row baselines (default 8)
+#   --keep         keep the work folder (config, worker log, row files)
+# env: PGSCRIBE_BIN (default <repo>/build/pgscribe), PGS_STACK_DIR.
+# Exit status: 0 when the run completed with consistent counts; 1 when the
+# worker died, timed out or the counts do not add up; 2 on bad arguments.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${PGSCRIBE_BIN:-$REPO/build/pgscribe}
+PGS_STACK_DIR=${PGS_STACK_DIR:-$REPO/.stack}
+COUNT=100000
+CLINICS=20
+SESSIONS=8
+KEEP=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --count) COUNT=$2; shift 2 ;;
+    --clinics) CLINICS=$2; shift 2 ;;
+    --sessions) SESSIONS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--count N] [--clinics C] [--sessions S] [--keep]" >&2; exit 2 ;;
+    esac
+done
+[[ $COUNT =~ ^[1-9][0-9]*$ && $CLINICS =~ ^[1-9][0-9]*$ && $SESSIONS =~ ^[1-9][0-9]*$ ]] ||
+    { echo "bench: --count, --clinics and --sessions take positive integers" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "bench: $BIN not built (cmake --build build --target pgscribe)" >&2; exit 1; }
+
+# The stack is shared with other users: start it if it is down, never stop it.
+"$REPO/scripts/stack.sh" status >/dev/null 2>&1 || "$REPO/scripts/stack.sh" up >/dev/null
+set -a
+# shellcheck disable=SC1091
+. "$PGS_STACK_DIR/env"
+set +a
+
+DB=pgs_bench
+BASE_DB=pgs_bench_base
+RUN=bench-$$-$(date +%s)
+WORK=$(mktemp -d /tmp/pgscribe-bench.XXXXXX)
+CONF=$WORK/pgscribe.conf
+LOG=$WORK/worker.log
+W_PID=
+
+note() { echo "bench: $*" >&2; }
+fail() { echo "bench: FAIL: $*" >&2; exit 1; }
+psql_db() { # DB psql-args...
+    local db=$1
+    shift
+    psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
+}
+scalar() { psql_db "$1" -At -c "$2"; }
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+
+cleanup() {
+    local rc=$?
+    if [ -n "$W_PID" ]; then
+        kill -9 "$W_PID" 2>/dev/null || true
+        wait "$W_PID" 2>/dev/null || true
+    fi
+    if [ $rc -ne 0 ] && [ -f "$LOG" ]; then
+        echo "=== last lines of the worker log" >&2
+        tail -n 25 "$LOG" >&2
+    fi
+    for db in "$DB" "$BASE_DB"; do
+        psql_db postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    if [ "$KEEP" = 1 ] || [ $rc -ne 0 ]; then
+        echo "bench: work folder kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# cpu_ticks PID...: utime+stime (+cutime+cstime with --children) in clock
+# ticks; the fields after the ")" of comm start at field 3 of /proc/PID/stat.
+cpu_ticks() {
+    local with_children=0 total=0 pid stat
+    if [ "$1" = --children ]; then with_children=1; shift; fi
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12]))
+        [ $with_children = 1 ] && total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
+# The postmaster's cutime/cstime hold the CPU of backends that already
+# exited (psql polls, the migrations), so the cluster total loses nothing.
+PM_PID=$(head -n 1 "$PGS_STACK_DIR/pg/data/postmaster.pid")
+pg_children() { ps -o pid= --ppid "$PM_PID" | tr -d ' '; }
+pg_cpu_ticks() {
+    # shellcheck disable=SC2046
+    echo $(($(cpu_ticks --children "$PM_PID") + $(cpu_ticks $(pg_children))))
+}
+# CPU of the backends serving our worker, separated from anyone else's.
+pg_worker_backend_ticks() {
+    local pids=() pid
+    for pid in $(pg_children); do
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "pgscribe_worker $DB " && pids+=("$pid")
+    done
+    cpu_ticks "${pids[@]:-}"
+}
+KAFKA_PID=$(cat "$PGS_STACK_DIR/kafka/kafka.pid" 2>/dev/null || true)
+kafka_ticks() { if [ -n "$KAFKA_PID" ]; then cpu_ticks "$KAFKA_PID"; else echo 0; fi; }
+HZ=$(getconf CLK_TCK)
+
+# 1. Fresh databases (the worker's and the baseline's), fresh topics.
+note "fresh databases $DB and $BASE_DB, topics $RUN.*"
+for db in "$DB" "$BASE_DB"; do
+    psql_db postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+    "$BIN" migrate --dir "$REPO/schemas/sql" \
+        --conninfo "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$db user=postgres" >/dev/null
+done
+export PGSCRIBE_PG_CONNINFO="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$DB user=pgscribe_worker"
+cat >"$CONF" <<CONF
+[topic]
+commands = $RUN.commands
+commands_dlq = $RUN.commands.dlq
+audit = $RUN.audit
+audit_dlq = $RUN.audit.dlq
+metrics = $RUN.metrics
+[consumer]
+group = $RUN
+[metrics]
+interval_ms = 1000
+[kafka]
+bootstrap.servers = $PGSCRIBE_KAFKA
+CONF
+"$BIN" topics -c "$CONF" >/dev/null
+
+# 2. Every command is on the topic before the worker starts, so the figure is
+# the worker's apply throughput, not the producer's pace.
+note "producing $COUNT commands over $CLINICS clinics"
+t_p0=$(now)
+"$BIN" produce -c "$CONF" --count "$COUNT" --clinics "$CLINICS" --emit "$WORK/commands.jsonl" \
+    --no-progress >"$WORK/produce.log" 2>&1 || { tail -n 5 "$WORK/produce.log" >&2; fail "produce failed"; }
+t_p1=$(now)
+emitted=$(wc -l <"$WORK/commands.jsonl")
+[ "$emitted" -eq "$COUNT" ] || fail "produce emitted $emitted commands, expected $COUNT"
+
+# 3. The worker, from process start to the last command applied.
+note "starting the worker"
+pg_t0=$(pg_cpu_ticks)
+k_t0=$(kafka_ticks)
+t0=$(now)
+"$BIN" run -c "$CONF" >"$LOG" 2>&1 &
+W_PID=$!
+deadline=$((SECONDS + 120 + COUNT / 200))
+sql="SELECT count(*) FROM pgscribe.applied_commands"
+top_taken=0
+while :; do
+    applied=$(scalar "$DB" "$sql")
+    dead=$(grep -c 'msg="dead-lettering' "$LOG" || true)
+    [ $((applied + dead)) -ge "$COUNT" ] && break
+    kill -0 "$W_PID" 2>/dev/null || fail "worker died after $applied applied, $dead dead-lettered"
+    [ $SECONDS -lt $deadline ] || fail "only $applied applied + $dead dead-lettered of $COUNT in time"
+    # One snapshot of who uses the CPU, half-way through applying.
+    if [ $top_taken = 0 ] && [ "$applied" -ge $((COUNT / 2)) ]; then
+        top -b -n 1 -w 160 | head -n 20 >"$WORK/top.txt" 2>/dev/null || true
+        top_taken=1
+    fi
+    sleep 0.05
+done
+t1=$(now)
+w_ticks=$(cpu_ticks "$W_PID")
+w_hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$W_PID/status")
+pg_t1=$(pg_cpu_ticks)
+pgw_ticks=$(pg_worker_backend_ticks)
+k_t1=$(kafka_ticks)
+t_first=$(scalar "$DB" "SELECT extract(epoch FROM min(applied_at)) FROM pgscribe.applied_commands")
+
+note "all commands done; stopping the worker"
+kill -TERM "$W_PID"
+w_rc=0
+wait "$W_PID" || w_rc=$?
+W_PID=
+[ $w_rc -eq 0 ] || fail "worker exited with $w_rc after SIGTERM"
+stop=$(grep 'msg="stopped:' "$LOG" | tail -n 1)
+[ -n "$stop" ] || fail "no stop line in the worker log"
+field() { sed -n "s/.*[ \"]$1=\([0-9.]*\).*/\1/p" <<<"$stop"; }
+s_applied=$(field applied)
+s_dead=$(field dead_lettered)
+s_dups=$(field duplicates)
+
+# Counts: every command applied or dead-lettered, each command id once.
+read -r rows distinct < <(scalar "$DB" \
+    "SELECT count(*), count(DISTINCT command_id) FROM pgscribe.applied_commands" | tr '|' ' ')
+[ $((s_applied + s_dead)) -eq "$COUNT" ] ||
+    fail "applied $s_applied + dead-lettered $s_dead != $COUNT"
+[ "$rows" -eq "$s_applied" ] || fail "applied_commands holds $rows rows, worker says $s_applied"
+[ "$rows" -eq "$distinct" ] || fail "applied_commands holds duplicate command ids"
+
+"$BIN" metrics -c "$CONF" --timeout-ms 30000 >"$WORK/metrics.jsonl"
+read -r m_txn m_applied < <(python3 -c '
+import json, sys
+txn = app = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    txn += r.get("transactions", 0)
+    app += r.get("applied", 0)
+print(txn, app)' "$WORK/metrics.jsonl")
+
+# 5. PostgreSQL's own limit on the rows these commands produced.
+note "baseline: loading the same rows into $BASE_DB (COPY, multi-row, multi-row + semantics)"
+python3 "$REPO/tests/bench/pg_baseline.py" --host "$PGS_PG_HOST" --port "$PGS_PG_PORT" \
+    --src-db "$DB" --dst-db "$BASE_DB" --work "$WORK/baseline" --sessions "$SESSIONS" \
+    --batch 100 >"$WORK/baseline.txt" || fail "baseline failed"
+base() { sed -n "s/^$1=//p" "$WORK/baseline.txt"; }
+
+# 6. The table.
+cores=$(nproc)
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+pg_ver=$(scalar postgres "SHOW server_version" | awk '{print $1}')
+pg_sync=$(scalar postgres "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings
+    WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers')")
+kafka_ver=$(find "$REPO/deploy/kafka" -name 'kafka-clients-*.jar' 2>/dev/null |
+    sed -n 's/.*kafka-clients-\([0-9.]*\)\.jar$/\1/p' | sort -V | tail -n 1)
+elapsed=$(calc "$t1 - $t0")
+active=$(calc "$t1 - $t_first")
+per100k() { calc "round($1 / $HZ * 100000 / $COUNT, 2)"; }
+pgscribe_rate=$(calc "round($COUNT / $elapsed)")
+multi_sem=$(base semantics_rows_per_s)
+
+echo
+printf 'pgscribe benchmark — %s commands, %s clinics, %s cores (%s), PostgreSQL %s, Kafka %s\n' \
+    "$COUNT" "$CLINICS" "$cores" "$cpu_model" "$pg_ver" "${kafka_ver:-?}"
+printf '  (%s; one worker, default [apply] settings; baseline with %s psql sessions)\n' "$pg_sync" "$SESSIONS"
+printf '  %-38s %8s commands/s   (commit p50 %s ms, p99 %s ms; %s cmds/txn)\n' \
+    "pgscribe end-to-end" "$pgscribe_rate" "$(field commit_p50_ms)" "$(field commit_p99_ms)" \
+    "$(calc "round($m_applied / max($m_txn, 1), 1)")"
+printf '  %-38s %8s commands/s   (%.2f s from the first applied row; %.2f s with startup)\n' \
+    "  without startup" "$(calc "round($COUNT / $active)")" "$active" "$elapsed"
+printf '  %-38s %8s commands/s   (produced before the worker started, %.2f s)\n' \
+    "producer" "$(calc "round($COUNT / ($t_p1 - $t_p0))")" "$(calc "$t_p1 - $t_p0")"
+printf '  %-38s %s s per 100k commands; peak RSS %s MB\n' "worker CPU" \
+    "$(per100k "$w_ticks")" "$(calc "round($w_hwm_kb / 1024)")"
+printf '  %-38s %s s per 100k commands (worker'"'"'s backends %s s)\n' "postgres CPU" \
+    "$(per100k "$((pg_t1 - pg_t0))")" "$(per100k "$pgw_ticks")"
+printf '  %-38s %s s per 100k commands\n' "kafka broker CPU" "$(per100k "$((k_t1 - k_t0))")"
+printf '  %-38s %s transactions; applied %s, duplicates %s, dead-lettered %s\n' "counts" \
+    "$m_txn" "$s_applied" "$s_dups" "$s_dead"
+printf '  %-38s %8s rows/s       (%s rows of the 4 clinic tables, one session)\n' \
+    "PostgreSQL COPY" "$(base copy_rows_per_s)" "$(base rows)"
+printf '  %-38s %8s rows/s       (100 rows/statement, 1 txn each)\n' \
+    "PostgreSQL multi-row INSERT" "$(base multirow_rows_per_s)"
+printf '  %-38s %8s rows/s       (+1 applied_commands, +1 write_audit row per row)\n' \
+    "multi-row + idempotency + audit" "$multi_sem"
+printf '  %-38s %s\n' "ratio pgscribe / multi-row+semantics" \
+    "$(calc "round($pgscribe_rate / $multi_sem, 2)")"
+if [ -s "$WORK/top.txt" ]; then
+    echo "  top, half-way through applying:"
+    sed -n '7,14p' "$WORK/top.txt" | sed 's/^/    /'
+fi
+exit 0
