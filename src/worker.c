@@ -59,9 +59,34 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     pgs_pool_tick(w->pool);
 }
 
+/* Introspects the target schema again (SIGHUP): new tables and columns are
+ * accepted from then on. The old catalog stays alive until exit because
+ * queued works and prepared shapes still point into it. */
+static void reload_catalog(pgs_worker_t *w)
+{
+    char errstr[512];
+    PGconn *pg = PQconnectdb(pgs_config_str(w->cfg, "pg.conninfo"));
+    pgs_catalog_t *cat = NULL;
+    if (PQstatus(pg) == CONNECTION_OK)
+        cat = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", PQerrorMessage(pg));
+    PQfinish(pg);
+    if (!cat) {
+        pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+        return;
+    }
+    w->retired_catalogs =
+        realloc(w->retired_catalogs, (w->retired_cnt + 1) * sizeof(*w->retired_catalogs));
+    w->retired_catalogs[w->retired_cnt++] = w->catalog;
+    w->catalog = cat;
+    pgs_info("catalog", "SIGHUP: catalog reloaded, %zu entities", pgs_catalog_entity_count(cat));
+}
+
 static void reload_config(pgs_worker_t *w, const char *path)
 {
     w->reload = 0;
+    reload_catalog(w);
     if (!path) {
         pgs_info("worker", "SIGHUP: no config file to reload");
         return;
@@ -192,6 +217,9 @@ static void worker_free(pgs_worker_t *w)
     pgs_pool_free(w->pool);
     pgs_lanes_free(w->lanes);
     pgs_catalog_free(w->catalog);
+    for (size_t i = 0; i < w->retired_cnt; i++)
+        pgs_catalog_free(w->retired_catalogs[i]);
+    free(w->retired_catalogs);
     pgs_codec_free(w->codec);
     pgs_counters_reset(&w->ctr);
     if (w->wake_fds[0] >= 0) {

@@ -93,6 +93,8 @@ struct pgs_worker_s {
 
     pgs_codec_t *codec;
     pgs_catalog_t *catalog;
+    pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
+    size_t retired_cnt;
     pgs_lanes_t *lanes;
     pgs_pool_t *pool;
 

@@ -49,13 +49,16 @@ WORK=$(mktemp -d /tmp/pgscribe-bench.XXXXXX)
 CONF=$WORK/pgscribe.conf
 LOG=$WORK/worker.log
 W_PID=
+POLL_PSQL=
+TOP_PID=
 
 note() { echo "bench: $*" >&2; }
 fail() { echo "bench: FAIL: $*" >&2; exit 1; }
 psql_db() { # DB psql-args...
     local db=$1
     shift
-    psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
+    PGOPTIONS="-c client_min_messages=warning" \
+        psql -X -q -v ON_ERROR_STOP=1 -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$db" "$@"
 }
 scalar() { psql_db "$1" -At -c "$2"; }
 now() { date +%s.%N; }
@@ -66,6 +69,11 @@ cleanup() {
     if [ -n "$W_PID" ]; then
         kill -9 "$W_PID" 2>/dev/null || true
         wait "$W_PID" 2>/dev/null || true
+    fi
+    [ -n "$TOP_PID" ] && kill "$TOP_PID" 2>/dev/null || true
+    if [ -n "$POLL_PSQL" ]; then
+        kill "$POLL_PSQL" 2>/dev/null || true
+        wait "$POLL_PSQL" 2>/dev/null || true
     fi
     if [ $rc -ne 0 ] && [ -f "$LOG" ]; then
         echo "=== last lines of the worker log" >&2
@@ -152,7 +160,21 @@ t_p1=$(now)
 emitted=$(wc -l <"$WORK/commands.jsonl")
 [ "$emitted" -eq "$COUNT" ] || fail "produce emitted $emitted commands, expected $COUNT"
 
-# 3. The worker, from process start to the last command applied.
+# 3. The worker, from process start to the last command applied. One
+# long-lived psql session answers the polls: a new connection every 50 ms
+# would cost PostgreSQL more CPU than the count itself.
+coproc POLL {
+    PGOPTIONS="-c client_min_messages=warning" \
+        psql -X -q -At -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d "$DB" 2>&1
+}
+POLL_PSQL=$POLL_PID
+poll() { # SQL: first line of its answer; fails on no answer or a non-number
+    local got
+    echo "$1;" >&"${POLL[1]}"
+    read -r -t 30 got <&"${POLL[0]}" || fail "no answer from the polling psql session"
+    [[ $got =~ ^[0-9.]+$ ]] || fail "polling query failed: $got"
+    echo "$got"
+}
 note "starting the worker"
 pg_t0=$(pg_cpu_ticks)
 k_t0=$(kafka_ticks)
@@ -163,14 +185,17 @@ deadline=$((SECONDS + 120 + COUNT / 200))
 sql="SELECT count(*) FROM pgscribe.applied_commands"
 top_taken=0
 while :; do
-    applied=$(scalar "$DB" "$sql")
+    applied=$(poll "$sql")
     dead=$(grep -c 'msg="dead-lettering' "$LOG" || true)
     [ $((applied + dead)) -ge "$COUNT" ] && break
     kill -0 "$W_PID" 2>/dev/null || fail "worker died after $applied applied, $dead dead-lettered"
     [ $SECONDS -lt $deadline ] || fail "only $applied applied + $dead dead-lettered of $COUNT in time"
-    # One snapshot of who uses the CPU, half-way through applying.
+    # Who uses the CPU, over one second half-way through applying: top's
+    # second frame (its first one averages since each process started), in
+    # the background so that the poll keeps its pace.
     if [ $top_taken = 0 ] && [ "$applied" -ge $((COUNT / 2)) ]; then
-        top -b -n 1 -w 160 | head -n 20 >"$WORK/top.txt" 2>/dev/null || true
+        (top -b -n 2 -d 1 -w 200 2>/dev/null | awk '/^top -/ {n++} n == 2' >"$WORK/top.txt"; now >"$WORK/top.end") &
+        TOP_PID=$!
         top_taken=1
     fi
     sleep 0.05
@@ -181,7 +206,10 @@ w_hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$W_PID/status")
 pg_t1=$(pg_cpu_ticks)
 pgw_ticks=$(pg_worker_backend_ticks)
 k_t1=$(kafka_ticks)
-t_first=$(scalar "$DB" "SELECT extract(epoch FROM min(applied_at)) FROM pgscribe.applied_commands")
+t_first=$(poll "SELECT extract(epoch FROM min(applied_at)) FROM pgscribe.applied_commands")
+kill "$POLL_PSQL" 2>/dev/null || true
+wait "$POLL_PSQL" 2>/dev/null || true
+POLL_PSQL=
 
 note "all commands done; stopping the worker"
 kill -TERM "$W_PID"
@@ -231,7 +259,7 @@ kafka_ver=$(find "$REPO/deploy/kafka" -name 'kafka-clients-*.jar' 2>/dev/null |
     sed -n 's/.*kafka-clients-\([0-9.]*\)\.jar$/\1/p' | sort -V | tail -n 1)
 elapsed=$(calc "$t1 - $t0")
 active=$(calc "$t1 - $t_first")
-per100k() { calc "round($1 / $HZ * 100000 / $COUNT, 2)"; }
+per100k() { calc "'%.2f' % ($1 / $HZ * 100000 / $COUNT)"; }
 pgscribe_rate=$(calc "round($COUNT / $elapsed)")
 multi_sem=$(base semantics_rows_per_s)
 
@@ -261,8 +289,18 @@ printf '  %-38s %8s rows/s       (+1 applied_commands, +1 write_audit row per ro
     "multi-row + idempotency + audit" "$multi_sem"
 printf '  %-38s %s\n' "ratio pgscribe / multi-row+semantics" \
     "$(calc "round($pgscribe_rate / $multi_sem, 2)")"
-if [ -s "$WORK/top.txt" ]; then
-    echo "  top, half-way through applying:"
-    sed -n '7,14p' "$WORK/top.txt" | sed 's/^/    /'
+if [ -n "$TOP_PID" ]; then
+    wait "$TOP_PID" 2>/dev/null || true
+    TOP_PID=
+fi
+# Only a frame that ended before the last command counts (short runs end first).
+if [ -s "$WORK/top.txt" ] && [ "$(calc "int($(cat "$WORK/top.end") <= $t1)")" = 1 ]; then
+    printf '  %-38s %s\n' "CPU by process name, 1 s mid-apply" "$(awk '
+        /^%Cpu/ { sub(/^%Cpu\(s\): */, ""); cpu = $0 }
+        $1 ~ /^[0-9]+$/ && NF >= 12 { pct[$12] += $9; n[$12]++ }
+        END {
+            for (c in pct) if (pct[c] >= 1) printf "%s %.0f%% (%d), ", c, pct[c], n[c]
+            printf "[%s]", cpu
+        }' "$WORK/top.txt")"
 fi
 exit 0
