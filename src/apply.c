@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 
 #include "pgscribe/log.h"
+#include "pgscribe/resilience.h"
 #include "worker.h"
 
 typedef enum { R_BEGIN, R_CLINIC, R_PREPARE, R_CMD, R_COMMIT, R_ROLLBACK, R_SYNC } rkind_t;
@@ -47,6 +48,7 @@ typedef struct pgs_conn_s {
     int failed;   /* an error was seen before the sync */
     int fail_cmd; /* batch index at fault, or -1 */
     int fail_prepare_shape;
+    int fail_outage; /* the error says the database is going away */
     pgs_err_t fail_err;
     char fail_code[8];
     char fail_msg[256];
@@ -62,6 +64,7 @@ typedef struct {
     pgs_shape_t shape;
     char *sql;
     char name[24];
+    pgs_latency_t latency; /* of the transactions that carried this shape */
 } shape_entry_t;
 
 struct pgs_pool_s {
@@ -72,11 +75,18 @@ struct pgs_pool_s {
     int busy;
     shape_entry_t *shapes;
     size_t nshapes, shapes_cap;
-    int64_t retry_not_before_us; /* after a transient failure, pause dispatch briefly */
     int64_t last_down_log_us;
+    pgs_breaker_t breaker;
+    uint64_t rng;
+    pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
+    size_t nwaiting, waiting_cap;
 };
 
-static const char *const SQL_SET_CLINIC = "SELECT set_config('pgscribe.clinic_id', $1, true)";
+/* Sets the tenant and the transaction's adaptive timeouts in one statement;
+ * is_local = true: all three end with the transaction. */
+static const char *const SQL_TXN_SETUP =
+    "SELECT set_config('pgscribe.clinic_id', $1, true), set_config('statement_timeout', $2, true),"
+    " set_config('lock_timeout', $3, true)";
 
 static void conn_down(pgs_conn_t *c, const char *why);
 
@@ -99,6 +109,7 @@ static int shape_id(pgs_pool_t *pool, const pgs_shape_t *shape)
     e->shape = *shape;
     e->sql = pgs_sqlgen_statement(pgs_catalog_schema(pool->w->catalog), shape);
     snprintf(e->name, sizeof(e->name), "pgs_s%zu", pool->nshapes);
+    pgs_latency_init(&e->latency);
     pgs_debug("apply", "new statement shape %s for %s.%s op=%s", e->name,
               pgs_catalog_schema(pool->w->catalog), shape->ent->name, pgs_op_name(shape->op));
     return (int)pool->nshapes++;
@@ -145,7 +156,10 @@ static int conn_open(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
     char err[256];
-    PGconn *pg = PQconnectdb(pool->conninfo);
+    /* the conninfo's own settings win (expand_dbname); these are defaults */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"5", "pgscribe", pool->conninfo, NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         /* libpq's message names host/socket, never the password */
         snprintf(err, sizeof(err), "%s", PQerrorMessage(pg));
@@ -154,22 +168,18 @@ static int conn_open(pgs_conn_t *c)
         int64_t backoff = 100000LL << (c->connect_failures < 6 ? c->connect_failures : 6);
         c->next_connect_us = pgs_now_us() + backoff;
         int64_t now = pgs_now_us();
+        if (pool->breaker.state != PGS_BREAKER_OPEN && pgs_breaker_failure(&pool->breaker, now))
+            pgs_warn("apply", "circuit breaker open: database unreachable; dispatch stopped, "
+                              "partitions paused, probing");
         if (now - pool->last_down_log_us > 5000000) {
             pool->last_down_log_us = now;
             pgs_warn("apply", "database connection failed: %s", err);
         }
         return -1;
     }
-    char setup[128];
-    snprintf(setup, sizeof(setup), "SET statement_timeout = %lld",
-             (long long)pgs_config_int(pool->w->cfg, "apply.statement_timeout_ms"));
-    PGresult *r = PQexec(pg, setup);
-    PQclear(r);
-    r = PQexec(pg, "SET application_name = 'pgscribe'");
-    PQclear(r);
-    r = PQprepare(pg, "pgs_clinic", SQL_SET_CLINIC, 1, NULL);
+    PGresult *r = PQprepare(pg, "pgs_txn_setup", SQL_TXN_SETUP, 3, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        pgs_error("apply", "cannot prepare clinic setter: %s", PQresultErrorMessage(r));
+        pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
         PQclear(r);
         PQfinish(pg);
         c->next_connect_us = pgs_now_us() + 1000000;
@@ -187,7 +197,8 @@ static int conn_open(pgs_conn_t *c)
     c->state = C_IDLE;
     c->want_write = 0;
     c->connect_failures = 0;
-    memset(c->prepared, 0, c->prepared_cap);
+    if (c->prepared)
+        memset(c->prepared, 0, c->prepared_cap);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(pool->w->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         pgs_error("apply", "epoll_ctl: %s", strerror(errno));
@@ -207,6 +218,9 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
     pool->conninfo = strdup(conninfo);
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
+    pool->rng = (uint64_t)pgs_now_us() | 1;
+    pgs_breaker_init(&pool->breaker, (int)pgs_config_int(w->cfg, "breaker.failure_threshold"),
+                     250000, pgs_config_int(w->cfg, "breaker.probe_interval_ms") * 1000);
     int max_batch = w->max_batch;
     int opened = 0;
     for (int i = 0; i < size; i++) {
@@ -245,6 +259,7 @@ void pgs_pool_free(pgs_pool_t *pool)
     }
     for (size_t i = 0; i < pool->nshapes; i++)
         free(pool->shapes[i].sql);
+    free(pool->waiting);
     free(pool->shapes);
     free(pool->conns);
     free(pool->conninfo);
@@ -284,6 +299,40 @@ static void conn_flush(pgs_conn_t *c)
     }
 }
 
+/* The transaction's statement_timeout: the configured factor times the
+ * slowest p99 latency observed for its statement shapes, clamped to the
+ * bounds; lock_timeout is half of it, capped by apply.lock_timeout_ms. Both
+ * are set with is_local, so they end with the transaction. */
+static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt_ms, char *lock_ms)
+{
+    const pgs_config_t *cfg = pool->w->cfg;
+    int64_t max_us = pgs_config_int(cfg, "apply.statement_timeout_ms") * 1000;
+    int64_t min_us = pgs_config_int(cfg, "apply.statement_timeout_min_ms") * 1000;
+    int64_t lock_max_us = pgs_config_int(cfg, "apply.lock_timeout_ms") * 1000;
+    double factor = pgs_config_double(cfg, "apply.timeout_factor");
+    int64_t p99 = 0;
+    for (int i = 0; i < n; i++) {
+        int sid = shape_id(pool, &works[i]->shape); /* may grow pool->shapes */
+        int64_t s = pool->shapes[sid].latency.p99_us;
+        if (s < 0) { /* a shape without history: take the upper bound */
+            p99 = -1;
+            break;
+        }
+        if (s > p99)
+            p99 = s;
+    }
+    int64_t stmt = pgs_timeout_adaptive(p99, factor, min_us, max_us);
+    int64_t lock = stmt / 2;
+    if (lock_max_us <= 0 || stmt == 0)
+        lock = 0;
+    else if (lock > lock_max_us)
+        lock = lock_max_us;
+    else if (lock == 0)
+        lock = 1000;
+    snprintf(stmt_ms, 24, "%lld", (long long)((stmt + 999) / 1000));
+    snprintf(lock_ms, 24, "%lld", (long long)((lock + 999) / 1000));
+}
+
 /* Sends one transaction for works[0..n) (all of one clinic). */
 static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
 {
@@ -295,6 +344,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->failed = 0;
     c->fail_cmd = -1;
     c->fail_prepare_shape = -1;
+    c->fail_outage = 0;
     c->in_rollback = 0;
     c->started_us = pgs_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
@@ -303,7 +353,10 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
     expect(c, R_BEGIN, -1);
-    if (!PQsendQueryPrepared(c->pg, "pgs_clinic", 1, &clinic, NULL, NULL, 0))
+    char stmt_ms[24], lock_ms[24];
+    txn_timeouts(pool, works, n, stmt_ms, lock_ms);
+    const char *setup[3] = {clinic, stmt_ms, lock_ms};
+    if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
         return -1;
     expect(c, R_CLINIC, -1);
     pgs_params_t params;
@@ -337,8 +390,53 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     return 0;
 }
 
-/* Gives every work of the batch back to its lane (no attempt is spent). */
-static void batch_requeue(pgs_conn_t *c, int skip, int count_attempt)
+/* A transient error spends one attempt: the work waits out a backoff with
+ * full jitter while its lane stays blocked (only its own key is held back,
+ * and its offset cannot be stored), or is dead-lettered once the attempts
+ * are used up. */
+static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code, const char *msg)
+{
+    pgs_worker_t *w = pool->w;
+    wk->attempts++;
+    if (wk->attempts >= pgs_config_int(w->cfg, "retry.max_attempts")) {
+        pgs_warn("apply", "command out of attempts after %d: partition=%d offset=%lld code=%s",
+                 wk->attempts, (int)wk->part->partition, (long long)wk->offset, code);
+        pgs_dlq_send(w, wk, PGS_E_DB_TRANSIENT, code, msg);
+        return;
+    }
+    w->ctr.retried++;
+    int64_t delay = pgs_backoff_delay_us(
+        wk->attempts, pgs_config_int(w->cfg, "retry.backoff_initial_ms") * 1000,
+        pgs_config_int(w->cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
+    wk->retry_at_us = pgs_now_us() + delay;
+    wk->state = PGS_WORK_QUEUED;
+    if (pool->nwaiting == pool->waiting_cap) {
+        pool->waiting_cap = pool->waiting_cap ? pool->waiting_cap * 2 : 64;
+        pool->waiting = realloc(pool->waiting, pool->waiting_cap * sizeof(*pool->waiting));
+        if (!pool->waiting)
+            abort();
+    }
+    pool->waiting[pool->nwaiting++] = wk;
+}
+
+/* Works whose backoff has passed go back to the front of their lanes. */
+static void retry_due(pgs_pool_t *pool, int64_t now)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < pool->nwaiting; i++) {
+        pgs_work_t *wk = pool->waiting[i];
+        if (wk->retry_at_us <= now)
+            pgs_lanes_retry(pool->w->lanes, &wk->lane);
+        else
+            pool->waiting[keep++] = wk;
+    }
+    pool->nwaiting = keep;
+}
+
+/* Gives works of the batch back to their lanes without spending an attempt
+ * (they were not at fault: another command failed, or the database went
+ * away). @p skip is a batch index left alone, or -1. */
+static void batch_requeue(pgs_conn_t *c, int skip)
 {
     pgs_worker_t *w = c->pool->w;
     for (int i = 0; i < c->nbatch; i++) {
@@ -346,10 +444,6 @@ static void batch_requeue(pgs_conn_t *c, int skip, int count_attempt)
             continue;
         pgs_work_t *wk = c->batch[i];
         wk->state = PGS_WORK_QUEUED;
-        if (count_attempt) {
-            wk->attempts++;
-            w->ctr.retried++;
-        }
         pgs_lanes_retry(w->lanes, &wk->lane);
     }
     c->nbatch = 0;
@@ -357,9 +451,25 @@ static void batch_requeue(pgs_conn_t *c, int skip, int count_attempt)
 
 static void batch_succeeded(pgs_conn_t *c)
 {
-    pgs_worker_t *w = c->pool->w;
+    pgs_pool_t *pool = c->pool;
+    pgs_worker_t *w = pool->w;
     int64_t now = pgs_now_us();
     int64_t took = now - c->started_us;
+    if (pgs_breaker_success(&pool->breaker, now))
+        pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
+                 (long long)(pool->breaker.last_open_duration_us / 1000));
+    int last_sid = -1;
+    for (int i = 0; i < c->nbatch; i++) {
+        int sid = shape_id(pool, &c->batch[i]->shape);
+        if (sid != last_sid)
+            pgs_latency_record(&pool->shapes[sid].latency, took);
+        last_sid = sid;
+    }
+    int64_t slow_ms = pgs_config_int(w->cfg, "log.slow_statement_ms");
+    if (slow_ms > 0 && took / 1000 >= slow_ms)
+        pgs_warn("apply", "slow transaction: %d command(s) of clinic %s, first %s on %s, %lld ms",
+                 c->nbatch, c->batch[0]->cmd->clinic_id, pgs_op_name(c->batch[0]->cmd->op),
+                 c->batch[0]->cmd->entity, (long long)(took / 1000));
     pgs_hist_record(&w->ctr.commit_latency, (uint64_t)took);
     pgs_hist_record(&w->ctr.total_commit_latency, (uint64_t)took);
     w->ctr.transactions++;
@@ -396,14 +506,33 @@ static void batch_failed(pgs_conn_t *c)
                  "code=%s; dead-lettering it, %d other command(s) go again",
                  bad->cmd->entity, pgs_op_name(bad->cmd->op), (int)bad->part->partition,
                  (long long)bad->offset, c->fail_code, c->nbatch - 1);
-        batch_requeue(c, c->fail_cmd, 0);
+        batch_requeue(c, c->fail_cmd);
         pgs_dlq_send(w, bad, c->fail_err, c->fail_code, c->fail_msg);
         return;
     }
-    pgs_warn("apply", "transaction of %d command(s) failed transiently (SQLSTATE %s): retrying",
-             c->nbatch, c->fail_code[0] ? c->fail_code : "none");
-    batch_requeue(c, -1, 1);
-    c->pool->retry_not_before_us = pgs_now_us() + 50000;
+    const char *code = c->fail_code[0] ? c->fail_code : pgs_err_code(PGS_E_DB_TRANSIENT);
+    if (c->fail_outage) {
+        /* the database is going away (shutdown, no connections): not the
+         * commands' fault, no attempt is spent; the breaker decides */
+        pgs_warn("apply", "transaction of %d command(s) hit a database outage (SQLSTATE %s)",
+                 c->nbatch, code);
+        if (pgs_breaker_failure(&c->pool->breaker, pgs_now_us()))
+            pgs_warn("apply", "circuit breaker open: dispatch stopped, partitions paused");
+        batch_requeue(c, -1);
+        return;
+    }
+    pgs_warn("apply", "transaction of %d command(s) failed transiently (SQLSTATE %s): %s",
+             c->nbatch, code,
+             c->fail_cmd >= 0 ? "its command backs off, the others go again" : "all back off");
+    if (c->fail_cmd >= 0) {
+        pgs_work_t *culprit = c->batch[c->fail_cmd];
+        batch_requeue(c, c->fail_cmd);
+        work_retry_later(c->pool, culprit, code, c->fail_msg);
+        return;
+    }
+    for (int i = 0; i < c->nbatch; i++)
+        work_retry_later(c->pool, c->batch[i], code, c->fail_msg);
+    c->nbatch = 0;
 }
 
 /* Builds a PHI-free description of a server error: PostgreSQL's primary
@@ -439,6 +568,7 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->fail_code, sizeof(c->fail_code), "%s", state ? state : "");
     c->fail_err = pgs_sqlstate_classify(state);
+    c->fail_outage = pgs_sqlstate_is_outage(state);
     pgs_work_t *wk = NULL;
     if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
@@ -557,11 +687,14 @@ static void conn_down(pgs_conn_t *c, const char *why)
     c->state = C_DOWN;
     c->want_write = 0;
     c->next_connect_us = pgs_now_us() + 200000;
-    if (c->nbatch > 0) {
-        snprintf(c->fail_code, sizeof(c->fail_code), "08006");
-        batch_requeue(c, -1, 1);
-    }
-    pool->retry_not_before_us = pgs_now_us() + 100000;
+    /* the batch may or may not have committed: it goes again, and the
+     * idempotency record turns an already committed command into a counted
+     * duplicate; a lost connection spends no attempt */
+    if (c->nbatch > 0)
+        batch_requeue(c, -1);
+    if (pgs_breaker_failure(&pool->breaker, pgs_now_us()))
+        pgs_warn("apply", "circuit breaker open: connections lost; dispatch stopped, partitions "
+                          "paused, probing");
 }
 
 void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
@@ -579,9 +712,10 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
 void pgs_pool_dispatch(pgs_pool_t *pool)
 {
     pgs_worker_t *w = pool->w;
-    if (pool->retry_not_before_us && pgs_now_us() < pool->retry_not_before_us)
+    if (pool->nwaiting > 0)
+        retry_due(pool, pgs_now_us());
+    if (!pgs_breaker_allows_dispatch(&pool->breaker))
         return;
-    pool->retry_not_before_us = 0;
     pgs_work_t *works[1000];
     pgs_lane_item_t *items[1000];
     size_t max = (size_t)w->max_batch < 1000 ? (size_t)w->max_batch : 1000;
@@ -601,9 +735,47 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
     }
 }
 
+/* While the breaker is open, one connection at a time probes the database,
+ * with doubling delays; a probe that connects half-opens the breaker and the
+ * other connections follow. */
+static void breaker_probe(pgs_pool_t *pool, int64_t now)
+{
+    if (!pgs_breaker_probe_due(&pool->breaker, now))
+        return;
+    for (int i = 0; i < pool->nconns; i++) {
+        pgs_conn_t *c = &pool->conns[i];
+        if (c->state != C_DOWN)
+            continue;
+        if (conn_open(c) == 0) {
+            pgs_breaker_probe_ok(&pool->breaker, now);
+            pgs_info("apply", "circuit breaker half-open: probe connected, resuming work");
+        } else {
+            pgs_breaker_probe_failed(&pool->breaker, now);
+        }
+        return;
+    }
+    /* every connection is still up (errors came from the server): probing
+     * means trying work again */
+    pgs_breaker_probe_ok(&pool->breaker, now);
+}
+
+const char *pgs_pool_breaker_state(const pgs_pool_t *pool)
+{
+    return pgs_breaker_state_name(pool->breaker.state);
+}
+
+int pgs_pool_breaker_open(const pgs_pool_t *pool)
+{
+    return pool->breaker.state == PGS_BREAKER_OPEN;
+}
+
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_now_us();
+    if (pool->breaker.state == PGS_BREAKER_OPEN) {
+        breaker_probe(pool, now);
+        return;
+    }
     int attempts = 0;
     for (int i = 0; i < pool->nconns && attempts < 4; i++) {
         pgs_conn_t *c = &pool->conns[i];

@@ -13,7 +13,6 @@
 typedef enum { CT_STRING, CT_INT, CT_DOUBLE, CT_BOOL, CT_ENUM } cfg_type_t;
 
 #define CF_RELOAD 0x1 /* applied by a reload without restart */
-#define CF_SECRET 0x2 /* value never printed */
 
 typedef struct {
     const char *name;
@@ -62,39 +61,40 @@ static const cfg_def_t cfg_table[] = {
     CF_INT("apply.max_batch", "100", 1, 1000, 0, "Maximum commands grouped into one transaction."),
     CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
            "Decoded commands buffered in memory before fetching from Kafka pauses."),
+    CF_INT("apply.partition_window_max", "5000", 10, 1000000, CF_RELOAD,
+           "A partition whose consumed but not yet completed messages exceed this is paused, "
+           "and resumed when half of them are done."),
     CF_INT("apply.statement_timeout_ms", "30000", 0, 3600000, CF_RELOAD,
-           "PostgreSQL statement_timeout of each transaction in milliseconds (0 disables it)."),
+           "Upper bound of the adaptive statement_timeout set on each transaction, in "
+           "milliseconds (0 disables statement and lock timeouts)."),
+    CF_INT("apply.statement_timeout_min_ms", "2000", 0, 3600000, CF_RELOAD,
+           "Lower bound of the adaptive statement_timeout, in milliseconds."),
+    CF_INT("apply.lock_timeout_ms", "5000", 0, 3600000, CF_RELOAD,
+           "Upper bound of the adaptive lock_timeout set on each transaction, in milliseconds "
+           "(0 disables it)."),
+    CF_DBL("apply.timeout_factor", "10", 1, 1000, CF_RELOAD,
+           "Adaptive timeouts are this factor times the p99 latency observed for the statement "
+           "shapes of a transaction, clamped to the bounds."),
+    CF_INT("retry.max_attempts", "10", 1, 1000, CF_RELOAD,
+           "Attempts of a command hit by transient database errors before it is dead-lettered "
+           "with class db-transient."),
     CF_INT("retry.backoff_initial_ms", "100", 1, 60000, CF_RELOAD,
            "First delay before retrying a transient database error; it doubles, with jitter, "
            "on each attempt."),
     CF_INT("retry.backoff_max_ms", "30000", 10, 600000, CF_RELOAD,
            "Upper bound of the delay between retries of a transient error."),
     CF_INT("breaker.failure_threshold", "5", 1, 1000, CF_RELOAD,
-           "Consecutive transient failures that open the circuit breaker and pause the "
-           "partitions."),
+           "Consecutive failed connection attempts or connection losses that open the circuit "
+           "breaker: dispatch stops and partitions pause until a probe succeeds."),
     CF_INT("breaker.probe_interval_ms", "5000", 100, 600000, CF_RELOAD,
-           "Delay between probes of the database while the circuit breaker is open."),
-    CF_DBL("ratelimit.clinic_per_sec", "0", 0, 1000000, CF_RELOAD,
-           "Commands per second allowed to each clinic (0 = unlimited); a clinic over its "
-           "rate waits and is never dropped."),
-    CF_DBL("ratelimit.clinic_burst", "0", 0, 1000000, CF_RELOAD,
-           "Token bucket size of each clinic in commands (0 = one second of its rate)."),
-    CF_STR("crypto.keyring", "", 0,
-           "Path of the versioned keyring file for PHI column encryption; required when an "
-           "entity has encrypted columns."),
-    CF_STR("registry.url", "", 0,
-           "Confluent-compatible Schema Registry URL (empty = the schemas shipped in "
-           "schemas/avro/)."),
-    CF_STR("registry.basic_auth", "", CF_SECRET,
-           "Schema Registry credentials as user:password (never printed)."),
-    CF_INT("audit.retention_months", "84", 72, 1200, CF_RELOAD,
-           "Months of audit trail kept before a partition is archived and dropped (HIPAA "
-           "requires at least 72)."),
+           "Longest delay between database probes while the breaker is open; probes start at "
+           "250 ms and double up to this."),
+    CF_INT("audit.max_in_flight", "4", 1, 100, 0,
+           "Connections and concurrent transactions reserved for audit events, apart from the "
+           "command pool, so a flood of one cannot starve the other."),
+    CF_INT("audit.max_batch", "500", 1, 5000, 0, "Maximum audit events stored in one transaction."),
     CF_INT("metrics.interval_ms", "10000", 100, 3600000, CF_RELOAD,
            "Interval between WorkerMetrics records in milliseconds."),
-    CF_STR("metrics.listen", "", 0,
-           "host:port of the HTTP endpoint serving /metrics, /healthz and /readyz (empty "
-           "disables it)."),
     CF_BOOL("metrics.per_clinic", "true", CF_RELOAD,
             "Include per-clinic counts and database time in WorkerMetrics records."),
     CF_INT("shutdown.drain_timeout_ms", "30000", 100, 600000, CF_RELOAD,
@@ -103,8 +103,8 @@ static const cfg_def_t cfg_table[] = {
     CF_ENUM("log.level", "info", "debug|info|warn|error", CF_RELOAD,
             "Lowest level of log lines written to stderr."),
     CF_INT("log.slow_statement_ms", "1000", 0, 3600000, CF_RELOAD,
-           "Statements slower than this many milliseconds are logged with entity and timing "
-           "(0 disables it)."),
+           "Transactions slower than this many milliseconds are logged with their entities and "
+           "timing (0 disables it)."),
     CF_ENUM("produce.encoding", "avro", "avro|json", 0,
             "Encoding of the messages written by pgscribe produce."),
 };
@@ -195,11 +195,11 @@ static int cfg_parse_bool(const char *v, int *out)
 }
 
 /* Validates @p value for key @p idx and stores it in canonical form; the
- * message names the key and, unless the key is secret, the offending text. */
+ * message names the key and the offending text. Only string keys can hold
+ * a secret, and they never fail validation, so the text is safe to show. */
 static int cfg_assign(pgs_config_t *cfg, int idx, const char *value, char *msg, size_t msgsz)
 {
     const cfg_def_t *def = &cfg_table[idx];
-    const char *shown = (def->flags & CF_SECRET) ? MASK : value;
     char canon[64], range[64];
     const char *text = value;
     int64_t i = 0;
@@ -210,7 +210,7 @@ static int cfg_assign(pgs_config_t *cfg, int idx, const char *value, char *msg, 
         break;
     case CT_ENUM:
         if (!cfg_enum_has(def->values, value)) {
-            snprintf(msg, msgsz, "%s: '%s' is not one of %s", def->name, shown, def->values);
+            snprintf(msg, msgsz, "%s: '%s' is not one of %s", def->name, value, def->values);
             return -1;
         }
         break;
@@ -219,7 +219,7 @@ static int cfg_assign(pgs_config_t *cfg, int idx, const char *value, char *msg, 
         if (cfg_parse_bool(value, &b) != 0) {
             snprintf(msg, msgsz,
                      "%s: '%s' is not a boolean (expected true|false|yes|no|on|off|1|0)", def->name,
-                     shown);
+                     value);
             return -1;
         }
         i = b;
@@ -232,12 +232,12 @@ static int cfg_assign(pgs_config_t *cfg, int idx, const char *value, char *msg, 
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (end == value || *end != '\0') {
-            snprintf(msg, msgsz, "%s: '%s' is not an integer (expected %s)", def->name, shown,
+            snprintf(msg, msgsz, "%s: '%s' is not an integer (expected %s)", def->name, value,
                      range);
             return -1;
         }
         if (errno == ERANGE || (double)v < def->min || (double)v > def->max) {
-            snprintf(msg, msgsz, "%s: '%s' is out of range (expected %s)", def->name, shown, range);
+            snprintf(msg, msgsz, "%s: '%s' is out of range (expected %s)", def->name, value, range);
             return -1;
         }
         i = v;
@@ -251,11 +251,11 @@ static int cfg_assign(pgs_config_t *cfg, int idx, const char *value, char *msg, 
         errno = 0;
         d = strtod(value, &end);
         if (end == value || *end != '\0' || !isfinite(d)) {
-            snprintf(msg, msgsz, "%s: '%s' is not a number (expected %s)", def->name, shown, range);
+            snprintf(msg, msgsz, "%s: '%s' is not a number (expected %s)", def->name, value, range);
             return -1;
         }
         if (errno == ERANGE || d < def->min || d > def->max) {
-            snprintf(msg, msgsz, "%s: '%s' is out of range (expected %s)", def->name, shown, range);
+            snprintf(msg, msgsz, "%s: '%s' is out of range (expected %s)", def->name, value, range);
             return -1;
         }
         /* shortest text that reads back as the same double */
@@ -491,13 +491,23 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 static int cfg_check_relations(const pgs_config_t *cfg, const char *path, char *errstr,
                                size_t errstr_size)
 {
+    int nerr = 0;
     if (pgs_config_int(cfg, "retry.backoff_initial_ms") >
         pgs_config_int(cfg, "retry.backoff_max_ms")) {
         errstr_append(errstr, errstr_size,
                       "%s: retry.backoff_initial_ms must not exceed retry.backoff_max_ms\n", path);
-        return 1;
+        nerr++;
     }
-    return 0;
+    /* 0 turns the timeouts off, so the lower bound is then moot. */
+    int64_t timeout_max = pgs_config_int(cfg, "apply.statement_timeout_ms");
+    if (timeout_max != 0 && pgs_config_int(cfg, "apply.statement_timeout_min_ms") > timeout_max) {
+        errstr_append(errstr, errstr_size,
+                      "%s: apply.statement_timeout_min_ms must not exceed "
+                      "apply.statement_timeout_ms\n",
+                      path);
+        nerr++;
+    }
+    return nerr;
 }
 
 int pgs_config_load(pgs_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
@@ -761,10 +771,7 @@ void pgs_config_print_values(const pgs_config_t *cfg, FILE *fp)
     for (size_t i = 0; i < CFG_NKEYS; i++) {
         const char *v = cfg->vals[i].text;
         fprintf(fp, "%s = ", cfg_table[i].name);
-        if ((cfg_table[i].flags & CF_SECRET) && v[0])
-            fputs(MASK, fp);
-        else
-            cfg_print_masked(fp, v);
+        cfg_print_masked(fp, v);
         fputc('\n', fp);
     }
     for (size_t k = 0; k < cfg->nkafka; k++) {

@@ -150,6 +150,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++) {
             pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
             p->assigned = 1;
+            p->paused = 0;
             p->generation++;
             p->dirty = 0;
             pgs_offsets_free(p->offsets);
@@ -191,7 +192,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         conf_set(conf, "partition.assignment.strategy", PGS_ASSIGNMENT_STRATEGY, errstr,
                  errstr_size) ||
-        conf_set(conf, "queued.max.messages.kbytes", "65536", errstr, errstr_size)) {
+        conf_set(conf, "queued.max.messages.kbytes", "16384", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -262,6 +263,43 @@ void pgs_consume_store_offsets(pgs_worker_t *w)
     if (err)
         pgs_debug("consume", "offsets store: %s", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Pauses a partition whose window of consumed-but-unfinished messages grew
+ * past apply.partition_window_max (resumed at half of it), and every
+ * partition while the breaker is open or the backlog is full. librdkafka
+ * drops what it prefetched for a paused partition and resumes from the next
+ * offset not yet handed to pgscribe, so nothing is skipped. Polling goes
+ * on meanwhile, so the group membership and rebalances are served. */
+void pgs_consume_update_pauses(pgs_worker_t *w)
+{
+    size_t window = (size_t)pgs_config_int(w->cfg, "apply.partition_window_max");
+    int all = pgs_pool_breaker_open(w->pool) || w->works_live >= w->backlog_max;
+    rd_kafka_topic_partition_list_t *pause = NULL, *resume = NULL;
+    for (int32_t i = 0; i < w->parts_cnt; i++) {
+        pgs_partition_t *p = w->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        size_t pending = pgs_offsets_pending(p->offsets);
+        int want = all || pending > window || (p->paused && pending > window / 2);
+        if (want == p->paused)
+            continue;
+        rd_kafka_topic_partition_list_t **list = want ? &pause : &resume;
+        if (!*list)
+            *list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(*list, w->topic, p->partition);
+        p->paused = want;
+    }
+    if (pause) {
+        rd_kafka_pause_partitions(w->consumer, pause);
+        pgs_debug("consume", "paused %d partition(s)", pause->cnt);
+        rd_kafka_topic_partition_list_destroy(pause);
+    }
+    if (resume) {
+        rd_kafka_resume_partitions(w->consumer, resume);
+        pgs_debug("consume", "resumed %d partition(s)", resume->cnt);
+        rd_kafka_topic_partition_list_destroy(resume);
+    }
 }
 
 void pgs_consume_close(pgs_worker_t *w)

@@ -93,3 +93,11 @@ pgs_err_t pgs_sqlstate_classify(const char *s)
         return PGS_E_DB_TRANSIENT;
     return PGS_E_DB_PERMANENT;
 }
+
+int pgs_sqlstate_is_outage(const char *s)
+{
+    if (!s || strlen(s) != 5)
+        return 1;
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+           strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0;
+}

@@ -13,6 +13,7 @@ static const struct {
     {"migrate", pgs_cmd_migrate, "apply the versioned SQL migrations"},
     {"produce", pgs_cmd_produce, "produce commands from JSON lines or a generated load"},
     {"metrics", pgs_cmd_metrics, "read WorkerMetrics records from the metrics topic"},
+    {"replay", pgs_cmd_replay, "list dead letters, or re-produce them to their source topic"},
     {"topics", pgs_cmd_topics, "create the configured topics if they are missing"},
     {"broker", pgs_cmd_broker, "start librdkafka's in-memory mock cluster (development)"},
     {"check-config", pgs_cmd_check_config, "validate a configuration file"},

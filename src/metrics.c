@@ -65,7 +65,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_metrics_record_t rec = {
         .worker_id = w->worker_id,
         .interval_start_ms = w->metrics_interval_start_ms,
-        .interval_end_ms = now / 1000,
+        .interval_end_ms = pgs_now_ms(),
         .consumed = c->consumed,
         .applied = c->applied,
         .duplicates = c->duplicates,
@@ -76,11 +76,11 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .commit_p50_ms = (double)pgs_hist_percentile(&c->commit_latency, 50) / 1000.0,
         .commit_p95_ms = (double)pgs_hist_percentile(&c->commit_latency, 95) / 1000.0,
         .commit_p99_ms = (double)pgs_hist_percentile(&c->commit_latency, 99) / 1000.0,
-        .in_flight = w->pool ? pgs_pool_busy(w->pool) : 0,
+        .in_flight = (int64_t)w->works_live,
         .consumer_lag = w->consumer ? consumer_lag(w) : 0,
-        .breaker_state = "closed",
+        .breaker_state = w->pool ? pgs_pool_breaker_state(w->pool) : "closed",
         .clinics = clinics,
-        .clinic_cnt = nclinics,
+        .clinic_cnt = pgs_config_bool(w->cfg, "metrics.per_clinic") ? nclinics : 0,
     };
     char *buf = NULL;
     size_t len = 0;
@@ -106,6 +106,6 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
              (long long)rec.consumer_lag);
     free(clinics);
     pgs_counters_reset(c);
-    w->metrics_interval_start_ms = now / 1000;
+    w->metrics_interval_start_ms = rec.interval_end_ms;
     w->metrics_next_us = now + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
 }

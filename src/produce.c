@@ -1,10 +1,12 @@
-/* `pgscribe produce`: writes commands to Kafka, generated (loadgen) or read
- * from JSON lines, with pacing, progress and a delivery summary. */
+/* `pgscribe produce`: writes commands to Kafka, generated (loadgen), read
+ * from JSON lines or sent as raw files, with pacing, progress and a delivery
+ * summary. */
 #include "pgscribe/cli.h"
 #include "pgscribe/codec.h"
 #include "pgscribe/config.h"
 #include "pgscribe/loadgen.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +32,7 @@ typedef struct {
     const char *brokers;
     const char *topic;
     const char *input;
+    const char *raw_dir;
     const char *encoding;
     const char *emit;
     long long count;
@@ -76,7 +80,7 @@ static void produce_usage(FILE *fp)
             "usage: pgscribe produce [options]\n"
             "\n"
             "Writes WriteCommand messages to Kafka: a generated, deterministic clinic load\n"
-            "(default), or JSON lines read with --input.\n"
+            "(default), JSON lines read with --input, or raw files sent with --raw-dir.\n"
             "\n"
             "  -c, --config FILE     configuration file (kafka.*, topic.commands,\n"
             "                        produce.encoding)\n"
@@ -85,6 +89,11 @@ static void produce_usage(FILE *fp)
             "  -t, --topic TOPIC     topic (default: topic.commands)\n"
             "      --input FILE      JSON lines of commands to send ('-' = stdin); lines that\n"
             "                        do not decode are reported and skipped\n"
+            "      --raw-dir DIR     send each regular file in DIR (by name; hidden files\n"
+            "                        skipped) as one message, bytes unchanged: key = file\n"
+            "                        name without extension, content-type application/json\n"
+            "                        for *.json, else application/vnd.pgscribe.v1+avro\n"
+            "                        (for testing how workers treat arbitrary input)\n"
             "      --count N         generated commands (default 100000)\n"
             "      --clinics C       clinics clinic-001..clinic-C (default 20)\n"
             "      --seed S          generator seed (default 1)\n"
@@ -121,6 +130,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
 {
     enum {
         OPT_INPUT = 256,
+        OPT_RAW_DIR,
         OPT_COUNT,
         OPT_CLINICS,
         OPT_SEED,
@@ -136,6 +146,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"input", required_argument, NULL, OPT_INPUT},
+        {"raw-dir", required_argument, NULL, OPT_RAW_DIR},
         {"count", required_argument, NULL, OPT_COUNT},
         {"clinics", required_argument, NULL, OPT_CLINICS},
         {"seed", required_argument, NULL, OPT_SEED},
@@ -175,6 +186,9 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             return 1;
         case OPT_INPUT:
             o->input = optarg;
+            break;
+        case OPT_RAW_DIR:
+            o->raw_dir = optarg;
             break;
         case OPT_COUNT:
             if (produce_parse_ll("--count", optarg, 0, INT64_MAX, &o->count))
@@ -227,7 +241,11 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         fprintf(stderr, "produce: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if (!o->input && o->count == 0) {
+    if (o->raw_dir && (o->input || o->emit)) {
+        fprintf(stderr, "produce: --raw-dir cannot be combined with --input or --emit\n");
+        return -1;
+    }
+    if (!o->input && !o->raw_dir && o->count == 0) {
         fprintf(stderr, "produce: --count 0 with no --input: nothing to produce\n");
         return -1;
     }
@@ -348,6 +366,31 @@ static void produce_pace(produce_t *p)
     }
 }
 
+/* Queues @p buf (malloc'd: librdkafka frees it once sent, this on an error).
+ * @returns 0, or -1 on a Kafka error that stops production. */
+static int produce_send(produce_t *p, const char *key, size_t keylen, char *buf, size_t len,
+                        const char *content_type)
+{
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err =
+            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(p->opts.topic), RD_KAFKA_V_KEY(key, keylen),
+                              RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                              RD_KAFKA_V_HEADER("content-type", content_type, -1), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        /* Deliveries free queue space; serve them and try again. */
+        rd_kafka_poll(p->rk, 100);
+    }
+    if (err) {
+        free(buf); /* not handed over on failure */
+        fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
+        return -1;
+    }
+    p->produced++;
+    return 0;
+}
+
 /* @returns 0 when the command is queued (or could not be encoded, which is
  *          counted), -1 on a Kafka error that stops production. */
 static int produce_one(produce_t *p, pgs_command_t *cmd)
@@ -376,25 +419,11 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
         pgs_loadgen_message_key(cmd, key, keylen + 1);
     }
 
-    rd_kafka_resp_err_t err;
-    for (;;) {
-        err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(p->opts.topic), RD_KAFKA_V_KEY(key, keylen),
-            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-            RD_KAFKA_V_HEADER("content-type", p->json ? ct_json : ct_avro, -1), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        /* Deliveries free queue space; serve them and try again. */
-        rd_kafka_poll(p->rk, 100);
-    }
+    int rc = produce_send(p, key, keylen, buf, len, p->json ? ct_json : ct_avro);
     if (key != keybuf)
         free(key);
-    if (err) {
-        free(buf); /* not handed over on failure */
-        fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
+    if (rc)
         return -1;
-    }
-    p->produced++;
 
     if (p->emit) {
         char *json = pgs_codec_command_to_json(cmd);
@@ -456,6 +485,75 @@ static long long produce_from_input(produce_t *p)
     return rc ? -1 : skipped;
 }
 
+static int produce_name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name); /* bytewise: the same order in any locale */
+}
+
+/* Reads all of @p path into a malloc'd buffer. @returns 0, or -1 (reported). */
+static int produce_read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        fprintf(stderr, "produce: %s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len ? *len : 1);
+    if (!*buf)
+        abort();
+    int rc = fread(*buf, 1, *len, f) == *len ? 0 : -1;
+    if (rc) {
+        fprintf(stderr, "produce: %s: short read\n", path);
+        free(*buf);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Sends each regular file of --raw-dir unchanged: the bytes need not be a
+ * command at all, which is the point. @returns 0, or -1 if production stopped. */
+static int produce_raw_dir(produce_t *p)
+{
+    struct dirent **names = NULL;
+    int n = scandir(p->opts.raw_dir, &names, NULL, produce_name_cmp);
+    if (n < 0) {
+        fprintf(stderr, "produce: --raw-dir %s: %s\n", p->opts.raw_dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        char path[4096];
+        struct stat st;
+        if (rc || produce_stop || name[0] == '.' ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", p->opts.raw_dir, name) >= sizeof(path) ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(names[i]);
+            continue;
+        }
+        char *buf;
+        size_t len;
+        if (produce_read_file(path, &buf, &len) != 0) {
+            rc = -1;
+        } else {
+            const char *dot = strrchr(name, '.');
+            size_t keylen = dot ? (size_t)(dot - name) : strlen(name);
+            int json = dot && strcmp(dot, ".json") == 0;
+            produce_pace(p);
+            rc = produce_send(p, name, keylen, buf, len, json ? ct_json : ct_avro);
+            rd_kafka_poll(p->rk, 0);
+            produce_progress(p, 0);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 static int produce_generated(produce_t *p)
 {
     pgs_loadgen_t *lg = pgs_loadgen_new(p->opts.seed, p->opts.clinics, NULL);
@@ -496,7 +594,7 @@ int pgs_cmd_produce(int argc, char **argv)
     p.json = strcmp(p.opts.encoding, "json") == 0;
     if (p.opts.progress < 0)
         p.opts.progress = isatty(STDERR_FILENO);
-    p.total = p.opts.input ? -1 : p.opts.count;
+    p.total = p.opts.input || p.opts.raw_dir ? -1 : p.opts.count;
 
     p.codec = pgs_codec_new(errstr, sizeof(errstr));
     if (!p.codec) {
@@ -536,7 +634,9 @@ int pgs_cmd_produce(int argc, char **argv)
     p.t_start = produce_now();
     long long skipped = 0;
     int stopped;
-    if (p.opts.input) {
+    if (p.opts.raw_dir) {
+        stopped = produce_raw_dir(&p) != 0;
+    } else if (p.opts.input) {
         skipped = produce_from_input(&p);
         stopped = skipped < 0;
     } else {

@@ -299,9 +299,8 @@ int pgs_cmd_run(int argc, char **argv)
     while (!w->stop) {
         if (w->reload)
             reload_config(w, path);
-        int got = 0;
-        if (w->works_live < w->backlog_max)
-            got = pgs_consume_poll(w, 5000);
+        pgs_consume_update_pauses(w);
+        int got = pgs_consume_poll(w, 5000);
         pgs_pool_dispatch(w->pool);
         pgs_worker_step(w, got > 0 ? 0 : 20);
         pgs_metrics_maybe_report(w, 0);

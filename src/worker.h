@@ -27,6 +27,7 @@ typedef struct pgs_partition_s {
     int assigned;
     uint32_t generation; /* bumped on each assignment */
     int dirty;           /* committable offset moved, not yet stored */
+    int paused;          /* fetching paused (window, backlog or breaker) */
     pgs_offsets_t *offsets;
     size_t in_flight;   /* works of this partition inside a transaction or DLQ produce */
     size_t outstanding; /* works of this partition not yet completed */
@@ -51,6 +52,7 @@ typedef struct pgs_work_s {
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;
     int attempts;
+    int64_t retry_at_us; /* while waiting out a retry backoff */
     pgs_err_t err;
     char *errmsg; /* malloc'd, PHI-free; set when dead-lettered */
     char errcode[24];
@@ -119,6 +121,7 @@ int pgs_consume_poll(pgs_worker_t *w, int max);
 /** @brief Stores every partition's committable offset. */
 void pgs_consume_store_offsets(pgs_worker_t *w);
 void pgs_consume_close(pgs_worker_t *w);
+void pgs_consume_update_pauses(pgs_worker_t *w);
 pgs_partition_t *pgs_partition_get(pgs_worker_t *w, int32_t partition);
 
 /* intake.c: decode, validate, schedule */
@@ -135,6 +138,9 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events);
 /** @brief Periodic upkeep: reconnects broken connections. */
 void pgs_pool_tick(pgs_pool_t *pool);
 int pgs_pool_busy(const pgs_pool_t *pool);
+/** @brief "closed", "open" or "half-open". */
+const char *pgs_pool_breaker_state(const pgs_pool_t *pool);
+int pgs_pool_breaker_open(const pgs_pool_t *pool);
 int pgs_pool_size(const pgs_pool_t *pool);
 
 /* complete.c */

@@ -67,6 +67,13 @@ int pgs_err_is_transient(pgs_err_t err);
  */
 pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
 
+/**
+ * @returns 1 if the SQLSTATE says the database itself is going away or
+ *          refusing connections (class 08, 57P01-57P03, 53300; NULL): an
+ *          outage, which spends no attempt and feeds the circuit breaker.
+ */
+int pgs_sqlstate_is_outage(const char *sqlstate);
+
 /** SQLSTATE raised by pgscribe.expect_rows() when an UPDATE or DELETE finds
  *  no row, or the row's version differs from expected_version. */
 #define PGS_SQLSTATE_ROW_PRECONDITION "PS001"

@@ -82,7 +82,7 @@ pgs_worker_start() {
     local name=$1
     shift
     local log=$T_DIR/worker-$name.log
-    "$PGSCRIBE_BIN" run -c "$T_CONF" "$@" >"$log" 2>&1 &
+    "${PGSCRIBE_WORKER_BIN:-$PGSCRIBE_BIN}" run -c "$T_CONF" "$@" >"$log" 2>&1 &
     W_PID=$!
     T_PIDS+=("$W_PID")
     local deadline=$((SECONDS + 60))

@@ -2,6 +2,10 @@
 # The same 5 000 commands produced twice → applied once, 5 000 duplicates
 # counted on the metrics topic, tables equal the one-by-one reference.
 . "$(dirname "$0")/lib.sh"
+# The worker runs as the ASan + UBSan build here: any memory error, UB or
+# leak makes it exit non-zero, which pgs_worker_stop reports.
+export PGSCRIBE_WORKER_BIN=${PGSCRIBE_ASAN_BIN:-$PGSCRIBE_BIN}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 pgs_test_init duplicates
 N=5000
 

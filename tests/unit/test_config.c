@@ -29,19 +29,19 @@ static const char *const all_keys[] = {
     "apply.max_in_flight",
     "apply.max_batch",
     "apply.backlog_max",
+    "apply.partition_window_max",
     "apply.statement_timeout_ms",
+    "apply.statement_timeout_min_ms",
+    "apply.lock_timeout_ms",
+    "apply.timeout_factor",
+    "retry.max_attempts",
     "retry.backoff_initial_ms",
     "retry.backoff_max_ms",
     "breaker.failure_threshold",
     "breaker.probe_interval_ms",
-    "ratelimit.clinic_per_sec",
-    "ratelimit.clinic_burst",
-    "crypto.keyring",
-    "registry.url",
-    "registry.basic_auth",
-    "audit.retention_months",
+    "audit.max_in_flight",
+    "audit.max_batch",
     "metrics.interval_ms",
-    "metrics.listen",
     "metrics.per_clinic",
     "shutdown.drain_timeout_ms",
     "log.level",
@@ -158,14 +158,23 @@ static void test_defaults(void **state)
     assert_int_equal(pgs_config_int(cfg, "apply.max_in_flight"), 50);
     assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 100);
     assert_int_equal(pgs_config_int(cfg, "apply.backlog_max"), 20000);
+    assert_int_equal(pgs_config_int(cfg, "apply.partition_window_max"), 5000);
     assert_int_equal(pgs_config_int(cfg, "apply.statement_timeout_ms"), 30000);
+    assert_int_equal(pgs_config_int(cfg, "apply.statement_timeout_min_ms"), 2000);
+    assert_int_equal(pgs_config_int(cfg, "apply.lock_timeout_ms"), 5000);
+    assert_true(pgs_config_double(cfg, "apply.timeout_factor") == 10.0);
+    assert_int_equal(pgs_config_int(cfg, "retry.max_attempts"), 10);
+    assert_int_equal(pgs_config_int(cfg, "retry.backoff_initial_ms"), 100);
+    assert_int_equal(pgs_config_int(cfg, "retry.backoff_max_ms"), 30000);
+    assert_int_equal(pgs_config_int(cfg, "breaker.failure_threshold"), 5);
+    assert_int_equal(pgs_config_int(cfg, "breaker.probe_interval_ms"), 5000);
+    assert_int_equal(pgs_config_int(cfg, "audit.max_in_flight"), 4);
+    assert_int_equal(pgs_config_int(cfg, "audit.max_batch"), 500);
     assert_int_equal(pgs_config_int(cfg, "shutdown.drain_timeout_ms"), 30000);
     assert_int_equal(pgs_config_int(cfg, "metrics.interval_ms"), 10000);
     assert_string_equal(pgs_config_str(cfg, "log.level"), "info");
-    assert_string_equal(pgs_config_str(cfg, "registry.url"), "");
+    assert_int_equal(pgs_config_int(cfg, "log.slow_statement_ms"), 1000);
     assert_string_equal(pgs_config_str(cfg, "produce.encoding"), "avro");
-    assert_int_equal(pgs_config_int(cfg, "audit.retention_months"), 84);
-    assert_true(pgs_config_double(cfg, "ratelimit.clinic_per_sec") == 0.0);
     assert_int_equal(pgs_config_bool(cfg, "metrics.per_clinic"), 1);
     kafka_seen_t seen = {{0}, 0};
     pgs_config_kafka_foreach(cfg, collect_kafka, &seen);
@@ -190,8 +199,8 @@ static void test_valid_file(void **state)
                                   "bootstrap.servers = 127.0.0.1:9092\n"
                                   "    linger.ms = 5\n"
                                   "client.id = again\n"
-                                  "[ratelimit]\n"
-                                  "clinic_per_sec = 2.50\n"
+                                  "[apply]\n"
+                                  "timeout_factor = 2.50\n"
                                   "[metrics]\n"
                                   "per_clinic = OFF\n"
                                   "[worker]\n"
@@ -202,7 +211,7 @@ static void test_valid_file(void **state)
     assert_string_equal(pgs_config_str(cfg, "log.level"), "debug");
     assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 250);
     assert_int_equal(pgs_config_int(cfg, "apply.max_in_flight"), 8);
-    assert_true(pgs_config_double(cfg, "ratelimit.clinic_per_sec") == 2.5);
+    assert_true(pgs_config_double(cfg, "apply.timeout_factor") == 2.5);
     assert_int_equal(pgs_config_bool(cfg, "metrics.per_clinic"), 0);
     assert_string_equal(pgs_config_str(cfg, "worker.id"), "w-1");
 
@@ -215,7 +224,7 @@ static void test_valid_file(void **state)
     /* values are shown in canonical form */
     char *out = capture_values(cfg);
     assert_non_null(strstr(out, "\napply.max_batch = 250\n"));
-    assert_non_null(strstr(out, "\nratelimit.clinic_per_sec = 2.5\n"));
+    assert_non_null(strstr(out, "\napply.timeout_factor = 2.5\n"));
     assert_non_null(strstr(out, "\nmetrics.per_clinic = false\n"));
     assert_non_null(strstr(out, "\nkafka.linger.ms = 5\n"));
     free(out);
@@ -229,6 +238,20 @@ static void test_unknown_key(void **state)
     assert_one_error("apply.max_batchh = 1\n", 1, "unknown key 'apply.max_batchh'");
     assert_one_error("[kafka]\nbootstrap.servers = x\n[]\nkafka. = 1\n", 4,
                      "empty kafka property name after 'kafka.'");
+
+    /* keys of features pgscribe does not implement are not accepted */
+    static const char *const gone[] = {
+        "ratelimit.clinic_per_sec", "ratelimit.clinic_burst", "crypto.keyring", "registry.url",
+        "registry.basic_auth",      "audit.retention_months", "metrics.listen",
+    };
+    pgs_config_t *cfg = pgs_config_new();
+    char errstr[256], want[256];
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        assert_int_equal(pgs_config_set(cfg, gone[i], "1", errstr, sizeof(errstr)), -1);
+        snprintf(want, sizeof(want), "unknown key '%s'", gone[i]);
+        assert_string_equal(errstr, want);
+    }
+    pgs_config_free(cfg);
 }
 
 static void test_bad_types(void **state)
@@ -240,10 +263,10 @@ static void test_bad_types(void **state)
                      "apply.max_batch: '12abc' is not an integer (expected 1..1000)");
     assert_one_error("apply.max_batch =\n", 1,
                      "apply.max_batch: '' is not an integer (expected 1..1000)");
-    assert_one_error("ratelimit.clinic_burst = fast\n", 1,
-                     "ratelimit.clinic_burst: 'fast' is not a number (expected 0..1000000)");
-    assert_one_error("ratelimit.clinic_burst = nan\n", 1,
-                     "ratelimit.clinic_burst: 'nan' is not a number (expected 0..1000000)");
+    assert_one_error("apply.timeout_factor = fast\n", 1,
+                     "apply.timeout_factor: 'fast' is not a number (expected 1..1000)");
+    assert_one_error("apply.timeout_factor = nan\n", 1,
+                     "apply.timeout_factor: 'nan' is not a number (expected 1..1000)");
     assert_one_error("metrics.per_clinic = maybe\n", 1,
                      "metrics.per_clinic: 'maybe' is not a boolean "
                      "(expected true|false|yes|no|on|off|1|0)");
@@ -259,17 +282,25 @@ static void test_bounds(void **state)
     assert_one_error("apply.backlog_max = 99999999999999999999\n", 1,
                      "apply.backlog_max: '99999999999999999999' is out of range "
                      "(expected 100..1000000)");
-    assert_one_error("ratelimit.clinic_per_sec = -0.5\n", 1,
-                     "ratelimit.clinic_per_sec: '-0.5' is out of range (expected 0..1000000)");
+    assert_one_error("apply.timeout_factor = 0.5\n", 1,
+                     "apply.timeout_factor: '0.5' is out of range (expected 1..1000)");
+    assert_one_error("apply.timeout_factor = 1000.5\n", 1,
+                     "apply.timeout_factor: '1000.5' is out of range (expected 1..1000)");
 
     /* both ends are inclusive */
     char errstr[256];
     int nerr;
-    pgs_config_t *cfg = load_text("apply.max_batch = 1000\napply.max_in_flight = 1\n", &nerr,
-                                  errstr, sizeof(errstr));
+    pgs_config_t *cfg = load_text("apply.max_batch = 1000\napply.max_in_flight = 1\n"
+                                  "apply.timeout_factor = 1\n",
+                                  &nerr, errstr, sizeof(errstr));
     assert_int_equal(nerr, 0);
     assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 1000);
     assert_int_equal(pgs_config_int(cfg, "apply.max_in_flight"), 1);
+    assert_true(pgs_config_double(cfg, "apply.timeout_factor") == 1.0);
+    pgs_config_free(cfg);
+    cfg = load_text("apply.timeout_factor = 1e3\n", &nerr, errstr, sizeof(errstr));
+    assert_int_equal(nerr, 0);
+    assert_true(pgs_config_double(cfg, "apply.timeout_factor") == 1000.0);
     pgs_config_free(cfg);
 }
 
@@ -367,6 +398,38 @@ static void test_cross_key_and_open_errors(void **state)
     assert_string_equal(errstr, want);
     pgs_config_free(cfg);
 
+    cfg = load_text("[apply]\nstatement_timeout_ms = 1000\nstatement_timeout_min_ms = 1001\n",
+                    &nerr, errstr, sizeof(errstr));
+    assert_int_equal(nerr, 1);
+    snprintf(want, sizeof(want),
+             "%s: apply.statement_timeout_min_ms must not exceed apply.statement_timeout_ms\n",
+             tmp_path);
+    assert_string_equal(errstr, want);
+    pgs_config_free(cfg);
+
+    /* equal bounds are fine, and 0 disables the timeouts so any minimum goes */
+    cfg = load_text("[apply]\nstatement_timeout_ms = 1000\nstatement_timeout_min_ms = 1000\n"
+                    "[retry]\nbackoff_initial_ms = 1000\nbackoff_max_ms = 1000\n",
+                    &nerr, errstr, sizeof(errstr));
+    assert_int_equal(nerr, 0);
+    pgs_config_free(cfg);
+    cfg = load_text("[apply]\nstatement_timeout_ms = 0\nstatement_timeout_min_ms = 60000\n", &nerr,
+                    errstr, sizeof(errstr));
+    assert_int_equal(nerr, 0);
+    assert_string_equal(errstr, "");
+    pgs_config_free(cfg);
+
+    /* both relations broken: both reported */
+    cfg = load_text("retry.backoff_initial_ms = 50000\napply.statement_timeout_min_ms = 40000\n",
+                    &nerr, errstr, sizeof(errstr));
+    assert_int_equal(nerr, 2);
+    snprintf(want, sizeof(want),
+             "%1$s: retry.backoff_initial_ms must not exceed retry.backoff_max_ms\n"
+             "%1$s: apply.statement_timeout_min_ms must not exceed apply.statement_timeout_ms\n",
+             tmp_path);
+    assert_string_equal(errstr, want);
+    pgs_config_free(cfg);
+
     cfg = pgs_config_new();
     nerr = pgs_config_load(cfg, "/nonexistent/pgscribe.conf", errstr, sizeof(errstr));
     assert_int_equal(nerr, 1);
@@ -422,9 +485,9 @@ static void test_masking(void **state)
     char errstr[256];
     int nerr;
     pgs_config_t *cfg = load_text("pg.conninfo = host=db password='s3 \\'cr' dbname=clinic\n"
-                                  "registry.url = https://reg:hunter2@registry.example:8081/api\n"
-                                  "registry.basic_auth = user:topsecret\n"
                                   "[kafka]\n"
+                                  "sasl.oauthbearer.token.endpoint.url = "
+                                  "https://idp:hunter2@idp.example:8443/token\n"
                                   "sasl.username = pgscribe\n"
                                   "sasl.password = kafkapw\n"
                                   "ssl.key.password = keypw\n"
@@ -433,24 +496,28 @@ static void test_masking(void **state)
     assert_int_equal(nerr, 0);
     char *out = capture_values(cfg);
     assert_non_null(strstr(out, "\npg.conninfo = host=db password=***** dbname=clinic\n"));
-    assert_non_null(strstr(out, "\nregistry.url = https://reg:*****@registry.example:8081/api\n"));
-    assert_non_null(strstr(out, "\nregistry.basic_auth = *****\n"));
+    assert_non_null(strstr(out, "\nkafka.sasl.oauthbearer.token.endpoint.url = "
+                                "https://idp:*****@idp.example:8443/token\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.username = pgscribe\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.password = *****\n"));
     assert_non_null(strstr(out, "\nkafka.ssl.key.password = *****\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.oauthbearer.client.secret = *****\n"));
-    const char *leaks[] = {"s3", "cr'", "hunter2", "topsecret", "kafkapw", "keypw", "oauthpw"};
+    const char *leaks[] = {"s3", "cr'", "hunter2", "kafkapw", "keypw", "oauthpw"};
     for (size_t i = 0; i < sizeof(leaks) / sizeof(leaks[0]); i++)
         assert_null(strstr(out, leaks[i]));
     free(out);
     /* the getters still give the real values */
-    assert_string_equal(pgs_config_str(cfg, "registry.basic_auth"), "user:topsecret");
+    assert_string_equal(pgs_config_str(cfg, "pg.conninfo"),
+                        "host=db password='s3 \\'cr' dbname=clinic");
+    kafka_seen_t seen = {{0}, 0};
+    pgs_config_kafka_foreach(cfg, collect_kafka, &seen);
+    assert_non_null(strstr(seen.text, ";sasl.password=kafkapw;"));
     pgs_config_free(cfg);
 
-    /* an empty secret shows as empty, so an operator sees it is unset */
+    /* an empty conninfo shows as empty, so an operator sees it is unset */
     cfg = pgs_config_new();
     out = capture_values(cfg);
-    assert_non_null(strstr(out, "\nregistry.basic_auth = \n"));
+    assert_non_null(strstr(out, "\npg.conninfo = \n"));
     free(out);
     pgs_config_free(cfg);
 
@@ -479,21 +546,25 @@ static void test_reload(void **state)
     pgs_config_t *next = load_text("[log]\nlevel = debug\n"
                                    "[metrics]\ninterval_ms = 500\nper_clinic = no\n"
                                    "[worker]\nid = w2\n"
-                                   "[apply]\nmax_batch = 10\n"
+                                   "[apply]\nmax_batch = 10\ntimeout_factor = 2.5\n"
+                                   "[audit]\nmax_batch = 50\n"
                                    "[kafka]\nbootstrap.servers = b:9092\nacks = all\n",
                                    &nerr, errstr, sizeof(errstr));
     assert_int_equal(nerr, 0);
 
     int kept = pgs_config_reload(cur, next, errstr, sizeof(errstr));
-    assert_int_equal(kept, 3);
+    assert_int_equal(kept, 4);
     assert_string_equal(errstr, "worker.id: not reloadable, restart to apply\n"
                                 "apply.max_batch: not reloadable, restart to apply\n"
+                                "audit.max_batch: not reloadable, restart to apply\n"
                                 "kafka.bootstrap.servers: not reloadable, restart to apply\n");
     assert_string_equal(pgs_config_str(cur, "log.level"), "debug");
     assert_int_equal(pgs_config_int(cur, "metrics.interval_ms"), 500);
     assert_int_equal(pgs_config_bool(cur, "metrics.per_clinic"), 0);
     assert_string_equal(pgs_config_str(cur, "worker.id"), "");
     assert_int_equal(pgs_config_int(cur, "apply.max_batch"), 100);
+    assert_int_equal(pgs_config_int(cur, "audit.max_batch"), 500);
+    assert_true(pgs_config_double(cur, "apply.timeout_factor") == 2.5);
     kafka_seen_t seen = {{0}, 0};
     pgs_config_kafka_foreach(cur, collect_kafka, &seen);
     assert_string_equal(seen.text, "bootstrap.servers=a:9092;acks=all;");
@@ -533,8 +604,11 @@ static void test_help_and_markdown(void **state)
     assert_non_null(strstr(md, "| `apply.max_batch` | int | `100` | 1..1000 | no | "));
     assert_non_null(strstr(md, "| `log.level` | enum | `info` | `debug`, `info`, `warn`, "
                                "`error` | yes | "));
+    assert_non_null(strstr(md, "| `apply.timeout_factor` | double | `10` | 1..1000 | yes | "));
     assert_non_null(strstr(help, "apply.statement_timeout_ms (int, default \"30000\", range "
                                  "0..3600000, reloadable)\n    "));
+    assert_non_null(strstr(help, "audit.max_in_flight (int, default \"4\", range 1..100, "
+                                 "restart to change)\n    "));
     free(md);
     free(help);
 }

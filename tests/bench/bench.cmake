@@ -1,0 +1,15 @@
+# `cmake --build build --target bench`: pgscribe's end-to-end benchmark on the
+# local stack (started if down, never stopped). A custom target, not a ctest
+# test: it prints figures and fails only when the run itself breaks.
+# Override the load with -DPGS_BENCH_COUNT=... -DPGS_BENCH_CLINICS=...
+set(PGS_BENCH_COUNT 100000 CACHE STRING "commands produced by the bench target")
+set(PGS_BENCH_CLINICS 20 CACHE STRING "clinics the bench target's load spreads over")
+
+add_custom_target(bench
+  COMMAND ${CMAKE_COMMAND} -E env PGSCRIBE_BIN=$<TARGET_FILE:pgscribe>
+          ${CMAKE_SOURCE_DIR}/tests/bench/bench_e2e.sh
+          --count ${PGS_BENCH_COUNT} --clinics ${PGS_BENCH_CLINICS}
+  DEPENDS pgscribe
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  USES_TERMINAL
+  COMMENT "pgscribe end-to-end benchmark: ${PGS_BENCH_COUNT} commands, ${PGS_BENCH_CLINICS} clinics")
