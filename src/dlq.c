@@ -25,7 +25,7 @@ static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-static void dlq_produce(pgs_worker_t *w, pgs_work_t *work)
+static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 {
     rd_kafka_message_t *rkm = work->rkm;
     rd_kafka_headers_t *orig = NULL;
@@ -48,6 +48,12 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work)
     hdr_add(hdrs, "pgscribe.worker", w->worker_id);
     rfc3339_now(when, sizeof(when));
     hdr_add(hdrs, "pgscribe.failed_at", when);
+    if (omit_value) {
+        /* larger than the broker accepts: the dead letter keeps the reason and
+         * the source position; the value stays readable at that offset */
+        snprintf(num, sizeof(num), "%zu", rkm->len);
+        hdr_add(hdrs, "pgscribe.value_omitted_bytes", num);
+    }
 
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -59,6 +65,11 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work)
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(w->producer, 10);
             continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !omit_value) {
+            rd_kafka_headers_destroy(hdrs);
+            dlq_produce(w, work, 1);
+            return;
         }
         rd_kafka_headers_destroy(hdrs);
         pgs_error("dlq", "cannot produce dead letter for partition %d offset %lld: %s",
@@ -81,7 +92,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
              (int)work->part->partition, (long long)work->offset,
              pgs_eclass_name(pgs_err_class(err)), work->errcode, work->errmsg);
-    dlq_produce(w, work);
+    dlq_produce(w, work, 0);
 }
 
 void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
@@ -97,7 +108,7 @@ void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     if (rkm->err) {
         pgs_warn("dlq", "dead letter not acknowledged (%s); producing it again",
                  rd_kafka_err2str(rkm->err));
-        dlq_produce(w, work);
+        dlq_produce(w, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
         return;
     }
     w->dlq_pending--;

@@ -184,6 +184,9 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     const char *env_brokers = getenv("PGSCRIBE_KAFKA");
     if (env_brokers && *env_brokers)
         rd_kafka_conf_set(conf, "bootstrap.servers", env_brokers, NULL, 0);
+    /* dead letters carry the original value, up to the decoder's 4 MiB */
+    rd_kafka_conf_set(conf, "message.max.bytes", "5242880", NULL, 0);
+    rd_kafka_conf_set(conf, "compression.type", "lz4", NULL, 0);
     pgs_config_kafka_foreach(w->cfg, kafka_conf_cb, conf);
     /* a dead letter must never be lost or doubled by a retry */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||

@@ -133,12 +133,14 @@ distinct=$(pgs_scalar "$T_DB" "SELECT count(DISTINCT command_id) FROM pgscribe.a
 [ "$distinct" -eq $N ] || fail "distinct command ids $distinct != $N"
 pgs_reference "$T_DIR/commands.jsonl"
 pgs_compare_tables || fail "tables differ from the one-by-one reference"
+note "$(date +%T) tables compared"
 
 applied=$(pgs_metrics_sum applied)
 [ "$applied" -eq $N ] || fail "metrics topic: applied sums to $applied, expected $N"
 dead=$(pgs_metrics_sum dead_lettered)
 [ "$dead" -eq $BAD ] || fail "metrics topic: dead_lettered sums to $dead, expected $BAD"
 dups=$(pgs_metrics_sum duplicates)
+note "$(date +%T) metrics read"
 # The DLQ topic itself: an idempotent producer retrying must not double one.
 "$PGSCRIBE_BIN" replay -c "$T_CONF" --list >"$T_DIR/dlq.jsonl" || fail "replay --list failed"
 on_topic=$(wc -l <"$T_DIR/dlq.jsonl")
