@@ -5,10 +5,13 @@
  *   BEGIN; set_config('pgscribe.clinic_id', clinic, true);
  *   [PREPARE shape]; EXECUTE shape(cmd 1); ... ; COMMIT; Sync
  *
- * Each command statement records its id, writes its audit row and applies its
- * write together (see sqlgen.c). When one command fails, the transaction is
- * rolled back, that command alone gets the error and the others go back to
- * their lanes, to be sent again without it. */
+ * Commands of the transaction that share a batch shape go in ONE multi-row
+ * statement over arrays (sqlbatch.c); a lone command uses its single-command
+ * statement (sqlgen.c). Either records the command id, writes the audit row
+ * and applies the write together. When a statement fails, the transaction is
+ * rolled back: a single command at fault alone gets the error and the others
+ * go back to their lanes; the commands of a failed multi-row statement are
+ * sent again one statement each, to find the one at fault. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +20,25 @@
 
 #include "pgscribe/log.h"
 #include "pgscribe/resilience.h"
+#include "statements.h"
 #include "worker.h"
 
-typedef enum { R_BEGIN, R_CLINIC, R_PREPARE, R_CMD, R_COMMIT, R_ROLLBACK, R_SYNC } rkind_t;
+typedef enum {
+    R_BEGIN,
+    R_CLINIC,
+    R_PREPARE,
+    R_CMD,   /* single-command statement of batch index idx */
+    R_MULTI, /* multi-row statement of group idx */
+    R_COMMIT,
+    R_ROLLBACK,
+    R_SYNC
+} rkind_t;
 
 typedef struct {
     rkind_t kind;
-    int idx; /* batch index for R_PREPARE and R_CMD */
+    int idx;   /* batch index (R_CMD) or group (R_MULTI); for R_PREPARE, of what follows */
+    int multi; /* R_PREPARE: it precedes an R_MULTI */
+    int stmt;  /* R_PREPARE: statement id */
 } rexp_t;
 
 typedef enum { C_DOWN = 0, C_IDLE, C_BUSY } cstate_t;
@@ -42,12 +57,17 @@ typedef struct pgs_conn_s {
     size_t prepared_cap;
     pgs_work_t **batch;
     int nbatch;
-    int *fresh; /* per batch index: 1 applied, 0 duplicate */
+    int *fresh; /* per batch index: 1 applied, 0 duplicate (single statements) */
+    int *group_of;    /* per batch index: multi-row group, or -1 */
+    int *group_stmt;  /* per group: statement id */
+    int *group_size;  /* per group: commands */
+    int *group_fresh; /* per group: commands applied */
+    int ngroups;
+    int fail_group; /* multi-row group at fault, or -1 */
     rexp_t *exp;
     int nexp, exp_pos, exp_cap;
     int failed;   /* an error was seen before the sync */
     int fail_cmd; /* batch index at fault, or -1 */
-    int fail_prepare_shape;
     int fail_outage; /* the error says the database is going away */
     pgs_err_t fail_err;
     char fail_code[8];
@@ -59,22 +79,13 @@ typedef struct pgs_conn_s {
     int connect_failures;
 } pgs_conn_t;
 
-/* Every shape seen gets a small id and its SQL text, shared by connections. */
-typedef struct {
-    pgs_shape_t shape;
-    char *sql;
-    char name[24];
-    pgs_latency_t latency; /* of the transactions that carried this shape */
-} shape_entry_t;
-
 struct pgs_pool_s {
     pgs_worker_t *w;
     char *conninfo;
     pgs_conn_t *conns;
     int nconns;
     int busy;
-    shape_entry_t *shapes;
-    size_t nshapes, shapes_cap;
+    pgs_stmts_t *stmts;
     int64_t last_down_log_us;
     pgs_breaker_t breaker;
     uint64_t rng;
@@ -90,29 +101,20 @@ static const char *const SQL_TXN_SETUP =
 
 static void conn_down(pgs_conn_t *c, const char *why);
 
-/* ---- shape registry --------------------------------------------------- */
+/* ---- statements -------------------------------------------------------- */
 
-static int shape_id(pgs_pool_t *pool, const pgs_shape_t *shape)
+/* Resolves (once per work) its single-command statement and, when it can go
+ * in a multi-row statement, that one too. */
+static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
 {
-    for (size_t i = 0; i < pool->nshapes; i++) {
-        if (pool->shapes[i].shape.hash == shape->hash &&
-            pgs_shape_equal(&pool->shapes[i].shape, shape))
-            return (int)i;
-    }
-    if (pool->nshapes == pool->shapes_cap) {
-        pool->shapes_cap = pool->shapes_cap ? pool->shapes_cap * 2 : 64;
-        pool->shapes = realloc(pool->shapes, pool->shapes_cap * sizeof(*pool->shapes));
-        if (!pool->shapes)
-            abort();
-    }
-    shape_entry_t *e = &pool->shapes[pool->nshapes];
-    e->shape = *shape;
-    e->sql = pgs_sqlgen_statement(pgs_catalog_schema(pool->w->catalog), shape);
-    snprintf(e->name, sizeof(e->name), "pgs_s%zu", pool->nshapes);
-    pgs_latency_init(&e->latency);
-    pgs_debug("apply", "new statement shape %s for %s.%s op=%s", e->name,
-              pgs_catalog_schema(pool->w->catalog), shape->ent->name, pgs_op_name(shape->op));
-    return (int)pool->nshapes++;
+    if (wk->stmt_known)
+        return;
+    wk->stmt = pgs_stmts_single(pool->stmts, &wk->shape);
+    pgs_bshape_t bs;
+    wk->bstmt = pgs_bshape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
+                    ? pgs_stmts_batch(pool->stmts, &bs)
+                    : -1;
+    wk->stmt_known = 1;
 }
 
 static int conn_prep_state(pgs_conn_t *c, int sid)
@@ -219,6 +221,7 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
     pool->rng = (uint64_t)pgs_now_us() | 1;
+    pool->stmts = pgs_stmts_new(pgs_catalog_schema(w->catalog));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(w->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(w->cfg, "breaker.probe_interval_ms") * 1000);
     int max_batch = w->max_batch;
@@ -230,7 +233,11 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
         c->fd = -1;
         c->batch = calloc((size_t)max_batch, sizeof(*c->batch));
         c->fresh = calloc((size_t)max_batch, sizeof(*c->fresh));
-        c->exp_cap = 2 * max_batch + 8;
+        c->group_of = calloc((size_t)max_batch, sizeof(int));
+        c->group_stmt = calloc((size_t)max_batch, sizeof(int));
+        c->group_size = calloc((size_t)max_batch, sizeof(int));
+        c->group_fresh = calloc((size_t)max_batch, sizeof(int));
+        c->exp_cap = 4 * max_batch + 8;
         c->exp = calloc((size_t)c->exp_cap, sizeof(*c->exp));
         if (conn_open(c) == 0)
             opened++;
@@ -254,13 +261,15 @@ void pgs_pool_free(pgs_pool_t *pool)
             PQfinish(c->pg);
         free(c->batch);
         free(c->fresh);
+        free(c->group_of);
+        free(c->group_stmt);
+        free(c->group_size);
+        free(c->group_fresh);
         free(c->exp);
         free(c->prepared);
     }
-    for (size_t i = 0; i < pool->nshapes; i++)
-        free(pool->shapes[i].sql);
+    pgs_stmts_free(pool->stmts);
     free(pool->waiting);
-    free(pool->shapes);
     free(pool->conns);
     free(pool->conninfo);
     free(pool);
@@ -280,9 +289,26 @@ int pgs_pool_size(const pgs_pool_t *pool)
 
 static void expect(pgs_conn_t *c, rkind_t kind, int idx)
 {
-    c->exp[c->nexp].kind = kind;
-    c->exp[c->nexp].idx = idx;
-    c->nexp++;
+    rexp_t *e = &c->exp[c->nexp++];
+    e->kind = kind;
+    e->idx = idx;
+    e->multi = 0;
+    e->stmt = -1;
+}
+
+/* Sends PREPARE for statement @p sid unless this connection has it. */
+static int ensure_prepared(pgs_conn_t *c, int sid, int idx, int multi)
+{
+    if (conn_prep_state(c, sid) != PREP_NONE)
+        return 0;
+    pgs_stmt_t *st = pgs_stmts_get(c->pool->stmts, sid);
+    if (!PQsendPrepare(c->pg, st->name, st->sql, 0, NULL))
+        return -1;
+    expect(c, R_PREPARE, idx);
+    c->exp[c->nexp - 1].multi = multi;
+    c->exp[c->nexp - 1].stmt = sid;
+    conn_set_prepared(c, sid, PREP_SENT);
+    return 0;
 }
 
 static void conn_flush(pgs_conn_t *c)
@@ -312,8 +338,8 @@ static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt
     double factor = pgs_config_double(cfg, "apply.timeout_factor");
     int64_t p99 = 0;
     for (int i = 0; i < n; i++) {
-        int sid = shape_id(pool, &works[i]->shape); /* may grow pool->shapes */
-        int64_t s = pool->shapes[sid].latency.p99_us;
+        int sid = works[i]->bstmt >= 0 && !works[i]->isolate ? works[i]->bstmt : works[i]->stmt;
+        int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
         if (s < 0) { /* a shape without history: take the upper bound */
             p99 = -1;
             break;
@@ -333,22 +359,109 @@ static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt
     snprintf(lock_ms, 24, "%lld", (long long)((lock + 999) / 1000));
 }
 
+/* Groups the batch's works by multi-row statement; groups of one, isolated
+ * works and works without a multi-row form stay single (group_of = -1). */
+static void group_batch(pgs_conn_t *c)
+{
+    c->ngroups = 0;
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        c->group_of[i] = -1;
+        c->fresh[i] = 0;
+        wk->state = PGS_WORK_APPLYING;
+        if (wk->bstmt < 0 || wk->isolate)
+            continue;
+        int g = 0;
+        while (g < c->ngroups && c->group_stmt[g] != wk->bstmt)
+            g++;
+        if (g == c->ngroups) {
+            c->group_stmt[g] = wk->bstmt;
+            c->group_size[g] = 0;
+            c->group_fresh[g] = 0;
+            c->ngroups++;
+        }
+        c->group_size[g]++;
+        c->group_of[i] = g;
+    }
+    for (int i = 0; i < c->nbatch; i++) {
+        int g = c->group_of[i];
+        if (g >= 0 && c->group_size[g] < 2)
+            c->group_of[i] = -1;
+    }
+}
+
+static int send_groups(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    const pgs_command_t *cmds[1000];
+    int32_t parts[1000];
+    int64_t offs[1000];
+    for (int g = 0; g < c->ngroups; g++) {
+        if (c->group_size[g] < 2)
+            continue;
+        size_t n = 0;
+        for (int i = 0; i < c->nbatch; i++) {
+            if (c->group_of[i] != g)
+                continue;
+            cmds[n] = c->batch[i]->cmd;
+            parts[n] = c->batch[i]->part->partition;
+            offs[n] = c->batch[i]->offset;
+            n++;
+        }
+        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, c->group_stmt[g]);
+        if (ensure_prepared(c, c->group_stmt[g], g, 1) != 0)
+            return -1;
+        pgs_batch_params_t bp;
+        pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->w->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values,
+                                     NULL, NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
+            return -1;
+        expect(c, R_MULTI, g);
+    }
+    return 0;
+}
+
+static int send_singles(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    pgs_params_t params;
+    for (int i = 0; i < c->nbatch; i++) {
+        if (c->group_of[i] >= 0)
+            continue;
+        pgs_work_t *wk = c->batch[i];
+        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, wk->stmt);
+        if (ensure_prepared(c, wk->stmt, i, 0) != 0)
+            return -1;
+        pgs_sqlgen_params(&wk->shape, wk->cmd, pool->w->topic, wk->part->partition, wk->offset,
+                          &params);
+        if (!PQsendQueryPrepared(c->pg, st->name, params.n, params.values, params.lengths,
+                                 params.formats, 0))
+            return -1;
+        expect(c, R_CMD, i);
+    }
+    return 0;
+}
+
 /* Sends one transaction for works[0..n) (all of one clinic). */
 static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
 {
     pgs_pool_t *pool = c->pool;
-    pgs_worker_t *w = pool->w;
     c->nbatch = n;
     c->nexp = 0;
     c->exp_pos = 0;
     c->failed = 0;
     c->fail_cmd = -1;
-    c->fail_prepare_shape = -1;
+    c->fail_group = -1;
     c->fail_outage = 0;
     c->in_rollback = 0;
     c->started_us = pgs_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
     const char *clinic = works[0]->cmd->clinic_id;
+    for (int i = 0; i < n; i++)
+        work_statements(pool, works[i]);
+    group_batch(c);
 
     if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
@@ -359,25 +472,8 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
         return -1;
     expect(c, R_CLINIC, -1);
-    pgs_params_t params;
-    for (int i = 0; i < n; i++) {
-        pgs_work_t *wk = works[i];
-        wk->state = PGS_WORK_APPLYING;
-        c->fresh[i] = 0;
-        int sid = shape_id(pool, &wk->shape);
-        shape_entry_t *se = &pool->shapes[sid];
-        if (conn_prep_state(c, sid) == PREP_NONE) {
-            if (!PQsendPrepare(c->pg, se->name, se->sql, 0, NULL))
-                return -1;
-            expect(c, R_PREPARE, i);
-            conn_set_prepared(c, sid, PREP_SENT);
-        }
-        pgs_sqlgen_params(&wk->shape, wk->cmd, w->topic, wk->part->partition, wk->offset, &params);
-        if (!PQsendQueryPrepared(c->pg, se->name, params.n, params.values, params.lengths,
-                                 params.formats, 0))
-            return -1;
-        expect(c, R_CMD, i);
-    }
+    if (send_groups(c) != 0 || send_singles(c) != 0)
+        return -1;
     if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
     expect(c, R_COMMIT, -1);
@@ -458,12 +554,16 @@ static void batch_succeeded(pgs_conn_t *c)
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
-    int last_sid = -1;
+    for (int g = 0; g < c->ngroups; g++) {
+        if (c->group_size[g] >= 2)
+            pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
+    }
+    int last = -1;
     for (int i = 0; i < c->nbatch; i++) {
-        int sid = shape_id(pool, &c->batch[i]->shape);
-        if (sid != last_sid)
-            pgs_latency_record(&pool->shapes[sid].latency, took);
-        last_sid = sid;
+        int sid = c->batch[i]->stmt;
+        if (c->group_of[i] < 0 && sid != last)
+            pgs_latency_record(&pgs_stmts_get(pool->stmts, sid)->latency, took);
+        last = sid;
     }
     int64_t slow_ms = pgs_config_int(w->cfg, "log.slow_statement_ms");
     if (slow_ms > 0 && took / 1000 >= slow_ms)
@@ -475,19 +575,18 @@ static void batch_succeeded(pgs_conn_t *c)
     w->ctr.transactions++;
     int applied = 0;
     for (int i = 0; i < c->nbatch; i++)
-        applied += c->fresh[i];
+        applied += c->group_of[i] < 0 ? c->fresh[i] : 0;
+    for (int g = 0; g < c->ngroups; g++)
+        applied += c->group_size[g] >= 2 ? c->group_fresh[g] : 0;
     const char *clinic = c->batch[0]->cmd->clinic_id;
     pgs_complete_count_applied(w, clinic, applied, took);
+    w->ctr.applied += applied;
+    w->ctr.total_applied += applied;
+    w->ctr.duplicates += c->nbatch - applied;
+    w->ctr.total_duplicates += c->nbatch - applied;
     for (int i = 0; i < c->nbatch; i++) {
-        pgs_work_t *wk = c->batch[i];
-        if (c->fresh[i]) {
-            w->ctr.applied++;
-            w->ctr.total_applied++;
-        } else {
-            w->ctr.duplicates++;
-            w->ctr.total_duplicates++;
-        }
-        pgs_complete_work(w, wk);
+        c->batch[i]->isolate = 0;
+        pgs_complete_work(w, c->batch[i]);
     }
     c->nbatch = 0;
 }
@@ -498,6 +597,22 @@ static void batch_failed(pgs_conn_t *c)
 {
     pgs_worker_t *w = c->pool->w;
     conn_forget_unconfirmed(c);
+    if (c->fail_group >= 0 && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+        /* which row of the multi-row statement? send its commands again one
+         * statement each: the one at fault then fails alone */
+        int n = 0;
+        for (int i = 0; i < c->nbatch; i++) {
+            if (c->group_of[i] == c->fail_group) {
+                c->batch[i]->isolate = 1;
+                n++;
+            }
+        }
+        pgs_info("apply", "multi-row statement of %d command(s) failed (SQLSTATE %s): sending "
+                          "them one by one to find the one at fault",
+                 n, c->fail_code);
+        batch_requeue(c, -1);
+        return;
+    }
     if (c->fail_cmd >= 0 && !pgs_err_is_transient(c->fail_err)) {
         pgs_work_t *bad = c->batch[c->fail_cmd];
         bad->attempts++;
@@ -528,6 +643,19 @@ static void batch_failed(pgs_conn_t *c)
         pgs_work_t *culprit = c->batch[c->fail_cmd];
         batch_requeue(c, c->fail_cmd);
         work_retry_later(c->pool, culprit, code, c->fail_msg);
+        return;
+    }
+    if (c->fail_group >= 0) {
+        for (int i = 0; i < c->nbatch; i++) {
+            pgs_work_t *wk = c->batch[i];
+            if (c->group_of[i] == c->fail_group) {
+                work_retry_later(c->pool, wk, code, c->fail_msg);
+            } else {
+                wk->state = PGS_WORK_QUEUED;
+                pgs_lanes_retry(w->lanes, &wk->lane);
+            }
+        }
+        c->nbatch = 0;
         return;
     }
     for (int i = 0; i < c->nbatch; i++)
@@ -570,11 +698,13 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     c->fail_err = pgs_sqlstate_classify(state);
     c->fail_outage = pgs_sqlstate_is_outage(state);
     pgs_work_t *wk = NULL;
-    if (e->kind == R_CMD || e->kind == R_PREPARE) {
+    if (e->kind == R_MULTI || (e->kind == R_PREPARE && e->multi)) {
+        c->fail_group = e->idx;
+        for (int i = 0; i < c->nbatch && !wk; i++)
+            wk = c->group_of[i] == e->idx ? c->batch[i] : NULL;
+    } else if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
         wk = c->batch[e->idx];
-        if (e->kind == R_PREPARE)
-            c->fail_prepare_shape = shape_id(c->pool, &wk->shape);
     } else {
         /* BEGIN, set_config or COMMIT: not a command's fault */
         if (c->fail_err != PGS_E_DB_TRANSIENT)
@@ -651,10 +781,12 @@ static void conn_read(pgs_conn_t *c)
         case PGRES_TUPLES_OK:
             if (e->kind == R_CMD && PQntuples(res) == 1)
                 c->fresh[e->idx] = PQgetvalue(res, 0, 0)[0] == '1';
+            else if (e->kind == R_MULTI && PQntuples(res) == 1)
+                c->group_fresh[e->idx] = atoi(PQgetvalue(res, 0, 0));
             break;
         case PGRES_COMMAND_OK:
             if (e->kind == R_PREPARE)
-                conn_set_prepared(c, shape_id(c->pool, &c->batch[e->idx]->shape), PREP_DONE);
+                conn_set_prepared(c, e->stmt, PREP_DONE);
             break;
         case PGRES_PIPELINE_ABORTED:
             break;

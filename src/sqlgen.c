@@ -1,5 +1,6 @@
 /* SQL generation: statement text per command shape, and its bind parameters. */
 #include "pgscribe/sqlgen.h"
+#include "pgscribe/sbuf.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -77,128 +78,69 @@ int pgs_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b)
 
 /* ---- statement text ---- */
 
-typedef struct {
-    char *buf;
-    size_t len;
-    size_t cap;
-} sbuf_t;
-
-static void sb_reserve(sbuf_t *sb, size_t more)
+static void sb_ident(pgs_sbuf_t *sb, const char *s)
 {
-    if (sb->len + more + 1 <= sb->cap)
-        return;
-    size_t cap = sb->cap ? sb->cap : 1024;
-    while (cap < sb->len + more + 1)
-        cap *= 2;
-    char *p = realloc(sb->buf, cap);
-    if (!p) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
-    sb->buf = p;
-    sb->cap = cap;
-}
-
-static void sb_puts(sbuf_t *sb, const char *s)
-{
-    size_t n = strlen(s);
-    sb_reserve(sb, n);
-    memcpy(sb->buf + sb->len, s, n + 1);
-    sb->len += n;
-}
-
-static void sb_printf(sbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    sb_reserve(sb, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-/* @p q delimits the text and is doubled inside it: '"' gives the quoted
- * identifier PQescapeIdentifier would, '\'' a standard SQL string literal. */
-static void sb_quoted(sbuf_t *sb, const char *s, char q)
-{
-    sb_reserve(sb, 2 * strlen(s) + 2);
-    sb->buf[sb->len++] = q;
-    for (; *s; s++) {
-        if (*s == q)
-            sb->buf[sb->len++] = q;
-        sb->buf[sb->len++] = *s;
-    }
-    sb->buf[sb->len++] = q;
-    sb->buf[sb->len] = '\0';
-}
-
-static void sb_ident(sbuf_t *sb, const char *s)
-{
-    sb_quoted(sb, s, '"');
+    pgs_sbuf_quoted(sb, s, '"');
 }
 
 /* `$n::type` for column @p col. */
-static void sb_param(sbuf_t *sb, int n, const pgs_column_t *col)
+static void sb_param(pgs_sbuf_t *sb, int n, const pgs_column_t *col)
 {
-    sb_printf(sb, "$%d::%s", n, col->type_sql);
+    pgs_sbuf_printf(sb, "$%d::%s", n, col->type_sql);
 }
 
-static void sb_clinic_param(sbuf_t *sb, const pgs_entity_t *ent)
+static void sb_clinic_param(pgs_sbuf_t *sb, const pgs_entity_t *ent)
 {
-    sb_printf(sb, "$2::%s", ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].type_sql : "text");
+    pgs_sbuf_printf(sb, "$2::%s", ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].type_sql : "text");
 }
 
 /* `"pk1" = $8::type AND ... "clinic_id" = $2::type [AND "version" = $N::bigint]` */
-static void sb_row_match(sbuf_t *sb, const pgs_shape_t *shape, int version_param)
+static void sb_row_match(pgs_sbuf_t *sb, const pgs_shape_t *shape, int version_param)
 {
     const pgs_entity_t *ent = shape->ent;
     for (int i = 0; i < ent->npk; i++) {
         const pgs_column_t *c = &ent->cols[ent->pk[i]];
         sb_ident(sb, c->name);
-        sb_puts(sb, " = ");
+        pgs_sbuf_puts(sb, " = ");
         sb_param(sb, PGS_PARAM_FIXED_COUNT + 1 + i, c);
-        sb_puts(sb, " AND ");
+        pgs_sbuf_puts(sb, " AND ");
     }
-    sb_puts(sb, "\"clinic_id\" = ");
+    pgs_sbuf_puts(sb, "\"clinic_id\" = ");
     sb_clinic_param(sb, ent);
     if (shape->has_expected_version) {
-        sb_puts(sb, " AND ");
+        pgs_sbuf_puts(sb, " AND ");
         sb_ident(sb, ent->cols[ent->version_col].name);
-        sb_printf(sb, " = $%d::bigint", version_param);
+        pgs_sbuf_printf(sb, " = $%d::bigint", version_param);
     }
 }
 
-static void sb_insert(sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int first_data)
+static void sb_insert(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int first_data)
 {
     const pgs_entity_t *ent = shape->ent;
-    sb_puts(sb, "INSERT INTO ");
+    pgs_sbuf_puts(sb, "INSERT INTO ");
     sb_ident(sb, schema);
-    sb_puts(sb, ".");
+    pgs_sbuf_puts(sb, ".");
     sb_ident(sb, ent->name);
-    sb_puts(sb, " AS t (\"clinic_id\"");
+    pgs_sbuf_puts(sb, " AS t (\"clinic_id\"");
     for (int i = 0; i < ent->npk; i++) {
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_ident(sb, ent->cols[ent->pk[i]].name);
     }
     for (int i = 0; i < shape->ncols; i++) {
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_ident(sb, ent->cols[shape->cols[i]].name);
     }
-    sb_puts(sb, ")\n    SELECT ");
+    pgs_sbuf_puts(sb, ")\n    SELECT ");
     sb_clinic_param(sb, ent);
     for (int i = 0; i < ent->npk; i++) {
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_param(sb, PGS_PARAM_FIXED_COUNT + 1 + i, &ent->cols[ent->pk[i]]);
     }
     for (int i = 0; i < shape->ncols; i++) {
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_param(sb, first_data + i, &ent->cols[shape->cols[i]]);
     }
-    sb_puts(sb, " WHERE EXISTS (SELECT 1 FROM ins)");
+    pgs_sbuf_puts(sb, " WHERE EXISTS (SELECT 1 FROM ins)");
 }
 
 /* The conflict target must match the primary key exactly, so clinic_id is
@@ -206,99 +148,99 @@ static void sb_insert(sbuf_t *sb, const char *schema, const pgs_shape_t *shape, 
  * fails row-level security (SQLSTATE 42501, checked before this WHERE); the
  * clinic condition keeps the wall even where RLS is not in force, and then
  * the update touches nothing and expect_rows raises PS001. */
-static void sb_upsert_tail(sbuf_t *sb, const pgs_shape_t *shape, int version_param)
+static void sb_upsert_tail(pgs_sbuf_t *sb, const pgs_shape_t *shape, int version_param)
 {
     const pgs_entity_t *ent = shape->ent;
     const char *sep = "";
-    sb_puts(sb, "\n    ON CONFLICT (");
+    pgs_sbuf_puts(sb, "\n    ON CONFLICT (");
     if (ent->clinic_col >= 0 && ent->cols[ent->clinic_col].is_pk) {
-        sb_puts(sb, "\"clinic_id\"");
+        pgs_sbuf_puts(sb, "\"clinic_id\"");
         sep = ", ";
     }
     for (int i = 0; i < ent->npk; i++) {
-        sb_puts(sb, sep);
+        pgs_sbuf_puts(sb, sep);
         sb_ident(sb, ent->cols[ent->pk[i]].name);
         sep = ", ";
     }
-    sb_puts(sb, ") DO UPDATE SET ");
+    pgs_sbuf_puts(sb, ") DO UPDATE SET ");
     sep = "";
     for (int i = 0; i < shape->ncols; i++) {
         const char *name = ent->cols[shape->cols[i]].name;
-        sb_puts(sb, sep);
+        pgs_sbuf_puts(sb, sep);
         sb_ident(sb, name);
-        sb_puts(sb, " = EXCLUDED.");
+        pgs_sbuf_puts(sb, " = EXCLUDED.");
         sb_ident(sb, name);
         sep = ", ";
     }
     if (ent->version_col >= 0) {
-        sb_puts(sb, sep);
+        pgs_sbuf_puts(sb, sep);
         sb_ident(sb, ent->cols[ent->version_col].name);
-        sb_puts(sb, " = t.");
+        pgs_sbuf_puts(sb, " = t.");
         sb_ident(sb, ent->cols[ent->version_col].name);
-        sb_puts(sb, " + 1");
+        pgs_sbuf_puts(sb, " + 1");
         sep = ", ";
     }
     if (ent->updated_at_col >= 0) {
-        sb_puts(sb, sep);
+        pgs_sbuf_puts(sb, sep);
         sb_ident(sb, ent->cols[ent->updated_at_col].name);
-        sb_puts(sb, " = now()");
+        pgs_sbuf_puts(sb, " = now()");
         sep = ", ";
     }
     if (!*sep) /* a no-op update, so that RETURNING still yields the row */
-        sb_puts(sb, "\"clinic_id\" = EXCLUDED.\"clinic_id\"");
-    sb_puts(sb, "\n    WHERE t.\"clinic_id\" = ");
+        pgs_sbuf_puts(sb, "\"clinic_id\" = EXCLUDED.\"clinic_id\"");
+    pgs_sbuf_puts(sb, "\n    WHERE t.\"clinic_id\" = ");
     sb_clinic_param(sb, ent);
     if (shape->has_expected_version) {
-        sb_puts(sb, " AND t.");
+        pgs_sbuf_puts(sb, " AND t.");
         sb_ident(sb, ent->cols[ent->version_col].name);
-        sb_printf(sb, " = $%d::bigint", version_param);
+        pgs_sbuf_printf(sb, " = $%d::bigint", version_param);
     }
 }
 
-static void sb_update(sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int first_data,
+static void sb_update(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int first_data,
                       int version_param)
 {
     const pgs_entity_t *ent = shape->ent;
-    sb_puts(sb, "UPDATE ");
+    pgs_sbuf_puts(sb, "UPDATE ");
     sb_ident(sb, schema);
-    sb_puts(sb, ".");
+    pgs_sbuf_puts(sb, ".");
     sb_ident(sb, ent->name);
-    sb_puts(sb, " SET ");
+    pgs_sbuf_puts(sb, " SET ");
     for (int i = 0; i < shape->ncols; i++) {
         const pgs_column_t *c = &ent->cols[shape->cols[i]];
         if (i)
-            sb_puts(sb, ", ");
+            pgs_sbuf_puts(sb, ", ");
         sb_ident(sb, c->name);
-        sb_puts(sb, " = ");
+        pgs_sbuf_puts(sb, " = ");
         sb_param(sb, first_data + i, c);
     }
     if (ent->version_col >= 0) {
         const char *v = ent->cols[ent->version_col].name;
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_ident(sb, v);
-        sb_puts(sb, " = ");
+        pgs_sbuf_puts(sb, " = ");
         sb_ident(sb, v);
-        sb_puts(sb, " + 1");
+        pgs_sbuf_puts(sb, " + 1");
     }
     if (ent->updated_at_col >= 0) {
-        sb_puts(sb, ", ");
+        pgs_sbuf_puts(sb, ", ");
         sb_ident(sb, ent->cols[ent->updated_at_col].name);
-        sb_puts(sb, " = now()");
+        pgs_sbuf_puts(sb, " = now()");
     }
-    sb_puts(sb, "\n    WHERE ");
+    pgs_sbuf_puts(sb, "\n    WHERE ");
     sb_row_match(sb, shape, version_param);
-    sb_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
+    pgs_sbuf_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
 }
 
-static void sb_delete(sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int version_param)
+static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int version_param)
 {
-    sb_puts(sb, "DELETE FROM ");
+    pgs_sbuf_puts(sb, "DELETE FROM ");
     sb_ident(sb, schema);
-    sb_puts(sb, ".");
+    pgs_sbuf_puts(sb, ".");
     sb_ident(sb, shape->ent->name);
-    sb_puts(sb, "\n    WHERE ");
+    pgs_sbuf_puts(sb, "\n    WHERE ");
     sb_row_match(sb, shape, version_param);
-    sb_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
+    pgs_sbuf_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
 }
 
 /* One statement records the command id, writes the audit row and applies
@@ -310,9 +252,9 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
     const pgs_entity_t *ent = shape->ent;
     int first_data = PGS_PARAM_FIXED_COUNT + 1 + ent->npk;
     int version_param = first_data + shape->ncols;
-    sbuf_t sb = {0};
+    pgs_sbuf_t sb = {0};
 
-    sb_puts(&sb, "WITH ins AS (\n"
+    pgs_sbuf_puts(&sb, "WITH ins AS (\n"
                  "  INSERT INTO pgscribe.applied_commands"
                  " (command_id, clinic_id, topic, kafka_partition, kafka_offset)\n"
                  "  VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)\n"
@@ -321,8 +263,8 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
                  "  INSERT INTO pgscribe.write_audit"
                  " (command_id, clinic_id, actor, entity, op, row_key)\n"
                  "  SELECT command_id, $2, $3, ");
-    sb_quoted(&sb, ent->name, '\'');
-    sb_printf(&sb, ", '%s', $7::jsonb FROM ins),\nw AS (\n  ", pgs_op_name(shape->op));
+    pgs_sbuf_quoted(&sb, ent->name, '\'');
+    pgs_sbuf_printf(&sb, ", '%s', $7::jsonb FROM ins),\nw AS (\n  ", pgs_op_name(shape->op));
     switch (shape->op) {
     case PGS_OP_INSERT:
         sb_insert(&sb, schema, shape, first_data);
@@ -338,7 +280,7 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
         sb_delete(&sb, schema, shape, version_param);
         break;
     }
-    sb_puts(&sb, "\n  RETURNING 1)\n"
+    pgs_sbuf_puts(&sb, "\n  RETURNING 1)\n"
                  "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
                  " (SELECT count(*) FROM w)) AS fresh");
     return sb.buf;
@@ -385,32 +327,41 @@ static const char *double_special(double d)
     return NULL;
 }
 
-static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_value_t *v)
+const char *pgs_sqlgen_value_text(const pgs_value_t *v, char *buf, size_t *len)
 {
-    char buf[40];
-    int n;
-    switch (v ? v->type : PGS_VAL_NULL) {
-    case PGS_VAL_NULL:
-        params_text(params, NULL, 0);
-        break;
+    switch (v->type) {
     case PGS_VAL_BOOL:
-        params_text(params, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
-        break;
+        *len = v->u.b ? 4 : 5;
+        return v->u.b ? "true" : "false";
     case PGS_VAL_LONG:
-        params_long(params, arena, v->u.l);
-        break;
+        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%lld", (long long)v->u.l);
+        return buf;
     case PGS_VAL_DOUBLE: {
         const char *special = double_special(v->u.d);
         if (special) {
-            params_text(params, special, (int)strlen(special));
-            break;
+            *len = strlen(special);
+            return special;
         }
-        n = snprintf(buf, sizeof(buf), "%.17g", v->u.d);
-        params_text(params, params_keep(params, arena, buf, (size_t)n), n);
-        break;
+        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%.17g", v->u.d);
+        return buf;
     }
     case PGS_VAL_STRING:
-        params_text(params, v->u.s.ptr, (int)v->u.s.len);
+        *len = v->u.s.len;
+        return v->u.s.ptr;
+    default:
+        *len = 0;
+        return NULL;
+    }
+}
+
+static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_value_t *v)
+{
+    char buf[PGS_VALUE_TEXT_MAX];
+    size_t n;
+    const char *text;
+    switch (v ? v->type : PGS_VAL_NULL) {
+    case PGS_VAL_NULL:
+        params_text(params, NULL, 0);
         break;
     case PGS_VAL_BYTES:
         /* a NULL pointer would make libpq send SQL NULL, not empty bytea */
@@ -418,6 +369,12 @@ static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_val
         params->lengths[params->n] = (int)v->u.s.len;
         params->formats[params->n] = 1;
         params->n++;
+        break;
+    default:
+        text = pgs_sqlgen_value_text(v, buf, &n);
+        if (text == buf)
+            text = params_keep(params, arena, buf, n);
+        params_text(params, text, (int)n);
         break;
     }
 }
@@ -487,7 +444,7 @@ static char *json_put_base64(char *o, const unsigned char *s, size_t len)
 
 /* Compact JSON of the key map, in message order. Doubles that JSON cannot
  * hold (NaN, infinities) become their PostgreSQL spellings as strings. */
-static const char *row_key_json(const pgs_command_t *cmd)
+const char *pgs_sqlgen_row_key_json(const pgs_command_t *cmd)
 {
     size_t bound = 3;
     for (size_t i = 0; i < cmd->key_cnt; i++) {
@@ -552,7 +509,7 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
     params_text(params, topic, 0);
     params_long(params, cmd->arena, partition);
     params_long(params, cmd->arena, offset);
-    params_text(params, row_key_json(cmd), 0);
+    params_text(params, pgs_sqlgen_row_key_json(cmd), 0);
 
     for (int i = 0; i < ent->npk; i++) {
         const pgs_field_t *f = field_find(cmd->key, cmd->key_cnt, ent->cols[ent->pk[i]].name);

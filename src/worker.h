@@ -48,6 +48,10 @@ typedef struct pgs_work_s {
     pgs_command_t *cmd;      /* NULL when decoding failed */
     const pgs_entity_t *ent;
     pgs_shape_t shape;
+    int stmt_known; /* stmt and bstmt resolved by the apply pool */
+    int stmt;       /* single-command statement id */
+    int bstmt;      /* multi-row statement id, or -1 */
+    int isolate;    /* its multi-row statement failed: send it alone */
     pgs_work_state_t state;
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;

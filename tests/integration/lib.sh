@@ -137,3 +137,65 @@ pgs_compare_tables() {
         "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_DB user=postgres" \
         "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_REF_DB user=postgres"
 }
+
+# --- chaos helpers (crash, database outage, rebalance tests) ---
+
+# pgs_applied_now: rows in applied_commands, or -1 while PostgreSQL is down
+# (a chaos test polls through outages, so a failed query is not fatal).
+pgs_applied_now() {
+    pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands" 2>/dev/null || echo -1
+}
+
+pgs_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# pgs_pg ACTION: scripts/pg.sh start|stop|restart on the test's stack, output
+# kept in $T_DIR/pg.log.
+pgs_pg() {
+    "$REPO/scripts/pg.sh" "$1" >>"$T_DIR/pg.log" 2>&1 || fail "pg.sh $1 failed: $(tail -n 5 "$T_DIR/pg.log")"
+}
+
+# pgs_pg_guard: after pgs_test_init, for tests that stop PostgreSQL: on any
+# exit PostgreSQL is started again (other tests share the stack), then the
+# usual cleanup runs; the exit status is kept.
+pgs_pg_guard() {
+    trap _pgs_pg_guard_exit EXIT
+}
+_pgs_pg_guard_exit() {
+    local rc=$?
+    set +e
+    "$REPO/scripts/pg.sh" start >>"${T_DIR:-/tmp}/pg.log" 2>&1 ||
+        echo "WARN: PostgreSQL could not be started again (pg.sh start failed)" >&2
+    (exit $rc)
+    pgs_test_cleanup
+    exit $rc
+}
+
+# pgs_wait_growth SINCE_MS BASE [timeout]: waits until applied_commands holds
+# more than BASE rows and prints the ms elapsed since SINCE_MS (pgs_now_ms).
+pgs_wait_growth() {
+    local since=$1 base=$2 timeout=${3:-120}
+    local deadline=$((SECONDS + timeout)) got
+    while :; do
+        got=$(pgs_applied_now)
+        [ "$got" -gt "$base" ] && break
+        [ $SECONDS -lt $deadline ] || fail "applied_commands stuck at $got rows for ${timeout}s"
+        sleep 0.05
+    done
+    echo $(($(pgs_now_ms) - since))
+}
+
+# pgs_rand_ms LO HI: a delay in [LO, HI] ms from bash's RANDOM (seed it with
+# RANDOM=S for a reproducible run); in the calling shell, not a subshell, so
+# the sequence advances: result in RAND_MS.
+pgs_rand_ms() {
+    RAND_MS=$(($1 + RANDOM % ($2 - $1 + 1)))
+}
+
+pgs_sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
+
+# pgs_dlq_count: dead letters on the commands DLQ topic.
+pgs_dlq_count() {
+    "$PGSCRIBE_BIN" replay -c "$T_CONF" --list --timeout-ms 30000 >"$T_DIR/dlq.jsonl" ||
+        fail "replay --list failed"
+    wc -l <"$T_DIR/dlq.jsonl"
+}

@@ -94,25 +94,26 @@ pgs_compare_tables || fail "tables differ from the reference of the good command
 
 # Filters, counted without producing.
 dry() { "$PGSCRIBE_BIN" replay -c "$T_CONF" --dry-run "$@"; }
+expect_start() { # LABEL PREFIX OUTPUT
+    case "$3" in
+    "$2"*) ;;
+    *) fail "$1: expected \"$2...\", got: $3" ;;
+    esac
+}
 want3=$(grep -c '^clinic-003/' "$T_DIR/bad_keys.txt" || true)
-out=$(dry --clinic clinic-003)
-[ "$out" = "${out#would replay $want3 of $want3 matching }" ] &&
-    fail "--clinic clinic-003: expected $want3 of $want3, got: $out"
-out=$(dry --clinic clinic-003 --clinic clinic-004)
 want34=$(grep -c '^clinic-00[34]/' "$T_DIR/bad_keys.txt" || true)
-[ "$out" = "${out#would replay $want34 of $want34 matching }" ] &&
-    fail "--clinic clinic-003 --clinic clinic-004: expected $want34, got: $out"
-out=$(dry --code 22P02)
-[ "$out" = "${out#would replay 0 of 0 matching }" ] && fail "--code 22P02: expected 0, got: $out"
-out=$(dry --class decode --code 23514)
-[ "$out" = "${out#would replay 0 of 0 matching }" ] &&
-    fail "--class decode --code 23514: expected 0, got: $out"
+[ "$want3" -gt 0 ] && [ "$want34" -gt "$want3" ] || fail "seed gives no clinic-003/004 poison"
 later=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
-out=$(dry --since "$later")
-[ "$out" = "${out#would replay 0 of 0 matching }" ] && fail "--since $later: expected 0, got: $out"
-out=$(dry --since 2020-01-01T00:00:00.000Z --until "$later")
-[ "$out" = "${out#would replay $NBAD of $NBAD matching }" ] &&
-    fail "--since/--until around now: expected $NBAD, got: $out"
+expect_start "--clinic clinic-003" "would replay $want3 of $want3 matching " \
+    "$(dry --clinic clinic-003)"
+expect_start "--clinic clinic-003 --clinic clinic-004" "would replay $want34 of $want34 matching " \
+    "$(dry --clinic clinic-003 --clinic clinic-004)"
+expect_start "--code 22P02" "would replay 0 of 0 matching " "$(dry --code 22P02)"
+expect_start "--class decode --code 23514" "would replay 0 of 0 matching " \
+    "$(dry --class decode --code 23514)"
+expect_start "--since $later" "would replay 0 of 0 matching " "$(dry --since "$later")"
+expect_start "--since 2020 --until $later" "would replay $NBAD of $NBAD matching " \
+    "$(dry --since 2020-01-01T00:00:00.000Z --until "$later")"
 rc=0
 dry --since yesterday >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "--since yesterday: exit $rc, expected 2"
@@ -122,17 +123,15 @@ rc=0
 listed3=$(grep -c '"key":"clinic-003/' "$T_DIR/dlq-003.jsonl" || true)
 [ "$listed3" -eq "$want3" ] && [ "$(wc -l <"$T_DIR/dlq-003.jsonl")" -eq "$want3" ] ||
     fail "--list --clinic clinic-003 listed $(wc -l <"$T_DIR/dlq-003.jsonl") line(s), expected $want3"
-applied=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
-[ "$applied" -eq $NGOOD ] || fail "a dry run changed something: $applied commands applied"
 
 # Fix the cause, replay, apply.
 pgs_psql "$T_DB" -c "ALTER TABLE clinic.prescriptions DROP CONSTRAINT quantity_limit"
 out=$("$PGSCRIBE_BIN" replay -c "$T_CONF" --class db-permanent --code 23514) ||
     fail "replay exited with an error: $out"
-[ "$out" = "${out#replayed $NBAD of $NBAD matching dead letter(s) (0 skipped, 0 failed}" ] &&
-    fail "replay: expected $NBAD replayed, got: $out"
+expect_start "replay" "replayed $NBAD of $NBAD matching dead letter(s) (0 skipped, 0 failed" "$out"
 if command -v kcat >/dev/null; then
-    # the replayed messages carry the original headers, none of pgscribe's
+    # exactly the dead letters were replayed (dry runs and --list produced
+    # nothing), with their original headers and none of pgscribe's
     kcat -C -b "$PGSCRIBE_KAFKA" -t "$T_RUN.commands" -o beginning -e -q -f '%h\n' \
         >"$T_DIR/headers.txt"
     [ "$(wc -l <"$T_DIR/headers.txt")" -eq $((N + NBAD)) ] ||
