@@ -359,8 +359,9 @@ static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt
     snprintf(lock_ms, 24, "%lld", (long long)((lock + 999) / 1000));
 }
 
-/* Groups the batch's works by multi-row statement; groups of one, isolated
- * works and works without a multi-row form stay single (group_of = -1). */
+/* Groups the batch's works by multi-row statement; isolated works, works
+ * without a multi-row form and groups smaller than apply.multi_row_min stay
+ * single (group_of = -1). */
 static void group_batch(pgs_conn_t *c)
 {
     c->ngroups = 0;
@@ -383,11 +384,27 @@ static void group_batch(pgs_conn_t *c)
         c->group_size[g]++;
         c->group_of[i] = g;
     }
-    for (int i = 0; i < c->nbatch; i++) {
-        int g = c->group_of[i];
-        if (g >= 0 && c->group_size[g] < 2)
-            c->group_of[i] = -1;
+    /* a multi-row statement costs more to execute than one single-command
+     * statement: it pays off from a few rows on */
+    int min = (int)pgs_config_int(c->pool->w->cfg, "apply.multi_row_min");
+    int kept = 0;
+    for (int g = 0; g < c->ngroups; g++) {
+        if (c->group_size[g] >= min) {
+            c->group_stmt[kept] = c->group_stmt[g];
+            c->group_size[kept] = c->group_size[g];
+            for (int i = 0; i < c->nbatch; i++) {
+                if (c->group_of[i] == g)
+                    c->group_of[i] = kept;
+            }
+            kept++;
+        } else {
+            for (int i = 0; i < c->nbatch; i++) {
+                if (c->group_of[i] == g)
+                    c->group_of[i] = -1;
+            }
+        }
     }
+    c->ngroups = kept;
 }
 
 static int send_groups(pgs_conn_t *c)
@@ -397,8 +414,6 @@ static int send_groups(pgs_conn_t *c)
     int32_t parts[1000];
     int64_t offs[1000];
     for (int g = 0; g < c->ngroups; g++) {
-        if (c->group_size[g] < 2)
-            continue;
         size_t n = 0;
         for (int i = 0; i < c->nbatch; i++) {
             if (c->group_of[i] != g)
@@ -554,10 +569,8 @@ static void batch_succeeded(pgs_conn_t *c)
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
-    for (int g = 0; g < c->ngroups; g++) {
-        if (c->group_size[g] >= 2)
-            pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
-    }
+    for (int g = 0; g < c->ngroups; g++)
+        pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
     int last = -1;
     for (int i = 0; i < c->nbatch; i++) {
         int sid = c->batch[i]->stmt;
@@ -577,7 +590,7 @@ static void batch_succeeded(pgs_conn_t *c)
     for (int i = 0; i < c->nbatch; i++)
         applied += c->group_of[i] < 0 ? c->fresh[i] : 0;
     for (int g = 0; g < c->ngroups; g++)
-        applied += c->group_size[g] >= 2 ? c->group_fresh[g] : 0;
+        applied += c->group_fresh[g];
     const char *clinic = c->batch[0]->cmd->clinic_id;
     pgs_complete_count_applied(w, clinic, applied, took);
     w->ctr.applied += applied;

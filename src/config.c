@@ -61,6 +61,9 @@ static const cfg_def_t cfg_table[] = {
     CF_INT("apply.max_batch", "100", 1, 1000, 0, "Maximum commands grouped into one transaction."),
     CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
            "Decoded commands buffered in memory before fetching from Kafka pauses."),
+    CF_INT("apply.multi_row_min", "8", 2, 1000, CF_RELOAD,
+           "Commands of one transaction sharing a statement shape that go in one multi-row "
+           "statement; fewer go one statement each."),
     CF_INT("apply.partition_window_max", "5000", 10, 1000000, CF_RELOAD,
            "A partition whose consumed but not yet completed messages exceed this is paused, "
            "and resumed when half of them are done."),

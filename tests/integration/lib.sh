@@ -44,6 +44,7 @@ metrics = $T_RUN.metrics
 group = $T_RUN
 [metrics]
 interval_ms = 1000
+${T_EXTRA_CONF:-}
 [kafka]
 bootstrap.servers = $PGSCRIBE_KAFKA
 ${T_EXTRA_KAFKA_CONF:-}
@@ -198,4 +199,25 @@ pgs_dlq_count() {
     "$PGSCRIBE_BIN" replay -c "$T_CONF" --list --timeout-ms 30000 >"$T_DIR/dlq.jsonl" ||
         fail "replay --list failed"
     wc -l <"$T_DIR/dlq.jsonl"
+}
+
+# pgs_worker_launch NAME [extra args]: like pgs_worker_start, without waiting
+# for partitions (a join takes seconds; a test may act meanwhile); W_PID set.
+pgs_worker_launch() {
+    local name=$1
+    shift
+    "${PGSCRIBE_WORKER_BIN:-$PGSCRIBE_BIN}" run -c "$T_CONF" "$@" >"$T_DIR/worker-$name.log" 2>&1 &
+    W_PID=$!
+    T_PIDS+=("$W_PID")
+}
+
+# pgs_worker_wait_assigned NAME PID [timeout]: until worker NAME has logged an
+# assignment; fails if it exits first.
+pgs_worker_wait_assigned() {
+    local log=$T_DIR/worker-$1.log pid=$2 deadline=$((SECONDS + ${3:-60}))
+    until grep -q "assigned [0-9]* partition" "$log"; do
+        kill -0 "$pid" 2>/dev/null || fail "worker $1 exited: $(tail -n 5 "$log")"
+        [ $SECONDS -lt $deadline ] || fail "worker $1 got no partitions within ${3:-60} s"
+        sleep 0.2
+    done
 }

@@ -6,6 +6,9 @@
 # leak makes it exit non-zero, which pgs_worker_stop reports.
 export PGSCRIBE_WORKER_BIN=${PGSCRIBE_ASAN_BIN:-$PGSCRIBE_BIN}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# multi-row statements from two commands of a shape on, so they carry most
+# of this load (the default threshold leaves the loadgen mix to single ones)
+export T_EXTRA_CONF=$'[apply]\nmulti_row_min = 2'
 pgs_test_init duplicates
 N=5000
 

@@ -4,6 +4,9 @@
 # other command is applied; once the constraint is dropped, `pgscribe replay`
 # re-produces them and the worker applies them.
 . "$(dirname "$0")/lib.sh"
+# multi-row statements from two commands of a shape on, so they carry most
+# of this load (the default threshold leaves the loadgen mix to single ones)
+export T_EXTRA_CONF=$'[apply]\nmulti_row_min = 2'
 pgs_test_init poison
 NGOOD=19800
 NBAD=200
