@@ -57,7 +57,7 @@ typedef struct pgs_conn_s {
     size_t prepared_cap;
     pgs_work_t **batch;
     int nbatch;
-    int *fresh; /* per batch index: 1 applied, 0 duplicate (single statements) */
+    int *fresh;       /* per batch index: 1 applied, 0 duplicate (single statements) */
     int *group_of;    /* per batch index: multi-row group, or -1 */
     int *group_stmt;  /* per group: statement id */
     int *group_size;  /* per group: commands */
@@ -66,8 +66,8 @@ typedef struct pgs_conn_s {
     int fail_group; /* multi-row group at fault, or -1 */
     rexp_t *exp;
     int nexp, exp_pos, exp_cap;
-    int failed;   /* an error was seen before the sync */
-    int fail_cmd; /* batch index at fault, or -1 */
+    int failed;      /* an error was seen before the sync */
+    int fail_cmd;    /* batch index at fault, or -1 */
     int fail_outage; /* the error says the database is going away */
     pgs_err_t fail_err;
     char fail_code[8];
@@ -428,8 +428,8 @@ static int send_groups(pgs_conn_t *c)
             return -1;
         pgs_batch_params_t bp;
         pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->w->topic, &bp);
-        int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values,
-                                     NULL, NULL, 0);
+        int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values, NULL,
+                                     NULL, 0);
         pgs_sqlbatch_params_free(&bp);
         if (!ok)
             return -1;
@@ -620,8 +620,9 @@ static void batch_failed(pgs_conn_t *c)
                 n++;
             }
         }
-        pgs_info("apply", "multi-row statement of %d command(s) failed (SQLSTATE %s): sending "
-                          "them one by one to find the one at fault",
+        pgs_info("apply",
+                 "multi-row statement of %d command(s) failed (SQLSTATE %s): sending "
+                 "them one by one to find the one at fault",
                  n, c->fail_code);
         batch_requeue(c, -1);
         return;

@@ -1,6 +1,7 @@
-/* Consume: the Kafka consumer of the commands topic — cooperative-sticky
- * assignment, offsets stored by pgscribe only (never automatically), and
- * revoked partitions drained before they are given up. */
+/* Consume: the Kafka consumer of the commands topic — offsets stored by
+ * pgscribe only (never automatically) and only as the completed prefix,
+ * partitions paused under back-pressure, and revoked partitions drained and
+ * committed before they are given up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -122,7 +123,19 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
             rd_kafka_topic_partition_list_add(commit, w->topic, p->partition)->offset = pos;
     }
     if (!lost && commit->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, commit, 0);
+        /* a coordinator moving or busy is worth a few tries: every offset not
+         * committed here is consumed again by the next owner (harmless, but
+         * work) */
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0; attempt < 5; attempt++) {
+            err = rd_kafka_commit(rk, commit, 0);
+            if (err != RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE &&
+                err != RD_KAFKA_RESP_ERR_NOT_COORDINATOR &&
+                err != RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS &&
+                err != RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT && err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+                break;
+            pgs_worker_step(w, 200);
+        }
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             pgs_warn("consume", "commit on revoke failed: %s", rd_kafka_err2str(err));
     }

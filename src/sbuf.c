@@ -58,7 +58,6 @@ void pgs_sbuf_quoted(pgs_sbuf_t *sb, const char *s, char q)
     sb->buf[sb->len] = '\0';
 }
 
-
 void pgs_sbuf_putn(pgs_sbuf_t *sb, const char *s, size_t n)
 {
     pgs_sbuf_reserve(sb, n);

@@ -19,8 +19,8 @@ static int is_array_type(const pgs_column_t *c)
 static int updatable(const pgs_entity_t *ent, int i)
 {
     const pgs_column_t *c = &ent->cols[i];
-    return !c->is_pk && i != ent->clinic_col && i != ent->version_col &&
-           i != ent->updated_at_col && strcmp(c->name, "created_at") != 0;
+    return !c->is_pk && i != ent->clinic_col && i != ent->version_col && i != ent->updated_at_col &&
+           strcmp(c->name, "created_at") != 0;
 }
 
 int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
@@ -90,8 +90,7 @@ static void put_row_match(pgs_sbuf_t *sb, const pgs_bshape_t *bs)
         pgs_sbuf_printf(sb, " = f.k%d AND ", i);
     }
     pgs_sbuf_puts(sb, "t.");
-    pgs_sbuf_quoted(sb, ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].name : "clinic_id",
-                    '"');
+    pgs_sbuf_quoted(sb, ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].name : "clinic_id", '"');
     pgs_sbuf_printf(sb, " = $1::%s", clinic_type(ent));
     if (bs->shape.has_expected_version && ent->version_col >= 0) {
         pgs_sbuf_puts(sb, " AND t.");
@@ -326,7 +325,8 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
 {
     const pgs_entity_t *ent = bs->shape.ent;
     int ncols = bs->shape.ncols;
-    int total = 7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+    int total =
+        7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
     out->values = calloc((size_t)total, sizeof(char *));
     if (!out->values)

@@ -91,7 +91,8 @@ static void sb_param(pgs_sbuf_t *sb, int n, const pgs_column_t *col)
 
 static void sb_clinic_param(pgs_sbuf_t *sb, const pgs_entity_t *ent)
 {
-    pgs_sbuf_printf(sb, "$2::%s", ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].type_sql : "text");
+    pgs_sbuf_printf(sb, "$2::%s",
+                    ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].type_sql : "text");
 }
 
 /* `"pk1" = $8::type AND ... "clinic_id" = $2::type [AND "version" = $N::bigint]` */
@@ -232,7 +233,8 @@ static void sb_update(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *sha
     pgs_sbuf_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
 }
 
-static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *shape, int version_param)
+static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *shape,
+                      int version_param)
 {
     pgs_sbuf_puts(sb, "DELETE FROM ");
     sb_ident(sb, schema);
@@ -255,14 +257,14 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
     pgs_sbuf_t sb = {0};
 
     pgs_sbuf_puts(&sb, "WITH ins AS (\n"
-                 "  INSERT INTO pgscribe.applied_commands"
-                 " (command_id, clinic_id, topic, kafka_partition, kafka_offset)\n"
-                 "  VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)\n"
-                 "  ON CONFLICT (command_id) DO NOTHING RETURNING command_id),\n"
-                 "aud AS (\n"
-                 "  INSERT INTO pgscribe.write_audit"
-                 " (command_id, clinic_id, actor, entity, op, row_key)\n"
-                 "  SELECT command_id, $2, $3, ");
+                       "  INSERT INTO pgscribe.applied_commands"
+                       " (command_id, clinic_id, topic, kafka_partition, kafka_offset)\n"
+                       "  VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)\n"
+                       "  ON CONFLICT (command_id) DO NOTHING RETURNING command_id),\n"
+                       "aud AS (\n"
+                       "  INSERT INTO pgscribe.write_audit"
+                       " (command_id, clinic_id, actor, entity, op, row_key)\n"
+                       "  SELECT command_id, $2, $3, ");
     pgs_sbuf_quoted(&sb, ent->name, '\'');
     pgs_sbuf_printf(&sb, ", '%s', $7::jsonb FROM ins),\nw AS (\n  ", pgs_op_name(shape->op));
     switch (shape->op) {
@@ -281,8 +283,8 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
         break;
     }
     pgs_sbuf_puts(&sb, "\n  RETURNING 1)\n"
-                 "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
-                 " (SELECT count(*) FROM w)) AS fresh");
+                       "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
+                       " (SELECT count(*) FROM w)) AS fresh");
     return sb.buf;
 }
 

@@ -94,8 +94,8 @@ static int lookup(pgs_stmts_t *st, int batch, const pgs_bshape_t *bs)
                    : pgs_sqlgen_statement(st->schema, &bs->shape);
     snprintf(s->name, sizeof(s->name), "pgs_%c%zu", batch ? 'b' : 's', st->n);
     pgs_latency_init(&s->latency);
-    pgs_debug("apply", "new %s statement %s for %s op=%s", batch ? "multi-row" : "single",
-              s->name, bs->shape.ent->name, pgs_op_name(bs->shape.op));
+    pgs_debug("apply", "new %s statement %s for %s op=%s", batch ? "multi-row" : "single", s->name,
+              bs->shape.ent->name, pgs_op_name(bs->shape.op));
     index_put(st, st->n);
     return (int)st->n++;
 }

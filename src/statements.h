@@ -11,7 +11,7 @@
 #include "pgscribe/sqlgen.h"
 
 typedef struct {
-    int batch;      /* 1: multi-row statement of bs; 0: single-command of bs.shape */
+    int batch; /* 1: multi-row statement of bs; 0: single-command of bs.shape */
     pgs_bshape_t bs;
     char *sql;
     char name[24];

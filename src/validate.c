@@ -18,12 +18,32 @@
 
 #define MAX_DATA_COLS ((int)(sizeof(((pgs_shape_t *)0)->cols) / sizeof(int)))
 
+/* A name from a message is echoed only when it looks like an identifier:
+ * anything else (SQL, free text, a value put in the wrong place) could carry
+ * PHI into logs and dead-letter headers, so only its length is told. */
+static const char *shown_name(const char *name, char *buf, size_t size)
+{
+    size_t n = strlen(name);
+    int ok = n > 0 && n <= 63 && !(name[0] >= '0' && name[0] <= '9');
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = name[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '_';
+    }
+    if (ok)
+        snprintf(buf, size, "\"%s\"", name);
+    else
+        snprintf(buf, size, "(not an identifier, %zu bytes)", n);
+    return buf;
+}
+
 static pgs_err_t fail(pgs_err_t err, char *errstr, size_t errstr_size, const char *entity,
                       const char *what, const char *column)
 {
+    char shown[80];
     if (column)
-        snprintf(errstr, errstr_size, "entity \"%.*s\": %s \"%.*s\"", NAME_MAX_SHOWN, entity, what,
-                 NAME_MAX_SHOWN, column);
+        snprintf(errstr, errstr_size, "entity \"%.*s\": %s %s", NAME_MAX_SHOWN, entity, what,
+                 shown_name(column, shown, sizeof(shown)));
     else
         snprintf(errstr, errstr_size, "entity \"%.*s\": %s", NAME_MAX_SHOWN, entity, what);
     return err;
@@ -180,7 +200,9 @@ pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cm
     const char *entity = cmd->entity ? cmd->entity : "";
     const pgs_entity_t *ent = pgs_catalog_find(cat, entity);
     if (!ent) {
-        snprintf(errstr, errstr_size, "unknown entity \"%.*s\"", NAME_MAX_SHOWN, entity);
+        char shown[80];
+        snprintf(errstr, errstr_size, "unknown entity %s",
+                 shown_name(entity, shown, sizeof(shown)));
         return PGS_E_VALIDATE_UNKNOWN_ENTITY;
     }
     /* The only bound on data size before any per-column work; the statement

@@ -221,3 +221,13 @@ pgs_worker_wait_assigned() {
         sleep 0.2
     done
 }
+
+# pgs_forget_pid PID: drops a reaped process from T_PIDS so the exit cleanup
+# never signals a recycled pid.
+pgs_forget_pid() {
+    local keep=() p
+    for p in "${T_PIDS[@]:-}"; do
+        [ -n "$p" ] && [ "$p" != "$1" ] && keep+=("$p")
+    done
+    T_PIDS=("${keep[@]:-}")
+}

@@ -49,14 +49,16 @@ C=$W_PID
 at 4 "stop b"
 t0=$(pgs_now_ms)
 pgs_worker_stop "$B"
-note "b left in $(($(pgs_now_ms) - t0)) ms: $(drained_on_stop b)"
+drain=$(drained_on_stop b)
+note "b left in $(($(pgs_now_ms) - t0)) ms: $drain"
 at 6 "start d"
 pgs_worker_launch d
 D=$W_PID
 at 7 "stop a"
 t0=$(pgs_now_ms)
 pgs_worker_stop "$A"
-note "a left in $(($(pgs_now_ms) - t0)) ms: $(drained_on_stop a)"
+drain=$(drained_on_stop a)
+note "a left in $(($(pgs_now_ms) - t0)) ms: $drain"
 
 wait "$P" || fail "producer failed"
 pgs_worker_wait_assigned c "$C"

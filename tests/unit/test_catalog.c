@@ -221,6 +221,24 @@ static void test_unknown_entity(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Names that are not identifiers may be values in the wrong place: only
+ * their length is told. */
+static void test_hostile_names_not_echoed(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = test_catalog();
+    pgs_command_t *cmd = patient_cmd(PGS_OP_INSERT);
+    cmd->entity = "patients; DROP TABLE x; -- SECRET";
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_ENTITY, "not an identifier");
+    cmd = patient_cmd(PGS_OP_UPDATE);
+    add_str(cmd, 0, "Jane Doe SECRET 1970-01-01", "x");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(not an identifier, 26 bytes)");
+    cmd = patient_cmd(PGS_OP_UPDATE);
+    add_str(cmd, 0, "no_such_column", "x");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "\"no_such_column\"");
+    pgs_catalog_free(cat);
+}
+
 static void test_key_rules(void **state)
 {
     (void)state;
@@ -421,15 +439,11 @@ static void test_too_many_columns(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model),
-        cmocka_unit_test(test_valid_commands),
-        cmocka_unit_test(test_unknown_entity),
-        cmocka_unit_test(test_key_rules),
-        cmocka_unit_test(test_data_rules),
-        cmocka_unit_test(test_op_rules),
-        cmocka_unit_test(test_expected_version),
-        cmocka_unit_test(test_types),
-        cmocka_unit_test(test_too_many_columns),
+        cmocka_unit_test(test_model),          cmocka_unit_test(test_valid_commands),
+        cmocka_unit_test(test_unknown_entity), cmocka_unit_test(test_hostile_names_not_echoed),
+        cmocka_unit_test(test_key_rules),      cmocka_unit_test(test_data_rules),
+        cmocka_unit_test(test_op_rules),       cmocka_unit_test(test_expected_version),
+        cmocka_unit_test(test_types),          cmocka_unit_test(test_too_many_columns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
