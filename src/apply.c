@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "pgscribe/auditsql.h"
 #include "pgscribe/log.h"
 #include "pgscribe/resilience.h"
 #include "statements.h"
@@ -81,6 +82,8 @@ typedef struct pgs_conn_s {
 
 struct pgs_pool_s {
     pgs_worker_t *w;
+    pgs_stream_t *stream; /* whose lanes it serves: commands or audit events */
+    pgs_latency_t audit_latency;
     char *conninfo;
     pgs_conn_t *conns;
     int nconns;
@@ -100,6 +103,23 @@ static const char *const SQL_TXN_SETUP =
     " set_config('lock_timeout', $3, true)";
 
 static void conn_down(pgs_conn_t *c, const char *why);
+
+static const char *work_clinic(const pgs_work_t *wk)
+{
+    return wk->cmd ? wk->cmd->clinic_id : wk->audit->clinic_id;
+}
+
+/* What a log line or error says a work is: "UPDATE on patients", or an audit
+ * event. Names only, never values. */
+static const char *work_op(const pgs_work_t *wk)
+{
+    return wk && wk->cmd ? pgs_op_name(wk->cmd->op) : "INSERT";
+}
+
+static const char *work_entity(const pgs_work_t *wk)
+{
+    return wk ? (wk->cmd ? wk->cmd->entity : "audit_events") : "-";
+}
 
 /* ---- statements -------------------------------------------------------- */
 
@@ -180,6 +200,10 @@ static int conn_open(pgs_conn_t *c)
         return -1;
     }
     PGresult *r = PQprepare(pg, "pgs_txn_setup", SQL_TXN_SETUP, 3, NULL);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK && pool->stream->kind == PGS_STREAM_AUDIT) {
+        PQclear(r);
+        r = PQprepare(pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL);
+    }
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
         PQclear(r);
@@ -212,11 +236,13 @@ static int conn_open(pgs_conn_t *c)
     return 0;
 }
 
-pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *errstr,
-                         size_t errstr_size)
+pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conninfo, int size,
+                         char *errstr, size_t errstr_size)
 {
     pgs_pool_t *pool = calloc(1, sizeof(*pool));
     pool->w = w;
+    pool->stream = stream;
+    pgs_latency_init(&pool->audit_latency);
     pool->conninfo = strdup(conninfo);
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
@@ -224,7 +250,7 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
     pool->stmts = pgs_stmts_new(pgs_catalog_schema(w->catalog));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(w->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(w->cfg, "breaker.probe_interval_ms") * 1000);
-    int max_batch = w->max_batch;
+    int max_batch = stream->max_batch;
     int opened = 0;
     for (int i = 0; i < size; i++) {
         pgs_conn_t *c = &pool->conns[i];
@@ -247,7 +273,8 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *
         pgs_pool_free(pool);
         return NULL;
     }
-    pgs_info("apply", "connection pool ready: %d of %d connections, pipeline mode", opened, size);
+    pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode", stream->name, opened,
+             size);
     return pool;
 }
 
@@ -337,6 +364,10 @@ static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt
     int64_t lock_max_us = pgs_config_int(cfg, "apply.lock_timeout_ms") * 1000;
     double factor = pgs_config_double(cfg, "apply.timeout_factor");
     int64_t p99 = 0;
+    if (pool->stream->kind == PGS_STREAM_AUDIT) {
+        p99 = pool->audit_latency.p99_us;
+        n = 0;
+    }
     for (int i = 0; i < n; i++) {
         int sid = works[i]->bstmt >= 0 && !works[i]->isolate ? works[i]->bstmt : works[i]->stmt;
         int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
@@ -427,7 +458,7 @@ static int send_groups(pgs_conn_t *c)
         if (ensure_prepared(c, c->group_stmt[g], g, 1) != 0)
             return -1;
         pgs_batch_params_t bp;
-        pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->w->topic, &bp);
+        pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->stream->topic, &bp);
         int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values, NULL,
                                      NULL, 0);
         pgs_sqlbatch_params_free(&bp);
@@ -449,10 +480,61 @@ static int send_singles(pgs_conn_t *c)
         pgs_stmt_t *st = pgs_stmts_get(pool->stmts, wk->stmt);
         if (ensure_prepared(c, wk->stmt, i, 0) != 0)
             return -1;
-        pgs_sqlgen_params(&wk->shape, wk->cmd, pool->w->topic, wk->part->partition, wk->offset,
+        pgs_sqlgen_params(&wk->shape, wk->cmd, pool->stream->topic, wk->part->partition, wk->offset,
                           &params);
         if (!PQsendQueryPrepared(c->pg, st->name, params.n, params.values, params.lengths,
                                  params.formats, 0))
+            return -1;
+        expect(c, R_CMD, i);
+    }
+    return 0;
+}
+
+/* Audit events: one multi-row INSERT for the batch (group 0); an isolated
+ * event (its batch failed) goes in a statement of its own. */
+static int send_audit(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    const pgs_audit_event_t *evs[1000];
+    int32_t parts[1000];
+    int64_t offs[1000];
+    c->ngroups = 0;
+    size_t n = 0;
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        wk->state = PGS_WORK_APPLYING;
+        c->fresh[i] = 0;
+        c->group_of[i] = wk->isolate ? -1 : 0;
+        if (wk->isolate)
+            continue;
+        evs[n] = wk->audit;
+        parts[n] = wk->part->partition;
+        offs[n] = wk->offset;
+        n++;
+    }
+    pgs_batch_params_t bp;
+    if (n > 0) {
+        c->ngroups = 1;
+        c->group_size[0] = (int)n;
+        c->group_fresh[0] = 0;
+        pgs_auditsql_params(evs, parts, offs, n, pool->stream->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, PGS_AUDITSQL_NAME, bp.n, (const char *const *)bp.values,
+                                     NULL, NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
+            return -1;
+        expect(c, R_MULTI, 0);
+    }
+    for (int i = 0; i < c->nbatch; i++) {
+        if (c->group_of[i] >= 0)
+            continue;
+        pgs_work_t *wk = c->batch[i];
+        const pgs_audit_event_t *one = wk->audit;
+        pgs_auditsql_params(&one, &wk->part->partition, &wk->offset, 1, pool->stream->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, PGS_AUDITSQL_NAME, bp.n, (const char *const *)bp.values,
+                                     NULL, NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
             return -1;
         expect(c, R_CMD, i);
     }
@@ -473,10 +555,13 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->in_rollback = 0;
     c->started_us = pgs_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
-    const char *clinic = works[0]->cmd->clinic_id;
-    for (int i = 0; i < n; i++)
-        work_statements(pool, works[i]);
-    group_batch(c);
+    const char *clinic = work_clinic(works[0]);
+    int audit = pool->stream->kind == PGS_STREAM_AUDIT;
+    if (!audit) {
+        for (int i = 0; i < n; i++)
+            work_statements(pool, works[i]);
+        group_batch(c);
+    }
 
     if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
@@ -487,7 +572,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
         return -1;
     expect(c, R_CLINIC, -1);
-    if (send_groups(c) != 0 || send_singles(c) != 0)
+    if (audit ? send_audit(c) != 0 : send_groups(c) != 0 || send_singles(c) != 0)
         return -1;
     if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
@@ -537,7 +622,7 @@ static void retry_due(pgs_pool_t *pool, int64_t now)
     for (size_t i = 0; i < pool->nwaiting; i++) {
         pgs_work_t *wk = pool->waiting[i];
         if (wk->retry_at_us <= now)
-            pgs_lanes_retry(pool->w->lanes, &wk->lane);
+            pgs_lanes_retry(pool->stream->lanes, &wk->lane);
         else
             pool->waiting[keep++] = wk;
     }
@@ -549,13 +634,12 @@ static void retry_due(pgs_pool_t *pool, int64_t now)
  * away). @p skip is a batch index left alone, or -1. */
 static void batch_requeue(pgs_conn_t *c, int skip)
 {
-    pgs_worker_t *w = c->pool->w;
     for (int i = 0; i < c->nbatch; i++) {
         if (i == skip)
             continue;
         pgs_work_t *wk = c->batch[i];
         wk->state = PGS_WORK_QUEUED;
-        pgs_lanes_retry(w->lanes, &wk->lane);
+        pgs_lanes_retry(c->pool->stream->lanes, &wk->lane);
     }
     c->nbatch = 0;
 }
@@ -569,10 +653,13 @@ static void batch_succeeded(pgs_conn_t *c)
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
-    for (int g = 0; g < c->ngroups; g++)
+    int audit = pool->stream->kind == PGS_STREAM_AUDIT;
+    if (audit)
+        pgs_latency_record(&pool->audit_latency, took);
+    for (int g = 0; g < c->ngroups && !audit; g++)
         pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
     int last = -1;
-    for (int i = 0; i < c->nbatch; i++) {
+    for (int i = 0; i < c->nbatch && !audit; i++) {
         int sid = c->batch[i]->stmt;
         if (c->group_of[i] < 0 && sid != last)
             pgs_latency_record(&pgs_stmts_get(pool->stmts, sid)->latency, took);
@@ -580,23 +667,27 @@ static void batch_succeeded(pgs_conn_t *c)
     }
     int64_t slow_ms = pgs_config_int(w->cfg, "log.slow_statement_ms");
     if (slow_ms > 0 && took / 1000 >= slow_ms)
-        pgs_warn("apply", "slow transaction: %d command(s) of clinic %s, first %s on %s, %lld ms",
-                 c->nbatch, c->batch[0]->cmd->clinic_id, pgs_op_name(c->batch[0]->cmd->op),
-                 c->batch[0]->cmd->entity, (long long)(took / 1000));
-    pgs_hist_record(&w->ctr.commit_latency, (uint64_t)took);
-    pgs_hist_record(&w->ctr.total_commit_latency, (uint64_t)took);
-    w->ctr.transactions++;
+        pgs_warn("apply", "slow transaction: %d %s of clinic %s, first %s on %s, %lld ms",
+                 c->nbatch, pool->stream->name, work_clinic(c->batch[0]), work_op(c->batch[0]),
+                 work_entity(c->batch[0]), (long long)(took / 1000));
     int applied = 0;
     for (int i = 0; i < c->nbatch; i++)
         applied += c->group_of[i] < 0 ? c->fresh[i] : 0;
     for (int g = 0; g < c->ngroups; g++)
         applied += c->group_fresh[g];
-    const char *clinic = c->batch[0]->cmd->clinic_id;
-    pgs_complete_count_applied(w, clinic, applied, took);
-    w->ctr.applied += applied;
-    w->ctr.total_applied += applied;
-    w->ctr.duplicates += c->nbatch - applied;
-    w->ctr.total_duplicates += c->nbatch - applied;
+    if (audit) {
+        pool->stream->stored += applied;
+        pool->stream->duplicates += c->nbatch - applied;
+    } else {
+        pgs_hist_record(&w->ctr.commit_latency, (uint64_t)took);
+        pgs_hist_record(&w->ctr.total_commit_latency, (uint64_t)took);
+        w->ctr.transactions++;
+        pgs_complete_count_applied(w, work_clinic(c->batch[0]), applied, took);
+        w->ctr.applied += applied;
+        w->ctr.total_applied += applied;
+        w->ctr.duplicates += c->nbatch - applied;
+        w->ctr.total_duplicates += c->nbatch - applied;
+    }
     for (int i = 0; i < c->nbatch; i++) {
         c->batch[i]->isolate = 0;
         pgs_complete_work(w, c->batch[i]);
@@ -633,8 +724,8 @@ static void batch_failed(pgs_conn_t *c)
         pgs_info("apply",
                  "command failed permanently: entity=%s op=%s partition=%d offset=%lld "
                  "code=%s; dead-lettering it, %d other command(s) go again",
-                 bad->cmd->entity, pgs_op_name(bad->cmd->op), (int)bad->part->partition,
-                 (long long)bad->offset, c->fail_code, c->nbatch - 1);
+                 work_entity(bad), work_op(bad), (int)bad->part->partition, (long long)bad->offset,
+                 c->fail_code, c->nbatch - 1);
         batch_requeue(c, c->fail_cmd);
         pgs_dlq_send(w, bad, c->fail_err, c->fail_code, c->fail_msg);
         return;
@@ -666,7 +757,7 @@ static void batch_failed(pgs_conn_t *c)
                 work_retry_later(c->pool, wk, code, c->fail_msg);
             } else {
                 wk->state = PGS_WORK_QUEUED;
-                pgs_lanes_retry(w->lanes, &wk->lane);
+                pgs_lanes_retry(c->pool->stream->lanes, &wk->lane);
             }
         }
         c->nbatch = 0;
@@ -687,8 +778,7 @@ static void describe_error(const PGresult *res, const pgs_work_t *wk, char *buf,
     const char *datatype = PQresultErrorField(res, PG_DIAG_DATATYPE_NAME);
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     int n = snprintf(buf, size, "database rejected %s on %s (SQLSTATE %s)",
-                     wk ? pgs_op_name(wk->cmd->op) : "transaction", wk ? wk->cmd->entity : "-",
-                     state ? state : "none");
+                     wk ? work_op(wk) : "transaction", work_entity(wk), state ? state : "none");
     if (constraint && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, ", constraint %s", constraint);
     if (column && n > 0 && (size_t)n < size)
@@ -699,7 +789,7 @@ static void describe_error(const PGresult *res, const pgs_work_t *wk, char *buf,
         snprintf(buf, size,
                  "%s on %s matched no row (missing, or version differs from "
                  "expected_version)",
-                 wk ? pgs_op_name(wk->cmd->op) : "command", wk ? wk->cmd->entity : "-");
+                 wk ? work_op(wk) : "command", work_entity(wk));
 }
 
 static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
@@ -857,19 +947,19 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
 
 void pgs_pool_dispatch(pgs_pool_t *pool)
 {
-    pgs_worker_t *w = pool->w;
     if (pool->nwaiting > 0)
         retry_due(pool, pgs_now_us());
     if (!pgs_breaker_allows_dispatch(&pool->breaker))
         return;
     pgs_work_t *works[1000];
     pgs_lane_item_t *items[1000];
-    size_t max = (size_t)w->max_batch < 1000 ? (size_t)w->max_batch : 1000;
-    for (int i = 0; i < pool->nconns && pgs_lanes_ready(w->lanes) > 0; i++) {
+    pgs_lanes_t *lanes = pool->stream->lanes;
+    size_t max = (size_t)pool->stream->max_batch < 1000 ? (size_t)pool->stream->max_batch : 1000;
+    for (int i = 0; i < pool->nconns && pgs_lanes_ready(lanes) > 0; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->state != C_IDLE)
             continue;
-        size_t n = pgs_lanes_take(w->lanes, items, max);
+        size_t n = pgs_lanes_take(lanes, items, max);
         if (n == 0)
             break;
         for (size_t k = 0; k < n; k++)

@@ -10,6 +10,8 @@ void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
     if (work->rkm)
         rd_kafka_message_destroy(work->rkm);
     pgs_command_free(work->cmd);
+    pgs_audit_event_free(work->audit);
+    work->part->stream->live--;
     free(work->errmsg);
     if (work->part->outstanding > 0)
         work->part->outstanding--;
@@ -21,7 +23,7 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
 {
     pgs_partition_t *part = work->part;
     if (work->in_lane)
-        pgs_lanes_complete(w->lanes, &work->lane);
+        pgs_lanes_complete(part->stream->lanes, &work->lane);
     /* A work consumed under an earlier assignment of this partition is still
      * applied (or dead-lettered), but its offset belongs to a tracker that is
      * gone: the new owner's tracker must not be moved by it. */

@@ -22,21 +22,37 @@
  * newer librdkafka can set kafka.partition.assignment.strategy. */
 #define PGS_ASSIGNMENT_STRATEGY "roundrobin"
 
-pgs_partition_t *pgs_partition_get(pgs_worker_t *w, int32_t partition)
+pgs_partition_t *pgs_partition_get(pgs_stream_t *st, int32_t partition)
 {
-    if (partition >= w->parts_cnt) {
-        int32_t cnt = w->parts_cnt ? w->parts_cnt : 16;
+    if (partition >= st->parts_cnt) {
+        int32_t cnt = st->parts_cnt ? st->parts_cnt : 16;
         while (cnt <= partition)
             cnt *= 2;
-        w->parts = realloc(w->parts, (size_t)cnt * sizeof(*w->parts));
-        memset(w->parts + w->parts_cnt, 0, (size_t)(cnt - w->parts_cnt) * sizeof(*w->parts));
-        w->parts_cnt = cnt;
+        st->parts = realloc(st->parts, (size_t)cnt * sizeof(*st->parts));
+        memset(st->parts + st->parts_cnt, 0, (size_t)(cnt - st->parts_cnt) * sizeof(*st->parts));
+        st->parts_cnt = cnt;
     }
-    if (!w->parts[partition]) {
-        w->parts[partition] = calloc(1, sizeof(pgs_partition_t));
-        w->parts[partition]->partition = partition;
+    if (!st->parts[partition]) {
+        st->parts[partition] = calloc(1, sizeof(pgs_partition_t));
+        st->parts[partition]->partition = partition;
+        st->parts[partition]->stream = st;
     }
-    return w->parts[partition];
+    return st->parts[partition];
+}
+
+pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
+{
+    for (int i = 0; i < PGS_STREAM__COUNT; i++) {
+        if (strcmp(w->streams[i].topic, topic) == 0)
+            return &w->streams[i];
+    }
+    return NULL;
+}
+
+static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_t *tp)
+{
+    pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
+    return st ? pgs_partition_get(st, tp->partition) : NULL;
 }
 
 static void kafka_conf_cb(const char *name, const char *value, void *opaque)
@@ -62,7 +78,8 @@ static int purge_pred(pgs_lane_item_t *item, void *opaque)
     const rd_kafka_topic_partition_list_t *parts = opaque;
     const pgs_work_t *work = (const pgs_work_t *)item;
     for (int i = 0; i < parts->cnt; i++) {
-        if (parts->elems[i].partition == work->part->partition)
+        if (parts->elems[i].partition == work->part->partition &&
+            strcmp(parts->elems[i].topic, work->part->stream->topic) == 0)
             return 1;
     }
     return 0;
@@ -77,8 +94,10 @@ static void purge_drop(pgs_lane_item_t *item, void *opaque)
 static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
 {
     size_t n = 0;
-    for (int i = 0; i < parts->cnt; i++)
-        n += pgs_partition_get(w, parts->elems[i].partition)->outstanding;
+    for (int i = 0; i < parts->cnt; i++) {
+        pgs_partition_t *p = part_of(w, &parts->elems[i]);
+        n += p ? p->outstanding : 0;
+    }
     return n;
 }
 
@@ -106,21 +125,24 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
 {
     int64_t t0 = pgs_now_us();
     purge_ctx_t ctx = {w, parts};
-    size_t purged = pgs_lanes_purge(w->lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
+    size_t purged = 0;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        purged += pgs_lanes_purge(w->streams[s].lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
     int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
     size_t left;
     while ((left = parts_outstanding(w, parts)) > 0 && pgs_now_us() < deadline) {
         /* queued works behind an in-flight one may have become ready: they
          * are not in flight, so drop them too */
-        pgs_lanes_purge(w->lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
+        for (int s = 0; s < PGS_STREAM__COUNT; s++)
+            pgs_lanes_purge(w->streams[s].lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
         pgs_worker_step(w, 10);
     }
     rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
-        pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
-        int64_t pos = p->offsets ? pgs_offsets_position(p->offsets) : -1;
+        pgs_partition_t *p = part_of(w, &parts->elems[i]);
+        int64_t pos = p && p->offsets ? pgs_offsets_position(p->offsets) : -1;
         if (pos >= 0)
-            rd_kafka_topic_partition_list_add(commit, w->topic, p->partition)->offset = pos;
+            rd_kafka_topic_partition_list_add(commit, p->stream->topic, p->partition)->offset = pos;
     }
     if (!lost && commit->cnt > 0) {
         /* a coordinator moving or busy is worth a few tries: every offset not
@@ -141,7 +163,9 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
     }
     rd_kafka_topic_partition_list_destroy(commit);
     for (int i = 0; i < parts->cnt; i++) {
-        pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
+        pgs_partition_t *p = part_of(w, &parts->elems[i]);
+        if (!p)
+            continue;
         p->assigned = 0;
         p->dirty = 0;
         pgs_offsets_free(p->offsets);
@@ -161,7 +185,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
-            pgs_partition_t *p = pgs_partition_get(w, parts->elems[i].partition);
+            pgs_partition_t *p = part_of(w, &parts->elems[i]);
+            if (!p)
+                continue;
             p->assigned = 1;
             p->paused = 0;
             p->generation++;
@@ -219,12 +245,13 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     if (!w->consumer)
         return -1;
     rd_kafka_poll_set_consumer(w->consumer);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    for (int i = 0; i < PGS_STREAM__COUNT; i++)
+        rd_kafka_topic_partition_list_add(topics, w->streams[i].topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
-        snprintf(errstr, errstr_size, "subscribe to %s: %s", w->topic, rd_kafka_err2str(err));
+        snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
         return -1;
     }
     /* librdkafka writes a byte to the pipe when the consumer queue goes from
@@ -237,7 +264,8 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     rd_kafka_queue_io_event_enable(w->consumer_queue, w->wake_fds[1], "1", 1);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fds[0], &ev);
-    pgs_info("consume", "subscribed to %s as group %s", w->topic,
+    pgs_info("consume", "subscribed to %s and %s as group %s",
+             w->streams[PGS_STREAM_COMMANDS].topic, w->streams[PGS_STREAM_AUDIT].topic,
              pgs_config_str(w->cfg, "consumer.group"));
     return 0;
 }
@@ -258,17 +286,20 @@ int pgs_consume_poll(pgs_worker_t *w, int max)
 void pgs_consume_store_offsets(pgs_worker_t *w)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
-    for (int32_t i = 0; i < w->parts_cnt; i++) {
-        pgs_partition_t *p = w->parts[i];
-        if (!p || !p->assigned || !p->dirty)
-            continue;
-        p->dirty = 0;
-        int64_t pos = pgs_offsets_committable(p->offsets);
-        if (pos < 0)
-            continue;
-        if (!list)
-            list = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(list, w->topic, p->partition)->offset = pos;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        pgs_stream_t *st = &w->streams[s];
+        for (int32_t i = 0; i < st->parts_cnt; i++) {
+            pgs_partition_t *p = st->parts[i];
+            if (!p || !p->assigned || !p->dirty)
+                continue;
+            p->dirty = 0;
+            int64_t pos = pgs_offsets_committable(p->offsets);
+            if (pos < 0)
+                continue;
+            if (!list)
+                list = rd_kafka_topic_partition_list_new(8);
+            rd_kafka_topic_partition_list_add(list, st->topic, p->partition)->offset = pos;
+        }
     }
     if (!list)
         return;
@@ -287,21 +318,24 @@ void pgs_consume_store_offsets(pgs_worker_t *w)
 void pgs_consume_update_pauses(pgs_worker_t *w)
 {
     size_t window = (size_t)pgs_config_int(w->cfg, "apply.partition_window_max");
-    int all = pgs_pool_breaker_open(w->pool) || w->works_live >= w->backlog_max;
     rd_kafka_topic_partition_list_t *pause = NULL, *resume = NULL;
-    for (int32_t i = 0; i < w->parts_cnt; i++) {
-        pgs_partition_t *p = w->parts[i];
-        if (!p || !p->assigned)
-            continue;
-        size_t pending = pgs_offsets_pending(p->offsets);
-        int want = all || pending > window || (p->paused && pending > window / 2);
-        if (want == p->paused)
-            continue;
-        rd_kafka_topic_partition_list_t **list = want ? &pause : &resume;
-        if (!*list)
-            *list = rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_add(*list, w->topic, p->partition);
-        p->paused = want;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        pgs_stream_t *st = &w->streams[s];
+        int all = pgs_pool_breaker_open(st->pool) || st->live >= w->backlog_max;
+        for (int32_t i = 0; i < st->parts_cnt; i++) {
+            pgs_partition_t *p = st->parts[i];
+            if (!p || !p->assigned)
+                continue;
+            size_t pending = pgs_offsets_pending(p->offsets);
+            int want = all || pending > window || (p->paused && pending > window / 2);
+            if (want == p->paused)
+                continue;
+            rd_kafka_topic_partition_list_t **list = want ? &pause : &resume;
+            if (!*list)
+                *list = rd_kafka_topic_partition_list_new(8);
+            rd_kafka_topic_partition_list_add(*list, st->topic, p->partition);
+            p->paused = want;
+        }
     }
     if (pause) {
         rd_kafka_pause_partitions(w->consumer, pause);

@@ -38,7 +38,7 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
     hdr_add(hdrs, "pgscribe.error.class", pgs_eclass_name(pgs_err_class(work->err)));
     hdr_add(hdrs, "pgscribe.error.code", work->errcode);
     hdr_add(hdrs, "pgscribe.error.message", work->errmsg ? work->errmsg : "");
-    hdr_add(hdrs, "pgscribe.source.topic", w->topic);
+    hdr_add(hdrs, "pgscribe.source.topic", work->part->stream->topic);
     snprintf(num, sizeof(num), "%d", (int)rkm->partition);
     hdr_add(hdrs, "pgscribe.source.partition", num);
     snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
@@ -57,9 +57,10 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(w->dlq_topic), RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-            RD_KAFKA_V_VALUE(rkm->payload, rkm->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
+            w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
+            RD_KAFKA_V_KEY(rkm->key, rkm->key_len), RD_KAFKA_V_VALUE(rkm->payload, rkm->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return; /* headers now belong to librdkafka */
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -112,7 +113,9 @@ void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         return;
     }
     w->dlq_pending--;
-    w->ctr.dead_lettered++;
-    w->ctr.total_dead_lettered++;
+    if (work->part->stream->kind == PGS_STREAM_COMMANDS) {
+        w->ctr.dead_lettered++;
+        w->ctr.total_dead_lettered++;
+    }
     pgs_complete_work(w, work);
 }

@@ -80,6 +80,24 @@ static size_t lane_key(const pgs_command_t *cmd, const pgs_entity_t *ent, char *
     return off;
 }
 
+/* An audit event: decoded, then queued in its clinic's lane (events of a
+ * clinic are stored in order, a batch at a time). */
+static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
+{
+    char errstr[256] = "";
+    rd_kafka_message_t *rkm = work->rkm;
+    pgs_err_t err = pgs_codec_decode_audit(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
+                                           &work->audit, errstr, sizeof(errstr));
+    if (err != PGS_OK) {
+        pgs_dlq_send(w, work, err, NULL, errstr);
+        return;
+    }
+    const char *clinic = work->audit->clinic_id;
+    work->in_lane = 1;
+    work->state = PGS_WORK_QUEUED;
+    pgs_lanes_push(st->lanes, &work->lane, clinic, clinic, strlen(clinic));
+}
+
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
 {
     if (rkm->err) {
@@ -88,7 +106,12 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         return;
     }
-    pgs_partition_t *part = pgs_partition_get(w, rkm->partition);
+    pgs_stream_t *st = pgs_stream_of_topic(w, rd_kafka_topic_name(rkm->rkt));
+    if (!st) {
+        rd_kafka_message_destroy(rkm);
+        return;
+    }
+    pgs_partition_t *part = pgs_partition_get(st, rkm->partition);
     if (!part->assigned || pgs_offsets_track(part->offsets, rkm->offset) != 0) {
         /* not ours any more, or an offset we already hold: the owner of the
          * partition (or the copy in flight) takes care of it */
@@ -101,11 +124,16 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     work->rkm = rkm;
     work->generation = part->generation;
     part->outstanding++;
+    st->live++;
     w->works_live++;
+    char errstr[256] = "";
+    if (st->kind == PGS_STREAM_AUDIT) {
+        intake_audit(w, st, work);
+        return;
+    }
     w->ctr.consumed++;
     w->ctr.total_consumed++;
 
-    char errstr[256] = "";
     pgs_err_t err = pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
                                              &work->cmd, errstr, sizeof(errstr));
     if (err != PGS_OK) {
@@ -125,5 +153,5 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     size_t key_len = lane_key(work->cmd, work->ent, key, sizeof(key));
     work->in_lane = 1;
     work->state = PGS_WORK_QUEUED;
-    pgs_lanes_push(w->lanes, &work->lane, work->cmd->clinic_id, key, key_len);
+    pgs_lanes_push(st->lanes, &work->lane, work->cmd->clinic_id, key, key_len);
 }

@@ -1,5 +1,6 @@
 /* Load generator: deterministic, always-valid write commands for the clinic
- * example schema, with keys that repeat so per-key ordering gets exercised. */
+ * example schema, with keys that repeat so per-key ordering gets exercised,
+ * and audit events for the audit topic. */
 #include "pgscribe/loadgen.h"
 
 #include <inttypes.h>
@@ -153,11 +154,18 @@ typedef struct {
     size_t cap;
 } key_pool_t;
 
+/* One xoshiro256** stream. */
+typedef struct {
+    uint64_t s[4];
+} rng_t;
+
 struct pgs_loadgen_s {
-    uint64_t s[4]; /* xoshiro256** state */
+    rng_t rng;       /* commands */
+    rng_t audit_rng; /* audit events: apart, so neither stream shifts the other */
     int clinics;
     pgs_loadgen_opts_t opts;
     uint64_t seq;
+    uint64_t audit_seq;
     key_pool_t *pools; /* clinics * ENTITY_CNT, by clinic then entity */
 };
 
@@ -166,9 +174,9 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t rng_next(pgs_loadgen_t *lg)
+static uint64_t rng_next(rng_t *r)
 {
-    uint64_t *s = lg->s;
+    uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -189,22 +197,22 @@ static uint64_t splitmix64(uint64_t *x)
 }
 
 /* Modulo bias is below 2^-40 for the small bounds used here. */
-static uint32_t rng_below(pgs_loadgen_t *lg, uint32_t n)
+static uint32_t rng_below(rng_t *r, uint32_t n)
 {
-    return (uint32_t)(rng_next(lg) % n);
+    return (uint32_t)(rng_next(r) % n);
 }
 
-static double rng_unit(pgs_loadgen_t *lg)
+static double rng_unit(rng_t *r)
 {
-    return (double)(rng_next(lg) >> 11) * 0x1.0p-53;
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
 }
 
-#define PICK(lg, arr) ((arr)[rng_below((lg), COUNT_OF(arr))])
+#define PICK(r, arr) ((arr)[rng_below((r), COUNT_OF(arr))])
 
-static void rng_uuid(pgs_loadgen_t *lg, char out[37])
+static void rng_uuid(rng_t *r, char out[37])
 {
     uint8_t b[16];
-    uint64_t hi = rng_next(lg), lo = rng_next(lg);
+    uint64_t hi = rng_next(r), lo = rng_next(r);
     for (int i = 0; i < 8; i++) {
         b[i] = (uint8_t)(hi >> (56 - 8 * i));
         b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
@@ -244,7 +252,9 @@ pgs_loadgen_t *pgs_loadgen_new(uint64_t seed, int clinics, const pgs_loadgen_opt
     /* splitmix64 spreads any seed, including 0, over the whole state. */
     uint64_t x = seed;
     for (int i = 0; i < 4; i++)
-        lg->s[i] = splitmix64(&x);
+        lg->rng.s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        lg->audit_rng.s[i] = splitmix64(&x);
     return lg;
 }
 
@@ -292,9 +302,9 @@ static void gen_ref(pgs_loadgen_t *lg, int clinic, int entity, char out[37])
 {
     key_pool_t *pool = &lg->pools[clinic * ENTITY_CNT + entity];
     if (pool->cnt > 0)
-        memcpy(out, pool->keys[rng_below(lg, (uint32_t)pool->cnt)].id, 37);
+        memcpy(out, pool->keys[rng_below(&lg->rng, (uint32_t)pool->cnt)].id, 37);
     else
-        rng_uuid(lg, out);
+        rng_uuid(&lg->rng, out);
 }
 
 static void gen_value(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, gen_kind_t kind,
@@ -303,59 +313,60 @@ static void gen_value(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, gen_kin
     char buf[128];
     switch (kind) {
     case GEN_MRN:
-        snprintf(buf, sizeof(buf), "MRN-%07u", rng_below(lg, 10000000));
+        snprintf(buf, sizeof(buf), "MRN-%07u", rng_below(&lg->rng, 10000000));
         set_string(cmd, v, buf);
         break;
     case GEN_GIVEN_NAME:
-        set_string(cmd, v, PICK(lg, given_names));
+        set_string(cmd, v, PICK(&lg->rng, given_names));
         break;
     case GEN_FAMILY_NAME:
-        set_string(cmd, v, PICK(lg, family_names));
+        set_string(cmd, v, PICK(&lg->rng, family_names));
         break;
     case GEN_BIRTH_DATE:
-        snprintf(buf, sizeof(buf), "%04u-%02u-%02u", 1930 + rng_below(lg, 94),
-                 1 + rng_below(lg, 12), 1 + rng_below(lg, 28));
+        snprintf(buf, sizeof(buf), "%04u-%02u-%02u", 1930 + rng_below(&lg->rng, 94),
+                 1 + rng_below(&lg->rng, 12), 1 + rng_below(&lg->rng, 28));
         set_string(cmd, v, buf);
         break;
     case GEN_SEX:
-        set_string(cmd, v, PICK(lg, sexes));
+        set_string(cmd, v, PICK(&lg->rng, sexes));
         break;
     case GEN_PHONE:
-        snprintf(buf, sizeof(buf), "+1-202-555-01%02u", rng_below(lg, 100));
+        snprintf(buf, sizeof(buf), "+1-202-555-01%02u", rng_below(&lg->rng, 100));
         set_string(cmd, v, buf);
         break;
     case GEN_EMAIL:
-        snprintf(buf, sizeof(buf), "patient%u@example.test", rng_below(lg, 1000000));
+        snprintf(buf, sizeof(buf), "patient%u@example.test", rng_below(&lg->rng, 1000000));
         set_string(cmd, v, buf);
         break;
     case GEN_ADDRESS:
-        snprintf(buf, sizeof(buf), "%u %s Street, Testville", 1 + rng_below(lg, 999),
-                 PICK(lg, streets));
+        snprintf(buf, sizeof(buf), "%u %s Street, Testville", 1 + rng_below(&lg->rng, 999),
+                 PICK(&lg->rng, streets));
         set_string(cmd, v, buf);
         break;
     case GEN_WEIGHT:
         /* Both encodings a producer may use for numeric; doubles are
          * multiples of 0.25 so they round-trip exactly through text. */
-        if (rng_below(lg, 2)) {
+        if (rng_below(&lg->rng, 2)) {
             v->type = PGS_VAL_DOUBLE;
-            v->u.d = 2.0 + rng_below(lg, 713) * 0.25;
+            v->u.d = 2.0 + rng_below(&lg->rng, 713) * 0.25;
         } else {
-            snprintf(buf, sizeof(buf), "%u.%02u", 2 + rng_below(lg, 178), rng_below(lg, 100));
+            snprintf(buf, sizeof(buf), "%u.%02u", 2 + rng_below(&lg->rng, 178),
+                     rng_below(&lg->rng, 100));
             set_string(cmd, v, buf);
         }
         break;
     case GEN_ACTIVE:
         v->type = PGS_VAL_BOOL;
-        v->u.b = rng_below(lg, 100) < 85;
+        v->u.b = rng_below(&lg->rng, 100) < 85;
         break;
     case GEN_NOTES:
-        set_string(cmd, v, PICK(lg, notes));
+        set_string(cmd, v, PICK(&lg->rng, notes));
         break;
     case GEN_PHOTO: {
-        size_t len = 16 + rng_below(lg, 49);
+        size_t len = 16 + rng_below(&lg->rng, 49);
         uint8_t *p = pgs_arena_alloc(cmd->arena, len);
         for (size_t i = 0; i < len; i++)
-            p[i] = (uint8_t)rng_next(lg);
+            p[i] = (uint8_t)rng_next(&lg->rng);
         v->type = PGS_VAL_BYTES;
         v->u.s.ptr = (const char *)p;
         v->u.s.len = len;
@@ -372,47 +383,47 @@ static void gen_value(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, gen_kin
         set_string(cmd, v, buf);
         break;
     case GEN_PRACTITIONER:
-        snprintf(buf, sizeof(buf), "Dr. %s", PICK(lg, family_names));
+        snprintf(buf, sizeof(buf), "Dr. %s", PICK(&lg->rng, family_names));
         set_string(cmd, v, buf);
         break;
     case GEN_TIMESTAMP:
-        snprintf(buf, sizeof(buf), "2024-%02u-%02uT%02u:%02u:00%s", 1 + rng_below(lg, 12),
-                 1 + rng_below(lg, 28), 7 + rng_below(lg, 12), 5 * rng_below(lg, 12),
-                 PICK(lg, tz_suffixes));
+        snprintf(buf, sizeof(buf), "2024-%02u-%02uT%02u:%02u:00%s", 1 + rng_below(&lg->rng, 12),
+                 1 + rng_below(&lg->rng, 28), 7 + rng_below(&lg->rng, 12),
+                 5 * rng_below(&lg->rng, 12), PICK(&lg->rng, tz_suffixes));
         set_string(cmd, v, buf);
         break;
     case GEN_DURATION:
-        set_long(v, PICK(lg, durations));
+        set_long(v, PICK(&lg->rng, durations));
         break;
     case GEN_APPT_STATUS:
-        set_string(cmd, v, PICK(lg, appt_statuses));
+        set_string(cmd, v, PICK(&lg->rng, appt_statuses));
         break;
     case GEN_REASON:
-        set_string(cmd, v, PICK(lg, reasons));
+        set_string(cmd, v, PICK(&lg->rng, reasons));
         break;
     case GEN_ENCOUNTER_KIND:
-        set_string(cmd, v, PICK(lg, encounter_kinds));
+        set_string(cmd, v, PICK(&lg->rng, encounter_kinds));
         break;
     case GEN_DIAGNOSIS:
-        set_string(cmd, v, PICK(lg, diagnoses));
+        set_string(cmd, v, PICK(&lg->rng, diagnoses));
         break;
     case GEN_DRUG_CODE:
-        set_string(cmd, v, PICK(lg, drug_codes));
+        set_string(cmd, v, PICK(&lg->rng, drug_codes));
         break;
     case GEN_DRUG_NAME:
-        set_string(cmd, v, PICK(lg, drug_names));
+        set_string(cmd, v, PICK(&lg->rng, drug_names));
         break;
     case GEN_DOSE:
-        set_string(cmd, v, PICK(lg, doses));
+        set_string(cmd, v, PICK(&lg->rng, doses));
         break;
     case GEN_QUANTITY:
-        set_long(v, 10 + rng_below(lg, 81));
+        set_long(v, 10 + rng_below(&lg->rng, 81));
         break;
     case GEN_REFILLS:
-        set_long(v, rng_below(lg, 6));
+        set_long(v, rng_below(&lg->rng, 6));
         break;
     case GEN_RX_STATUS:
-        set_string(cmd, v, PICK(lg, rx_statuses));
+        set_string(cmd, v, PICK(&lg->rng, rx_statuses));
         break;
     }
 }
@@ -427,16 +438,16 @@ static void gen_data(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, const en
     for (size_t i = 0; i < ent->col_cnt; i++) {
         const col_spec_t *col = &ent->cols[i];
         if (col->kind == GEN_PHOTO)
-            pick[i] = rng_unit(lg) < lg->opts.photo_ratio;
+            pick[i] = rng_unit(&lg->rng) < lg->opts.photo_ratio;
         else if (full_row)
-            pick[i] = col->required || rng_unit(lg) < 0.85;
+            pick[i] = col->required || rng_unit(&lg->rng) < 0.85;
         else
-            pick[i] = rng_unit(lg) < 0.3;
+            pick[i] = rng_unit(&lg->rng) < 0.3;
         cnt += (size_t)pick[i];
     }
     if (cnt == 0) {
         /* Photos are rare by design and are the last patient column. */
-        size_t i = rng_below(lg, (uint32_t)ent->col_cnt - 1);
+        size_t i = rng_below(&lg->rng, (uint32_t)ent->col_cnt - 1);
         pick[i] = 1;
         cnt = 1;
     }
@@ -448,7 +459,7 @@ static void gen_data(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, const en
         const col_spec_t *col = &ent->cols[i];
         pgs_field_t *f = &cmd->data[cmd->data_cnt++];
         f->name = col->name;
-        if (!col->not_null && rng_unit(lg) < lg->opts.null_ratio)
+        if (!col->not_null && rng_unit(&lg->rng) < lg->opts.null_ratio)
             f->value.type = PGS_VAL_NULL;
         else
             gen_value(lg, cmd, clinic, col->kind, &f->value);
@@ -458,8 +469,8 @@ static void gen_data(pgs_loadgen_t *lg, pgs_command_t *cmd, int clinic, const en
 pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg)
 {
     char buf[64];
-    int clinic = (int)rng_below(lg, (uint32_t)lg->clinics);
-    uint32_t r = rng_below(lg, 100);
+    int clinic = (int)rng_below(&lg->rng, (uint32_t)lg->clinics);
+    uint32_t r = rng_below(&lg->rng, 100);
     int e = 0;
     for (uint32_t acc = 0; e < ENTITY_CNT - 1; e++) {
         acc += (uint32_t)entities[e].weight;
@@ -470,22 +481,22 @@ pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg)
     key_pool_t *pool = &lg->pools[clinic * ENTITY_CNT + e];
 
     key_state_t *ks;
-    if (pool->cnt > 0 && rng_unit(lg) < lg->opts.reuse_ratio) {
-        ks = &pool->keys[rng_below(lg, (uint32_t)pool->cnt)];
+    if (pool->cnt > 0 && rng_unit(&lg->rng) < lg->opts.reuse_ratio) {
+        ks = &pool->keys[rng_below(&lg->rng, (uint32_t)pool->cnt)];
     } else {
         ks = pool_add(pool);
-        rng_uuid(lg, ks->id);
+        rng_uuid(&lg->rng, ks->id);
     }
 
     pgs_command_t *cmd = pgs_command_new();
-    rng_uuid(lg, buf);
+    rng_uuid(&lg->rng, buf);
     cmd->command_id = pgs_arena_strdup(cmd->arena, buf);
     snprintf(buf, sizeof(buf), "clinic-%03d", clinic + 1);
     cmd->clinic_id = pgs_arena_strdup(cmd->arena, buf);
-    if (rng_below(lg, 5) == 0)
+    if (rng_below(&lg->rng, 5) == 0)
         snprintf(buf, sizeof(buf), "svc-intake");
     else
-        snprintf(buf, sizeof(buf), "user-%u", 1 + rng_below(lg, 40));
+        snprintf(buf, sizeof(buf), "user-%u", 1 + rng_below(&lg->rng, 40));
     cmd->actor = pgs_arena_strdup(cmd->arena, buf);
     cmd->entity = ent->name;
     cmd->issued_at_ms = lg->opts.base_time_ms + (int64_t)lg->seq++;
@@ -494,17 +505,17 @@ pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg)
     cmd->key[0].name = "id";
     set_string(cmd, &cmd->key[0].value, ks->id);
 
-    r = rng_below(lg, 100);
+    r = rng_below(&lg->rng, 100);
     if (ks->live) {
         if (r < 50) {
             cmd->op = PGS_OP_UPDATE;
-            cmd->has_expected_version = rng_below(lg, 2);
+            cmd->has_expected_version = rng_below(&lg->rng, 2);
         } else if (r < 80) {
             cmd->op = PGS_OP_UPSERT;
-            cmd->has_expected_version = rng_below(lg, 4) == 0;
+            cmd->has_expected_version = rng_below(&lg->rng, 4) == 0;
         } else {
             cmd->op = PGS_OP_DELETE;
-            cmd->has_expected_version = rng_below(lg, 2);
+            cmd->has_expected_version = rng_below(&lg->rng, 2);
         }
         cmd->expected_version = cmd->has_expected_version ? ks->version : 0;
     } else {
@@ -524,6 +535,87 @@ pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg)
         ks->version = 1;
     }
     return cmd;
+}
+
+/* Audit-event vocabulary. Weights are percent; details carry addresses and
+ * canned reasons only, never anything about a patient. */
+typedef struct {
+    const char *name;
+    int weight;
+} weighted_t;
+
+static const weighted_t audit_actions[] = {
+    {"READ", 50}, {"UPDATE", 14}, {"CREATE", 12}, {"LOGIN", 10}, {"EXPORT", 8}, {"DELETE", 6},
+};
+static const weighted_t audit_outcomes[] = {{"SUCCESS", 90}, {"DENIED", 7}, {"ERROR", 3}};
+static const char *const audit_sources[] = {"svc-ehr", "svc-portal", "svc-scheduler",
+                                            "svc-pharmacy", "svc-billing"};
+static const char *const audit_services[] = {"svc-intake", "svc-reporting", "svc-sync"};
+static const char *const audit_login_methods[] = {"password", "sso", "mfa"};
+static const char *const denied_reasons[] = {"role not permitted", "outside care team",
+                                             "session expired", "break-glass not granted"};
+static const char *const error_reasons[] = {"upstream timeout", "validation failed",
+                                            "storage unavailable"};
+
+static const char *pick_weighted(rng_t *r, const weighted_t *w, size_t n)
+{
+    uint32_t x = rng_below(r, 100);
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (x < (uint32_t)w[i].weight)
+            return w[i].name;
+        x -= (uint32_t)w[i].weight;
+    }
+    return w[n - 1].name;
+}
+
+static void audit_detail(pgs_audit_event_t *ev, const char *name, const char *value)
+{
+    pgs_field_t *f = &ev->details[ev->details_cnt++];
+    f->name = name;
+    f->value.type = PGS_VAL_STRING;
+    f->value.u.s.ptr = pgs_arena_strdup(ev->arena, value);
+    f->value.u.s.len = strlen(value);
+}
+
+pgs_audit_event_t *pgs_loadgen_next_audit(pgs_loadgen_t *lg)
+{
+    rng_t *r = &lg->audit_rng;
+    char buf[64];
+    pgs_audit_event_t *ev = pgs_audit_event_new();
+
+    rng_uuid(r, buf);
+    ev->event_id = pgs_arena_strdup(ev->arena, buf);
+    snprintf(buf, sizeof(buf), "clinic-%03u", 1 + rng_below(r, (uint32_t)lg->clinics));
+    ev->clinic_id = pgs_arena_strdup(ev->arena, buf);
+    if (rng_below(r, 10) == 0)
+        snprintf(buf, sizeof(buf), "%s", PICK(r, audit_services));
+    else
+        snprintf(buf, sizeof(buf), "user-%u", 1 + rng_below(r, 40));
+    ev->actor = pgs_arena_strdup(ev->arena, buf);
+    ev->action = pick_weighted(r, audit_actions, COUNT_OF(audit_actions));
+    int login = strcmp(ev->action, "LOGIN") == 0;
+    if (login) {
+        ev->resource_type = "session";
+        ev->resource_id = "";
+    } else {
+        ev->resource_type = entities[rng_below(r, ENTITY_CNT)].name;
+        rng_uuid(r, buf);
+        ev->resource_id = pgs_arena_strdup(ev->arena, buf);
+    }
+    ev->outcome = pick_weighted(r, audit_outcomes, COUNT_OF(audit_outcomes));
+    ev->occurred_at_ms = lg->opts.base_time_ms + (int64_t)lg->audit_seq++;
+    ev->source = PICK(r, audit_sources);
+
+    ev->details = pgs_arena_alloc(ev->arena, 3 * sizeof(*ev->details));
+    snprintf(buf, sizeof(buf), "10.0.%u.%u", rng_below(r, 256), 1 + rng_below(r, 254));
+    audit_detail(ev, "ip", buf);
+    if (login)
+        audit_detail(ev, "method", PICK(r, audit_login_methods));
+    if (strcmp(ev->outcome, "DENIED") == 0)
+        audit_detail(ev, "reason", PICK(r, denied_reasons));
+    else if (strcmp(ev->outcome, "ERROR") == 0)
+        audit_detail(ev, "reason", PICK(r, error_reasons));
+    return ev;
 }
 
 /* Appends like snprintf at offset *off, keeping the count of what the whole

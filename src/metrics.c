@@ -28,12 +28,13 @@ void pgs_counters_reset(pgs_counters_t *c)
 static int64_t consumer_lag(pgs_worker_t *w)
 {
     int64_t lag = 0;
-    for (int32_t i = 0; i < w->parts_cnt; i++) {
-        pgs_partition_t *p = w->parts[i];
+    pgs_stream_t *st = &w->streams[PGS_STREAM_COMMANDS];
+    for (int32_t i = 0; i < st->parts_cnt; i++) {
+        pgs_partition_t *p = st->parts[i];
         if (!p || !p->assigned)
             continue;
         int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(w->consumer, w->topic, p->partition, &lo, &hi) !=
+        if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
             hi < 0)
             continue;
@@ -44,6 +45,21 @@ static int64_t consumer_lag(pgs_worker_t *w)
             lag += hi - pos;
     }
     return lag;
+}
+
+/* The worse of the two pools' breakers. */
+static const char *breaker_state(const pgs_worker_t *w)
+{
+    const char *state = "closed";
+    for (int i = 0; i < PGS_STREAM__COUNT; i++) {
+        const pgs_pool_t *pool = w->streams[i].pool;
+        if (!pool)
+            continue;
+        const char *s = pgs_pool_breaker_state(pool);
+        if (strcmp(s, "open") == 0 || (strcmp(s, "half-open") == 0 && strcmp(state, "open")))
+            state = s;
+    }
+    return state;
 }
 
 void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
@@ -78,7 +94,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .commit_p99_ms = (double)pgs_hist_percentile(&c->commit_latency, 99) / 1000.0,
         .in_flight = (int64_t)w->works_live,
         .consumer_lag = w->consumer ? consumer_lag(w) : 0,
-        .breaker_state = w->pool ? pgs_pool_breaker_state(w->pool) : "closed",
+        .breaker_state = breaker_state(w),
         .clinics = clinics,
         .clinic_cnt = pgs_config_bool(w->cfg, "metrics.per_clinic") ? nclinics : 0,
     };
@@ -104,6 +120,11 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
              (long long)rec.consumer_lag);
+    pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
+    if (audit->stored || audit->duplicates)
+        pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",
+                 (long long)audit->stored, (long long)audit->duplicates);
+    audit->stored = audit->duplicates = 0;
     free(clinics);
     pgs_counters_reset(c);
     w->metrics_interval_start_ms = rec.interval_end_ms;

@@ -1,6 +1,6 @@
 /* `pgscribe produce`: writes commands to Kafka, generated (loadgen), read
- * from JSON lines or sent as raw files, with pacing, progress and a delivery
- * summary. */
+ * from JSON lines or sent as raw files, or generated audit events, with
+ * pacing, progress and a delivery summary. */
 #include "pgscribe/cli.h"
 #include "pgscribe/codec.h"
 #include "pgscribe/config.h"
@@ -40,6 +40,8 @@ typedef struct {
     uint64_t seed;
     double rate;
     int schema_id;
+    int schema_id_set;
+    int audit;    /* generated AuditEvents instead of commands */
     int progress; /* -1: only if stderr is a TTY */
 } produce_opts_t;
 
@@ -49,6 +51,7 @@ typedef struct {
     pgs_codec_t *codec;
     FILE *emit;
     int json;
+    const char *noun; /* what the summary counts */
     double t_start;
     double t_progress;
     long long total; /* -1 when reading input of unknown length */
@@ -81,12 +84,17 @@ static void produce_usage(FILE *fp)
             "\n"
             "Writes WriteCommand messages to Kafka: a generated, deterministic clinic load\n"
             "(default), JSON lines read with --input, or raw files sent with --raw-dir.\n"
+            "With --audit, writes generated AuditEvent messages instead.\n"
             "\n"
             "  -c, --config FILE     configuration file (kafka.*, topic.commands,\n"
-            "                        produce.encoding)\n"
+            "                        topic.audit, produce.encoding)\n"
             "  -b, --brokers LIST    bootstrap servers (default: config, else $PGSCRIBE_KAFKA,\n"
             "                        else " PRODUCE_DEFAULT_BROKERS ")\n"
-            "  -t, --topic TOPIC     topic (default: topic.commands)\n"
+            "  -t, --topic TOPIC     topic (default: topic.commands; with --audit,\n"
+            "                        topic.audit)\n"
+            "      --audit           generated audit events (Avro schema id 3, or JSON),\n"
+            "                        key = clinic_id; takes --count, --clinics, --seed,\n"
+            "                        --rate, --encoding, --emit and the progress options\n"
             "      --input FILE      JSON lines of commands to send ('-' = stdin); lines that\n"
             "                        do not decode are reported and skipped\n"
             "      --raw-dir DIR     send each regular file in DIR (by name; hidden files\n"
@@ -94,19 +102,19 @@ static void produce_usage(FILE *fp)
             "                        name without extension, content-type application/json\n"
             "                        for *.json, else application/vnd.pgscribe.v1+avro\n"
             "                        (for testing how workers treat arbitrary input)\n"
-            "      --count N         generated commands (default 100000)\n"
+            "      --count N         generated commands or events (default 100000)\n"
             "      --clinics C       clinics clinic-001..clinic-C (default 20)\n"
             "      --seed S          generator seed (default 1)\n"
-            "      --rate R          commands per second, 0 = as fast as possible (default 0)\n"
+            "      --rate R          messages per second, 0 = as fast as possible (default 0)\n"
             "      --encoding E      avro or json (default: produce.encoding)\n"
             "      --schema-id N     Avro writer schema, 1 or 2 (default 2); schema 1 has no\n"
             "                        expected_version, which is then left out\n"
-            "      --emit FILE       also write each produced command as a JSON line\n"
+            "      --emit FILE       also write each produced command or event as a JSON line\n"
             "      --progress        show a progress bar even if stderr is not a terminal\n"
             "      --no-progress     never show a progress bar\n"
             "  -h, --help            show this help\n"
             "\n"
-            "Exit status: 0 if every command was delivered, 1 if any failed or an input line\n"
+            "Exit status: 0 if every message was delivered, 1 if any failed or an input line\n"
             "was skipped, 2 on bad arguments, 3 on a bad configuration, 5 if the Kafka client\n"
             "could not be created.\n");
 }
@@ -140,6 +148,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         OPT_EMIT,
         OPT_PROGRESS,
         OPT_NO_PROGRESS,
+        OPT_AUDIT,
     };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -156,6 +165,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         {"emit", required_argument, NULL, OPT_EMIT},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"audit", no_argument, NULL, OPT_AUDIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -222,6 +232,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             if (produce_parse_ll("--schema-id", optarg, 1, 2, &v))
                 return -1;
             o->schema_id = (int)v;
+            o->schema_id_set = 1;
             break;
         case OPT_EMIT:
             o->emit = optarg;
@@ -232,6 +243,9 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         case OPT_NO_PROGRESS:
             o->progress = 0;
             break;
+        case OPT_AUDIT:
+            o->audit = 1;
+            break;
         default:
             produce_usage(stderr);
             return -1;
@@ -239,6 +253,11 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
     }
     if (optind < argc) {
         fprintf(stderr, "produce: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (o->audit && (o->input || o->raw_dir || o->schema_id_set)) {
+        fprintf(stderr, "produce: --audit cannot be combined with --input, --raw-dir or "
+                        "--schema-id\n");
         return -1;
     }
     if (o->raw_dir && (o->input || o->emit)) {
@@ -439,6 +458,40 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
     return 0;
 }
 
+/* Key = clinic_id: one clinic's events stay in one partition, in order.
+ * @returns 0 when the event is queued (or could not be encoded, which is
+ *          counted), -1 on a Kafka error that stops production. */
+static int produce_audit_one(produce_t *p, const pgs_audit_event_t *ev)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (pgs_codec_encode_audit(p->codec, ev, p->json, &buf, &len) != 0) {
+        fprintf(stderr, "produce: audit event %lld: encoding failed\n", p->produced + 1);
+        p->encode_failed++;
+        free(buf);
+        return 0;
+    }
+    if (produce_send(p, ev->clinic_id, strlen(ev->clinic_id), buf, len,
+                     p->json ? ct_json : ct_avro))
+        return -1;
+
+    if (p->emit) {
+        /* Encoded again: the message buffer now belongs to librdkafka. */
+        char *json = NULL;
+        size_t json_len = 0;
+        int rc = pgs_codec_encode_audit(p->codec, ev, 1, &json, &json_len) != 0 ||
+                 fwrite(json, 1, json_len, p->emit) != json_len || fputc('\n', p->emit) == EOF;
+        free(json);
+        if (rc) {
+            fprintf(stderr, "produce: --emit: cannot write audit event %lld\n", p->produced);
+            return -1;
+        }
+    }
+    rd_kafka_poll(p->rk, 0);
+    produce_progress(p, 0);
+    return 0;
+}
+
 /* @returns the number of lines skipped, or -1 if production stopped. */
 static long long produce_from_input(produce_t *p)
 {
@@ -572,6 +625,24 @@ static int produce_generated(produce_t *p)
     return rc;
 }
 
+static int produce_generated_audit(produce_t *p)
+{
+    pgs_loadgen_t *lg = pgs_loadgen_new(p->opts.seed, p->opts.clinics, NULL);
+    if (!lg) {
+        fprintf(stderr, "produce: cannot create the load generator\n");
+        return -1;
+    }
+    int rc = 0;
+    while (!produce_stop && p->produced < p->opts.count && rc == 0) {
+        pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
+        produce_pace(p);
+        rc = produce_audit_one(p, ev);
+        pgs_audit_event_free(ev);
+    }
+    pgs_loadgen_free(lg);
+    return rc;
+}
+
 int pgs_cmd_produce(int argc, char **argv)
 {
     produce_t p;
@@ -588,7 +659,8 @@ int pgs_cmd_produce(int argc, char **argv)
     if (!cfg)
         return PGS_EXIT_CONFIG;
     if (!p.opts.topic)
-        p.opts.topic = pgs_config_str(cfg, "topic.commands");
+        p.opts.topic = pgs_config_str(cfg, p.opts.audit ? "topic.audit" : "topic.commands");
+    p.noun = p.opts.audit ? "audit events" : "commands";
     if (!p.opts.encoding)
         p.opts.encoding = pgs_config_str(cfg, "produce.encoding");
     p.json = strcmp(p.opts.encoding, "json") == 0;
@@ -639,6 +711,8 @@ int pgs_cmd_produce(int argc, char **argv)
     } else if (p.opts.input) {
         skipped = produce_from_input(&p);
         stopped = skipped < 0;
+    } else if (p.opts.audit) {
+        stopped = produce_generated_audit(&p) != 0;
     } else {
         stopped = produce_generated(&p) != 0;
     }
@@ -647,7 +721,7 @@ int pgs_cmd_produce(int argc, char **argv)
     rd_kafka_flush(p.rk, PRODUCE_FLUSH_MS);
     int undelivered = rd_kafka_outq_len(p.rk);
     double elapsed = produce_now() - p.t_start;
-    fprintf(stderr, "produced %lld commands to %s in %.2f s (%.0f/s), %lld failed\n", p.delivered,
+    fprintf(stderr, "produced %lld %s to %s in %.2f s (%.0f/s), %lld failed\n", p.delivered, p.noun,
             p.opts.topic, elapsed, elapsed > 0 ? (double)p.delivered / elapsed : 0.0,
             p.failed + p.encode_failed);
     if (undelivered > 0)

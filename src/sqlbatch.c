@@ -257,8 +257,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
 
 /* ---- parameters --------------------------------------------------------- */
 
-/* One array element, quoted: backslash and double quote escaped. */
-static void put_element(pgs_sbuf_t *sb, const char *s, size_t len)
+void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len)
 {
     pgs_sbuf_reserve(sb, 2 * len + 2);
     sb->buf[sb->len++] = '"';
@@ -294,7 +293,7 @@ static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)
         return;
     }
     const char *text = pgs_sqlgen_value_text(v, buf, &len);
-    put_element(sb, text, len);
+    pgs_sqlbatch_put_element(sb, text, len);
 }
 
 static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char *name)
@@ -306,7 +305,7 @@ static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char
     return NULL;
 }
 
-static char *take(pgs_sbuf_t *sb)
+char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
 {
     pgs_sbuf_puts(sb, "}");
     char *s = sb->buf;
@@ -314,7 +313,7 @@ static char *take(pgs_sbuf_t *sb)
     return s;
 }
 
-static void open_array(pgs_sbuf_t *sb, size_t i)
+void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i)
 {
     pgs_sbuf_puts(sb, i ? "," : "{");
 }
@@ -337,65 +336,65 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     char num[32];
     /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
     for (size_t i = 0; i < n; i++) {
-        open_array(&sb, i);
-        put_element(&sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
     }
-    out->values[2] = take(&sb);
+    out->values[2] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {
-        open_array(&sb, i);
-        put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
     }
-    out->values[3] = take(&sb);
+    out->values[3] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {
-        open_array(&sb, i);
+        pgs_sqlbatch_array_sep(&sb, i);
         pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
     }
-    out->values[4] = take(&sb);
+    out->values[4] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {
-        open_array(&sb, i);
+        pgs_sqlbatch_array_sep(&sb, i);
         pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
     }
-    out->values[5] = take(&sb);
+    out->values[5] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {
-        open_array(&sb, i);
+        pgs_sqlbatch_array_sep(&sb, i);
         const char *json = pgs_sqlgen_row_key_json(cmds[i]);
-        put_element(&sb, json, strlen(json));
+        pgs_sqlbatch_put_element(&sb, json, strlen(json));
     }
-    out->values[6] = take(&sb);
+    out->values[6] = pgs_sqlbatch_array_close(&sb);
     int p = 7;
     for (int k = 0; k < ent->npk; k++) {
         const char *name = ent->cols[ent->pk[k]].name;
         for (size_t i = 0; i < n; i++) {
-            open_array(&sb, i);
+            pgs_sqlbatch_array_sep(&sb, i);
             put_value(&sb, field_value(cmds[i]->key, cmds[i]->key_cnt, name));
         }
-        out->values[p++] = take(&sb);
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
     for (int c = 0; c < ncols; c++) {
         const char *name = ent->cols[bs->shape.cols[c]].name;
         for (size_t i = 0; i < n; i++) {
-            open_array(&sb, i);
+            pgs_sqlbatch_array_sep(&sb, i);
             put_value(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name));
         }
-        out->values[p++] = take(&sb);
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
     if (bs->mask) {
         for (int c = 0; c < ncols; c++) {
             const char *name = ent->cols[bs->shape.cols[c]].name;
             for (size_t i = 0; i < n; i++) {
-                open_array(&sb, i);
+                pgs_sqlbatch_array_sep(&sb, i);
                 pgs_sbuf_puts(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name) ? "t" : "f");
             }
-            out->values[p++] = take(&sb);
+            out->values[p++] = pgs_sqlbatch_array_close(&sb);
         }
     }
     if (bs->shape.has_expected_version) {
         for (size_t i = 0; i < n; i++) {
-            open_array(&sb, i);
+            pgs_sqlbatch_array_sep(&sb, i);
             snprintf(num, sizeof(num), "%lld", (long long)cmds[i]->expected_version);
             pgs_sbuf_puts(&sb, num);
         }
-        out->values[p++] = take(&sb);
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
 }
 

@@ -51,12 +51,14 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
                 ;
             continue;
         }
-        pgs_pool_on_event(w->pool, evs[i].data.ptr, evs[i].events);
+        pgs_pool_on_event(NULL, evs[i].data.ptr, evs[i].events);
     }
-    pgs_pool_dispatch(w->pool);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_dispatch(w->streams[s].pool);
     rd_kafka_poll(w->producer, 0);
     pgs_consume_store_offsets(w);
-    pgs_pool_tick(w->pool);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_tick(w->streams[s].pool);
 }
 
 /* Introspects the target schema again (SIGHUP): new tables and columns are
@@ -129,10 +131,19 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
         snprintf(w->worker_id, sizeof(w->worker_id), "%s-%d", host, (int)getpid());
     }
     pgs_log_set_worker(w->worker_id);
-    w->topic = pgs_config_str(w->cfg, "topic.commands");
-    w->dlq_topic = pgs_config_str(w->cfg, "topic.commands_dlq");
+    pgs_stream_t *cmds = &w->streams[PGS_STREAM_COMMANDS];
+    cmds->kind = PGS_STREAM_COMMANDS;
+    cmds->name = "commands";
+    cmds->topic = pgs_config_str(w->cfg, "topic.commands");
+    cmds->dlq_topic = pgs_config_str(w->cfg, "topic.commands_dlq");
+    cmds->max_batch = (int)pgs_config_int(w->cfg, "apply.max_batch");
+    pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
+    audit->kind = PGS_STREAM_AUDIT;
+    audit->name = "audit";
+    audit->topic = pgs_config_str(w->cfg, "topic.audit");
+    audit->dlq_topic = pgs_config_str(w->cfg, "topic.audit_dlq");
+    audit->max_batch = (int)pgs_config_int(w->cfg, "audit.max_batch");
     w->metrics_topic = pgs_config_str(w->cfg, "topic.metrics");
-    w->max_batch = (int)pgs_config_int(w->cfg, "apply.max_batch");
     w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fds[0] = w->wake_fds[1] = -1;
@@ -210,15 +221,18 @@ static void worker_free(pgs_worker_t *w)
         rd_kafka_destroy(w->consumer);
     if (w->producer)
         rd_kafka_destroy(w->producer);
-    for (int32_t i = 0; i < w->parts_cnt; i++) {
-        if (w->parts[i]) {
-            pgs_offsets_free(w->parts[i]->offsets);
-            free(w->parts[i]);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        pgs_stream_t *st = &w->streams[s];
+        for (int32_t i = 0; i < st->parts_cnt; i++) {
+            if (st->parts[i]) {
+                pgs_offsets_free(st->parts[i]->offsets);
+                free(st->parts[i]);
+            }
         }
+        free(st->parts);
+        pgs_pool_free(st->pool);
+        pgs_lanes_free(st->lanes);
     }
-    free(w->parts);
-    pgs_pool_free(w->pool);
-    pgs_lanes_free(w->lanes);
     pgs_catalog_free(w->catalog);
     for (size_t i = 0; i < w->retired_cnt; i++)
         pgs_catalog_free(w->retired_catalogs[i]);
@@ -271,11 +285,16 @@ int pgs_cmd_run(int argc, char **argv)
     if (rc == 0)
         rc = load_catalog(w, conninfo, errstr, sizeof(errstr));
     if (rc == 0) {
-        w->lanes = pgs_lanes_new();
-        w->pool = pgs_pool_new(w, conninfo, (int)pgs_config_int(w->cfg, "apply.max_in_flight"),
-                               errstr, sizeof(errstr));
-        if (!w->pool)
-            rc = PGS_EXIT_DATABASE;
+        /* one pool per stream: the bulkheads */
+        const char *sizes[PGS_STREAM__COUNT] = {"apply.max_in_flight", "audit.max_in_flight"};
+        for (int s = 0; s < PGS_STREAM__COUNT && rc == 0; s++) {
+            pgs_stream_t *st = &w->streams[s];
+            st->lanes = pgs_lanes_new();
+            st->pool = pgs_pool_new(w, st, conninfo, (int)pgs_config_int(w->cfg, sizes[s]), errstr,
+                                    sizeof(errstr));
+            if (!st->pool)
+                rc = PGS_EXIT_DATABASE;
+        }
     }
     if (rc == 0 && (producer_start(w, errstr, sizeof(errstr)) != 0 ||
                     pgs_consume_start(w, errstr, sizeof(errstr)) != 0))
@@ -297,14 +316,17 @@ int pgs_cmd_run(int argc, char **argv)
     int64_t t0 = pgs_now_us();
     w->metrics_interval_start_ms = pgs_now_ms();
     w->metrics_next_us = t0 + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
-    pgs_info("worker", "pgscribe %s running: topic=%s max_in_flight=%d max_batch=%d", PGS_VERSION,
-             w->topic, pgs_pool_size(w->pool), w->max_batch);
+    pgs_stream_t *cmds = &w->streams[PGS_STREAM_COMMANDS], *audit = &w->streams[PGS_STREAM_AUDIT];
+    pgs_info("worker",
+             "pgscribe %s running: commands=%s (max_in_flight=%d max_batch=%d) audit=%s "
+             "(max_in_flight=%d max_batch=%d)",
+             PGS_VERSION, cmds->topic, pgs_pool_size(cmds->pool), cmds->max_batch, audit->topic,
+             pgs_pool_size(audit->pool), audit->max_batch);
     while (!w->stop) {
         if (w->reload)
             reload_config(w, path);
         pgs_consume_update_pauses(w);
         int got = pgs_consume_poll(w, 5000);
-        pgs_pool_dispatch(w->pool);
         pgs_worker_step(w, got > 0 ? 0 : 20);
         pgs_metrics_maybe_report(w, 0);
     }

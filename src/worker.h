@@ -20,9 +20,12 @@
 #include "pgscribe/sqlgen.h"
 
 typedef struct pgs_worker_s pgs_worker_t;
+typedef struct pgs_pool_s pgs_pool_t;
+typedef struct pgs_stream_s pgs_stream_t;
 
-/** One consumed partition of the commands topic. */
+/** One consumed partition of a stream's topic. */
 typedef struct pgs_partition_s {
+    pgs_stream_t *stream;
     int32_t partition;
     int assigned;
     uint32_t generation; /* bumped on each assignment */
@@ -44,8 +47,9 @@ typedef struct pgs_work_s {
     pgs_lane_item_t lane; /* first member: lane items cast back to works */
     pgs_partition_t *part;
     int64_t offset;
-    rd_kafka_message_t *rkm; /* kept until done: a dead letter needs the original */
-    pgs_command_t *cmd;      /* NULL when decoding failed */
+    rd_kafka_message_t *rkm;  /* kept until done: a dead letter needs the original */
+    pgs_command_t *cmd;       /* a command stream's message; NULL when decoding failed */
+    pgs_audit_event_t *audit; /* an audit stream's message */
     const pgs_entity_t *ent;
     pgs_shape_t shape;
     int stmt_known; /* stmt and bstmt resolved by the apply pool */
@@ -80,16 +84,31 @@ typedef struct {
     pgs_hist_t total_commit_latency;
 } pgs_counters_t;
 
-typedef struct pgs_pool_s pgs_pool_t;
+/** The two kinds of message pgscribe consumes, each a bulkhead: its own
+ *  topic, dead-letter topic, lanes, connection pool and in-flight budget, so a
+ *  flood of one cannot starve the other. */
+typedef enum { PGS_STREAM_COMMANDS = 0, PGS_STREAM_AUDIT = 1, PGS_STREAM__COUNT } pgs_stream_kind_t;
+
+struct pgs_stream_s {
+    pgs_stream_kind_t kind;
+    const char *name; /* "commands" or "audit", for logs */
+    const char *topic;
+    const char *dlq_topic;
+    int max_batch;
+    pgs_lanes_t *lanes;
+    pgs_pool_t *pool;
+    pgs_partition_t **parts; /* indexed by partition id */
+    int32_t parts_cnt;
+    size_t live;                /* consumed, not completed (its own backlog bound) */
+    int64_t stored, duplicates; /* audit stream: events stored / already stored */
+};
 
 struct pgs_worker_s {
     pgs_config_t *cfg;
     char worker_id[128];
-    const char *topic;
-    const char *dlq_topic;
     const char *metrics_topic;
-    int max_batch;
     size_t backlog_max;
+    pgs_stream_t streams[PGS_STREAM__COUNT];
 
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* dead letters and metrics; idempotent, acks=all */
@@ -101,11 +120,6 @@ struct pgs_worker_s {
     pgs_catalog_t *catalog;
     pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
     size_t retired_cnt;
-    pgs_lanes_t *lanes;
-    pgs_pool_t *pool;
-
-    pgs_partition_t **parts; /* indexed by partition id */
-    int32_t parts_cnt;
 
     size_t works_live; /* consumed, not completed */
     size_t dlq_pending;
@@ -126,14 +140,16 @@ int pgs_consume_poll(pgs_worker_t *w, int max);
 void pgs_consume_store_offsets(pgs_worker_t *w);
 void pgs_consume_close(pgs_worker_t *w);
 void pgs_consume_update_pauses(pgs_worker_t *w);
-pgs_partition_t *pgs_partition_get(pgs_worker_t *w, int32_t partition);
+pgs_partition_t *pgs_partition_get(pgs_stream_t *stream, int32_t partition);
+/** @brief The stream consuming @p topic, or NULL. */
+pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic);
 
 /* intake.c: decode, validate, schedule */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
 
 /* apply.c: the connection pool and its transactions */
-pgs_pool_t *pgs_pool_new(pgs_worker_t *w, const char *conninfo, int size, char *errstr,
-                         size_t errstr_size);
+pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conninfo, int size,
+                         char *errstr, size_t errstr_size);
 void pgs_pool_free(pgs_pool_t *pool);
 /** @brief Starts transactions on idle connections for ready lane items. */
 void pgs_pool_dispatch(pgs_pool_t *pool);

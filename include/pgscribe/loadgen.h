@@ -1,4 +1,5 @@
-/* Load generator: a deterministic stream of valid clinic write commands. */
+/* Load generator: deterministic streams of valid clinic write commands and
+ * audit events. */
 #ifndef PGSCRIBE_LOADGEN_H
 #define PGSCRIBE_LOADGEN_H
 
@@ -33,6 +34,21 @@ void pgs_loadgen_free(pgs_loadgen_t *lg);
 
 /** @brief The next command; the caller frees it with pgs_command_free. */
 pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg);
+
+/**
+ * @brief The next audit event; the caller frees it with pgs_audit_event_free.
+ *        Audit events come from a second PRNG stream derived from the same
+ *        seed, so drawing commands and events interleaved in any order leaves
+ *        both sequences unchanged. Event n: a random v4 event_id, a clinic
+ *        among the generator's, actor `user-N` or `svc-...`, an action of
+ *        READ/CREATE/UPDATE/DELETE/EXPORT/LOGIN on patients, appointments,
+ *        encounters or prescriptions with a uuid resource_id (LOGIN: resource
+ *        type `session`, empty resource_id), outcome mostly SUCCESS (some
+ *        DENIED, ERROR), occurred_at = base_time_ms + n, a `svc-...` source,
+ *        and details `ip` (plus `method` for LOGIN, `reason` unless SUCCESS),
+ *        synthetic strings only. The Kafka key is the event's clinic_id.
+ */
+pgs_audit_event_t *pgs_loadgen_next_audit(pgs_loadgen_t *lg);
 
 /**
  * @brief The Kafka message key of a command: `clinic_id/entity/<key values

@@ -54,4 +54,13 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
                          const char *topic, pgs_batch_params_t *out);
 void pgs_sqlbatch_params_free(pgs_batch_params_t *p);
 
+/* Array literal building, shared with the audit statement. */
+#include "pgscribe/sbuf.h"
+/** @brief Appends "{" before element 0 and "," before the others. */
+void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i);
+/** @brief Appends one quoted element (backslash and double quote escaped). */
+void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len);
+/** @brief Closes the literal with "}" and hands its text over (malloc'd). */
+char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb);
+
 #endif

@@ -1,5 +1,7 @@
 /* Tests for the load generator: determinism, validity when replayed in
- * order against a model of the rows, key reuse, clinic coverage and mix. */
+ * order against a model of the rows, key reuse, clinic coverage and mix;
+ * audit events: determinism, independence from the command stream, field
+ * rules, and a round trip through both encodings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "pgscribe/codec.h"
 #include "pgscribe/loadgen.h"
 
 #define N_COMMANDS 10000
@@ -383,6 +386,183 @@ static void test_message_key(void **state)
     pgs_command_free(cmd);
 }
 
+#define N_AUDIT 5000
+
+static int audit_equal(const pgs_audit_event_t *a, const pgs_audit_event_t *b)
+{
+    return strcmp(a->event_id, b->event_id) == 0 && strcmp(a->clinic_id, b->clinic_id) == 0 &&
+           strcmp(a->actor, b->actor) == 0 && strcmp(a->action, b->action) == 0 &&
+           strcmp(a->resource_type, b->resource_type) == 0 &&
+           strcmp(a->resource_id, b->resource_id) == 0 && strcmp(a->outcome, b->outcome) == 0 &&
+           a->occurred_at_ms == b->occurred_at_ms && strcmp(a->source, b->source) == 0 &&
+           fields_equal(a->details, a->details_cnt, b->details, b->details_cnt);
+}
+
+static const pgs_field_t *detail_find(const pgs_audit_event_t *ev, const char *name)
+{
+    for (size_t i = 0; i < ev->details_cnt; i++)
+        if (strcmp(ev->details[i].name, name) == 0)
+            return &ev->details[i];
+    return NULL;
+}
+
+/* Same seed, same events; and drawing commands in between changes neither
+ * stream, so `produce --audit` and `produce` agree with any mix of both. */
+static void test_audit_deterministic_and_apart(void **state)
+{
+    (void)state;
+    pgs_loadgen_t *a = pgs_loadgen_new(3, N_CLINICS, NULL);
+    pgs_loadgen_t *b = pgs_loadgen_new(3, N_CLINICS, NULL);
+    pgs_loadgen_t *c = pgs_loadgen_new(4, N_CLINICS, NULL);
+    pgs_loadgen_t *cmds_only = pgs_loadgen_new(3, N_CLINICS, NULL);
+    int differs_from_other_seed = 0;
+    for (int i = 0; i < 2000; i++) {
+        pgs_audit_event_t *ea = pgs_loadgen_next_audit(a);
+        pgs_command_t *cb = pgs_loadgen_next(b);
+        pgs_command_t *cref = pgs_loadgen_next(cmds_only);
+        assert_true(commands_equal(cb, cref));
+        pgs_audit_event_t *eb = pgs_loadgen_next_audit(b);
+        pgs_audit_event_t *ec = pgs_loadgen_next_audit(c);
+        assert_true(audit_equal(ea, eb));
+        differs_from_other_seed |= !audit_equal(ea, ec);
+        pgs_audit_event_free(ea);
+        pgs_audit_event_free(eb);
+        pgs_audit_event_free(ec);
+        pgs_command_free(cb);
+        pgs_command_free(cref);
+    }
+    assert_true(differs_from_other_seed);
+    pgs_loadgen_free(a);
+    pgs_loadgen_free(b);
+    pgs_loadgen_free(c);
+    pgs_loadgen_free(cmds_only);
+}
+
+static void test_audit_fields_valid(void **state)
+{
+    (void)state;
+    static const char *const actions[] = {"READ", "CREATE", "UPDATE", "DELETE", "EXPORT", "LOGIN"};
+    static const char *const outcomes[] = {"SUCCESS", "DENIED", "ERROR"};
+    static const char *const resources[] = {"patients", "appointments", "encounters",
+                                            "prescriptions"};
+    int action_cnt[6] = {0}, outcome_cnt[3] = {0}, clinic_cnt[N_CLINICS + 1] = {0};
+    int services = 0;
+    pgs_loadgen_opts_t opts;
+    pgs_loadgen_opts_default(&opts);
+    pgs_loadgen_t *lg = pgs_loadgen_new(11, N_CLINICS, &opts);
+    char *ids = calloc(N_AUDIT, 37);
+    assert_non_null(ids);
+
+    for (int n = 0; n < N_AUDIT; n++) {
+        pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
+        assert_true(is_uuid_v4(ev->event_id));
+        memcpy(ids + (size_t)n * 37, ev->event_id, 37);
+
+        int clinic_no = 0;
+        assert_int_equal(strlen(ev->clinic_id), 10);
+        assert_int_equal(sscanf(ev->clinic_id, "clinic-%3d", &clinic_no), 1);
+        assert_in_range(clinic_no, 1, N_CLINICS);
+        clinic_cnt[clinic_no]++;
+
+        int is_user = strncmp(ev->actor, "user-", 5) == 0 && atoi(ev->actor + 5) >= 1;
+        int is_svc = strncmp(ev->actor, "svc-", 4) == 0 && strlen(ev->actor) > 4;
+        assert_true(is_user || is_svc);
+        services += is_svc;
+
+        int a = 0;
+        while (a < 6 && strcmp(actions[a], ev->action) != 0)
+            a++;
+        assert_in_range(a, 0, 5);
+        action_cnt[a]++;
+        if (strcmp(ev->action, "LOGIN") == 0) {
+            assert_string_equal(ev->resource_type, "session");
+            assert_string_equal(ev->resource_id, "");
+            assert_non_null(detail_find(ev, "method"));
+        } else {
+            assert_true(in_list(resources, 4, ev->resource_type));
+            assert_true(is_uuid_v4(ev->resource_id));
+            assert_null(detail_find(ev, "method"));
+        }
+
+        int o = 0;
+        while (o < 3 && strcmp(outcomes[o], ev->outcome) != 0)
+            o++;
+        assert_in_range(o, 0, 2);
+        outcome_cnt[o]++;
+        /* A reason explains a failure and nothing else. */
+        assert_true((detail_find(ev, "reason") != NULL) == (o != 0));
+
+        assert_int_equal(ev->occurred_at_ms, opts.base_time_ms + n);
+        assert_true(strncmp(ev->source, "svc-", 4) == 0 && strlen(ev->source) > 4);
+
+        const pgs_field_t *ip = detail_find(ev, "ip");
+        assert_non_null(ip);
+        unsigned x = 0, y = 0;
+        char tail;
+        assert_int_equal(sscanf(ip->value.u.s.ptr, "10.0.%u.%u%c", &x, &y, &tail), 2);
+        assert_true(x <= 255 && y >= 1 && y <= 254);
+        assert_in_range(ev->details_cnt, 1, 3);
+        for (size_t i = 0; i < ev->details_cnt; i++) {
+            assert_int_equal(ev->details[i].value.type, PGS_VAL_STRING);
+            assert_int_equal(ev->details[i].value.u.s.len, strlen(ev->details[i].value.u.s.ptr));
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(ev->details[j].name, ev->details[i].name);
+        }
+        pgs_audit_event_free(ev);
+    }
+
+    /* Event ids never repeat: a repeat would be stored only once. */
+    qsort(ids, N_AUDIT, 37, (int (*)(const void *, const void *))strcmp);
+    for (int n = 1; n < N_AUDIT; n++)
+        assert_string_not_equal(ids + (size_t)(n - 1) * 37, ids + (size_t)n * 37);
+
+    for (int a = 0; a < 6; a++)
+        assert_true(action_cnt[a] > 0);
+    assert_true(outcome_cnt[0] > N_AUDIT * 8 / 10); /* mostly SUCCESS */
+    assert_true(outcome_cnt[1] > 0);
+    assert_true(outcome_cnt[2] > 0);
+    assert_true(services > 0 && services < N_AUDIT / 4);
+    /* Uniform over clinics: each gets 250 on average; 150 is far outside chance. */
+    for (int c = 1; c <= N_CLINICS; c++)
+        assert_in_range(clinic_cnt[c], 150, 350);
+
+    free(ids);
+    pgs_loadgen_free(lg);
+}
+
+/* Every generated event passes the decoder's checks, in both encodings, and
+ * comes back unchanged. */
+static void test_audit_round_trip(void **state)
+{
+    (void)state;
+    char errstr[256];
+    pgs_codec_t *codec = pgs_codec_new(errstr, sizeof(errstr));
+    assert_non_null(codec);
+    pgs_loadgen_t *lg = pgs_loadgen_new(5, 7, NULL);
+    for (int n = 0; n < 500; n++) {
+        pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
+        for (int json = 0; json <= 1; json++) {
+            char *buf = NULL;
+            size_t len = 0;
+            assert_int_equal(pgs_codec_encode_audit(codec, ev, json, &buf, &len), 0);
+            if (!json) {
+                assert_int_equal((unsigned char)buf[0], 0);
+                assert_int_equal((unsigned char)buf[4], PGS_SCHEMA_ID_AUDIT_EVENT_V1);
+            }
+            pgs_audit_event_t *back = NULL;
+            assert_int_equal(
+                pgs_codec_decode_audit(codec, buf, len, json, &back, errstr, sizeof(errstr)),
+                PGS_OK);
+            assert_true(audit_equal(ev, back));
+            pgs_audit_event_free(back);
+            free(buf);
+        }
+        pgs_audit_event_free(ev);
+    }
+    pgs_loadgen_free(lg);
+    pgs_codec_free(codec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +572,9 @@ int main(void)
         cmocka_unit_test(test_reuse_ratio_option),
         cmocka_unit_test(test_new_rejects_bad_clinic_count),
         cmocka_unit_test(test_message_key),
+        cmocka_unit_test(test_audit_deterministic_and_apart),
+        cmocka_unit_test(test_audit_fields_valid),
+        cmocka_unit_test(test_audit_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
