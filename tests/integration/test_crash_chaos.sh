@@ -39,6 +39,7 @@ for ev in "${EVENTS[@]}"; do
         kills=$((kills + 1))
         kill -KILL "$W_PID"
         wait "$W_PID" 2>/dev/null || true
+        pgs_forget_pid "$W_PID"
         # a COMMIT already sent by the dead worker may still land: settle first
         sleep 0.3
         base=$(pgs_applied_now)

@@ -29,6 +29,7 @@ static const char *const all_keys[] = {
     "apply.max_in_flight",
     "apply.max_batch",
     "apply.backlog_max",
+    "apply.multi_row_min",
     "apply.partition_window_max",
     "apply.statement_timeout_ms",
     "apply.statement_timeout_min_ms",
