@@ -178,6 +178,25 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
              (long long)((pgs_now_us() - t0) / 1000));
 }
 
+/* Each stream reads its partitions from a queue of its own: a backlog of
+ * commands cannot hold audit events behind it in one shared consumer queue
+ * (the consumption side of the bulkhead). */
+static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        pgs_stream_t *st = pgs_stream_of_topic(w, parts->elems[i].topic);
+        if (!st || !st->queue)
+            continue;
+        rd_kafka_queue_t *q =
+            rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
+        if (!q)
+            continue;
+        rd_kafka_queue_forward(q, st->queue);
+        rd_kafka_queue_destroy(q);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -205,6 +224,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pgs_error("consume", "incremental assign failed: %s", rd_kafka_error_string(error));
             rd_kafka_error_destroy(error);
         }
+        route_partitions(w, rk, parts);
         return;
     }
     drain_partitions(w, rk, parts, rd_kafka_assignment_lost(rk));
@@ -262,6 +282,10 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     }
     w->consumer_queue = rd_kafka_queue_get_consumer(w->consumer);
     rd_kafka_queue_io_event_enable(w->consumer_queue, w->wake_fds[1], "1", 1);
+    for (int i = 0; i < PGS_STREAM__COUNT; i++) {
+        w->streams[i].queue = rd_kafka_queue_new(w->consumer);
+        rd_kafka_queue_io_event_enable(w->streams[i].queue, w->wake_fds[1], "1", 1);
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fds[0], &ev);
     pgs_info("consume", "subscribed to %s and %s as group %s",
@@ -273,12 +297,24 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 int pgs_consume_poll(pgs_worker_t *w, int max)
 {
     int n = 0;
+    /* rebalance events (and any message of a partition not yet routed) */
     while (n < max) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, 0);
         if (!rkm)
             break;
         pgs_intake_message(w, rkm);
         n++;
+    }
+    /* then each stream from its own queue, within its own backlog bound */
+    for (int i = 0; i < PGS_STREAM__COUNT; i++) {
+        pgs_stream_t *st = &w->streams[i];
+        for (int k = 0; st->queue && k < max && st->live < w->backlog_max; k++) {
+            rd_kafka_message_t *rkm = rd_kafka_consume_queue(st->queue, 0);
+            if (!rkm)
+                break;
+            pgs_intake_message(w, rkm);
+            n++;
+        }
     }
     return n;
 }

@@ -217,6 +217,10 @@ static void worker_free(pgs_worker_t *w)
 {
     if (w->consumer_queue)
         rd_kafka_queue_destroy(w->consumer_queue);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        if (w->streams[s].queue)
+            rd_kafka_queue_destroy(w->streams[s].queue);
+    }
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     if (w->producer)

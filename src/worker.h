@@ -99,6 +99,7 @@ struct pgs_stream_s {
     pgs_pool_t *pool;
     pgs_partition_t **parts; /* indexed by partition id */
     int32_t parts_cnt;
+    rd_kafka_queue_t *queue;    /* its partitions' messages, apart from the other stream's */
     size_t live;                /* consumed, not completed (its own backlog bound) */
     int64_t stored, duplicates; /* audit stream: events stored / already stored */
 };
