@@ -356,8 +356,11 @@ static void conn_flush(pgs_conn_t *c)
  * slowest p99 latency observed for its statement shapes, clamped to the
  * bounds; lock_timeout is half of it, capped by apply.lock_timeout_ms. Both
  * are set with is_local, so they end with the transaction. */
-static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt_ms, char *lock_ms)
+static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
 {
+    pgs_pool_t *pool = c->pool;
+    pgs_work_t **works = c->batch;
+    int n = c->nbatch;
     const pgs_config_t *cfg = pool->w->cfg;
     int64_t max_us = pgs_config_int(cfg, "apply.statement_timeout_ms") * 1000;
     int64_t min_us = pgs_config_int(cfg, "apply.statement_timeout_min_ms") * 1000;
@@ -369,7 +372,8 @@ static void txn_timeouts(pgs_pool_t *pool, pgs_work_t **works, int n, char *stmt
         n = 0;
     }
     for (int i = 0; i < n; i++) {
-        int sid = works[i]->bstmt >= 0 && !works[i]->isolate ? works[i]->bstmt : works[i]->stmt;
+        /* the statement this work is actually sent with */
+        int sid = c->group_of[i] >= 0 ? works[i]->bstmt : works[i]->stmt;
         int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
         if (s < 0) { /* a shape without history: take the upper bound */
             p99 = -1;
@@ -567,7 +571,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
         return -1;
     expect(c, R_BEGIN, -1);
     char stmt_ms[24], lock_ms[24];
-    txn_timeouts(pool, works, n, stmt_ms, lock_ms);
+    txn_timeouts(c, stmt_ms, lock_ms);
     const char *setup[3] = {clinic, stmt_ms, lock_ms};
     if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
         return -1;
@@ -1008,6 +1012,9 @@ int pgs_pool_breaker_open(const pgs_pool_t *pool)
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_now_us();
+    /* reloadable: SIGHUP changes take effect on the next failure or probe */
+    pool->breaker.threshold = (int)pgs_config_int(pool->w->cfg, "breaker.failure_threshold");
+    pool->breaker.probe_max_us = pgs_config_int(pool->w->cfg, "breaker.probe_interval_ms") * 1000;
     if (pool->breaker.state == PGS_BREAKER_OPEN) {
         breaker_probe(pool, now);
         return;

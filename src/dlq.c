@@ -58,7 +58,8 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
-            RD_KAFKA_V_KEY(rkm->key, rkm->key_len), RD_KAFKA_V_VALUE(rkm->payload, rkm->len),
+            RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE(omit_value ? NULL : rkm->payload, omit_value ? 0 : rkm->len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
             RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)

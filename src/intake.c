@@ -80,8 +80,7 @@ static size_t lane_key(const pgs_command_t *cmd, const pgs_entity_t *ent, char *
     return off;
 }
 
-/* An audit event: decoded, then queued in its clinic's lane (events of a
- * clinic are stored in order, a batch at a time). */
+/* An audit event: decoded, then queued for its clinic's next batch. */
 static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
 {
     char errstr[256] = "";
@@ -92,10 +91,13 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }
-    const char *clinic = work->audit->clinic_id;
+    /* every event is a lane of its own (an event is stored once, never
+     * updated): a clinic's events are all ready together and go to the
+     * database in batches of audit.max_batch */
+    const char *event_id = work->audit->event_id;
     work->in_lane = 1;
     work->state = PGS_WORK_QUEUED;
-    pgs_lanes_push(st->lanes, &work->lane, clinic, clinic, strlen(clinic));
+    pgs_lanes_push(st->lanes, &work->lane, work->audit->clinic_id, event_id, strlen(event_id));
 }
 
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)

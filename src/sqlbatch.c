@@ -50,7 +50,12 @@ int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_s
             bs->shape.cols[bs->shape.ncols++] = i;
         }
     }
-    uint64_t h = 1469598103934665603ULL ^ single->hash;
+    /* from the batch shape alone: partial UPDATEs of one entity, whose
+     * single shapes differ, must land on the same statement */
+    uint64_t h = 1469598103934665603ULL;
+    h = (h ^ (uint64_t)(uintptr_t)ent) * 1099511628211ULL;
+    h = (h ^ (uint64_t)single->op) * 1099511628211ULL;
+    h = (h ^ (uint64_t)single->has_expected_version) * 1099511628211ULL;
     h = (h ^ (uint64_t)bs->mask) * 1099511628211ULL;
     for (int i = 0; i < bs->shape.ncols; i++)
         h = (h ^ (uint64_t)bs->shape.cols[i]) * 1099511628211ULL;

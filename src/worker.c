@@ -114,8 +114,9 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "Usage: pgscribe run [-c FILE] [--help]\n"
                 "Consumes the commands topic and applies each command to PostgreSQL\n"
-                "effectively once, in key order. SIGTERM/SIGINT drain and stop; SIGHUP\n"
-                "reloads reloadable settings.\n"
+                "effectively once, in key order, and stores the audit topic's events, each\n"
+                "through its own connection pool. SIGTERM/SIGINT drain and stop; SIGHUP\n"
+                "reloads reloadable settings and the catalog.\n"
                 "  -c, --config FILE   configuration file (default $PGSCRIBE_CONFIG)\n"
                 "  -h, --help          this help\n");
 }

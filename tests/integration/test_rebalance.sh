@@ -37,13 +37,22 @@ at() {
     note "t+$(($(pgs_now_ms) - start)) ms, $got applied: $2"
 }
 
-# the stopped worker's log must show its last assignment revoked and drained
-# (on its stop, or just before it when another member's leave came first)
+# the stopped worker's log must show every assignment it got before its stop
+# revoked and drained (on its stop, or just before when another member's leave
+# came first); one handed to it while closing is never consumed from, so it
+# is only reported
 drained_on_stop() {
     local log=$T_DIR/worker-$1.log
-    awk '/assigned [0-9]+ partition/ { held = 1 } /revoked [0-9]+ partition/ { held = 0; r = 1 }
+    awk '/stopping:/ { stopping = 1 }
+         /assigned [0-9]+ partition/ { if (stopping) late = 1; else held = 1 }
+         /revoked [0-9]+ partition/ { held = 0; r = 1 }
          END { exit !(r && !held) }' "$log" ||
         fail "worker $1 stopped without a revoke/drain of its last assignment"
+    if awk '/stopping:/ { s = 1 } s && /assigned [0-9]+ partition/ { f = 1 }
+                s && /revoked [0-9]+ partition/ { f = 0 } END { exit !f }' "$log"; then
+        note "worker $1 was assigned partitions after its stop began, and logged no revoke of them:" \
+            "$(grep -o 'stopping: [^"]*\|assigned [0-9]* partition[^"]*' "$log" | tail -n 2 | tr '\n' ' ')"
+    fi
     grep -o 'revoked [0-9]* partition[^"]*' "$log" | tail -n 1
 }
 

@@ -1,0 +1,171 @@
+/* Unit tests: multi-row statement shapes, SQL text and array parameters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pgscribe/catalog.h"
+#include "pgscribe/sqlbatch.h"
+#include "pgscribe/sqlgen.h"
+
+#define MAX_FIELDS 8
+
+static pgs_catalog_t *catalog(void)
+{
+    pgs_catalog_t *cat = pgs_catalog_new("clinic");
+    pgs_entity_t *e = pgs_catalog_add_entity(cat, "patients");
+    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
+    pgs_entity_add_column(e, "phone", "text", 25, 0, 0, 0, 1);
+    pgs_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
+    pgs_entity_add_column(e, "tags", "text[]", 1009, 0, 0, 0, 0);
+    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    return cat;
+}
+
+static pgs_command_t *cmd(pgs_op_t op, const char *id)
+{
+    pgs_command_t *c = pgs_command_new();
+    c->command_id = "7d9f6c1e-8a4b-4c2d-9e1f-0a1b2c3d4e5f";
+    c->clinic_id = "clinic-001";
+    c->actor = "svc-test";
+    c->entity = "patients";
+    c->op = op;
+    c->key = pgs_arena_alloc(c->arena, MAX_FIELDS * sizeof(pgs_field_t));
+    c->data = pgs_arena_alloc(c->arena, MAX_FIELDS * sizeof(pgs_field_t));
+    c->key[0].name = "id";
+    c->key[0].value.type = PGS_VAL_STRING;
+    c->key[0].value.u.s.ptr = id;
+    c->key[0].value.u.s.len = strlen(id);
+    c->key_cnt = 1;
+    return c;
+}
+
+static void set(pgs_command_t *c, const char *name, pgs_value_type_t t, const char *s, size_t n)
+{
+    pgs_field_t *f = &c->data[c->data_cnt++];
+    f->name = name;
+    f->value.type = t;
+    f->value.u.s.ptr = s;
+    f->value.u.s.len = n;
+}
+
+static int bshape(const pgs_catalog_t *cat, const pgs_command_t *c, pgs_bshape_t *bs)
+{
+    const pgs_entity_t *ent = NULL;
+    char err[256];
+    assert_int_equal(pgs_catalog_validate(cat, c, &ent, err, sizeof(err)), PGS_OK);
+    pgs_shape_t single;
+    assert_int_equal(pgs_shape_of(ent, c, &single), 0);
+    return pgs_bshape_of(ent, c, &single, bs);
+}
+
+/* Partial UPDATEs of different columns share one multi-row statement (and
+ * its hash, which the statement registry looks up by). */
+static void test_partial_updates_share_a_shape(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_command_t *a = cmd(PGS_OP_UPDATE, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(a, "phone", PGS_VAL_STRING, "555", 3);
+    pgs_command_t *b = cmd(PGS_OP_UPDATE, "0b3c0f4e-0000-4000-8000-000000000002");
+    set(b, "given_name", PGS_VAL_STRING, "Ann", 3);
+    set(b, "photo", PGS_VAL_BYTES, "\x01\xff", 2);
+    pgs_bshape_t sa, sb;
+    assert_int_equal(bshape(cat, a, &sa), 0);
+    assert_int_equal(bshape(cat, b, &sb), 0);
+    assert_true(pgs_bshape_equal(&sa, &sb));
+    assert_true(sa.shape.hash == sb.shape.hash);
+    assert_int_equal(sa.mask, 1);
+    char *sql = pgs_sqlbatch_statement("clinic", &sa);
+    assert_non_null(strstr(sql, "unnest($3::uuid[]"));
+    assert_non_null(strstr(sql, "\"phone\" = CASE WHEN f."));
+    assert_non_null(strstr(sql, "\"version\" = t.\"version\" + 1"));
+    assert_non_null(strstr(sql, "pgscribe.expect_all("));
+    assert_null(strstr(sql, "\"tags\"")); /* array columns are never in a mask */
+    free(sql);
+
+    /* parameters: arrays of both rows, with presence flags */
+    const pgs_command_t *cmds[2] = {a, b};
+    int32_t parts[2] = {3, 4};
+    int64_t offs[2] = {10, 11};
+    pgs_batch_params_t p;
+    pgs_sqlbatch_params(&sa, cmds, parts, offs, 2, "t", &p);
+    assert_string_equal(p.values[0], "clinic-001");
+    assert_string_equal(p.values[4], "{3,4}");
+    assert_string_equal(p.values[5], "{10,11}");
+    int found_phone = 0, found_photo = 0, found_mask = 0;
+    for (int i = 7; i < p.n; i++) {
+        found_phone |= strcmp(p.values[i], "{\"555\",NULL}") == 0;
+        found_photo |= strcmp(p.values[i], "{NULL,\"\\\\x01ff\"}") == 0;
+        found_mask |= strcmp(p.values[i], "{t,f}") == 0;
+    }
+    assert_true(found_phone && found_photo && found_mask);
+    pgs_sqlbatch_params_free(&p);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_catalog_free(cat);
+}
+
+static void test_insert_shapes_keep_their_columns(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_command_t *a = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(a, "phone", PGS_VAL_STRING, "5\"5\\5", 5);
+    pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000002");
+    set(b, "given_name", PGS_VAL_STRING, "Ann", 3);
+    pgs_bshape_t sa, sb;
+    assert_int_equal(bshape(cat, a, &sa), 0);
+    assert_int_equal(bshape(cat, b, &sb), 0);
+    assert_false(pgs_bshape_equal(&sa, &sb));
+    char *sql = pgs_sqlbatch_statement("clinic", &sa);
+    assert_non_null(strstr(sql, "INSERT INTO \"clinic\".\"patients\" AS t"));
+    assert_non_null(strstr(sql, "FROM fresh f RETURNING 1"));
+    free(sql);
+    const pgs_command_t *cmds[1] = {a};
+    int32_t part = 0;
+    int64_t off = 1;
+    pgs_batch_params_t p;
+    pgs_sqlbatch_params(&sa, cmds, &part, &off, 1, "t", &p);
+    /* quote and backslash escaped inside the array element */
+    assert_string_equal(p.values[p.n - 1], "{\"5\\\"5\\\\5\"}");
+    pgs_sqlbatch_params_free(&p);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_catalog_free(cat);
+}
+
+static void test_versioned_upsert_and_arrays_stay_single(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_command_t *a = cmd(PGS_OP_UPSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(a, "phone", PGS_VAL_STRING, "1", 1);
+    a->has_expected_version = 1;
+    a->expected_version = 3;
+    pgs_bshape_t bs;
+    assert_int_equal(bshape(cat, a, &bs), -1);
+    pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000002");
+    set(b, "tags", PGS_VAL_STRING, "{a,b}", 5);
+    assert_int_equal(bshape(cat, b, &bs), -1);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_catalog_free(cat);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partial_updates_share_a_shape),
+        cmocka_unit_test(test_insert_shapes_keep_their_columns),
+        cmocka_unit_test(test_versioned_upsert_and_arrays_stay_single),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
