@@ -70,6 +70,7 @@ typedef struct pgs_conn_s {
     int failed;      /* an error was seen before the sync */
     int fail_cmd;    /* batch index at fault, or -1 */
     int fail_outage; /* the error says the database is going away */
+    int commit_ok;   /* COMMIT answered OK: the transaction is durable */
     pgs_err_t fail_err;
     char fail_code[8];
     char fail_msg[256];
@@ -556,6 +557,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->fail_cmd = -1;
     c->fail_group = -1;
     c->fail_outage = 0;
+    c->commit_ok = 0;
     c->in_rollback = 0;
     c->started_us = pgs_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
@@ -679,6 +681,20 @@ static void batch_succeeded(pgs_conn_t *c)
         applied += c->group_of[i] < 0 ? c->fresh[i] : 0;
     for (int g = 0; g < c->ngroups; g++)
         applied += c->group_fresh[g];
+    /* a command re-sent after a connection loss that found its id already
+     * recorded was committed by this worker's lost transaction: applied,
+     * not a duplicate */
+    int in_doubt = 0;
+    for (int i = 0; i < c->nbatch; i++)
+        in_doubt += c->batch[i]->in_doubt;
+    if (in_doubt > 0) {
+        int recovered = c->nbatch - applied < in_doubt ? c->nbatch - applied : in_doubt;
+        applied += recovered;
+        pgs_info("apply",
+                 "%d of %d command(s) re-sent after a lost connection had committed "
+                 "before it went",
+                 recovered, in_doubt);
+    }
     if (audit) {
         pool->stream->stored += applied;
         pool->stream->duplicates += c->nbatch - applied;
@@ -895,6 +911,8 @@ static void conn_read(pgs_conn_t *c)
         case PGRES_COMMAND_OK:
             if (e->kind == R_PREPARE)
                 conn_set_prepared(c, e->stmt, PREP_DONE);
+            else if (e->kind == R_COMMIT)
+                c->commit_ok = 1;
             break;
         case PGRES_PIPELINE_ABORTED:
             break;
@@ -914,8 +932,11 @@ static void conn_read(pgs_conn_t *c)
 static void conn_down(pgs_conn_t *c, const char *why)
 {
     pgs_pool_t *pool = c->pool;
-    pgs_warn("apply", "connection %d down (%s); %d command(s) will be retried", c->id, why,
-             c->nbatch);
+    /* COMMIT answered OK before the connection went: the transaction is in
+     * the database, whatever came (or did not come) after it */
+    int committed = c->nbatch > 0 && c->commit_ok && !c->failed && !c->in_rollback;
+    pgs_warn("apply", "connection %d down (%s); %d command(s) %s", c->id, why, c->nbatch,
+             committed ? "committed before it went" : "will be retried");
     if (c->fd >= 0)
         epoll_ctl(pool->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->pg)
@@ -927,11 +948,16 @@ static void conn_down(pgs_conn_t *c, const char *why)
     c->state = C_DOWN;
     c->want_write = 0;
     c->next_connect_us = pgs_now_us() + 200000;
-    /* the batch may or may not have committed: it goes again, and the
-     * idempotency record turns an already committed command into a counted
-     * duplicate; a lost connection spends no attempt */
-    if (c->nbatch > 0)
+    /* otherwise the batch may or may not have committed: it goes again, and
+     * the idempotency record makes an already committed command a no-op; a
+     * lost connection spends no attempt */
+    if (committed) {
+        batch_succeeded(c);
+    } else if (c->nbatch > 0) {
+        for (int i = 0; i < c->nbatch; i++)
+            c->batch[i]->in_doubt = !c->failed;
         batch_requeue(c, -1);
+    }
     if (pgs_breaker_failure(&pool->breaker, pgs_now_us()))
         pgs_warn("apply", "circuit breaker open: connections lost; dispatch stopped, partitions "
                           "paused, probing");

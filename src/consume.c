@@ -125,18 +125,19 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
 {
     int64_t t0 = pgs_now_us();
     purge_ctx_t ctx = {w, parts};
+    int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
+    /* finish what was consumed, queued or in flight, within the deadline:
+     * every command released unfinished is consumed again by the next owner
+     * (harmless, but work). A lost assignment already has a new owner, and
+     * with the database away nothing would finish: no waiting then. */
+    while (!lost && parts_outstanding(w, parts) > 0 && pgs_now_us() < deadline &&
+           !(pgs_pool_breaker_open(w->streams[PGS_STREAM_COMMANDS].pool) &&
+             pgs_pool_breaker_open(w->streams[PGS_STREAM_AUDIT].pool)))
+        pgs_worker_step(w, 10);
     size_t purged = 0;
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         purged += pgs_lanes_purge(w->streams[s].lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
-    int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
-    size_t left;
-    while ((left = parts_outstanding(w, parts)) > 0 && pgs_now_us() < deadline) {
-        /* queued works behind an in-flight one may have become ready: they
-         * are not in flight, so drop them too */
-        for (int s = 0; s < PGS_STREAM__COUNT; s++)
-            pgs_lanes_purge(w->streams[s].lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
-        pgs_worker_step(w, 10);
-    }
+    size_t left = parts_outstanding(w, parts);
     rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
         pgs_partition_t *p = part_of(w, &parts->elems[i]);
