@@ -11,6 +11,7 @@
 #include "pgscribe/cli.h"
 #include "pgscribe/codec.h"
 #include "pgscribe/config.h"
+#include "pgscribe/kafkaconf.h"
 
 static volatile sig_atomic_t metrics_stop;
 
@@ -30,11 +31,6 @@ static void usage(FILE *fp)
             "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
             "  -f, --follow         keep waiting for new records\n"
             "      --timeout-ms N   give up after N ms without reaching the end (30000)\n");
-}
-
-static void kafka_conf_cb(const char *name, const char *value, void *opaque)
-{
-    rd_kafka_conf_set(opaque, name, value, NULL, 0);
 }
 
 int pgs_cmd_metrics(int argc, char **argv)
@@ -80,19 +76,17 @@ int pgs_cmd_metrics(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_FAILURE;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", NULL, 0);
-    if (getenv("PGSCRIBE_KAFKA"))
-        rd_kafka_conf_set(conf, "bootstrap.servers", getenv("PGSCRIBE_KAFKA"), NULL, 0);
-    pgs_config_kafka_foreach(cfg, kafka_conf_cb, conf);
-    if (brokers)
-        rd_kafka_conf_set(conf, "bootstrap.servers", brokers, NULL, 0);
-    char group[64];
-    snprintf(group, sizeof(group), "pgscribe-metrics-reader-%ld", (long)time(NULL));
-    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, NULL, brokers, errstr, sizeof(errstr));
+    rd_kafka_t *rk = NULL;
+    if (conf) {
+        /* assign-only reader: the group id is never used to commit */
+        char group[64];
+        snprintf(group, sizeof(group), "pgscribe-metrics-reader-%ld", (long)time(NULL));
+        rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    }
     if (!rk) {
         fprintf(stderr, "pgscribe metrics: %s\n", errstr);
         pgs_codec_free(codec);

@@ -8,6 +8,7 @@
 
 #include "pgscribe/cli.h"
 #include "pgscribe/config.h"
+#include "pgscribe/kafkaconf.h"
 
 static void usage(FILE *fp)
 {
@@ -16,11 +17,6 @@ static void usage(FILE *fp)
                 "topic.metrics if missing; existing topics are left as they are.\n"
                 "  -p, --partitions N   partitions of the commands and audit topics (12)\n"
                 "  -r, --replicas N     replication factor (1)\n");
-}
-
-static void kafka_conf_cb(const char *name, const char *value, void *opaque)
-{
-    rd_kafka_conf_set(opaque, name, value, NULL, 0);
 }
 
 int pgs_cmd_topics(int argc, char **argv)
@@ -64,14 +60,8 @@ int pgs_cmd_topics(int argc, char **argv)
     if (!cfg)
         return PGS_EXIT_CONFIG;
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", NULL, 0);
-    if (getenv("PGSCRIBE_KAFKA"))
-        rd_kafka_conf_set(conf, "bootstrap.servers", getenv("PGSCRIBE_KAFKA"), NULL, 0);
-    pgs_config_kafka_foreach(cfg, kafka_conf_cb, conf);
-    if (brokers)
-        rd_kafka_conf_set(conf, "bootstrap.servers", brokers, NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, NULL, brokers, errstr, sizeof(errstr));
+    rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
     if (!rk) {
         fprintf(stderr, "pgscribe topics: %s\n", errstr);
         pgs_config_free(cfg);

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "pgscribe/kafkaconf.h"
 #include "pgscribe/log.h"
 #include "worker.h"
 
@@ -53,14 +54,6 @@ static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_
 {
     pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
     return st ? pgs_partition_get(st, tp->partition) : NULL;
-}
-
-static void kafka_conf_cb(const char *name, const char *value, void *opaque)
-{
-    rd_kafka_conf_t *conf = opaque;
-    char errstr[256];
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        pgs_warn("consume", "kafka.%s: %s", name, errstr);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
@@ -242,24 +235,27 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", errstr, errstr_size) ||
-        conf_set(conf, "group.id", pgs_config_str(w->cfg, "consumer.group"), errstr, errstr_size) ||
+    static const char *const defaults[] = {"auto.commit.interval.ms",
+                                           "1000",
+                                           "auto.offset.reset",
+                                           "earliest",
+                                           "partition.assignment.strategy",
+                                           PGS_ASSIGNMENT_STRATEGY,
+                                           "queued.max.messages.kbytes",
+                                           "16384",
+                                           NULL};
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(w->cfg, defaults, NULL, errstr, errstr_size);
+    if (!conf)
+        return -1;
+    /* what effectively-once rests on: offsets are stored by pgscribe only,
+     * after the commit; a kafka.* key cannot change that */
+    if (conf_set(conf, "group.id", pgs_config_str(w->cfg, "consumer.group"), errstr, errstr_size) ||
         conf_set(conf, "client.id", w->worker_id, errstr, errstr_size) ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-        conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
-        conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) ||
-        conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
-        conf_set(conf, "partition.assignment.strategy", PGS_ASSIGNMENT_STRATEGY, errstr,
-                 errstr_size) ||
-        conf_set(conf, "queued.max.messages.kbytes", "16384", errstr, errstr_size)) {
+        conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    const char *env_brokers = getenv("PGSCRIBE_KAFKA");
-    if (env_brokers && *env_brokers)
-        conf_set(conf, "bootstrap.servers", env_brokers, errstr, errstr_size);
-    pgs_config_kafka_foreach(w->cfg, kafka_conf_cb, conf);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, w);
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);

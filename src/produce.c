@@ -4,6 +4,7 @@
 #include "pgscribe/cli.h"
 #include "pgscribe/codec.h"
 #include "pgscribe/config.h"
+#include "pgscribe/kafkaconf.h"
 #include "pgscribe/loadgen.h"
 
 #include <dirent.h>
@@ -20,9 +21,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#define PRODUCE_DEFAULT_BROKERS "127.0.0.1:9092"
-#define PRODUCE_FLUSH_MS        60000
-#define PRODUCE_BAR_WIDTH       20
+#define PRODUCE_FLUSH_MS  60000
+#define PRODUCE_BAR_WIDTH 20
 
 static const char *const ct_json = "application/json";
 static const char *const ct_avro = "application/vnd.pgscribe.v1+avro";
@@ -89,7 +89,7 @@ static void produce_usage(FILE *fp)
             "  -c, --config FILE     configuration file (kafka.*, topic.commands,\n"
             "                        topic.audit, produce.encoding)\n"
             "  -b, --brokers LIST    bootstrap servers (default: config, else $PGSCRIBE_KAFKA,\n"
-            "                        else " PRODUCE_DEFAULT_BROKERS ")\n"
+            "                        else " PGS_KAFKA_DEFAULT_BROKERS ")\n"
             "  -t, --topic TOPIC     topic (default: topic.commands; with --audit,\n"
             "                        topic.audit)\n"
             "      --audit           generated audit events (Avro schema id 3, or JSON),\n"
@@ -286,54 +286,30 @@ static void produce_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, v
         p->delivered++;
 }
 
-typedef struct {
-    rd_kafka_conf_t *conf;
-    char *errstr;
-    size_t errstr_size;
-    int failed;
-} conf_ctx_t;
-
-static void produce_conf_set(const char *name, const char *value, void *opaque)
-{
-    conf_ctx_t *ctx = opaque;
-    char err[256];
-    if (ctx->failed)
-        return;
-    if (rd_kafka_conf_set(ctx->conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        /* The name, not the value: a value may be a password. */
-        snprintf(ctx->errstr, ctx->errstr_size, "kafka.%s: %s", name, err);
-        ctx->failed = 1;
-    }
-}
-
 /* Defaults tuned for throughput with ordering kept per partition
  * (idempotence), then the config's kafka.* keys, then --brokers. */
 static rd_kafka_conf_t *produce_conf_new(produce_t *p, const pgs_config_t *cfg, char *errstr,
                                          size_t errstr_size)
 {
-    const char *env_brokers = getenv("PGSCRIBE_KAFKA");
-    const char *defaults[][2] = {
-        {"bootstrap.servers", env_brokers && *env_brokers ? env_brokers : PRODUCE_DEFAULT_BROKERS},
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        {"linger.ms", "5"},
-        {"batch.num.messages", "10000"},
-        {"compression.type", "lz4"},
-        {"queue.buffering.max.messages", "500000"},
-    };
-    conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, 0};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        produce_conf_set(defaults[i][0], defaults[i][1], &ctx);
-    pgs_config_kafka_foreach(cfg, produce_conf_set, &ctx);
-    if (p->opts.brokers)
-        produce_conf_set("bootstrap.servers", p->opts.brokers, &ctx);
-    if (ctx.failed) {
-        rd_kafka_conf_destroy(ctx.conf);
+    static const char *const defaults[] = {"enable.idempotence",
+                                           "true",
+                                           "acks",
+                                           "all",
+                                           "linger.ms",
+                                           "5",
+                                           "batch.num.messages",
+                                           "10000",
+                                           "compression.type",
+                                           "lz4",
+                                           "queue.buffering.max.messages",
+                                           "500000",
+                                           NULL};
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, defaults, p->opts.brokers, errstr, errstr_size);
+    if (!conf)
         return NULL;
-    }
-    rd_kafka_conf_set_dr_msg_cb(ctx.conf, produce_on_delivery);
-    rd_kafka_conf_set_opaque(ctx.conf, p);
-    return ctx.conf;
+    rd_kafka_conf_set_dr_msg_cb(conf, produce_on_delivery);
+    rd_kafka_conf_set_opaque(conf, p);
+    return conf;
 }
 
 static void produce_progress(produce_t *p, int final)

@@ -15,6 +15,7 @@
 #include "pgscribe/cli.h"
 #include "pgscribe/codec.h"
 #include "pgscribe/config.h"
+#include "pgscribe/kafkaconf.h"
 
 #define REPLAY_HDR_PREFIX "pgscribe."
 #define REPLAY_CT_JSON    "application/json"
@@ -83,11 +84,6 @@ static void replay_usage(FILE *fp)
             "      --timeout-ms N   give up after N ms without progress (30000)\n"
             "All given filters must match. Exit status: 0 ok, 1 a delivery failed,\n"
             "2 bad arguments, 3 bad configuration, 5 Kafka error or time-out.\n");
-}
-
-static void replay_kafka_conf_cb(const char *name, const char *value, void *opaque)
-{
-    rd_kafka_conf_set(opaque, name, value, NULL, 0);
 }
 
 /* Parses RFC 3339 ("2026-11-26T19:00:00Z", "...:00.123Z", "...:00+01:00")
@@ -387,12 +383,10 @@ static int replay_parse_args(int argc, char **argv, replay_opts_t *o)
 
 static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_config_t *cfg)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *env = getenv("PGSCRIBE_KAFKA");
-    rd_kafka_conf_set(conf, "bootstrap.servers", env && *env ? env : "127.0.0.1:9092", NULL, 0);
-    pgs_config_kafka_foreach(cfg, replay_kafka_conf_cb, conf);
-    if (o->brokers)
-        rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, NULL, 0);
+    char errstr[256];
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, NULL, o->brokers, errstr, sizeof(errstr));
+    if (!conf)
+        fprintf(stderr, "pgscribe replay: %s\n", errstr);
     return conf;
 }
 
@@ -416,6 +410,8 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
 {
     char errstr[512];
     rd_kafka_conf_t *conf = replay_base_conf(o, cfg);
+    if (!conf)
+        return PGS_EXIT_CONFIG;
     char group[80];
     snprintf(group, sizeof(group), "pgscribe-replay-%ld-%ld", (long)time(NULL), (long)getpid());
     rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
@@ -583,6 +579,8 @@ static int replay_produce(const replay_opts_t *o, const pgs_config_t *cfg, const
 {
     char errstr[512], num[32];
     rd_kafka_conf_t *conf = replay_base_conf(o, cfg);
+    if (!conf)
+        return PGS_EXIT_CONFIG;
     snprintf(num, sizeof(num), "%ld", o->timeout_ms);
     /* bounds the wait for each delivery report: a broker that never answers
      * turns into failed deliveries, not a hang */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pgscribe/cli.h"
+#include "pgscribe/kafkaconf.h"
 #include "pgscribe/log.h"
 #include "worker.h"
 
@@ -182,28 +183,17 @@ static int load_catalog(pgs_worker_t *w, const char *conninfo, char *errstr, siz
     return 0;
 }
 
-static void kafka_conf_cb(const char *name, const char *value, void *opaque)
-{
-    char errstr[256];
-    if (rd_kafka_conf_set(opaque, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-        pgs_warn("worker", "kafka.%s: %s", name, errstr);
-}
-
 static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:9092", NULL, 0);
-    const char *env_brokers = getenv("PGSCRIBE_KAFKA");
-    if (env_brokers && *env_brokers)
-        rd_kafka_conf_set(conf, "bootstrap.servers", env_brokers, NULL, 0);
     /* dead letters carry the original value, up to the decoder's 4 MiB */
-    rd_kafka_conf_set(conf, "message.max.bytes", "5242880", NULL, 0);
-    rd_kafka_conf_set(conf, "compression.type", "lz4", NULL, 0);
-    pgs_config_kafka_foreach(w->cfg, kafka_conf_cb, conf);
+    static const char *const defaults[] = {
+        "message.max.bytes", "5242880", "compression.type", "lz4", "linger.ms", "5", NULL};
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(w->cfg, defaults, NULL, errstr, errstr_size);
+    if (!conf)
+        return -1;
     /* a dead letter must never be lost or doubled by a retry */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "client.id", w->worker_id, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return -1;

@@ -1,0 +1,43 @@
+/* librdkafka configuration from pgscribe's config, environment and options. */
+#include "pgscribe/kafkaconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    rd_kafka_conf_t *conf;
+    char *errstr;
+    size_t errstr_size;
+    int failed;
+} conf_ctx_t;
+
+static void conf_set(const char *name, const char *value, void *opaque)
+{
+    conf_ctx_t *ctx = opaque;
+    char why[256];
+    if (ctx->failed)
+        return;
+    if (rd_kafka_conf_set(ctx->conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        /* the value may be a secret: name the key only */
+        snprintf(ctx->errstr, ctx->errstr_size, "kafka.%s: %s", name, why);
+        ctx->failed = 1;
+    }
+}
+
+rd_kafka_conf_t *pgs_kafka_conf_new(const pgs_config_t *cfg, const char *const *defaults,
+                                    const char *brokers, char *errstr, size_t errstr_size)
+{
+    conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, 0};
+    const char *env = getenv("PGSCRIBE_KAFKA");
+    conf_set("bootstrap.servers", env && *env ? env : PGS_KAFKA_DEFAULT_BROKERS, &ctx);
+    for (size_t i = 0; defaults && defaults[i]; i += 2)
+        conf_set(defaults[i], defaults[i + 1], &ctx);
+    pgs_config_kafka_foreach(cfg, conf_set, &ctx);
+    if (brokers)
+        conf_set("bootstrap.servers", brokers, &ctx);
+    if (ctx.failed) {
+        rd_kafka_conf_destroy(ctx.conf);
+        return NULL;
+    }
+    return ctx.conf;
+}
