@@ -23,21 +23,27 @@ cmake --build build -j"$(nproc)" --target pgscribe >build.log 2>&1 || { tail -n 
 BIN=$PWD/build/pgscribe
 
 WORK=$(mktemp -d /tmp/pgscribe-demo.XXXXXX)
+# a stack of its own, thrown away at the end: a fresh PostgreSQL cluster and
+# a fresh Kafka log, whatever ran on this machine before
+export PGS_STACK_DIR=$WORK/stack
+mkdir -p "$PGS_STACK_DIR"
+chmod 755 "$WORK" "$PGS_STACK_DIR"
 WORKER_PID=
 cleanup() {
     [ -n "$WORKER_PID" ] && kill -9 "$WORKER_PID" 2>/dev/null || true
     scripts/stack.sh down >/dev/null 2>&1 || true
-    echo "demo: stack stopped; worker log kept in $WORK/worker.log"
+    rm -rf "$PGS_STACK_DIR"
+    echo "demo: stack stopped and removed; worker log kept in $WORK/worker.log"
 }
 trap cleanup EXIT
 scripts/stack.sh up
 set -a
-. .stack/env
+. "$PGS_STACK_DIR/env"
 set +a
 
 DB=pgscribe_demo
 ADMIN="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$DB user=postgres"
-psql -X -q -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d postgres \
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U postgres -d postgres \
     -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 "$BIN" migrate --dir schemas/sql --conninfo "$ADMIN"
 export PGSCRIBE_PG_CONNINFO="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$DB user=pgscribe_worker"

@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 STACK=${PGS_STACK_DIR:-$REPO/.stack}
 LIBS=$HERE/target/kafka-libs
-READY_DEADLINE_S=${PGS_KAFKA_READY_TIMEOUT:-90}
+READY_DEADLINE_S=${PGS_KAFKA_READY_TIMEOUT:-180}
 STOP_GRACE_S=20
 TOPICS=(clinic.commands clinic.audit clinic.commands.dlq clinic.audit.dlq pgscribe.metrics)
 
