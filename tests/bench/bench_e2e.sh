@@ -145,6 +145,7 @@ metrics = $RUN.metrics
 group = $RUN
 [metrics]
 interval_ms = 1000
+${PGS_BENCH_CONF:-}
 [kafka]
 bootstrap.servers = $PGSCRIBE_KAFKA
 CONF
@@ -266,7 +267,8 @@ multi_sem=$(base semantics_rows_per_s)
 echo
 printf 'pgscribe benchmark — %s commands, %s clinics, %s cores (%s), PostgreSQL %s, Kafka %s\n' \
     "$COUNT" "$CLINICS" "$cores" "$cpu_model" "$pg_ver" "${kafka_ver:-?}"
-printf '  (%s; one worker, default [apply] settings; baseline with %s psql sessions)\n' "$pg_sync" "$SESSIONS"
+printf '  (%s; one worker, %s; baseline with %s psql sessions)\n' "$pg_sync" \
+    "$([ -n "${PGS_BENCH_CONF:-}" ] && echo "settings: ${PGS_BENCH_CONF//$'\n'/ }" || echo "default [apply] settings")" "$SESSIONS"
 printf '  %-38s %8s commands/s   (commit p50 %s ms, p99 %s ms; %s cmds/txn)\n' \
     "pgscribe end-to-end" "$pgscribe_rate" "$(field commit_p50_ms)" "$(field commit_p99_ms)" \
     "$(calc "round($m_applied / max($m_txn, 1), 1)")"
