@@ -303,11 +303,6 @@ void pgs_pool_free(pgs_pool_t *pool)
     free(pool);
 }
 
-int pgs_pool_busy(const pgs_pool_t *pool)
-{
-    return pool->busy;
-}
-
 int pgs_pool_size(const pgs_pool_t *pool)
 {
     return pool->nconns;

@@ -122,6 +122,15 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
     return PGS_OK;
 }
 
+/* A JSON message's size: Avro messages are bounded by read_framed. */
+static pgs_err_t json_size_check(size_t len, char *errstr, size_t errstr_size)
+{
+    if (len > 0 && len <= PGS_MAX_MESSAGE_BYTES)
+        return PGS_OK;
+    pgs_codec_errf(errstr, errstr_size, len ? "message too large" : "empty message");
+    return len ? PGS_E_DECODE_TOO_LARGE : PGS_E_DECODE_EMPTY;
+}
+
 pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t len, int is_json,
                                    pgs_command_t **out, char *errstr, size_t errstr_size)
 {
@@ -131,10 +140,8 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
     pgs_err_t err;
     *out = NULL;
     if (is_json) {
-        if (len == 0 || len > PGS_MAX_MESSAGE_BYTES) {
-            pgs_codec_errf(errstr, errstr_size, len ? "message too large" : "empty message");
-            return len ? PGS_E_DECODE_TOO_LARGE : PGS_E_DECODE_EMPTY;
-        }
+        if ((err = json_size_check(len, errstr, errstr_size)))
+            return err;
         cmd = pgs_command_new();
         err = pgs_codec_json_to_command(buf, len, cmd, errstr, errstr_size);
     } else {
@@ -162,10 +169,8 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
     pgs_err_t err;
     *out = NULL;
     if (is_json) {
-        if (len == 0 || len > PGS_MAX_MESSAGE_BYTES) {
-            pgs_codec_errf(errstr, errstr_size, len ? "message too large" : "empty message");
-            return len ? PGS_E_DECODE_TOO_LARGE : PGS_E_DECODE_EMPTY;
-        }
+        if ((err = json_size_check(len, errstr, errstr_size)))
+            return err;
         ev = pgs_audit_event_new();
         err = pgs_codec_json_to_audit(buf, len, ev, errstr, errstr_size);
     } else {

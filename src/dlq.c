@@ -90,7 +90,6 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     snprintf(work->errcode, sizeof(work->errcode), "%s", code && *code ? code : pgs_err_code(err));
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
-    w->dlq_pending++;
     pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
              (int)work->part->partition, (long long)work->offset,
              pgs_eclass_name(pgs_err_class(err)), work->errcode, work->errmsg);
@@ -113,7 +112,6 @@ void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         dlq_produce(w, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
         return;
     }
-    w->dlq_pending--;
     if (work->part->stream->kind == PGS_STREAM_COMMANDS) {
         w->ctr.dead_lettered++;
         w->ctr.total_dead_lettered++;

@@ -32,7 +32,6 @@ typedef struct pgs_partition_s {
     int dirty;           /* committable offset moved, not yet stored */
     int paused;          /* fetching paused (window, backlog or breaker) */
     pgs_offsets_t *offsets;
-    size_t in_flight;   /* works of this partition inside a transaction or DLQ produce */
     size_t outstanding; /* works of this partition not yet completed */
 } pgs_partition_t;
 
@@ -124,7 +123,6 @@ struct pgs_worker_s {
     size_t retired_cnt;
 
     size_t works_live; /* consumed, not completed */
-    size_t dlq_pending;
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
@@ -159,7 +157,6 @@ void pgs_pool_dispatch(pgs_pool_t *pool);
 void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events);
 /** @brief Periodic upkeep: reconnects broken connections. */
 void pgs_pool_tick(pgs_pool_t *pool);
-int pgs_pool_busy(const pgs_pool_t *pool);
 /** @brief "closed", "open" or "half-open". */
 const char *pgs_pool_breaker_state(const pgs_pool_t *pool);
 int pgs_pool_breaker_open(const pgs_pool_t *pool);
