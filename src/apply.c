@@ -88,7 +88,6 @@ struct pgs_pool_s {
     char *conninfo;
     pgs_conn_t *conns;
     int nconns;
-    int busy;
     pgs_stmts_t *stmts;
     int64_t last_down_log_us;
     pgs_breaker_t breaker;
@@ -582,7 +581,6 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
         return -1;
     expect(c, R_SYNC, -1);
     c->state = C_BUSY;
-    pool->busy++;
     conn_flush(c);
     return 0;
 }
@@ -838,17 +836,14 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
 
 static void on_sync(pgs_conn_t *c)
 {
-    pgs_pool_t *pool = c->pool;
     if (c->in_rollback) {
         c->in_rollback = 0;
         c->state = C_IDLE;
-        pool->busy--;
         batch_failed(c);
         return;
     }
     if (!c->failed) {
         c->state = C_IDLE;
-        pool->busy--;
         batch_succeeded(c);
         return;
     }
@@ -938,8 +933,6 @@ static void conn_down(pgs_conn_t *c, const char *why)
         PQfinish(c->pg);
     c->pg = NULL;
     c->fd = -1;
-    if (c->state == C_BUSY)
-        pool->busy--;
     c->state = C_DOWN;
     c->want_write = 0;
     c->next_connect_us = pgs_now_us() + 200000;
