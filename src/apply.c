@@ -1013,6 +1013,13 @@ static void breaker_probe(pgs_pool_t *pool, int64_t now)
     pgs_breaker_probe_ok(&pool->breaker, now);
 }
 
+void pgs_pool_reconfigure(pgs_pool_t *pool)
+{
+    /* takes effect on the next failure or probe */
+    pool->breaker.threshold = (int)pgs_config_int(pool->w->cfg, "breaker.failure_threshold");
+    pool->breaker.probe_max_us = pgs_config_int(pool->w->cfg, "breaker.probe_interval_ms") * 1000;
+}
+
 const char *pgs_pool_breaker_state(const pgs_pool_t *pool)
 {
     return pgs_breaker_state_name(pool->breaker.state);
@@ -1026,9 +1033,6 @@ int pgs_pool_breaker_open(const pgs_pool_t *pool)
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_now_us();
-    /* reloadable: SIGHUP changes take effect on the next failure or probe */
-    pool->breaker.threshold = (int)pgs_config_int(pool->w->cfg, "breaker.failure_threshold");
-    pool->breaker.probe_max_us = pgs_config_int(pool->w->cfg, "breaker.probe_interval_ms") * 1000;
     if (pool->breaker.state == PGS_BREAKER_OPEN) {
         breaker_probe(pool, now);
         return;

@@ -107,6 +107,8 @@ static void reload_config(pgs_worker_t *w, const char *path)
     pgs_log_level_t lvl;
     if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
         pgs_log_set_level(lvl);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_reconfigure(w->streams[s].pool);
     pgs_info("worker", "SIGHUP: configuration reloaded");
     pgs_config_free(next);
 }

@@ -157,6 +157,8 @@ void pgs_pool_dispatch(pgs_pool_t *pool);
 void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events);
 /** @brief Periodic upkeep: reconnects broken connections. */
 void pgs_pool_tick(pgs_pool_t *pool);
+/** @brief Applies reloaded settings (the breaker's) after SIGHUP. */
+void pgs_pool_reconfigure(pgs_pool_t *pool);
 /** @brief "closed", "open" or "half-open". */
 const char *pgs_pool_breaker_state(const pgs_pool_t *pool);
 int pgs_pool_breaker_open(const pgs_pool_t *pool);
