@@ -71,6 +71,7 @@ typedef struct pgs_conn_s {
     int fail_cmd;    /* batch index at fault, or -1 */
     int fail_outage; /* the error says the database is going away */
     int commit_ok;   /* COMMIT answered OK: the transaction is durable */
+    int fail_commit; /* COMMIT itself failed with a permanent error */
     pgs_err_t fail_err;
     char fail_code[8];
     char fail_msg[256];
@@ -552,6 +553,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->fail_group = -1;
     c->fail_outage = 0;
     c->commit_ok = 0;
+    c->fail_commit = 0;
     c->in_rollback = 0;
     c->started_us = pgs_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
@@ -714,6 +716,23 @@ static void batch_failed(pgs_conn_t *c)
 {
     pgs_worker_t *w = c->pool->w;
     conn_forget_unconfirmed(c);
+    if (c->fail_commit) {
+        if (c->nbatch == 1) {
+            pgs_work_t *bad = c->batch[0];
+            bad->attempts++;
+            c->nbatch = 0;
+            pgs_dlq_send(w, bad, c->fail_err, c->fail_code, c->fail_msg);
+            return;
+        }
+        pgs_info("apply",
+                 "COMMIT of %d command(s) failed (SQLSTATE %s): sending each in a "
+                 "transaction of its own to find the one at fault",
+                 c->nbatch, c->fail_code);
+        for (int i = 0; i < c->nbatch; i++)
+            c->batch[i]->alone = 1;
+        batch_requeue(c, -1);
+        return;
+    }
     if (c->fail_group >= 0 && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
         /* which row of the multi-row statement? send its commands again one
          * statement each: the one at fault then fails alone */
@@ -822,8 +841,12 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     } else if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
         wk = c->batch[e->idx];
+    } else if (e->kind == R_COMMIT && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+        /* a deferred constraint, checked at COMMIT: one of the commands is at
+         * fault, which one only a transaction of its own can tell */
+        c->fail_commit = 1;
     } else {
-        /* BEGIN, set_config or COMMIT: not a command's fault */
+        /* BEGIN or the setup statement: not a command's fault */
         if (c->fail_err != PGS_E_DB_TRANSIENT)
             pgs_error("apply", "transaction control failed (SQLSTATE %s)", state ? state : "none");
         c->fail_err = PGS_E_DB_TRANSIENT;
@@ -980,8 +1003,17 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
         size_t n = pgs_lanes_take(lanes, items, max);
         if (n == 0)
             break;
-        for (size_t k = 0; k < n; k++)
-            works[k] = (pgs_work_t *)items[k];
+        /* a work marked alone goes in a transaction of its own: the others
+         * taken with it go back to the front of their lanes */
+        size_t keep = 0;
+        for (size_t k = 0; k < n; k++) {
+            pgs_work_t *wk = (pgs_work_t *)items[k];
+            if (keep > 0 && (wk->alone || works[0]->alone))
+                pgs_lanes_retry(lanes, &wk->lane);
+            else
+                works[keep++] = wk;
+        }
+        n = keep;
         if (txn_start(c, works, (int)n) != 0) {
             c->nbatch = (int)n;
             conn_down(c, "send failed");

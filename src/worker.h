@@ -56,6 +56,7 @@ typedef struct pgs_work_s {
     int bstmt;      /* multi-row statement id, or -1 */
     int isolate;    /* its multi-row statement failed: send it alone */
     int in_doubt;   /* re-sent after its connection went with the outcome unknown */
+    int alone;      /* its transaction failed at COMMIT: send it in one of its own */
     pgs_work_state_t state;
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;
