@@ -583,7 +583,9 @@ static int produce_raw_dir(produce_t *p)
     return rc;
 }
 
-static int produce_generated(produce_t *p)
+/* Generated load: commands, or audit events with @p audit (the generator
+ * keeps the two in separate random streams). */
+static int produce_generated(produce_t *p, int audit)
 {
     pgs_loadgen_t *lg = pgs_loadgen_new(p->opts.seed, p->opts.clinics, NULL);
     if (!lg) {
@@ -592,28 +594,16 @@ static int produce_generated(produce_t *p)
     }
     int rc = 0;
     while (!produce_stop && p->produced < p->opts.count && rc == 0) {
-        pgs_command_t *cmd = pgs_loadgen_next(lg);
         produce_pace(p);
-        rc = produce_one(p, cmd);
-        pgs_command_free(cmd);
-    }
-    pgs_loadgen_free(lg);
-    return rc;
-}
-
-static int produce_generated_audit(produce_t *p)
-{
-    pgs_loadgen_t *lg = pgs_loadgen_new(p->opts.seed, p->opts.clinics, NULL);
-    if (!lg) {
-        fprintf(stderr, "produce: cannot create the load generator\n");
-        return -1;
-    }
-    int rc = 0;
-    while (!produce_stop && p->produced < p->opts.count && rc == 0) {
-        pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
-        produce_pace(p);
-        rc = produce_audit_one(p, ev);
-        pgs_audit_event_free(ev);
+        if (audit) {
+            pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
+            rc = produce_audit_one(p, ev);
+            pgs_audit_event_free(ev);
+        } else {
+            pgs_command_t *cmd = pgs_loadgen_next(lg);
+            rc = produce_one(p, cmd);
+            pgs_command_free(cmd);
+        }
     }
     pgs_loadgen_free(lg);
     return rc;
@@ -688,9 +678,9 @@ int pgs_cmd_produce(int argc, char **argv)
         skipped = produce_from_input(&p);
         stopped = skipped < 0;
     } else if (p.opts.audit) {
-        stopped = produce_generated_audit(&p) != 0;
+        stopped = produce_generated(&p, 1) != 0;
     } else {
-        stopped = produce_generated(&p) != 0;
+        stopped = produce_generated(&p, 0) != 0;
     }
     produce_progress(&p, 1);
 
