@@ -9,6 +9,7 @@
 #include "pgscribe/cli.h"
 #include "pgscribe/config.h"
 #include "pgscribe/kafkaconf.h"
+#include "pgscribe/topicready.h"
 
 static void usage(FILE *fp)
 {
@@ -105,6 +106,15 @@ int pgs_cmd_topics(int argc, char **argv)
     }
     if (ev)
         rd_kafka_event_destroy(ev);
+    /* Created is not writable yet: return once every partition's log is up,
+     * so a producer started next does not race the broker. */
+    for (int i = 0; rc == PGS_EXIT_OK && i < 5; i++) {
+        if (pgs_topic_wait_ready(rk, pgs_config_str(cfg, names[i]), 30000, NULL, errstr,
+                                 sizeof(errstr))) {
+            fprintf(stderr, "pgscribe topics: %s\n", errstr);
+            rc = PGS_EXIT_KAFKA;
+        }
+    }
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_NewTopic_destroy_array(nt, 5);
     rd_kafka_queue_destroy(q);

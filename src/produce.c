@@ -6,6 +6,7 @@
 #include "pgscribe/config.h"
 #include "pgscribe/kafkaconf.h"
 #include "pgscribe/loadgen.h"
+#include "pgscribe/topicready.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 
 #define PRODUCE_FLUSH_MS  60000
+#define PRODUCE_READY_MS  30000
 #define PRODUCE_BAR_WIDTH 20
 
 static const char *const ct_json = "application/json";
@@ -649,6 +651,12 @@ int pgs_cmd_produce(int argc, char **argv)
     if (!p.rk) {
         rd_kafka_conf_destroy(conf);
         fprintf(stderr, "produce: kafka: %s\n", errstr);
+        exit_code = PGS_EXIT_KAFKA;
+        goto out;
+    }
+    /* Not before every partition takes writes (see topicready.h). */
+    if (pgs_topic_wait_ready(p.rk, p.opts.topic, PRODUCE_READY_MS, NULL, errstr, sizeof(errstr))) {
+        fprintf(stderr, "produce: %s\n", errstr);
         exit_code = PGS_EXIT_KAFKA;
         goto out;
     }

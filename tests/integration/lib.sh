@@ -110,10 +110,18 @@ pgs_wait_applied() {
     while :; do
         got=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
         [ "$got" -ge "$want" ] && break
-        [ $SECONDS -lt $deadline ] || fail "only $got of $want commands applied within ${timeout}s"
+        [ $SECONDS -lt $deadline ] ||
+            fail "only $got of $want commands applied within ${timeout}s" \
+                "(the commands topic holds $(pgs_topic_count "$T_RUN.commands") messages)"
         sleep 0.5
     done
     [ "$got" -eq "$want" ] || fail "applied_commands holds $got rows, expected $want"
+}
+
+# pgs_topic_count TOPIC: how many messages TOPIC holds, read with kcat; tells
+# a message the producer lost from one the worker lost.
+pgs_topic_count() {
+    kcat -b "$PGSCRIBE_KAFKA" -C -t "$1" -e -q -f '.\n' 2>/dev/null | wc -l
 }
 
 # pgs_metrics_sum FIELD: sum of FIELD over every WorkerMetrics record.

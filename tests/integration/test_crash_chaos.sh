@@ -62,6 +62,8 @@ for ev in "${EVENTS[@]}"; do
 done
 
 wait "$P" || fail "producer failed"
+held=$(pgs_topic_count "$T_RUN.commands")
+[ "$held" -eq $N ] || fail "the commands topic holds $held messages, $N were produced: lost before pgscribe read them"
 pgs_wait_applied $N 300
 pgs_worker_stop "$W_PID"
 
