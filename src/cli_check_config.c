@@ -1,10 +1,12 @@
 /* `pgscribe check-config` and the config loading shared by every subcommand. */
 #include "pgscribe/cli.h"
 #include "pgscribe/config.h"
+#include "pgscribe/kafkaconf.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define CLI_DEFAULT_CONFIG "config/pgscribe.conf"
@@ -70,6 +72,31 @@ static void cli_check_config_usage(FILE *fp)
                 "  -h, --help         show this help\n");
 }
 
+/* Hands the kafka.* keys to librdkafka as the consumer and the producer
+ * would, so an unknown property or a bad value fails here and not at start.
+ * @returns the number of errors, each printed on stderr. */
+static int cli_check_kafka(const pgs_config_t *cfg, const char *label)
+{
+    static const pgs_kafka_role_t roles[] = {PGS_KAFKA_CONSUMER, PGS_KAFKA_PRODUCER};
+    int nerr = 0;
+    char errstr[512], last[512] = "";
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        rd_kafka_conf_t *conf =
+            pgs_kafka_conf_new(cfg, roles[i], NULL, NULL, errstr, sizeof(errstr));
+        if (conf == NULL) {
+            /* a shared key fails for both roles: say it once */
+            if (strcmp(errstr, last) != 0) {
+                fprintf(stderr, "%s: %s\n", label, errstr);
+                nerr++;
+            }
+            snprintf(last, sizeof(last), "%s", errstr);
+        } else {
+            rd_kafka_conf_destroy(conf);
+        }
+    }
+    return nerr;
+}
+
 int pgs_cmd_check_config(int argc, char **argv)
 {
     enum { OPT_HELP_CONFIG = 256, OPT_MARKDOWN };
@@ -123,8 +150,11 @@ int pgs_cmd_check_config(int argc, char **argv)
 
     pgs_config_t *cfg = NULL;
     int nerr = cli_load(path, &cfg);
+    if (nerr == 0)
+        nerr = cli_check_kafka(cfg, label);
     if (nerr > 0) {
         fprintf(stderr, "%s: %d error%s\n", label, nerr, nerr == 1 ? "" : "s");
+        pgs_config_free(cfg);
         return PGS_EXIT_CONFIG;
     }
     if (print) {

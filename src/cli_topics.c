@@ -61,7 +61,8 @@ int pgs_cmd_topics(int argc, char **argv)
     if (!cfg)
         return PGS_EXIT_CONFIG;
     char errstr[512];
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, NULL, brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf =
+        pgs_kafka_conf_new(cfg, PGS_KAFKA_ADMIN, NULL, brokers, errstr, sizeof(errstr));
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
     if (!rk) {
         fprintf(stderr, "pgscribe topics: %s\n", errstr);

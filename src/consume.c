@@ -244,7 +244,8 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
                                            "queued.max.messages.kbytes",
                                            "16384",
                                            NULL};
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(w->cfg, defaults, NULL, errstr, errstr_size);
+    rd_kafka_conf_t *conf =
+        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_CONSUMER, defaults, NULL, errstr, errstr_size);
     if (!conf)
         return -1;
     /* what effectively-once rests on: offsets are stored by pgscribe only,

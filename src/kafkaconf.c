@@ -3,11 +3,13 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     rd_kafka_conf_t *conf;
     char *errstr;
     size_t errstr_size;
+    pgs_kafka_role_t role;
     int failed;
 } conf_ctx_t;
 
@@ -17,17 +19,29 @@ static void conf_set(const char *name, const char *value, void *opaque)
     char why[256];
     if (ctx->failed)
         return;
-    if (rd_kafka_conf_set(ctx->conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+    const char *prop = name;
+    size_t cl = strlen(PGS_KAFKA_CONSUMER_PREFIX), pl = strlen(PGS_KAFKA_PRODUCER_PREFIX);
+    if (strncmp(name, PGS_KAFKA_CONSUMER_PREFIX, cl) == 0) {
+        if (ctx->role != PGS_KAFKA_CONSUMER)
+            return;
+        prop = name + cl;
+    } else if (strncmp(name, PGS_KAFKA_PRODUCER_PREFIX, pl) == 0) {
+        if (ctx->role != PGS_KAFKA_PRODUCER)
+            return;
+        prop = name + pl;
+    }
+    if (rd_kafka_conf_set(ctx->conf, prop, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
         /* the value may be a secret: name the key only */
         snprintf(ctx->errstr, ctx->errstr_size, "kafka.%s: %s", name, why);
         ctx->failed = 1;
     }
 }
 
-rd_kafka_conf_t *pgs_kafka_conf_new(const pgs_config_t *cfg, const char *const *defaults,
-                                    const char *brokers, char *errstr, size_t errstr_size)
+rd_kafka_conf_t *pgs_kafka_conf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
+                                    const char *const *defaults, const char *brokers, char *errstr,
+                                    size_t errstr_size)
 {
-    conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, 0};
+    conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, role, 0};
     const char *env = getenv("PGSCRIBE_KAFKA");
     conf_set("bootstrap.servers", env && *env ? env : PGS_KAFKA_DEFAULT_BROKERS, &ctx);
     for (size_t i = 0; defaults && defaults[i]; i += 2)

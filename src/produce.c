@@ -306,7 +306,8 @@ static rd_kafka_conf_t *produce_conf_new(produce_t *p, const pgs_config_t *cfg, 
                                            "queue.buffering.max.messages",
                                            "500000",
                                            NULL};
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, defaults, p->opts.brokers, errstr, errstr_size);
+    rd_kafka_conf_t *conf =
+        pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, defaults, p->opts.brokers, errstr, errstr_size);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, produce_on_delivery);

@@ -381,10 +381,11 @@ static int replay_parse_args(int argc, char **argv, replay_opts_t *o)
     return PGS_EXIT_OK;
 }
 
-static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_config_t *cfg)
+static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_config_t *cfg,
+                                         pgs_kafka_role_t role)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, NULL, o->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
     if (!conf)
         fprintf(stderr, "pgscribe replay: %s\n", errstr);
     return conf;
@@ -409,7 +410,7 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
                        size_t *nout, long long *nread)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = replay_base_conf(o, cfg);
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_CONSUMER);
     if (!conf)
         return PGS_EXIT_CONFIG;
     char group[80];
@@ -578,7 +579,7 @@ static int replay_produce(const replay_opts_t *o, const pgs_config_t *cfg, const
                           rd_kafka_message_t **msgs, size_t n, long long *skipped, replay_dr_t *dr)
 {
     char errstr[512], num[32];
-    rd_kafka_conf_t *conf = replay_base_conf(o, cfg);
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_PRODUCER);
     if (!conf)
         return PGS_EXIT_CONFIG;
     snprintf(num, sizeof(num), "%ld", o->timeout_ms);

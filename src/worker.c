@@ -190,7 +190,8 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     /* dead letters carry the original value, up to the decoder's 4 MiB */
     static const char *const defaults[] = {
         "message.max.bytes", "5242880", "compression.type", "lz4", "linger.ms", "5", NULL};
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(w->cfg, defaults, NULL, errstr, errstr_size);
+    rd_kafka_conf_t *conf =
+        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_PRODUCER, defaults, NULL, errstr, errstr_size);
     if (!conf)
         return -1;
     /* a dead letter must never be lost or doubled by a retry */

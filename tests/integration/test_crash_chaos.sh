@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 # A SIGKILLed member never leaves the group: the broker waits for its session
 # to expire before the restarted worker gets partitions, so keep it short.
-T_EXTRA_KAFKA_CONF=$'session.timeout.ms = 6000\nheartbeat.interval.ms = 1000'
+T_EXTRA_KAFKA_CONF=$'[kafka.consumer]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 1000'
 pgs_test_init crash_chaos
 pgs_pg_guard
 N=50000

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 # members learn of a rebalance at their next heartbeat (every 3 s by default,
 # as long as the gaps between the events): at 1 s a join completes sooner
-T_EXTRA_KAFKA_CONF='heartbeat.interval.ms = 1000'
+T_EXTRA_KAFKA_CONF=$'[kafka.consumer]\nheartbeat.interval.ms = 1000'
 pgs_test_init rebalance
 N=40000
 RATE=5000
