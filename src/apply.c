@@ -19,10 +19,16 @@
 #include <sys/epoll.h>
 
 #include "pgscribe/auditsql.h"
+#include "pgscribe/concurrency.h"
 #include "pgscribe/log.h"
 #include "pgscribe/resilience.h"
 #include "statements.h"
 #include "worker.h"
+
+/* The adaptive in-flight limit starts here (or at max_in_flight when lower)
+ * and is re-weighed every window; see concurrency.h. */
+#define APPLY_INITIAL_IN_FLIGHT     8
+#define APPLY_CONCURRENCY_WINDOW_US 1000000
 
 typedef enum {
     R_BEGIN,
@@ -92,6 +98,7 @@ struct pgs_pool_s {
     pgs_stmts_t *stmts;
     int64_t last_down_log_us;
     pgs_breaker_t breaker;
+    pgs_concurrency_t conc; /* how many of the connections may be busy */
     uint64_t rng;
     pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
     size_t nwaiting, waiting_cap;
@@ -251,6 +258,11 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conn
     pool->stmts = pgs_stmts_new(pgs_catalog_schema(w->catalog));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(w->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(w->cfg, "breaker.probe_interval_ms") * 1000);
+    /* only write commands adapt: the audit pool is small and append-only */
+    int adaptive =
+        stream->kind == PGS_STREAM_COMMANDS && pgs_config_bool(w->cfg, "apply.adaptive_in_flight");
+    pgs_concurrency_init(&pool->conc, adaptive, APPLY_INITIAL_IN_FLIGHT, size,
+                         APPLY_CONCURRENCY_WINDOW_US, pgs_now_us());
     int max_batch = stream->max_batch;
     int opened = 0;
     for (int i = 0; i < size; i++) {
@@ -274,8 +286,8 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conn
         pgs_pool_free(pool);
         return NULL;
     }
-    pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode", stream->name, opened,
-             size);
+    pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode, %s", stream->name,
+             opened, size, adaptive ? "in-flight limit adaptive" : "in-flight limit fixed");
     return pool;
 }
 
@@ -654,6 +666,7 @@ static void batch_succeeded(pgs_conn_t *c)
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
+    pgs_concurrency_done(&pool->conc, c->nbatch);
     int audit = pool->stream->kind == PGS_STREAM_AUDIT;
     if (audit)
         pgs_latency_record(&pool->audit_latency, took);
@@ -996,10 +1009,17 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
     pgs_lane_item_t *items[1000];
     pgs_lanes_t *lanes = pool->stream->lanes;
     size_t max = (size_t)pool->stream->max_batch < 1000 ? (size_t)pool->stream->max_batch : 1000;
+    if (pgs_lanes_ready(lanes) == 0)
+        return;
+    int busy = 0;
+    for (int i = 0; i < pool->nconns; i++)
+        busy += pool->conns[i].state == C_BUSY;
     for (int i = 0; i < pool->nconns && pgs_lanes_ready(lanes) > 0; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->state != C_IDLE)
             continue;
+        if (busy >= pool->conc.limit)
+            break;
         size_t n = pgs_lanes_take(lanes, items, max);
         if (n == 0)
             break;
@@ -1017,8 +1037,16 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
         if (txn_start(c, works, (int)n) != 0) {
             c->nbatch = (int)n;
             conn_down(c, "send failed");
+        } else {
+            busy++;
         }
     }
+    pgs_concurrency_polled(&pool->conc, pgs_lanes_ready(lanes) > 0);
+}
+
+int pgs_pool_in_flight_limit(const pgs_pool_t *pool)
+{
+    return pool->conc.limit;
 }
 
 /* While the breaker is open, one connection at a time probes the database,
@@ -1065,6 +1093,10 @@ int pgs_pool_breaker_open(const pgs_pool_t *pool)
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_now_us();
+    int before = pool->conc.limit;
+    if (pgs_concurrency_tick(&pool->conc, now))
+        pgs_debug("apply", "%s in-flight limit %d -> %d (%.0f commands/s)", pool->stream->name,
+                  before, pool->conc.limit, pool->conc.last_rate);
     if (pool->breaker.state == PGS_BREAKER_OPEN) {
         breaker_probe(pool, now);
         return;

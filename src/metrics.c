@@ -115,11 +115,14 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_info("metrics",
              "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
              "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
-             "in_flight=%lld lag=%lld",
+             "in_flight=%lld lag=%lld txn_limit=%d",
              (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
-             (long long)rec.consumer_lag);
+             (long long)rec.consumer_lag,
+             w->streams[PGS_STREAM_COMMANDS].pool
+                 ? pgs_pool_in_flight_limit(w->streams[PGS_STREAM_COMMANDS].pool)
+                 : 0);
     pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",

@@ -27,6 +27,7 @@ static const char *const all_keys[] = {
     "pg.conninfo",
     "pg.schema",
     "apply.max_in_flight",
+    "apply.adaptive_in_flight",
     "apply.max_batch",
     "apply.backlog_max",
     "apply.multi_row_min",
