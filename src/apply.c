@@ -1011,9 +1011,7 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
     size_t max = (size_t)pool->stream->max_batch < 1000 ? (size_t)pool->stream->max_batch : 1000;
     if (pgs_lanes_ready(lanes) == 0)
         return;
-    int busy = 0;
-    for (int i = 0; i < pool->nconns; i++)
-        busy += pool->conns[i].state == C_BUSY;
+    int busy = pgs_pool_busy(pool);
     for (int i = 0; i < pool->nconns && pgs_lanes_ready(lanes) > 0; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->state != C_IDLE)
@@ -1042,6 +1040,14 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
         }
     }
     pgs_concurrency_polled(&pool->conc, pgs_lanes_ready(lanes) > 0);
+}
+
+int pgs_pool_busy(const pgs_pool_t *pool)
+{
+    int busy = 0;
+    for (int i = 0; i < pool->nconns; i++)
+        busy += pool->conns[i].state == C_BUSY;
+    return busy;
 }
 
 int pgs_pool_in_flight_limit(const pgs_pool_t *pool)

@@ -298,6 +298,8 @@ int pgs_codec_metrics_to_avro(const pgs_metrics_record_t *m, avro_value_t *rec)
         set_long(rec, "dead_lettered", m->dead_lettered) || set_long(rec, "failed", m->failed) ||
         set_long(rec, "transactions", m->transactions) ||
         set_long(rec, "in_flight", m->in_flight) ||
+        set_long(rec, "in_flight_transactions", m->in_flight_transactions) ||
+        set_long(rec, "in_flight_limit", m->in_flight_limit) ||
         set_long(rec, "consumer_lag", m->consumer_lag) ||
         set_text(rec, "breaker_state", m->breaker_state))
         return -1;

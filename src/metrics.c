@@ -78,6 +78,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         clinics[i].applied = cc->applied;
         clinics[i].db_time_us = cc->db_time_us;
     }
+    const pgs_pool_t *cmd_pool = w->streams[PGS_STREAM_COMMANDS].pool;
     pgs_metrics_record_t rec = {
         .worker_id = w->worker_id,
         .interval_start_ms = w->metrics_interval_start_ms,
@@ -93,6 +94,8 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .commit_p95_ms = (double)pgs_hist_percentile(&c->commit_latency, 95) / 1000.0,
         .commit_p99_ms = (double)pgs_hist_percentile(&c->commit_latency, 99) / 1000.0,
         .in_flight = (int64_t)w->works_live,
+        .in_flight_transactions = cmd_pool ? pgs_pool_busy(cmd_pool) : 0,
+        .in_flight_limit = cmd_pool ? pgs_pool_in_flight_limit(cmd_pool) : 0,
         .consumer_lag = w->consumer ? consumer_lag(w) : 0,
         .breaker_state = breaker_state(w),
         .clinics = clinics,
@@ -115,14 +118,12 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_info("metrics",
              "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
              "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
-             "in_flight=%lld lag=%lld txn_limit=%d",
+             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld",
              (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
-             (long long)rec.consumer_lag,
-             w->streams[PGS_STREAM_COMMANDS].pool
-                 ? pgs_pool_in_flight_limit(w->streams[PGS_STREAM_COMMANDS].pool)
-                 : 0);
+             (long long)rec.consumer_lag, (long long)rec.in_flight_transactions,
+             (long long)rec.in_flight_limit);
     pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",

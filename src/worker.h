@@ -163,6 +163,8 @@ void pgs_pool_reconfigure(pgs_pool_t *pool);
 /** @brief "closed", "open" or "half-open". */
 const char *pgs_pool_breaker_state(const pgs_pool_t *pool);
 int pgs_pool_breaker_open(const pgs_pool_t *pool);
+/** @returns how many of the pool's transactions are open now. */
+int pgs_pool_busy(const pgs_pool_t *pool);
 /** @returns how many transactions the pool may have in flight now. */
 int pgs_pool_in_flight_limit(const pgs_pool_t *pool);
 int pgs_pool_size(const pgs_pool_t *pool);

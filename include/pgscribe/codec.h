@@ -13,7 +13,8 @@
 #define PGS_SCHEMA_ID_WRITE_COMMAND_V1  1 /* older writer: no expected_version */
 #define PGS_SCHEMA_ID_WRITE_COMMAND_V2  2 /* current */
 #define PGS_SCHEMA_ID_AUDIT_EVENT_V1    3
-#define PGS_SCHEMA_ID_WORKER_METRICS_V1 4
+#define PGS_SCHEMA_ID_WORKER_METRICS_V1 4 /* older: no in-flight transactions */
+#define PGS_SCHEMA_ID_WORKER_METRICS_V2 5 /* current */
 
 /** Largest message value the decoder accepts, and the largest string. */
 #define PGS_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
@@ -66,17 +67,20 @@ typedef struct {
     double commit_p50_ms;
     double commit_p95_ms;
     double commit_p99_ms;
-    int64_t in_flight;
+    int64_t in_flight;              /* commands consumed, not completed */
+    int64_t in_flight_transactions; /* write-command transactions open */
+    int64_t in_flight_limit;        /* transactions allowed at once */
     int64_t consumer_lag;
     const char *breaker_state; /* "closed", "open", "half-open" */
     pgs_clinic_stat_t *clinics;
     size_t clinic_cnt;
 } pgs_metrics_record_t;
 
-/** @brief Avro (Confluent framed, schema id 4). *buf is malloc'd. */
+/** @brief Avro (Confluent framed, schema id 5). *buf is malloc'd. */
 int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *rec, char **buf,
                              size_t *len);
-/** @brief Decodes a metrics record into a JSON object text (malloc'd). */
+/** @brief Decodes a metrics record (schema id 4 or 5) into a JSON object
+ *         text (malloc'd), with the writer's fields. */
 pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t len, char **json,
                                     char *errstr, size_t errstr_size);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <avro.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -664,6 +665,8 @@ static void test_metrics_to_json(void **state)
                               .commit_p95_ms = 4.25,
                               .commit_p99_ms = 9.75,
                               .in_flight = 12,
+                              .in_flight_transactions = 4,
+                              .in_flight_limit = 5,
                               .consumer_lag = 321,
                               .breaker_state = "half-open",
                               .clinics = clinics,
@@ -671,7 +674,7 @@ static void test_metrics_to_json(void **state)
     char *buf, *text, err[256];
     size_t len;
     assert_int_equal(pgs_codec_encode_metrics(codec, &m, &buf, &len), 0);
-    assert_memory_equal(buf, "\0\0\0\0\4", 5);
+    assert_memory_equal(buf, "\0\0\0\0\5", 5);
     assert_int_equal(pgs_codec_metrics_to_json(codec, buf, len, &text, err, sizeof(err)), PGS_OK);
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
@@ -683,6 +686,9 @@ static void test_metrics_to_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(root, "dead_lettered")), 2);
     assert_int_equal(json_integer_value(json_object_get(root, "transactions")), 97);
     assert_int_equal(json_integer_value(json_object_get(root, "consumer_lag")), 321);
+    assert_int_equal(json_integer_value(json_object_get(root, "in_flight")), 12);
+    assert_int_equal(json_integer_value(json_object_get(root, "in_flight_transactions")), 4);
+    assert_int_equal(json_integer_value(json_object_get(root, "in_flight_limit")), 5);
     assert_true(json_integer_value(json_object_get(root, "interval_end")) == 1700000010000LL);
     json_t *lat = json_object_get(root, "commit_latency_ms");
     assert_true(json_real_value(json_object_get(lat, "p95")) == 4.25);
@@ -708,6 +714,62 @@ static void test_metrics_to_json(void **state)
     assert_int_equal(pgs_codec_metrics_to_json(codec, buf, len - 1, &text, err, sizeof(err)),
                      PGS_E_DECODE_TRUNCATED);
     free(buf);
+}
+
+/* A record written with the older id 4 (no in-flight transactions) is still
+ * read: workers of both versions may share a metrics topic. */
+static void test_metrics_v1_still_read(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/schemas/avro/WorkerMetrics.v1.avsc", PGS_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    avro_schema_t schema;
+    assert_int_equal(avro_schema_from_json_length(text, n, &schema), 0);
+    avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+    avro_value_t rec, field, lat, sub;
+    assert_int_equal(avro_generic_value_new(iface, &rec), 0);
+    static const char *const longs[] = {
+        "interval_start", "interval_end", "consumed",     "applied",   "duplicates",  "retried",
+        "dead_lettered",  "failed",       "transactions", "in_flight", "consumer_lag"};
+    for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+        assert_int_equal(avro_value_get_by_name(&rec, longs[i], &field, NULL), 0);
+        assert_int_equal(avro_value_set_long(&field, (int64_t)i + 1), 0);
+    }
+    assert_int_equal(avro_value_get_by_name(&rec, "worker_id", &field, NULL), 0);
+    assert_int_equal(avro_value_set_string(&field, "old-worker"), 0);
+    assert_int_equal(avro_value_get_by_name(&rec, "breaker_state", &field, NULL), 0);
+    assert_int_equal(avro_value_set_string(&field, "closed"), 0);
+    assert_int_equal(avro_value_get_by_name(&rec, "commit_latency_ms", &lat, NULL), 0);
+    static const char *const qs[] = {"p50", "p95", "p99"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(avro_value_get_by_name(&lat, qs[i], &sub, NULL), 0);
+        assert_int_equal(avro_value_set_double(&sub, 1.0), 0);
+    }
+    static char buf[4096] = {0, 0, 0, 0, 4};
+    avro_writer_t wr = avro_writer_memory(buf + 5, sizeof(buf) - 5);
+    assert_int_equal(avro_value_write(wr, &rec), 0);
+    size_t len = 5 + (size_t)avro_writer_tell(wr);
+    avro_writer_free(wr);
+    avro_value_decref(&rec);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(schema);
+
+    char *json, err[256];
+    assert_int_equal(pgs_codec_metrics_to_json(codec, buf, len, &json, err, sizeof(err)), PGS_OK);
+    json_error_t je;
+    json_t *root = json_loads(json, 0, &je);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "worker_id")), "old-worker");
+    assert_int_equal(json_integer_value(json_object_get(root, "applied")), 4);
+    assert_null(json_object_get(root, "in_flight_transactions"));
+    json_decref(root);
+    free(json);
 }
 
 /* Repeated decodes reuse the codec's Avro values: under ASan/LSan this
@@ -751,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_audit_roundtrip),
         cmocka_unit_test(test_metrics_to_json),
+        cmocka_unit_test(test_metrics_v1_still_read),
         cmocka_unit_test(test_decode_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
