@@ -48,7 +48,9 @@ typedef struct {
     int stmt;  /* R_PREPARE: statement id */
 } rexp_t;
 
-typedef enum { C_DOWN = 0, C_IDLE, C_BUSY } cstate_t;
+/* C_SPARE: never opened, because the adaptive in-flight limit has not
+ * needed it yet; it becomes C_DOWN (to be opened) when the limit grows. */
+typedef enum { C_DOWN = 0, C_IDLE, C_BUSY, C_SPARE } cstate_t;
 
 /* A PREPARE sent in a pipeline that then aborts never happens, so a shape
  * counts as prepared only once the server has confirmed it. */
@@ -86,6 +88,7 @@ typedef struct pgs_conn_s {
     int64_t started_us;
     int64_t next_connect_us;
     int connect_failures;
+    int ever_opened;
 } pgs_conn_t;
 
 struct pgs_pool_s {
@@ -231,6 +234,7 @@ static int conn_open(pgs_conn_t *c)
     c->state = C_IDLE;
     c->want_write = 0;
     c->connect_failures = 0;
+    c->ever_opened = 1;
     if (c->prepared)
         memset(c->prepared, 0, c->prepared_cap);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -278,7 +282,10 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conn
         c->group_fresh = calloc((size_t)max_batch, sizeof(int));
         c->exp_cap = 4 * max_batch + 8;
         c->exp = calloc((size_t)c->exp_cap, sizeof(*c->exp));
-        if (conn_open(c) == 0)
+        /* with an adaptive limit, connections open as the limit needs them */
+        if (i >= pool->conc.limit)
+            c->state = C_SPARE;
+        else if (conn_open(c) == 0)
             opened++;
     }
     if (opened == 0) {
@@ -286,8 +293,14 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conn
         pgs_pool_free(pool);
         return NULL;
     }
-    pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode, %s", stream->name,
-             opened, size, adaptive ? "in-flight limit adaptive" : "in-flight limit fixed");
+    if (adaptive)
+        pgs_info("apply",
+                 "%s pool ready: %d of %d connections, pipeline mode, in-flight limit adaptive "
+                 "(up to %d connections, opened as the limit needs them)",
+                 stream->name, opened, pool->conc.limit, size);
+    else
+        pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode", stream->name,
+                 opened, size);
     return pool;
 }
 
@@ -1096,13 +1109,33 @@ int pgs_pool_breaker_open(const pgs_pool_t *pool)
     return pool->breaker.state == PGS_BREAKER_OPEN;
 }
 
+/* The limit grew past the connections in use: spares become C_DOWN, which
+ * the reconnect pass below opens (a few per tick). Connections are never
+ * closed when the limit falls; they stay for the next climb. */
+static void pool_wake_spares(pgs_pool_t *pool)
+{
+    int managed = 0;
+    for (int i = 0; i < pool->nconns; i++)
+        managed += pool->conns[i].state != C_SPARE;
+    for (int i = 0; i < pool->nconns && managed < pool->conc.limit; i++) {
+        pgs_conn_t *c = &pool->conns[i];
+        if (c->state == C_SPARE) {
+            c->state = C_DOWN;
+            c->next_connect_us = 0;
+            managed++;
+        }
+    }
+}
+
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_now_us();
     int before = pool->conc.limit;
-    if (pgs_concurrency_tick(&pool->conc, now))
+    if (pgs_concurrency_tick(&pool->conc, now)) {
         pgs_debug("apply", "%s in-flight limit %d -> %d (%.0f commands/s)", pool->stream->name,
                   before, pool->conc.limit, pool->conc.last_rate);
+        pool_wake_spares(pool);
+    }
     if (pool->breaker.state == PGS_BREAKER_OPEN) {
         breaker_probe(pool, now);
         return;
@@ -1113,8 +1146,9 @@ void pgs_pool_tick(pgs_pool_t *pool)
         if (c->state != C_DOWN || now < c->next_connect_us)
             continue;
         attempts++;
+        int first = !c->ever_opened;
         if (conn_open(c) == 0)
-            pgs_info("apply", "connection %d re-established", c->id);
+            pgs_info("apply", "connection %d %s", c->id, first ? "opened" : "re-established");
         else
             break; /* the database is still away: try the others later */
     }

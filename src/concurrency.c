@@ -23,6 +23,7 @@ void pgs_concurrency_done(pgs_concurrency_t *c, int commands)
 {
     if (commands > 0)
         c->done += (uint64_t)commands;
+    c->txns++;
 }
 
 void pgs_concurrency_polled(pgs_concurrency_t *c, int held)
@@ -35,14 +36,15 @@ void pgs_concurrency_polled(pgs_concurrency_t *c, int held)
 int pgs_concurrency_tick(pgs_concurrency_t *c, int64_t now_us)
 {
     int64_t elapsed = now_us - c->window_start_us;
-    if (elapsed < c->window_us)
+    if (elapsed < c->window_us ||
+        (c->txns < PGS_CONCURRENCY_MIN_TXNS && elapsed < 10 * c->window_us))
         return 0;
     /* saturated: the limit held work back in at least half the passes that
      * had work; only then does the rate say what the database can do */
     int saturated = c->held_polls > 0 && c->held_polls * 2 >= c->ready_polls;
     double rate = (double)c->done * 1e6 / (double)elapsed;
     c->window_start_us = now_us;
-    c->done = 0;
+    c->done = c->txns = 0;
     c->ready_polls = c->held_polls = 0;
     if (!saturated || c->min == c->max) {
         /* a rate measured at another load says nothing about the next move */

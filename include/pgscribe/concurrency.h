@@ -23,6 +23,7 @@ typedef struct {
     int64_t window_us; /* length of a measuring window */
     int64_t window_start_us;
     uint64_t done;        /* commands committed or settled in this window */
+    uint64_t txns;        /* transactions that settled them */
     uint64_t ready_polls; /* dispatch passes that found work ready */
     uint64_t held_polls;  /* ... and left some behind because of the limit */
     uint64_t changes;     /* times limit moved, for logs and tests */
@@ -30,6 +31,9 @@ typedef struct {
 
 /** Noise margin: a rate change smaller than this share is no change. */
 #define PGS_CONCURRENCY_MARGIN 0.04
+/** A window also waits for this many transactions (up to 10 window lengths):
+ *  with long transactions, a rate over a handful of them is mostly noise. */
+#define PGS_CONCURRENCY_MIN_TXNS 30
 
 /**
  * @brief Starts at @p initial (clamped to [min(2, max), max]) and tries
@@ -37,7 +41,7 @@ typedef struct {
  */
 void pgs_concurrency_init(pgs_concurrency_t *c, int adaptive, int initial, int max,
                           int64_t window_us, int64_t now_us);
-/** @brief @p commands left the pool (committed, duplicate or dead-lettered). */
+/** @brief One transaction settled @p commands (committed or duplicates). */
 void pgs_concurrency_done(pgs_concurrency_t *c, int commands);
 /** @brief A dispatch pass found work ready; @p held says the limit kept some back. */
 void pgs_concurrency_polled(pgs_concurrency_t *c, int held);

@@ -60,7 +60,9 @@ static double simulate_rate(pgs_concurrency_t *c, rate_fn f, int windows, int ta
     for (int w = 0; w < windows; w++) {
         double rate = f(c->limit) * (1.0 + jitter * noise());
         pgs_concurrency_polled(c, 1);
-        pgs_concurrency_done(c, (int)rate);
+        /* transactions of 100 commands */
+        for (int left = (int)rate; left > 0; left -= 100)
+            pgs_concurrency_done(c, left < 100 ? left : 100);
         *now += WINDOW;
         pgs_concurrency_tick(c, *now);
         assert_true(c->limit >= c->min && c->limit <= c->max);
@@ -139,12 +141,39 @@ static void test_window_not_due(void **state)
     pgs_concurrency_t c;
     pgs_concurrency_init(&c, 1, 8, 50, WINDOW, 0);
     pgs_concurrency_polled(&c, 1);
-    pgs_concurrency_done(&c, 5000);
+    for (int t = 0; t < 50; t++)
+        pgs_concurrency_done(&c, 100);
     assert_int_equal(pgs_concurrency_tick(&c, WINDOW - 1), 0);
     assert_int_equal(c.done, 5000);
     assert_int_equal(pgs_concurrency_tick(&c, WINDOW), 1); /* first move: fewer */
     assert_int_equal(c.limit, 6);
     assert_int_equal(c.done, 0);
+    assert_int_equal(c.txns, 0);
+}
+
+/* Long transactions: a second holds a few, so the window waits for
+ * PGS_CONCURRENCY_MIN_TXNS of them, or ten window lengths at most. */
+static void test_long_transactions_widen_the_window(void **state)
+{
+    (void)state;
+    pgs_concurrency_t c;
+    pgs_concurrency_init(&c, 1, 8, 50, WINDOW, 0);
+    int64_t now = 0;
+    for (int t = 0; t < PGS_CONCURRENCY_MIN_TXNS - 1; t++) {
+        pgs_concurrency_polled(&c, 1);
+        pgs_concurrency_done(&c, 100);
+        now += WINDOW / 4; /* 4 transactions a second */
+        assert_int_equal(pgs_concurrency_tick(&c, now), 0);
+    }
+    pgs_concurrency_done(&c, 100);
+    assert_int_equal(pgs_concurrency_tick(&c, now), 1);
+    assert_int_equal(c.limit, 6);
+
+    /* a trickle: after ten windows the window closes anyway */
+    pgs_concurrency_polled(&c, 1);
+    pgs_concurrency_done(&c, 10);
+    assert_int_equal(pgs_concurrency_tick(&c, now + 10 * WINDOW - 1), 0);
+    assert_int_equal(pgs_concurrency_tick(&c, now + 10 * WINDOW), 1);
 }
 
 static void test_fixed_and_bounds(void **state)
@@ -178,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_from_max_comes_down),
         cmocka_unit_test(test_unsaturated_windows_leave_it_alone),
         cmocka_unit_test(test_window_not_due),
+        cmocka_unit_test(test_long_transactions_widen_the_window),
         cmocka_unit_test(test_fixed_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The adaptive in-flight limit against a database where every write statement
+# waits 3 ms (a statement trigger with pg_sleep: latency, not CPU, as with
+# a database far away). More transactions at once then commit more, so the
+# limit must climb above its start of 8 and the worker must open the extra
+# connections it needs; every command is still applied once.
+. "$(dirname "$0")/lib.sh"
+# short transactions (20 commands, about 60 ms) give each 1 s window enough
+# of them for a steady rate
+export T_EXTRA_CONF=$'[apply]\nmax_batch = 20'
+pgs_test_init adaptive
+N=30000
+
+pgs_psql "$T_DB" -c "
+CREATE FUNCTION pgscribe.test_latency() RETURNS trigger LANGUAGE plpgsql AS
+\$\$ BEGIN PERFORM pg_sleep(0.003); RETURN NULL; END \$\$;
+CREATE TRIGGER latency AFTER INSERT OR UPDATE OR DELETE ON clinic.patients
+    FOR EACH STATEMENT EXECUTE FUNCTION pgscribe.test_latency();
+CREATE TRIGGER latency AFTER INSERT OR UPDATE OR DELETE ON clinic.appointments
+    FOR EACH STATEMENT EXECUTE FUNCTION pgscribe.test_latency();
+CREATE TRIGGER latency AFTER INSERT OR UPDATE OR DELETE ON clinic.encounters
+    FOR EACH STATEMENT EXECUTE FUNCTION pgscribe.test_latency();
+CREATE TRIGGER latency AFTER INSERT OR UPDATE OR DELETE ON clinic.prescriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION pgscribe.test_latency();" >/dev/null
+
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --count $N --clinics 20 --seed 13 --no-progress
+pgs_worker_start a
+max_conns=0
+deadline=$((SECONDS + 600))
+while :; do
+    got=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
+    c=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgscribe_worker' AND datname = '$T_DB'")
+    [ "$c" -gt "$max_conns" ] && max_conns=$c
+    [ "$got" -ge $N ] && break
+    [ $SECONDS -lt $deadline ] || fail "only $got of $N commands applied within 600 s"
+    sleep 0.5
+done
+pgs_worker_stop "$W_PID"
+pgs_wait_applied $N 10
+
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")
+[ "$audits" -eq $N ] || fail "write_audit rows $audits != $N"
+"$PGSCRIBE_BIN" metrics -c "$T_CONF" --timeout-ms 30000 >"$T_DIR/metrics.jsonl"
+read -r max_limit max_txns applied < <(python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+print(max(r["in_flight_limit"] for r in recs), max(r["in_flight_transactions"] for r in recs),
+      sum(r["applied"] for r in recs))' "$T_DIR/metrics.jsonl")
+note "limit reached $max_limit, transactions open at most $max_txns, worker connections at most $max_conns"
+[ "$applied" -eq $N ] || fail "metrics: applied $applied, expected $N"
+[ "$max_limit" -gt 8 ] || fail "the in-flight limit never rose above its start of 8 (max $max_limit)"
+[ "$max_txns" -gt 8 ] || fail "never more than $max_txns transactions open: the limit was not used"
+[ "$max_conns" -gt 12 ] || fail "the worker never opened more than $max_conns connections"
+[ "$max_conns" -le 54 ] || fail "$max_conns connections: more than apply.max_in_flight + audit"
+echo "ok: $N applied once; in-flight limit climbed to $max_limit, $max_txns transactions open, $max_conns connections"
