@@ -63,9 +63,12 @@ int pgs_concurrency_tick(pgs_concurrency_t *c, int64_t now_us)
     int step = c->limit / 4 > 1 ? c->limit / 4 : 1;
     int next = clamp(c->limit + c->dir * step, c->min, c->max);
     if (next == c->limit) {
-        /* at a bound: the next probe goes the other way */
+        /* at a bound: probe the other way now, or the "no difference, step
+         * down" rule would hold the limit at the floor for good */
         c->dir = -c->dir;
-        return 0;
+        next = clamp(c->limit + c->dir * step, c->min, c->max);
+        if (next == c->limit)
+            return 0;
     }
     c->limit = next;
     c->changes++;

@@ -176,6 +176,30 @@ static void test_long_transactions_widen_the_window(void **state)
     assert_int_equal(pgs_concurrency_tick(&c, now + 10 * WINDOW), 1);
 }
 
+static double flat_db(int limit)
+{
+    (void)limit;
+    return 12000;
+}
+
+/* A rate that does not depend on the limit steps it down to the floor; there
+ * it must keep probing upward, not sit at the floor for good. */
+static void test_floor_keeps_probing(void **state)
+{
+    (void)state;
+    pgs_concurrency_t c;
+    int64_t now = 0;
+    pgs_concurrency_init(&c, 1, 8, 50, WINDOW, now);
+    simulate(&c, flat_db, 20, 1, 0.0, &now);
+    int seen_above_floor = 0;
+    for (int w = 0; w < 10; w++) {
+        simulate(&c, flat_db, 1, 1, 0.0, &now);
+        seen_above_floor |= c.limit > c.min;
+        assert_true(c.limit <= 3);
+    }
+    assert_true(seen_above_floor);
+}
+
 static void test_fixed_and_bounds(void **state)
 {
     (void)state;
@@ -208,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_unsaturated_windows_leave_it_alone),
         cmocka_unit_test(test_window_not_due),
         cmocka_unit_test(test_long_transactions_widen_the_window),
+        cmocka_unit_test(test_floor_keeps_probing),
         cmocka_unit_test(test_fixed_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
