@@ -51,6 +51,19 @@ static int cli_load(const char *path, pgs_config_t **out)
     return nerr;
 }
 
+const char *pgs_cli_admin_conninfo(const char *opt)
+{
+    static const char *const envs[] = {"PGSCRIBE_PG_ADMIN_CONNINFO", "PGSCRIBE_PG_CONNINFO"};
+    if (opt)
+        return opt;
+    for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
+        const char *v = getenv(envs[i]);
+        if (v)
+            return v;
+    }
+    return ""; /* libpq's PGHOST, PGDATABASE... */
+}
+
 struct pgs_config_s *pgs_cli_load_config(const char *path)
 {
     pgs_config_t *cfg = NULL;

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pgscribe/cli.h"
 #include "pgscribe/duration.h"
+#include "worker.h"
 
 /* Below this age prune refuses without --force. */
 #define PRUNE_MIN_AGE_S     (24 * 3600)
@@ -51,13 +51,6 @@ static void usage(FILE *out)
             PRUNE_DEFAULT_BATCH);
 }
 
-static double prune_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* @returns the single value of a one-row result, or NULL (error printed). */
 static char *prune_scalar(PGconn *pg, const char *sql, int nparams, const char *const *params)
 {
@@ -93,7 +86,7 @@ static int prune_run(PGconn *pg, int64_t age_s, int batch, int dry_run)
         free(cutoff);
         return rc;
     }
-    double t0 = prune_now();
+    int64_t t0 = pgs_now_us();
     long long total = 0, batches = 0;
     for (;;) {
         PGresult *res = PQexecParams(pg, SQL_DELETE_BATCH, 2, NULL, p2, NULL, NULL, 0);
@@ -110,7 +103,7 @@ static int prune_run(PGconn *pg, int64_t age_s, int batch, int dry_run)
         if (n < batch)
             break;
     }
-    double secs = prune_now() - t0;
+    double secs = (double)(pgs_now_us() - t0) / 1e6;
     if (rc == PGS_EXIT_OK)
         printf("pruned %lld idempotency record(s) applied before %s in %lld transaction(s), "
                "%.2f s\n",
@@ -185,13 +178,7 @@ int pgs_cmd_prune(int argc, char **argv)
                 older);
         return PGS_EXIT_USAGE;
     }
-    if (!conninfo)
-        conninfo = getenv("PGSCRIBE_PG_ADMIN_CONNINFO");
-    if (!conninfo)
-        conninfo = getenv("PGSCRIBE_PG_CONNINFO");
-    if (!conninfo)
-        conninfo = "";
-    PGconn *pg = PQconnectdb(conninfo);
+    PGconn *pg = PQconnectdb(pgs_cli_admin_conninfo(conninfo));
     if (PQstatus(pg) != CONNECTION_OK) {
         /* libpq's message names host and user, never the password */
         fprintf(stderr, "pgscribe prune: cannot connect: %s", PQerrorMessage(pg));

@@ -13,23 +13,30 @@ typedef struct {
     int failed;
 } conf_ctx_t;
 
+/* @returns the librdkafka property a config key (without "kafka.") names
+ *          for @p role, or NULL when the key is scoped to another role. */
+static const char *role_property(const char *name, pgs_kafka_role_t role)
+{
+    static const struct {
+        const char *prefix;
+        pgs_kafka_role_t role;
+    } scopes[] = {{PGS_KAFKA_CONSUMER_PREFIX, PGS_KAFKA_CONSUMER},
+                  {PGS_KAFKA_PRODUCER_PREFIX, PGS_KAFKA_PRODUCER}};
+    for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
+        size_t len = strlen(scopes[i].prefix);
+        if (strncmp(name, scopes[i].prefix, len) == 0)
+            return scopes[i].role == role ? name + len : NULL;
+    }
+    return name;
+}
+
 static void conf_set(const char *name, const char *value, void *opaque)
 {
     conf_ctx_t *ctx = opaque;
     char why[256];
-    if (ctx->failed)
+    const char *prop = role_property(name, ctx->role);
+    if (ctx->failed || !prop)
         return;
-    const char *prop = name;
-    size_t cl = strlen(PGS_KAFKA_CONSUMER_PREFIX), pl = strlen(PGS_KAFKA_PRODUCER_PREFIX);
-    if (strncmp(name, PGS_KAFKA_CONSUMER_PREFIX, cl) == 0) {
-        if (ctx->role != PGS_KAFKA_CONSUMER)
-            return;
-        prop = name + cl;
-    } else if (strncmp(name, PGS_KAFKA_PRODUCER_PREFIX, pl) == 0) {
-        if (ctx->role != PGS_KAFKA_PRODUCER)
-            return;
-        prop = name + pl;
-    }
     if (rd_kafka_conf_set(ctx->conf, prop, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
         /* the value may be a secret: name the key only */
         snprintf(ctx->errstr, ctx->errstr_size, "kafka.%s: %s", name, why);

@@ -440,12 +440,7 @@ int pgs_cmd_migrate(int argc, char **argv)
         usage(stderr);
         return PGS_EXIT_USAGE;
     }
-    if (!conninfo)
-        conninfo = getenv("PGSCRIBE_PG_ADMIN_CONNINFO");
-    if (!conninfo)
-        conninfo = getenv("PGSCRIBE_PG_CONNINFO");
-    if (!conninfo)
-        conninfo = ""; /* libpq's PGHOST, PGDATABASE... */
+    conninfo = pgs_cli_admin_conninfo(conninfo);
 
     /* Files first: a broken folder is reported without touching the database. */
     if (pgs_migrate_scan(dir, &files, &nfiles, errstr, sizeof(errstr)) != 0) {

@@ -6,12 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "worker.h"
 
 /* @returns 1 when every partition of @p topic is ready, 0 if not (the
  *          reason in @p err), with the partition count in @p *cnt. */
@@ -64,11 +59,11 @@ int pgs_topic_wait_ready(rd_kafka_t *rk, const char *topic, int timeout_ms, int 
         snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = pgs_now_us() + (int64_t)timeout_ms * 1000;
     int cnt = 0, ready;
     char why[256] = "not asked";
     while (!(ready = topic_ready_once(rk, rkt, topic, &cnt, why, sizeof(why))) &&
-           now_ms() < deadline) {
+           pgs_now_us() < deadline) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -28,4 +28,11 @@ int pgs_cmd_prune(int argc, char **argv);
  */
 struct pgs_config_s *pgs_cli_load_config(const char *path);
 
+/**
+ * @brief The conninfo of a maintenance subcommand (migrate, prune): @p opt
+ *        if given, else $PGSCRIBE_PG_ADMIN_CONNINFO, else
+ *        $PGSCRIBE_PG_CONNINFO, else "" (libpq's PG* variables).
+ */
+const char *pgs_cli_admin_conninfo(const char *opt);
+
 #endif

@@ -118,6 +118,11 @@ pgs_wait_applied() {
     [ "$got" -eq "$want" ] || fail "applied_commands holds $got rows, expected $want"
 }
 
+# pgs_worker_conns: connections the worker role holds to the test database.
+pgs_worker_conns() {
+    pgs_scalar "$T_DB" "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgscribe_worker' AND datname = '$T_DB'"
+}
+
 # pgs_topic_count TOPIC: how many messages TOPIC holds, read with kcat; tells
 # a message the producer lost from one the worker lost.
 pgs_topic_count() {

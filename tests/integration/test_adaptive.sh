@@ -29,7 +29,7 @@ max_conns=0
 deadline=$((SECONDS + 600))
 while :; do
     got=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
-    c=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgscribe_worker' AND datname = '$T_DB'")
+    c=$(pgs_worker_conns)
     [ "$c" -gt "$max_conns" ] && max_conns=$c
     [ "$got" -ge $N ] && break
     [ $SECONDS -lt $deadline ] || fail "only $got of $N commands applied within 600 s"

@@ -16,7 +16,7 @@ pgs_worker_start a
 pgs_wait_applied $N 300
 # the adaptive limit opens command connections as it needs them (8 at
 # start), not all apply.max_in_flight = 50; plus the 4 of the audit pool
-conns=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgscribe_worker' AND datname = '$T_DB'")
+conns=$(pgs_worker_conns)
 [ "$conns" -ge 5 ] && [ "$conns" -le 20 ] ||
     fail "the worker holds $conns connections, expected 5..20 (adaptive limit, lazy opening)"
 note "worker connections: $conns (of at most 54)"
