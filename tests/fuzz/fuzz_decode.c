@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgscribe/catalog.h"
-#include "pgscribe/codec.h"
-#include "pgscribe/sqlgen.h"
+#include "catalog/catalog.h"
+#include "codec/codec.h"
+#include "sql/sqlgen.h"
 
 /* pg_type oids of the clinic schema's column types; the enum's oid is
  * assigned at CREATE TYPE time, any unused number stands in for it. */

@@ -18,7 +18,7 @@ WORK=$(mktemp -d /tmp/pgscribe-fuzz.XXXXXX)
 
 PKGS="rdkafka libpq avro-c jansson libcrypto inih"
 # shellcheck disable=SC2086
-CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -DPGS_VERSION=\"fuzz\" -I$REPO/include -I$REPO/src
+CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -DPGS_VERSION=\"fuzz\" -I$REPO/src
         $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
@@ -26,9 +26,9 @@ CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -DPGS_VERSION=\"fuzz\" -I$REPO/include -I$
 # the target reaches (and libFuzzer supplies main). A source that does not
 # compile is left out with a note: if the target needs it, the link fails.
 objs=()
-for src in "$REPO"/src/*.c "$EMBED"; do
-    [ "$(basename "$src")" = main.c ] && continue
-    obj=$WORK/$(basename "$src" .c).o
+for src in "$REPO"/src/*/*.c "$EMBED"; do
+    # stage folders may hold files of one name (run/metrics.c, command/metrics.c)
+    obj=$WORK/$(basename "$(dirname "$src")")_$(basename "$src" .c).o
     # shellcheck disable=SC2086
     if "$CC" $CFLAGS -c "$src" -o "$obj" 2>"$WORK/cc.err"; then
         objs+=("$obj")

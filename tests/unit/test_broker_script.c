@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "pgscribe/broker.h"
+#include "command/broker.h"
 
 static int parse(const char *line, pgs_broker_cmd_t *cmd)
 {

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "pgscribe/catalog.h"
+#include "catalog/catalog.h"
 
 #define SECRET     "SECRET-PHI-VALUE"
 #define MAX_FIELDS 80

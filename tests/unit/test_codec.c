@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "pgscribe/codec.h"
+#include "codec/codec.h"
 
 #define UUID   "3f2b8c1e-7a4d-4e2b-9c1a-0123456789AB"
 #define SECRET "SECRET-PHI-VALUE"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "pgscribe/concurrency.h"
+#include "policy/concurrency.h"
 
 #define WINDOW 1000000 /* 1 s in microseconds */
 

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgscribe/cli.h"
-#include "pgscribe/config.h"
+#include "common/cli.h"
+#include "common/config.h"
 
 #include <ini.h>
 #include <stdio.h>

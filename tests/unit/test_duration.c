@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgscribe/duration.h"
+#include "common/duration.h"
 
 static void test_units(void **state)
 {

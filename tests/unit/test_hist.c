@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "pgscribe/hist.h"
+#include "policy/hist.h"
 
 static void assert_within(uint64_t got, uint64_t want, double rel)
 {

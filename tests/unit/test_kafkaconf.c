@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "pgscribe/config.h"
-#include "pgscribe/kafkaconf.h"
+#include "common/config.h"
+#include "common/kafkaconf.h"
 
 static pgs_config_t *cfg_with(const char *const *kv)
 {

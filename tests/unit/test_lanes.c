@@ -11,7 +11,7 @@
 #include <malloc.h>
 #endif
 
-#include "pgscribe/lanes.h"
+#include "run/lanes.h"
 
 typedef struct {
     pgs_lane_item_t li;

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "pgscribe/codec.h"
-#include "pgscribe/loadgen.h"
+#include "codec/codec.h"
+#include "command/loadgen.h"
 
 #define N_COMMANDS 10000
 #define N_CLINICS  20

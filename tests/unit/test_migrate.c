@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "pgscribe/migrate.h"
+#include "command/migrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

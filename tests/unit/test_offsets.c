@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "pgscribe/offsets.h"
+#include "run/offsets.h"
 
 static void test_in_order(void **state)
 {

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "pgscribe/resilience.h"
+#include "policy/resilience.h"
 
 static void test_backoff_bounds_and_growth(void **state)
 {

@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "pgscribe/catalog.h"
-#include "pgscribe/sqlbatch.h"
-#include "pgscribe/sqlgen.h"
+#include "catalog/catalog.h"
+#include "sql/sqlbatch.h"
+#include "sql/sqlgen.h"
 
 #define MAX_FIELDS 8
 

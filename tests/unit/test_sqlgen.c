@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "pgscribe/sqlgen.h"
+#include "sql/sqlgen.h"
 
 #define MAX_FIELDS 80
 

@@ -1,0 +1,343 @@
+/* Catalog: the target schema's entities, introspected from pg_catalog. */
+#include "catalog/catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* pg_type oids the catalog recognises by name. */
+#define OID_INT8        20
+#define OID_INT2        21
+#define OID_INT4        23
+#define OID_TIMESTAMP   1114
+#define OID_TIMESTAMPTZ 1184
+
+struct pgs_catalog_s {
+    char *schema;
+    pgs_entity_t **ents; /* sorted by name; pointers stay valid as the array grows */
+    size_t n;
+    size_t cap;
+};
+
+static void *xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size);
+    if (!q) {
+        fprintf(stderr, "pgscribe: out of memory\n");
+        abort();
+    }
+    return q;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t len = strlen(s);
+    char *p = xrealloc(NULL, len + 1);
+    memcpy(p, s, len + 1);
+    return p;
+}
+
+pgs_catalog_t *pgs_catalog_new(const char *schema)
+{
+    pgs_catalog_t *cat = xrealloc(NULL, sizeof(*cat));
+    memset(cat, 0, sizeof(*cat));
+    cat->schema = xstrdup(schema);
+    return cat;
+}
+
+static void entity_free(pgs_entity_t *ent)
+{
+    for (int i = 0; i < ent->ncols; i++) {
+        free(ent->cols[i].name);
+        free(ent->cols[i].type_sql);
+    }
+    free(ent->cols);
+    free(ent->pk);
+    free(ent->name);
+    free(ent);
+}
+
+void pgs_catalog_free(pgs_catalog_t *cat)
+{
+    if (!cat)
+        return;
+    for (size_t i = 0; i < cat->n; i++)
+        entity_free(cat->ents[i]);
+    free(cat->ents);
+    free(cat->schema);
+    free(cat);
+}
+
+const char *pgs_catalog_schema(const pgs_catalog_t *cat)
+{
+    return cat->schema;
+}
+
+/* Index of @p name in the sorted array, or where it would be inserted. */
+static size_t catalog_lower_bound(const pgs_catalog_t *cat, const char *name)
+{
+    size_t lo = 0, hi = cat->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(cat->ents[mid]->name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Returns NULL when an entity of that name already exists. */
+pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
+{
+    size_t pos = catalog_lower_bound(cat, name);
+    if (pos < cat->n && strcmp(cat->ents[pos]->name, name) == 0)
+        return NULL;
+    if (cat->n == cat->cap) {
+        cat->cap = cat->cap ? cat->cap * 2 : 16;
+        cat->ents = xrealloc(cat->ents, cat->cap * sizeof(*cat->ents));
+    }
+    pgs_entity_t *ent = xrealloc(NULL, sizeof(*ent));
+    memset(ent, 0, sizeof(*ent));
+    ent->name = xstrdup(name);
+    ent->clinic_col = -1;
+    ent->version_col = -1;
+    ent->updated_at_col = -1;
+    memmove(&cat->ents[pos + 1], &cat->ents[pos], (cat->n - pos) * sizeof(*cat->ents));
+    cat->ents[pos] = ent;
+    cat->n++;
+    return ent;
+}
+
+/* @p is_pk is nonzero for primary key columns; its value is the column's
+ * position in the key (1-based, as pgs_catalog_load passes it), so columns
+ * added in attnum order still yield the key's own order. Equal values keep
+ * the order in which columns were added. */
+void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
+                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi)
+{
+    ent->cols = xrealloc(ent->cols, (size_t)(ent->ncols + 1) * sizeof(*ent->cols));
+    pgs_column_t *col = &ent->cols[ent->ncols++];
+    col->name = xstrdup(name);
+    col->type_sql = xstrdup(type_sql);
+    col->type_oid = type_oid;
+    col->is_pk = is_pk;
+    col->not_null = not_null;
+    col->has_default = has_default;
+    col->is_phi = is_phi;
+
+    ent->pk = xrealloc(ent->pk, (size_t)ent->ncols * sizeof(*ent->pk));
+    ent->npk = 0;
+    ent->clinic_col = ent->version_col = ent->updated_at_col = -1;
+    for (int i = 0; i < ent->ncols; i++) {
+        const pgs_column_t *c = &ent->cols[i];
+        if (strcmp(c->name, "clinic_id") == 0) {
+            ent->clinic_col = i;
+            continue; /* clinic_id always comes from the command, never the key */
+        }
+        if (strcmp(c->name, "version") == 0 &&
+            (c->type_oid == OID_INT2 || c->type_oid == OID_INT4 || c->type_oid == OID_INT8))
+            ent->version_col = i;
+        if (strcmp(c->name, "updated_at") == 0 &&
+            (c->type_oid == OID_TIMESTAMP || c->type_oid == OID_TIMESTAMPTZ))
+            ent->updated_at_col = i;
+        if (c->is_pk) {
+            int j = ent->npk++;
+            while (j > 0 && ent->cols[ent->pk[j - 1]].is_pk > c->is_pk) {
+                ent->pk[j] = ent->pk[j - 1];
+                j--;
+            }
+            ent->pk[j] = i;
+        }
+    }
+}
+
+const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entity)
+{
+    size_t pos = catalog_lower_bound(cat, entity);
+    if (pos < cat->n && strcmp(cat->ents[pos]->name, entity) == 0)
+        return cat->ents[pos];
+    return NULL;
+}
+
+size_t pgs_catalog_entity_count(const pgs_catalog_t *cat)
+{
+    return cat->n;
+}
+
+const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i)
+{
+    return i < cat->n ? cat->ents[i] : NULL;
+}
+
+int pgs_entity_column(const pgs_entity_t *ent, const char *name)
+{
+    for (int i = 0; i < ent->ncols; i++) {
+        if (strcmp(ent->cols[i].name, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* One row per column of every ordinary or partitioned table of the schema,
+ * grouped by table. pk_pos is the column's 1-based place in the primary key
+ * (0 = not in it). The policy variant only differs in reading is_phi from
+ * pgscribe.column_policy, which may not exist yet. */
+#define CATALOG_SQL_HEAD                                                                           \
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,"               \
+    " a.attnotnull,"                                                                               \
+    " (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,"                \
+    " COALESCE((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"              \
+    "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \
+    " c.relrowsecurity, i.indexrelid IS NOT NULL AS has_pk,"
+#define CATALOG_SQL_TAIL                                                                           \
+    " FROM pg_catalog.pg_class c"                                                                  \
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"                                    \
+    " JOIN pg_catalog.pg_attribute a"                                                              \
+    "   ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"                             \
+    " LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary"                    \
+    " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')"                                            \
+    " ORDER BY c.relname, a.attnum"
+
+static const char catalog_sql_plain[] = CATALOG_SQL_HEAD " false AS is_phi" CATALOG_SQL_TAIL;
+static const char catalog_sql_policy[] =
+    CATALOG_SQL_HEAD " COALESCE((SELECT bool_or(p.is_phi) FROM pgscribe.column_policy p"
+                     " WHERE p.schema_name = n.nspname AND p.table_name = c.relname"
+                     " AND p.column_name = a.attname), false) AS is_phi" CATALOG_SQL_TAIL;
+
+enum {
+    COL_REL,
+    COL_ATT,
+    COL_TYPE,
+    COL_OID,
+    COL_NOTNULL,
+    COL_DEF,
+    COL_PKPOS,
+    COL_RLS,
+    COL_HASPK,
+    COL_PHI
+};
+
+static int bool_at(const PGresult *res, int row, int col)
+{
+    return PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* Adds table rows [first, end) of @p res as an entity, or logs why not. */
+static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first, int end)
+{
+    const char *rel = PQgetvalue(res, first, COL_REL);
+    int has_clinic = 0;
+    for (int r = first; r < end; r++) {
+        if (strcmp(PQgetvalue(res, r, COL_ATT), "clinic_id") == 0)
+            has_clinic = 1;
+    }
+    const char *skip = NULL;
+    if (!has_clinic)
+        skip = "no clinic_id column";
+    else if (!bool_at(res, first, COL_HASPK))
+        skip = "no primary key";
+    else if (!bool_at(res, first, COL_RLS))
+        skip = "row-level security not enabled";
+    if (skip) {
+        pgs_debug("catalog", "skipping table %s.%s: %s", cat->schema, rel, skip);
+        return;
+    }
+    pgs_entity_t *ent = pgs_catalog_add_entity(cat, rel);
+    if (!ent)
+        return; /* cannot happen: relnames are unique within a schema */
+    for (int r = first; r < end; r++) {
+        pgs_entity_add_column(ent, PQgetvalue(res, r, COL_ATT), PQgetvalue(res, r, COL_TYPE),
+                              (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
+                              atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
+                              bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
+    }
+    pgs_debug("catalog", "entity %s.%s: %d columns, %d key columns%s", cat->schema, rel, ent->ncols,
+              ent->npk, ent->version_col >= 0 ? ", versioned" : "");
+}
+
+/* Copies libpq's last error without its trailing newline. */
+static void set_pq_error(PGconn *conn, const char *what, char *errstr, size_t errstr_size)
+{
+    const char *msg = PQerrorMessage(conn);
+    int len = (int)strcspn(msg, "\n");
+    snprintf(errstr, errstr_size, "catalog: %s: %.*s", what, len, msg);
+}
+
+static int exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        set_pq_error(conn, sql, errstr, errstr_size);
+    PQclear(res);
+    return ok;
+}
+
+/* The introspection runs in its own read-only transaction with search_path
+ * pinned to pg_catalog, so format_type() schema-qualifies every user type
+ * (enums, domains) and the casts in generated SQL do not depend on the
+ * worker connections' search_path. */
+pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size)
+{
+    pgs_catalog_t *cat = NULL;
+    PGresult *res = NULL;
+    int in_tx = 0;
+    const char *params[1] = {schema};
+
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        snprintf(errstr, errstr_size, "catalog: connection is not idle");
+        return NULL;
+    }
+    if (!exec_ok(conn,
+                 "BEGIN READ ONLY; SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)",
+                 errstr, errstr_size))
+        goto fail;
+    in_tx = 1;
+
+    res = PQexec(conn, "SELECT to_regclass('pgscribe.column_policy') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        set_pq_error(conn, "looking for pgscribe.column_policy", errstr, errstr_size);
+        goto fail;
+    }
+    int has_policy = bool_at(res, 0, 0);
+    PQclear(res);
+
+    res = PQexecParams(conn, has_policy ? catalog_sql_policy : catalog_sql_plain, 1, NULL, params,
+                       NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_pq_error(conn, "introspecting the schema", errstr, errstr_size);
+        goto fail;
+    }
+    if (!has_policy)
+        pgs_debug("catalog", "pgscribe.column_policy missing: no column is marked PHI");
+
+    cat = pgs_catalog_new(schema);
+    int nrows = PQntuples(res);
+    for (int first = 0; first < nrows;) {
+        int end = first + 1;
+        while (end < nrows &&
+               strcmp(PQgetvalue(res, end, COL_REL), PQgetvalue(res, first, COL_REL)) == 0)
+            end++;
+        catalog_add_table(cat, res, first, end);
+        first = end;
+    }
+    PQclear(res);
+    res = NULL;
+
+    in_tx = 0;
+    if (!exec_ok(conn, "COMMIT", errstr, errstr_size))
+        goto fail;
+    return cat;
+
+fail:
+    PQclear(res);
+    if (in_tx) {
+        res = PQexec(conn, "ROLLBACK");
+        PQclear(res);
+    }
+    pgs_catalog_free(cat);
+    return NULL;
+}

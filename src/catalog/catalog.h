@@ -1,0 +1,72 @@
+/* Catalog: the target schema introspected from PostgreSQL. The database is
+ * the allowlist: a command naming anything not here is rejected. */
+#ifndef PGSCRIBE_CATALOG_H
+#define PGSCRIBE_CATALOG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "codec/command.h"
+#include "policy/error.h"
+
+/** Most data columns one command may set (the width of a statement shape). */
+#define PGS_MAX_DATA_COLS 64
+/** Key and data columns one command may name together, beyond the data width:
+ *  a statement binds fixed + key + data + expected_version parameters. */
+#define PGS_MAX_KEY_COLS 7
+
+typedef struct {
+    char *name;
+    char *type_sql;    /* format_type() text, usable as a cast target */
+    unsigned type_oid; /* pg_type oid */
+    int not_null;
+    int has_default;
+    int is_pk;
+    int is_phi; /* marked in pgscribe.column_policy */
+} pgs_column_t;
+
+typedef struct pgs_entity_s {
+    char *name;
+    pgs_column_t *cols;
+    int ncols;
+    int *pk;            /* indexes into cols, in primary key order */
+    int npk;            /* primary key columns other than clinic_id */
+    int clinic_col;     /* index of clinic_id */
+    int version_col;    /* index of "version" (bigint/int), or -1 */
+    int updated_at_col; /* index of "updated_at", or -1 */
+} pgs_entity_t;
+
+typedef struct pgs_catalog_s pgs_catalog_t;
+
+/** @brief Empty catalog for schema @p schema (tests build one by hand). */
+pgs_catalog_t *pgs_catalog_new(const char *schema);
+void pgs_catalog_free(pgs_catalog_t *cat);
+const char *pgs_catalog_schema(const pgs_catalog_t *cat);
+pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name);
+/** @brief Appends a column; recomputes pk, clinic_col, version_col, updated_at_col. */
+void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
+                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi);
+
+/**
+ * @brief Introspects @p schema over a blocking connection: every table with a
+ *        clinic_id column, a primary key and row-level security enabled is an
+ *        entity; other tables are skipped (logged at debug).
+ * @returns a catalog, or NULL with the reason in @p errstr.
+ */
+pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size);
+
+const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entity);
+size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);
+const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i);
+/** @returns column index in @p ent, or -1. */
+int pgs_entity_column(const pgs_entity_t *ent, const char *name);
+
+/**
+ * @brief Checks a decoded command against the catalog (see README, "Validation").
+ * @returns PGS_OK and *entp, or a validate/tenant error; @p errstr names the
+ *          entity/column at fault, never a value.
+ */
+pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cmd,
+                               const pgs_entity_t **entp, char *errstr, size_t errstr_size);
+
+#endif

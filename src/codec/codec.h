@@ -1,0 +1,90 @@
+/* Codec: the message contract's two encodings (Confluent-framed Avro and
+ * JSON) for WriteCommand, AuditEvent and WorkerMetrics. Pure code. */
+#ifndef PGSCRIBE_CODEC_H
+#define PGSCRIBE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/command.h"
+#include "policy/error.h"
+
+/* Schema ids of the schemas shipped in schemas/avro (see its README). */
+#define PGS_SCHEMA_ID_WRITE_COMMAND_V1  1 /* older writer: no expected_version */
+#define PGS_SCHEMA_ID_WRITE_COMMAND_V2  2 /* current */
+#define PGS_SCHEMA_ID_AUDIT_EVENT_V1    3
+#define PGS_SCHEMA_ID_WORKER_METRICS_V1 4 /* older: no in-flight transactions */
+#define PGS_SCHEMA_ID_WORKER_METRICS_V2 5 /* current */
+
+/** Largest message value the decoder accepts, and the largest string. */
+#define PGS_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
+#define PGS_MAX_STRING_BYTES  (1024 * 1024)
+
+typedef struct pgs_codec_s pgs_codec_t;
+
+/** @brief Parses the shipped schemas (compiled into the binary). NULL on error. */
+pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size);
+void pgs_codec_free(pgs_codec_t *codec);
+
+/**
+ * @brief Decodes one WriteCommand: JSON if @p is_json, else Confluent-framed
+ *        Avro by schema id (older writer schemas through schema resolution).
+ *        Checks: UTF-8 validity, no NUL in strings, strings <= 1 MB,
+ *        command_id is a uuid, op is known, required fields present.
+ * @returns PGS_OK and *out (free with pgs_command_free), or a decode error
+ *          with a PHI-free message in @p errstr (names fields, never values).
+ */
+pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t len, int is_json,
+                                   pgs_command_t **out, char *errstr, size_t errstr_size);
+pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len, int is_json,
+                                 pgs_audit_event_t **out, char *errstr, size_t errstr_size);
+
+/** @brief Encodes a command. Avro uses @p schema_id (1 or 2). *buf is malloc'd. */
+int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json, int schema_id,
+                             char **buf, size_t *len);
+int pgs_codec_encode_audit(pgs_codec_t *codec, const pgs_audit_event_t *ev, int json, char **buf,
+                           size_t *len);
+
+/** One clinic's share of an interval. */
+typedef struct {
+    const char *clinic_id;
+    int64_t applied;
+    int64_t db_time_us;
+} pgs_clinic_stat_t;
+
+/** pgscribe.v1.WorkerMetrics: counts are for the interval [start, end). */
+typedef struct {
+    const char *worker_id;
+    int64_t interval_start_ms;
+    int64_t interval_end_ms;
+    int64_t consumed;
+    int64_t applied;
+    int64_t duplicates;
+    int64_t retried;
+    int64_t dead_lettered;
+    int64_t failed; /* = dead_lettered, kept for the contract's name */
+    int64_t transactions;
+    double commit_p50_ms;
+    double commit_p95_ms;
+    double commit_p99_ms;
+    int64_t in_flight;              /* commands consumed, not completed */
+    int64_t in_flight_transactions; /* write-command transactions open */
+    int64_t in_flight_limit;        /* transactions allowed at once */
+    int64_t consumer_lag;
+    const char *breaker_state; /* "closed", "open", "half-open" */
+    pgs_clinic_stat_t *clinics;
+    size_t clinic_cnt;
+} pgs_metrics_record_t;
+
+/** @brief Avro (Confluent framed, schema id 5). *buf is malloc'd. */
+int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *rec, char **buf,
+                             size_t *len);
+/** @brief Decodes a metrics record (schema id 4 or 5) into a JSON object
+ *         text (malloc'd), with the writer's fields. */
+pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t len, char **json,
+                                    char *errstr, size_t errstr_size);
+
+/** @brief Command as a JSON object text (malloc'd), the contract's JSON form. */
+char *pgs_codec_command_to_json(const pgs_command_t *cmd);
+
+#endif

@@ -1,0 +1,58 @@
+/* Codec internals shared by the codec*.c files; not part of the public API. */
+#ifndef PGSCRIBE_CODEC_INTERNAL_H
+#define PGSCRIBE_CODEC_INTERNAL_H
+
+#include <avro.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+
+/* Schema ids run 1..PGS_CODEC_MAX_ID; slot 0 is unused. */
+#define PGS_CODEC_MAX_ID 5
+
+struct pgs_codec_s {
+    avro_schema_t schema[PGS_CODEC_MAX_ID + 1];
+    avro_value_iface_t *iface[PGS_CODEC_MAX_ID + 1];
+    avro_value_t value[PGS_CODEC_MAX_ID + 1]; /* reused for every message */
+    avro_reader_t reader;                     /* re-pointed at each message */
+};
+
+/* codec_check.c: limits and well-formedness shared by both encodings. */
+void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int pgs_codec_utf8_valid(const char *s, size_t len);
+int pgs_codec_uuid_valid(const char *s, size_t len);
+pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, const char *what,
+                                 char *errstr, size_t errstr_size);
+pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t errstr_size);
+pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_t errstr_size);
+/* Strict RFC 4648 base64 (padded, standard alphabet). 0 or -1. */
+int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
+                            size_t *out_len);
+char *pgs_codec_base64_encode(const void *in, size_t len);
+
+/* codec_scan.c: walks Avro binary against a writer schema before avro-c
+ * reads it, so that avro-c never sees a length it would trust blindly. */
+pgs_err_t pgs_codec_avro_scan(avro_schema_t schema, const void *buf, size_t len, char *errstr,
+                              size_t errstr_size);
+
+/* codec_avro.c: avro-c values <-> pgscribe structs. */
+pgs_err_t pgs_codec_avro_to_command(avro_value_t *rec, pgs_command_t *cmd, char *errstr,
+                                    size_t errstr_size);
+int pgs_codec_command_to_avro(const pgs_command_t *cmd, avro_value_t *rec);
+pgs_err_t pgs_codec_avro_to_audit(avro_value_t *rec, pgs_audit_event_t *ev, char *errstr,
+                                  size_t errstr_size);
+int pgs_codec_audit_to_avro(const pgs_audit_event_t *ev, avro_value_t *rec);
+int pgs_codec_metrics_to_avro(const pgs_metrics_record_t *m, avro_value_t *rec);
+json_t *pgs_codec_avro_to_json(avro_value_t *v);
+
+/* codec_json.c: the JSON form. */
+pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *cmd, char *errstr,
+                                    size_t errstr_size);
+pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev, char *errstr,
+                                  size_t errstr_size);
+char *pgs_codec_audit_to_json(const pgs_audit_event_t *ev);
+
+#endif

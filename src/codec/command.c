@@ -1,0 +1,51 @@
+/* WriteCommand and AuditEvent lifetimes, and op names. */
+#include "codec/command.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const op_names[] = {"INSERT", "UPSERT", "UPDATE", "DELETE"};
+
+const char *pgs_op_name(pgs_op_t op)
+{
+    return (unsigned)op < 4 ? op_names[op] : "UNKNOWN";
+}
+
+int pgs_op_parse(const char *name, pgs_op_t *op)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, op_names[i]) == 0) {
+            *op = (pgs_op_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+pgs_command_t *pgs_command_new(void)
+{
+    pgs_arena_t *arena = pgs_arena_new(1024);
+    pgs_command_t *cmd = pgs_arena_alloc(arena, sizeof(*cmd));
+    cmd->arena = arena;
+    return cmd;
+}
+
+void pgs_command_free(pgs_command_t *cmd)
+{
+    if (cmd)
+        pgs_arena_free(cmd->arena);
+}
+
+pgs_audit_event_t *pgs_audit_event_new(void)
+{
+    pgs_arena_t *arena = pgs_arena_new(1024);
+    pgs_audit_event_t *ev = pgs_arena_alloc(arena, sizeof(*ev));
+    ev->arena = arena;
+    return ev;
+}
+
+void pgs_audit_event_free(pgs_audit_event_t *ev)
+{
+    if (ev)
+        pgs_arena_free(ev->arena);
+}

@@ -1,0 +1,94 @@
+/* The decoded forms of pgscribe's message contract (see schemas/avro/). */
+#ifndef PGSCRIBE_COMMAND_H
+#define PGSCRIBE_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+
+/** Value = union of null, boolean, long, double, string, bytes. */
+typedef enum {
+    PGS_VAL_NULL = 0,
+    PGS_VAL_BOOL,
+    PGS_VAL_LONG,
+    PGS_VAL_DOUBLE,
+    PGS_VAL_STRING,
+    PGS_VAL_BYTES,
+} pgs_value_type_t;
+
+typedef struct {
+    pgs_value_type_t type;
+    union {
+        int b;
+        int64_t l;
+        double d;
+        struct {
+            const char *ptr; /* NUL-terminated for strings; raw for bytes */
+            size_t len;
+        } s;
+    } u;
+} pgs_value_t;
+
+/** One entry of the `key` or `data` map. */
+typedef struct {
+    const char *name;
+    pgs_value_t value;
+} pgs_field_t;
+
+typedef enum {
+    PGS_OP_INSERT = 0,
+    PGS_OP_UPSERT,
+    PGS_OP_UPDATE,
+    PGS_OP_DELETE,
+} pgs_op_t;
+
+/** @brief "INSERT", "UPSERT", "UPDATE" or "DELETE". */
+const char *pgs_op_name(pgs_op_t op);
+/** @returns 0 and sets *op, or -1 for an unknown name. */
+int pgs_op_parse(const char *name, pgs_op_t *op);
+
+/**
+ * @brief pgscribe.v1.WriteCommand. Every pointer points into @c arena,
+ *        which the command owns; pgs_command_free releases it all.
+ */
+typedef struct pgs_command_s {
+    pgs_arena_t *arena;
+    const char *command_id; /* uuid text */
+    const char *clinic_id;
+    const char *actor;
+    const char *entity;
+    pgs_op_t op;
+    pgs_field_t *key;
+    size_t key_cnt;
+    pgs_field_t *data;
+    size_t data_cnt;
+    int has_expected_version;
+    int64_t expected_version;
+    int64_t issued_at_ms;
+} pgs_command_t;
+
+/** @brief An empty command with its own arena. */
+pgs_command_t *pgs_command_new(void);
+void pgs_command_free(pgs_command_t *cmd);
+
+/** pgscribe.v1.AuditEvent. Pointers point into @c arena. */
+typedef struct pgs_audit_event_s {
+    pgs_arena_t *arena;
+    const char *event_id;
+    const char *clinic_id;
+    const char *actor;
+    const char *action;
+    const char *resource_type;
+    const char *resource_id;
+    const char *outcome;
+    int64_t occurred_at_ms;
+    const char *source;
+    pgs_field_t *details; /* values are strings */
+    size_t details_cnt;
+} pgs_audit_event_t;
+
+pgs_audit_event_t *pgs_audit_event_new(void);
+void pgs_audit_event_free(pgs_audit_event_t *ev);
+
+#endif

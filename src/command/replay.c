@@ -1,0 +1,748 @@
+/* `pgscribe replay`: lists dead letters, or re-produces them (original key,
+ * value and non-pgscribe headers) to their source topic once the cause is fixed. */
+#include <getopt.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cli.h"
+#include "codec/codec.h"
+#include "common/config.h"
+#include "common/kafkaconf.h"
+
+#define REPLAY_HDR_PREFIX "pgscribe."
+#define REPLAY_CT_JSON    "application/json"
+
+enum {
+    OPT_DLQ = 256,
+    OPT_CLASS,
+    OPT_CODE,
+    OPT_SINCE,
+    OPT_UNTIL,
+    OPT_CLINIC,
+    OPT_LIST,
+    OPT_DRY_RUN,
+    OPT_TIMEOUT,
+};
+
+typedef struct {
+    const char *path;
+    const char *brokers;
+    const char *dlq;
+    const char **classes, **codes, **clinics; /* point into argv */
+    int nclasses, ncodes, nclinics;
+    int has_since, has_until;
+    int64_t since_ms, until_ms;
+    int list;
+    int dry_run;
+    long timeout_ms;
+} replay_opts_t;
+
+/* Delivery reports of the replay producer. */
+typedef struct {
+    long long delivered;
+    long long failed;
+} replay_dr_t;
+
+static volatile sig_atomic_t replay_stop;
+
+static void replay_on_stop(int sig)
+{
+    (void)sig;
+    replay_stop = 1;
+}
+
+static void replay_usage(FILE *fp)
+{
+    fprintf(fp,
+            "Usage: pgscribe replay [-c FILE] [-b BROKERS] [--dlq TOPIC] [--class C]...\n"
+            "                       [--code X]... [--since T] [--until T] [--clinic ID]...\n"
+            "                       [--list] [--dry-run] [--timeout-ms N] [--help]\n"
+            "Reads a dead-letter topic from the beginning to its end and re-produces each\n"
+            "matching dead letter to its source topic (header pgscribe.source.topic) with\n"
+            "its original key, value and headers, minus the pgscribe.* headers. Replaying\n"
+            "twice is harmless: the worker applies each command id once.\n"
+            "  -c, --config FILE    configuration file\n"
+            "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
+            "      --dlq TOPIC      dead-letter topic (default: topic.commands_dlq)\n"
+            "      --class C        error class: decode, validate, tenant, db-transient,\n"
+            "                       db-permanent (repeatable: any of them)\n"
+            "      --code X         error code, e.g. 23514 or DECODE_BAD_MAGIC (repeatable)\n"
+            "      --since T        failed at or after T (RFC 3339, e.g. 2026-11-26T19:00:00Z)\n"
+            "      --until T        failed at or before T (RFC 3339)\n"
+            "      --clinic ID      clinic of the message key (repeatable)\n"
+            "      --list           print each matching dead letter as one JSON line (never\n"
+            "                       its value) and produce nothing\n"
+            "      --dry-run        count what would be replayed, produce nothing\n"
+            "      --timeout-ms N   give up after N ms without progress (30000)\n"
+            "All given filters must match. Exit status: 0 ok, 1 a delivery failed,\n"
+            "2 bad arguments, 3 bad configuration, 5 Kafka error or time-out.\n");
+}
+
+/* Parses RFC 3339 ("2026-11-26T19:00:00Z", "...:00.123Z", "...:00+01:00")
+ * into ms since the epoch. Fractions finer than a millisecond are dropped,
+ * which matches the millisecond precision of pgscribe.failed_at.
+ * @returns 0, or -1 if @p s is not such a timestamp. */
+static int replay_parse_time(const char *s, size_t len, int64_t *out_ms)
+{
+    char buf[64];
+    if (len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    struct tm tm = {0};
+    int consumed = 0;
+    if (sscanf(buf, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+        consumed != 19)
+        return -1;
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    const char *p = buf + consumed;
+    int64_t ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    int64_t offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, n = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+            return -1;
+        offset_s = (int64_t)oh * 3600 + om * 60;
+        if (*p == '-')
+            offset_s = -offset_s;
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    *out_ms = ((int64_t)t - offset_s) * 1000 + ms;
+    return 0;
+}
+
+/* @returns 1 if @p name is a dead-letter class name. */
+static int replay_class_known(const char *name)
+{
+    for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++)
+        if (strcmp(name, pgs_eclass_name((pgs_eclass_t)k)) == 0)
+            return 1;
+    return 0;
+}
+
+/* @returns the header's value as a NUL-terminated copy in @p buf, or NULL if
+ *          absent (or too long for @p buf: no pgscribe header is). */
+static const char *replay_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t size)
+{
+    const void *val = NULL;
+    size_t len = 0;
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !val || len >= size)
+        return NULL;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static int replay_in(const char *value, const char **set, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(value, set[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The clinic of a dead letter: the key up to its first '/' (command keys are
+ * clinic_id/entity/key, audit keys are clinic_id); without a key, the
+ * clinic_id of the decoded value. @returns 0 and fills @p buf, or -1. */
+static int replay_clinic(pgs_codec_t *codec, const rd_kafka_message_t *m, rd_kafka_headers_t *hdrs,
+                         char *buf, size_t size)
+{
+    if (m->key && m->key_len > 0) {
+        const char *key = m->key;
+        const char *slash = memchr(key, '/', m->key_len);
+        size_t len = slash ? (size_t)(slash - key) : m->key_len;
+        if (len >= size)
+            return -1;
+        memcpy(buf, key, len);
+        buf[len] = '\0';
+        return 0;
+    }
+    if (!m->payload || m->len == 0)
+        return -1;
+    char ct[64];
+    const char *type = replay_header(hdrs, "content-type", ct, sizeof(ct));
+    int is_json = type && strcasecmp(type, REPLAY_CT_JSON) == 0;
+    char errstr[256];
+    const char *clinic = NULL;
+    pgs_command_t *cmd = NULL;
+    pgs_audit_event_t *ev = NULL;
+    if (pgs_codec_decode_command(codec, m->payload, m->len, is_json, &cmd, errstr,
+                                 sizeof(errstr)) == PGS_OK)
+        clinic = cmd->clinic_id;
+    else if (pgs_codec_decode_audit(codec, m->payload, m->len, is_json, &ev, errstr,
+                                    sizeof(errstr)) == PGS_OK)
+        clinic = ev->clinic_id;
+    int rc = -1;
+    if (clinic && strlen(clinic) < size) {
+        snprintf(buf, size, "%s", clinic);
+        rc = 0;
+    }
+    if (cmd)
+        pgs_command_free(cmd);
+    if (ev)
+        pgs_audit_event_free(ev);
+    return rc;
+}
+
+/* @returns 1 if the dead letter passes every given filter. */
+static int replay_matches(const replay_opts_t *o, pgs_codec_t *codec, const rd_kafka_message_t *m,
+                          rd_kafka_headers_t *hdrs)
+{
+    char buf[256];
+    if (o->nclasses) {
+        const char *v = replay_header(hdrs, "pgscribe.error.class", buf, sizeof(buf));
+        if (!v || !replay_in(v, o->classes, o->nclasses))
+            return 0;
+    }
+    if (o->ncodes) {
+        const char *v = replay_header(hdrs, "pgscribe.error.code", buf, sizeof(buf));
+        if (!v || !replay_in(v, o->codes, o->ncodes))
+            return 0;
+    }
+    if (o->has_since || o->has_until) {
+        const char *v = replay_header(hdrs, "pgscribe.failed_at", buf, sizeof(buf));
+        int64_t at;
+        if (!v || replay_parse_time(v, strlen(v), &at) != 0)
+            return 0;
+        if ((o->has_since && at < o->since_ms) || (o->has_until && at > o->until_ms))
+            return 0;
+    }
+    if (o->nclinics) {
+        if (replay_clinic(codec, m, hdrs, buf, sizeof(buf)) != 0 ||
+            !replay_in(buf, o->clinics, o->nclinics))
+            return 0;
+    }
+    return 1;
+}
+
+static void replay_json_header(json_t *obj, const char *field, rd_kafka_headers_t *hdrs,
+                               const char *name, int numeric)
+{
+    char buf[2048];
+    const char *v = replay_header(hdrs, name, buf, sizeof(buf));
+    json_t *j = NULL;
+    if (v && numeric) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*v && *end == '\0')
+            j = json_integer(n);
+    } else if (v) {
+        j = json_string(v); /* NULL for invalid UTF-8: printed as null */
+    }
+    json_object_set_new(obj, field, j ? j : json_null());
+}
+
+/* One JSON line per dead letter: identifiers and error headers only, never
+ * the value (it may hold PHI). */
+static int replay_print(const rd_kafka_message_t *m, rd_kafka_headers_t *hdrs)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "partition", json_integer(m->partition));
+    json_object_set_new(obj, "offset", json_integer(m->offset));
+    json_t *key = m->key ? json_stringn(m->key, m->key_len) : NULL;
+    json_object_set_new(obj, "key", key ? key : json_null());
+    replay_json_header(obj, "source_topic", hdrs, "pgscribe.source.topic", 0);
+    replay_json_header(obj, "source_partition", hdrs, "pgscribe.source.partition", 1);
+    replay_json_header(obj, "source_offset", hdrs, "pgscribe.source.offset", 1);
+    replay_json_header(obj, "class", hdrs, "pgscribe.error.class", 0);
+    replay_json_header(obj, "code", hdrs, "pgscribe.error.code", 0);
+    replay_json_header(obj, "message", hdrs, "pgscribe.error.message", 0);
+    replay_json_header(obj, "attempts", hdrs, "pgscribe.attempts", 1);
+    replay_json_header(obj, "worker", hdrs, "pgscribe.worker", 0);
+    replay_json_header(obj, "failed_at", hdrs, "pgscribe.failed_at", 0);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    if (!text)
+        return -1;
+    int rc = printf("%s\n", text) < 0 ? -1 : 0;
+    free(text);
+    return rc;
+}
+
+static int replay_parse_args(int argc, char **argv, replay_opts_t *o)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"dlq", required_argument, NULL, OPT_DLQ},
+        {"class", required_argument, NULL, OPT_CLASS},
+        {"code", required_argument, NULL, OPT_CODE},
+        {"since", required_argument, NULL, OPT_SINCE},
+        {"until", required_argument, NULL, OPT_UNTIL},
+        {"clinic", required_argument, NULL, OPT_CLINIC},
+        {"list", no_argument, NULL, OPT_LIST},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    char *end;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:b:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            o->path = optarg;
+            break;
+        case 'b':
+            o->brokers = optarg;
+            break;
+        case OPT_DLQ:
+            o->dlq = optarg;
+            break;
+        case OPT_CLASS:
+            if (!replay_class_known(optarg)) {
+                fprintf(stderr, "replay: --class %s: unknown error class\n", optarg);
+                return PGS_EXIT_USAGE;
+            }
+            o->classes[o->nclasses++] = optarg;
+            break;
+        case OPT_CODE:
+            o->codes[o->ncodes++] = optarg;
+            break;
+        case OPT_CLINIC:
+            o->clinics[o->nclinics++] = optarg;
+            break;
+        case OPT_SINCE:
+        case OPT_UNTIL: {
+            int64_t *at = opt == OPT_SINCE ? &o->since_ms : &o->until_ms;
+            if (replay_parse_time(optarg, strlen(optarg), at) != 0) {
+                fprintf(stderr, "replay: --%s %s: not an RFC 3339 time\n",
+                        opt == OPT_SINCE ? "since" : "until", optarg);
+                return PGS_EXIT_USAGE;
+            }
+            *(opt == OPT_SINCE ? &o->has_since : &o->has_until) = 1;
+            break;
+        }
+        case OPT_LIST:
+            o->list = 1;
+            break;
+        case OPT_DRY_RUN:
+            o->dry_run = 1;
+            break;
+        case OPT_TIMEOUT:
+            o->timeout_ms = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || o->timeout_ms <= 0 || o->timeout_ms > 86400000) {
+                fprintf(stderr, "replay: --timeout-ms must be 1..86400000\n");
+                return PGS_EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            replay_usage(stdout);
+            return -1;
+        default:
+            replay_usage(stderr);
+            return PGS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "replay: unexpected argument %s\n", argv[optind]);
+        return PGS_EXIT_USAGE;
+    }
+    if (o->has_since && o->has_until && o->since_ms > o->until_ms) {
+        fprintf(stderr, "replay: --since is later than --until\n");
+        return PGS_EXIT_USAGE;
+    }
+    return PGS_EXIT_OK;
+}
+
+static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_config_t *cfg,
+                                         pgs_kafka_role_t role)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
+    if (!conf)
+        fprintf(stderr, "pgscribe replay: %s\n", errstr);
+    return conf;
+}
+
+static int64_t replay_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads @p topic from the beginning to every partition's end and keeps the
+ * matching dead letters in *out (they are printed instead with --list).
+ * Keeping them until the end means a read that fails produces nothing.
+ * The kept messages hold references into the consumer, which rd_kafka_destroy
+ * would wait for: on success the consumer is handed back in *consumer, to be
+ * closed with replay_close() once the messages are destroyed.
+ * @returns PGS_EXIT_OK, PGS_EXIT_FAILURE (interrupted) or PGS_EXIT_KAFKA. */
+static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_codec_t *codec,
+                       const char *topic, rd_kafka_t **consumer, rd_kafka_message_t ***out,
+                       size_t *nout, long long *nread)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_CONSUMER);
+    if (!conf)
+        return PGS_EXIT_CONFIG;
+    char group[80];
+    snprintf(group, sizeof(group), "pgscribe-replay-%ld-%ld", (long)time(NULL), (long)getpid());
+    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "replay: %s\n", errstr);
+        return PGS_EXIT_KAFKA;
+    }
+    int rc = PGS_EXIT_OK;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    unsigned char *at_end = NULL;
+    rd_kafka_message_t **keep = NULL;
+    size_t nkeep = 0, cap = 0;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)o->timeout_ms);
+    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "replay: topic %s: %s\n", topic,
+                rd_kafka_err2str(err             ? err
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : err));
+        rc = PGS_EXIT_KAFKA;
+        goto out;
+    }
+    int nparts = md->topics[0].partition_cnt, maxpart = 0;
+    for (int i = 0; i < nparts; i++)
+        if (md->topics[0].partitions[i].id > maxpart)
+            maxpart = md->topics[0].partitions[i].id;
+    at_end = calloc((size_t)maxpart + 1, 1);
+    if (!at_end)
+        abort();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    err = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        fprintf(stderr, "replay: cannot assign %s: %s\n", topic, rd_kafka_err2str(err));
+        rc = PGS_EXIT_KAFKA;
+        goto out;
+    }
+    int ended = 0;
+    int64_t deadline = replay_now_ms() + o->timeout_ms;
+    while (ended < nparts) {
+        if (replay_stop) {
+            fprintf(stderr, "replay: interrupted before the end of %s\n", topic);
+            rc = PGS_EXIT_FAILURE;
+            goto out;
+        }
+        if (replay_now_ms() > deadline) {
+            fprintf(stderr, "replay: timed out before the end of %s (%d of %d partitions read)\n",
+                    topic, ended, nparts);
+            rc = PGS_EXIT_KAFKA;
+            goto out;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        deadline = replay_now_ms() + o->timeout_ms;
+        int p = m->partition;
+        int in_range = p >= 0 && p <= maxpart;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (in_range && !at_end[p]) {
+                at_end[p] = 1;
+                ended++;
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->err) {
+            /* a gap in what was read would make the replay incomplete */
+            fprintf(stderr, "replay: reading %s: %s\n", topic, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            rc = PGS_EXIT_KAFKA;
+            goto out;
+        }
+        if (in_range && at_end[p]) { /* written after the end was seen */
+            at_end[p] = 0;
+            ended--;
+        }
+        (*nread)++;
+        rd_kafka_headers_t *hdrs = NULL;
+        if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            hdrs = NULL;
+        if (!replay_matches(o, codec, m, hdrs)) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (nkeep == cap) {
+            cap = cap ? cap * 2 : 64;
+            keep = realloc(keep, cap * sizeof(*keep));
+            if (!keep)
+                abort();
+        }
+        keep[nkeep++] = m;
+    }
+out:
+    if (rc != PGS_EXIT_OK) {
+        for (size_t i = 0; i < nkeep; i++)
+            rd_kafka_message_destroy(keep[i]);
+        free(keep);
+        keep = NULL;
+        nkeep = 0;
+    }
+    *out = keep;
+    *nout = nkeep;
+    free(at_end);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (rc == PGS_EXIT_OK) {
+        *consumer = rk;
+    } else {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    return rc;
+}
+
+static void replay_close(rd_kafka_t *rk)
+{
+    if (!rk)
+        return;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+static void replay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    replay_dr_t *dr = opaque;
+    if (rkm->err) {
+        dr->failed++;
+        fprintf(stderr, "replay: not delivered to %s: %s\n", rd_kafka_topic_name(rkm->rkt),
+                rd_kafka_err2str(rkm->err));
+    } else {
+        dr->delivered++;
+    }
+}
+
+/* @returns the headers to replay: every original header but pgscribe.*. */
+static rd_kafka_headers_t *replay_headers(rd_kafka_headers_t *orig)
+{
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
+    const char *name;
+    const void *val;
+    size_t len;
+    for (size_t i = 0;
+         orig && rd_kafka_header_get_all(orig, i, &name, &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        if (strncmp(name, REPLAY_HDR_PREFIX, strlen(REPLAY_HDR_PREFIX)) != 0)
+            rd_kafka_header_add(hdrs, name, -1, val, val ? (ssize_t)len : 0);
+    }
+    return hdrs;
+}
+
+/* Produces every kept dead letter to its source topic and waits for every
+ * delivery report. @returns PGS_EXIT_OK, PGS_EXIT_FAILURE or PGS_EXIT_KAFKA. */
+static int replay_produce(const replay_opts_t *o, const pgs_config_t *cfg, const char *dlq,
+                          rd_kafka_message_t **msgs, size_t n, long long *skipped, replay_dr_t *dr)
+{
+    char errstr[512], num[32];
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_PRODUCER);
+    if (!conf)
+        return PGS_EXIT_CONFIG;
+    snprintf(num, sizeof(num), "%ld", o->timeout_ms);
+    /* bounds the wait for each delivery report: a broker that never answers
+     * turns into failed deliveries, not a hang */
+    if (rd_kafka_conf_set(conf, "message.timeout.ms", num, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
+        fprintf(stderr, "replay: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return PGS_EXIT_KAFKA;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, replay_dr_cb);
+    rd_kafka_conf_set_opaque(conf, dr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "replay: %s\n", errstr);
+        return PGS_EXIT_KAFKA;
+    }
+    int rc = PGS_EXIT_OK;
+    for (size_t i = 0; i < n && !replay_stop; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        rd_kafka_headers_t *orig = NULL;
+        if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            orig = NULL;
+        char topic[256];
+        if (!replay_header(orig, "pgscribe.source.topic", topic, sizeof(topic)) || !*topic ||
+            strcmp(topic, dlq) == 0) {
+            fprintf(stderr,
+                    "replay: partition %d offset %lld has no usable source topic; skipped\n",
+                    (int)m->partition, (long long)m->offset);
+            (*skipped)++;
+            continue;
+        }
+        rd_kafka_headers_t *hdrs = replay_headers(orig);
+        rd_kafka_resp_err_t err;
+        for (;;) {
+            err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                                    RD_KAFKA_V_VALUE(m->payload, m->len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(rk, 100);
+        }
+        if (err) {
+            rd_kafka_headers_destroy(hdrs); /* only handed over on success */
+            fprintf(stderr, "replay: partition %d offset %lld: cannot produce to %s: %s\n",
+                    (int)m->partition, (long long)m->offset, topic, rd_kafka_err2str(err));
+            dr->failed++;
+            continue;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    /* message.timeout.ms guarantees every queued message gets its report */
+    while (rd_kafka_outq_len(rk) > 0)
+        rd_kafka_poll(rk, 100);
+    char fatal[256];
+    if (rd_kafka_fatal_error(rk, fatal, sizeof(fatal))) {
+        fprintf(stderr, "replay: producer failed: %s\n", fatal);
+        rc = PGS_EXIT_KAFKA;
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int pgs_cmd_replay(int argc, char **argv)
+{
+    replay_opts_t o = {.timeout_ms = 30000};
+    /* each repeatable filter holds at most argc values */
+    o.classes = calloc((size_t)argc + 1, sizeof(char *));
+    o.codes = calloc((size_t)argc + 1, sizeof(char *));
+    o.clinics = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o.classes || !o.codes || !o.clinics)
+        abort();
+    pgs_config_t *cfg = NULL;
+    pgs_codec_t *codec = NULL;
+    rd_kafka_t *consumer = NULL;
+    rd_kafka_message_t **msgs = NULL;
+    size_t nmatch = 0;
+    long long nread = 0, skipped = 0;
+    replay_dr_t dr = {0};
+    char errstr[512];
+
+    int rc = replay_parse_args(argc, argv, &o);
+    if (rc != PGS_EXIT_OK) {
+        if (rc < 0)
+            rc = PGS_EXIT_OK; /* --help */
+        goto out;
+    }
+    cfg = pgs_cli_load_config(o.path);
+    if (!cfg) {
+        rc = PGS_EXIT_CONFIG;
+        goto out;
+    }
+    const char *dlq = o.dlq ? o.dlq : pgs_config_str(cfg, "topic.commands_dlq");
+    if (!*dlq) {
+        fprintf(stderr, "replay: no dead-letter topic (topic.commands_dlq is empty)\n");
+        rc = PGS_EXIT_CONFIG;
+        goto out;
+    }
+    codec = pgs_codec_new(errstr, sizeof(errstr));
+    if (!codec) {
+        fprintf(stderr, "replay: %s\n", errstr);
+        rc = PGS_EXIT_FAILURE;
+        goto out;
+    }
+    signal(SIGINT, replay_on_stop);
+    signal(SIGTERM, replay_on_stop);
+    rc = replay_read(&o, cfg, codec, dlq, &consumer, &msgs, &nmatch, &nread);
+    if (rc != PGS_EXIT_OK)
+        goto out;
+
+    if (o.list) {
+        for (size_t i = 0; i < nmatch; i++) {
+            rd_kafka_headers_t *hdrs = NULL;
+            if (rd_kafka_message_headers(msgs[i], &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                hdrs = NULL;
+            if (replay_print(msgs[i], hdrs) != 0) {
+                fprintf(stderr, "replay: cannot write the list\n");
+                rc = PGS_EXIT_FAILURE;
+                goto out;
+            }
+        }
+        fprintf(stderr, "replay: %zu of %lld dead letter(s) in %s match\n", nmatch, nread, dlq);
+        goto out;
+    }
+    if (o.dry_run) {
+        long long replayable = 0;
+        for (size_t i = 0; i < nmatch; i++) {
+            rd_kafka_headers_t *hdrs = NULL;
+            char topic[256];
+            if (rd_kafka_message_headers(msgs[i], &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                hdrs = NULL;
+            if (replay_header(hdrs, "pgscribe.source.topic", topic, sizeof(topic)) && *topic &&
+                strcmp(topic, dlq) != 0)
+                replayable++;
+            else
+                skipped++;
+        }
+        printf("would replay %lld of %zu matching dead letter(s) (%lld skipped; %lld read from "
+               "%s)\n",
+               replayable, nmatch, skipped, nread, dlq);
+        goto out;
+    }
+    rc = replay_produce(&o, cfg, dlq, msgs, nmatch, &skipped, &dr);
+    printf("replayed %lld of %zu matching dead letter(s) (%lld skipped, %lld failed; %lld read "
+           "from %s)\n",
+           dr.delivered, nmatch, skipped, dr.failed, nread, dlq);
+    if (rc == PGS_EXIT_OK && (dr.failed > 0 || replay_stop))
+        rc = PGS_EXIT_FAILURE;
+
+out:
+    fflush(stdout);
+    for (size_t i = 0; i < nmatch; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    free(msgs);
+    replay_close(consumer);
+    pgs_codec_free(codec);
+    pgs_config_free(cfg);
+    free(o.classes);
+    free(o.codes);
+    free(o.clinics);
+    return rc;
+}

@@ -1,0 +1,87 @@
+/* Arena allocator: chunks chained together, released in one call. */
+#include "common/arena.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pgs_chunk_s {
+    struct pgs_chunk_s *next;
+    size_t size;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+} pgs_chunk_t;
+
+struct pgs_arena_s {
+    pgs_chunk_t *head;
+    size_t hint;
+};
+
+static pgs_chunk_t *chunk_new(size_t size)
+{
+    pgs_chunk_t *c = malloc(sizeof(*c) + size);
+    if (!c) {
+        fprintf(stderr, "pgscribe: out of memory\n");
+        abort();
+    }
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+pgs_arena_t *pgs_arena_new(size_t hint)
+{
+    pgs_arena_t *a = malloc(sizeof(*a));
+    if (!a) {
+        fprintf(stderr, "pgscribe: out of memory\n");
+        abort();
+    }
+    a->hint = hint < 256 ? 256 : hint;
+    a->head = chunk_new(a->hint);
+    return a;
+}
+
+void pgs_arena_free(pgs_arena_t *a)
+{
+    if (!a)
+        return;
+    pgs_chunk_t *c = a->head;
+    while (c) {
+        pgs_chunk_t *n = c->next;
+        free(c);
+        c = n;
+    }
+    free(a);
+}
+
+void *pgs_arena_alloc(pgs_arena_t *a, size_t size)
+{
+    size_t need = (size + 15) & ~(size_t)15;
+    pgs_chunk_t *c = a->head;
+    if (c->used + need > c->size) {
+        size_t csize = a->hint * 2 > need ? a->hint * 2 : need;
+        a->hint = csize;
+        c = chunk_new(csize);
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    memset(p, 0, size);
+    return p;
+}
+
+char *pgs_arena_strndup(pgs_arena_t *a, const char *s, size_t len)
+{
+    char *p = pgs_arena_alloc(a, len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *pgs_arena_strdup(pgs_arena_t *a, const char *s)
+{
+    return pgs_arena_strndup(a, s, strlen(s));
+}

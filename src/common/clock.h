@@ -1,0 +1,12 @@
+/* Clock: the two time sources every stage uses. */
+#ifndef PGSCRIBE_CLOCK_H
+#define PGSCRIBE_CLOCK_H
+
+#include <stdint.h>
+
+/** @returns CLOCK_MONOTONIC in microseconds: for deadlines and durations. */
+int64_t pgs_now_us(void);
+/** @returns CLOCK_REALTIME in milliseconds: for timestamps in records. */
+int64_t pgs_now_ms(void);
+
+#endif

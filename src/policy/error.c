@@ -1,0 +1,103 @@
+/* Error table: codes, classes, and SQLSTATE classification. */
+#include "policy/error.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *code;
+    pgs_eclass_t klass;
+} err_info_t;
+
+static const err_info_t err_table[PGS_E__COUNT] = {
+    [PGS_OK] = {"OK", PGS_ECLASS_NONE},
+    [PGS_E_DECODE_EMPTY] = {"DECODE_EMPTY", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_BAD_MAGIC] = {"DECODE_BAD_MAGIC", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_UNKNOWN_SCHEMA] = {"DECODE_UNKNOWN_SCHEMA", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_TRUNCATED] = {"DECODE_TRUNCATED", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_AVRO] = {"DECODE_AVRO", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_JSON_SYNTAX] = {"DECODE_JSON_SYNTAX", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_MISSING_FIELD] = {"DECODE_MISSING_FIELD", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_WRONG_TYPE] = {"DECODE_WRONG_TYPE", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_BAD_UTF8] = {"DECODE_BAD_UTF8", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_NUL_BYTE] = {"DECODE_NUL_BYTE", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_TOO_LARGE] = {"DECODE_TOO_LARGE", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_BAD_OP] = {"DECODE_BAD_OP", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_BAD_UUID] = {"DECODE_BAD_UUID", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_BAD_BASE64] = {"DECODE_BAD_BASE64", PGS_ECLASS_DECODE},
+    [PGS_E_VALIDATE_UNKNOWN_ENTITY] = {"VALIDATE_UNKNOWN_ENTITY", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_UNKNOWN_COLUMN] = {"VALIDATE_UNKNOWN_COLUMN", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_KEY_MISMATCH] = {"VALIDATE_KEY_MISMATCH", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_MISSING_COLUMN] = {"VALIDATE_MISSING_COLUMN", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_RESERVED_COLUMN] = {"VALIDATE_RESERVED_COLUMN", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_TYPE] = {"VALIDATE_TYPE", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_NO_DATA] = {"VALIDATE_NO_DATA", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_UNEXPECTED_DATA] = {"VALIDATE_UNEXPECTED_DATA", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_NO_VERSION] = {"VALIDATE_NO_VERSION", PGS_ECLASS_VALIDATE},
+    [PGS_E_TENANT_MISMATCH] = {"TENANT_MISMATCH", PGS_ECLASS_TENANT},
+    [PGS_E_TENANT_RLS] = {"TENANT_RLS", PGS_ECLASS_TENANT},
+    [PGS_E_DB_TRANSIENT] = {"DB_TRANSIENT", PGS_ECLASS_DB_TRANSIENT},
+    [PGS_E_DB_PERMANENT] = {"DB_PERMANENT", PGS_ECLASS_DB_PERMANENT},
+    [PGS_E_DB_ROW_PRECONDITION] = {"DB_ROW_PRECONDITION", PGS_ECLASS_DB_PERMANENT},
+};
+
+static const char *const class_names[] = {
+    [PGS_ECLASS_NONE] = "none",
+    [PGS_ECLASS_CONFIG] = "config",
+    [PGS_ECLASS_KAFKA] = "kafka",
+    [PGS_ECLASS_DECODE] = "decode",
+    [PGS_ECLASS_VALIDATE] = "validate",
+    [PGS_ECLASS_TENANT] = "tenant",
+    [PGS_ECLASS_DB_TRANSIENT] = "db-transient",
+    [PGS_ECLASS_DB_PERMANENT] = "db-permanent",
+};
+
+const char *pgs_err_code(pgs_err_t err)
+{
+    return (unsigned)err < PGS_E__COUNT ? err_table[err].code : "UNKNOWN";
+}
+
+pgs_eclass_t pgs_err_class(pgs_err_t err)
+{
+    return (unsigned)err < PGS_E__COUNT ? err_table[err].klass : PGS_ECLASS_NONE;
+}
+
+const char *pgs_eclass_name(pgs_eclass_t klass)
+{
+    return (unsigned)klass <= PGS_ECLASS_DB_PERMANENT ? class_names[klass] : "unknown";
+}
+
+int pgs_err_is_transient(pgs_err_t err)
+{
+    return pgs_err_class(err) == PGS_ECLASS_DB_TRANSIENT;
+}
+
+/* Transient: the same command can succeed later without anyone changing it.
+ * Class 08 connection exceptions, 40 transaction rollback (serialization
+ * failure, deadlock), 53 insufficient resources (too many connections, out of
+ * memory, disk full), 57 operator intervention (admin shutdown, query
+ * canceled by statement_timeout), 55P03 lock_not_available (lock_timeout),
+ * 58 system errors (I/O), XX internal errors. Everything else is a property of
+ * the command and will fail again. */
+pgs_err_t pgs_sqlstate_classify(const char *s)
+{
+    if (!s || strlen(s) != 5)
+        return PGS_E_DB_TRANSIENT;
+    if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
+        return PGS_E_DB_ROW_PRECONDITION;
+    if (strcmp(s, "42501") == 0) /* insufficient_privilege: RLS WITH CHECK */
+        return PGS_E_TENANT_RLS;
+    if (strcmp(s, "55P03") == 0 || strcmp(s, "55006") == 0)
+        return PGS_E_DB_TRANSIENT;
+    if (strncmp(s, "08", 2) == 0 || strncmp(s, "40", 2) == 0 || strncmp(s, "53", 2) == 0 ||
+        strncmp(s, "57", 2) == 0 || strncmp(s, "58", 2) == 0 || strncmp(s, "XX", 2) == 0)
+        return PGS_E_DB_TRANSIENT;
+    return PGS_E_DB_PERMANENT;
+}
+
+int pgs_sqlstate_is_outage(const char *s)
+{
+    if (!s || strlen(s) != 5)
+        return 1;
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+           strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0;
+}

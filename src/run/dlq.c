@@ -1,0 +1,120 @@
+/* Dead letters: the original key, value and headers, plus pgscribe.* error
+ * headers, produced idempotently with acks=all; the offset of a dead letter
+ * counts as done only once the broker has acknowledged it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "run/worker.h"
+
+static void rfc3339_now(char *buf, size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
+{
+    rd_kafka_message_t *rkm = work->rkm;
+    rd_kafka_headers_t *orig = NULL;
+    rd_kafka_headers_t *hdrs;
+    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(10);
+    char num[32], when[40];
+    hdr_add(hdrs, "pgscribe.error.class", pgs_eclass_name(pgs_err_class(work->err)));
+    hdr_add(hdrs, "pgscribe.error.code", work->errcode);
+    hdr_add(hdrs, "pgscribe.error.message", work->errmsg ? work->errmsg : "");
+    hdr_add(hdrs, "pgscribe.source.topic", work->part->stream->topic);
+    snprintf(num, sizeof(num), "%d", (int)rkm->partition);
+    hdr_add(hdrs, "pgscribe.source.partition", num);
+    snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
+    hdr_add(hdrs, "pgscribe.source.offset", num);
+    snprintf(num, sizeof(num), "%d", work->attempts);
+    hdr_add(hdrs, "pgscribe.attempts", num);
+    hdr_add(hdrs, "pgscribe.worker", w->worker_id);
+    rfc3339_now(when, sizeof(when));
+    hdr_add(hdrs, "pgscribe.failed_at", when);
+    if (omit_value) {
+        /* larger than the broker accepts: the dead letter keeps the reason and
+         * the source position; the value stays readable at that offset */
+        snprintf(num, sizeof(num), "%zu", rkm->len);
+        hdr_add(hdrs, "pgscribe.value_omitted_bytes", num);
+    }
+
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
+            RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE(omit_value ? NULL : rkm->payload, omit_value ? 0 : rkm->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return; /* headers now belong to librdkafka */
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(w->producer, 10);
+            continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !omit_value) {
+            rd_kafka_headers_destroy(hdrs);
+            dlq_produce(w, work, 1);
+            return;
+        }
+        rd_kafka_headers_destroy(hdrs);
+        pgs_error("dlq", "cannot produce dead letter for partition %d offset %lld: %s",
+                  (int)rkm->partition, (long long)rkm->offset, rd_kafka_err2str(err));
+        /* leave the work pending: its offset is never stored, so the message is
+         * consumed again after a restart rather than lost */
+        return;
+    }
+}
+
+void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
+                  const char *msg)
+{
+    work->state = PGS_WORK_DEAD_LETTERING;
+    work->err = err;
+    snprintf(work->errcode, sizeof(work->errcode), "%s", code && *code ? code : pgs_err_code(err));
+    free(work->errmsg);
+    work->errmsg = strdup(msg ? msg : "");
+    pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
+             (int)work->part->partition, (long long)work->offset,
+             pgs_eclass_name(pgs_err_class(err)), work->errcode, work->errmsg);
+    dlq_produce(w, work, 0);
+}
+
+void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    pgs_worker_t *w = opaque;
+    pgs_work_t *work = rkm->_private;
+    if (!work) { /* a metrics record */
+        if (rkm->err)
+            pgs_warn("metrics", "metrics record not delivered: %s", rd_kafka_err2str(rkm->err));
+        return;
+    }
+    if (rkm->err) {
+        pgs_warn("dlq", "dead letter not acknowledged (%s); producing it again",
+                 rd_kafka_err2str(rkm->err));
+        dlq_produce(w, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        return;
+    }
+    if (work->part->stream->kind == PGS_STREAM_COMMANDS) {
+        w->ctr.dead_lettered++;
+        w->ctr.total_dead_lettered++;
+    }
+    pgs_complete_work(w, work);
+}

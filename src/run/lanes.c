@@ -1,0 +1,486 @@
+/* Key lanes: per-key FIFO with one item in flight, clinics served round-robin. */
+#include "run/lanes.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Emptied lanes kept for reuse: a busy key pushes and completes thousands of
+ * times a second, and each time its lane empties. */
+#define PGS_LANES_FREE_MAX 1024
+#define PGS_HTAB_INITIAL   64
+
+/* Chained hash node shared by lanes and groups; always the first member so a
+ * node pointer converts to its container. */
+typedef struct pgs_hnode_s {
+    struct pgs_hnode_s *next;
+    uint64_t hash;
+    char *key;
+    size_t key_len;
+    size_t key_cap;
+} pgs_hnode_t;
+
+typedef struct {
+    pgs_hnode_t **buckets;
+    size_t mask;
+    size_t count;
+} pgs_htab_t;
+
+typedef struct pgs_group_s {
+    pgs_hnode_t node;
+    pgs_lane_item_t *ready_head; /* ready FIFO, linked by ready_next */
+    pgs_lane_item_t *ready_tail;
+    struct pgs_group_s *ring_prev; /* ring of groups with ready items */
+    struct pgs_group_s *ring_next;
+    int in_ring;
+} pgs_group_t;
+
+struct pgs_lane_s {
+    pgs_hnode_t node;
+    pgs_group_t *group;
+    pgs_lane_item_t *head; /* linked by lane_next; head is ready or in flight */
+    pgs_lane_item_t *tail;
+    pgs_lane_t *free_next;
+};
+
+struct pgs_lanes_s {
+    pgs_htab_t lanes;
+    pgs_htab_t groups;
+    pgs_group_t *cursor; /* next group to serve; NULL when nothing is ready */
+    pgs_lane_t *free_lanes;
+    size_t free_count;
+    size_t queued;
+    size_t ready;
+    size_t in_flight;
+};
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    /* push() has no error path: running out of memory here is fatal, as in
+     * the arena. */
+    if (!p) {
+        fprintf(stderr, "pgscribe: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static uint64_t hash_bytes(const char *key, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    /* FNV's low bits are weak for short keys; the bucket index uses them. */
+    h ^= h >> 32;
+    return h;
+}
+
+static void htab_init(pgs_htab_t *t)
+{
+    t->buckets = calloc(PGS_HTAB_INITIAL, sizeof(*t->buckets));
+    t->mask = PGS_HTAB_INITIAL - 1;
+    t->count = 0;
+}
+
+static pgs_hnode_t *htab_find(const pgs_htab_t *t, uint64_t hash, const char *key, size_t len)
+{
+    for (pgs_hnode_t *n = t->buckets[hash & t->mask]; n; n = n->next) {
+        if (n->hash == hash && n->key_len == len && memcmp(n->key, key, len) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static void htab_grow(pgs_htab_t *t)
+{
+    size_t size = (t->mask + 1) * 2;
+    pgs_hnode_t **buckets = calloc(size, sizeof(*buckets));
+    /* A failed grow only lengthens chains; keep the old table. */
+    if (!buckets)
+        return;
+    for (size_t i = 0; i <= t->mask; i++) {
+        pgs_hnode_t *n = t->buckets[i];
+        while (n) {
+            pgs_hnode_t *next = n->next;
+            n->next = buckets[n->hash & (size - 1)];
+            buckets[n->hash & (size - 1)] = n;
+            n = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = buckets;
+    t->mask = size - 1;
+}
+
+static void htab_insert(pgs_htab_t *t, pgs_hnode_t *n)
+{
+    if (t->count >= t->mask + 1)
+        htab_grow(t);
+    pgs_hnode_t **b = &t->buckets[n->hash & t->mask];
+    n->next = *b;
+    *b = n;
+    t->count++;
+}
+
+static void htab_remove(pgs_htab_t *t, pgs_hnode_t *n)
+{
+    pgs_hnode_t **p = &t->buckets[n->hash & t->mask];
+    while (*p != n)
+        p = &(*p)->next;
+    *p = n->next;
+    n->next = NULL;
+    t->count--;
+}
+
+/* Copies the key into the node, reusing its buffer when large enough. */
+static void node_set_key(pgs_hnode_t *n, uint64_t hash, const char *key, size_t len)
+{
+    if (n->key_cap < len || !n->key) {
+        free(n->key);
+        n->key_cap = len < 32 ? 32 : len;
+        n->key = xmalloc(n->key_cap);
+    }
+    if (len)
+        memcpy(n->key, key, len);
+    n->key_len = len;
+    n->hash = hash;
+}
+
+static void ring_insert(pgs_lanes_t *lanes, pgs_group_t *g)
+{
+    if (g->in_ring)
+        return;
+    g->in_ring = 1;
+    pgs_group_t *c = lanes->cursor;
+    if (!c) {
+        g->ring_prev = g->ring_next = g;
+        lanes->cursor = g;
+        return;
+    }
+    /* Just behind the cursor: a newly ready clinic waits for a full round. */
+    g->ring_next = c;
+    g->ring_prev = c->ring_prev;
+    c->ring_prev->ring_next = g;
+    c->ring_prev = g;
+}
+
+static void ring_remove(pgs_lanes_t *lanes, pgs_group_t *g)
+{
+    if (!g->in_ring)
+        return;
+    g->in_ring = 0;
+    if (g->ring_next == g) {
+        lanes->cursor = NULL;
+    } else {
+        g->ring_prev->ring_next = g->ring_next;
+        g->ring_next->ring_prev = g->ring_prev;
+        if (lanes->cursor == g)
+            lanes->cursor = g->ring_next;
+    }
+    g->ring_prev = g->ring_next = NULL;
+}
+
+static void ready_append(pgs_lanes_t *lanes, pgs_lane_item_t *item)
+{
+    pgs_group_t *g = item->lane->group;
+    item->ready_next = NULL;
+    if (g->ready_tail)
+        g->ready_tail->ready_next = item;
+    else
+        g->ready_head = item;
+    g->ready_tail = item;
+    lanes->ready++;
+    ring_insert(lanes, g);
+}
+
+static void ready_prepend(pgs_lanes_t *lanes, pgs_lane_item_t *item)
+{
+    pgs_group_t *g = item->lane->group;
+    item->ready_next = g->ready_head;
+    g->ready_head = item;
+    if (!g->ready_tail)
+        g->ready_tail = item;
+    lanes->ready++;
+    ring_insert(lanes, g);
+}
+
+static pgs_group_t *group_get(pgs_lanes_t *lanes, const char *name)
+{
+    if (!name)
+        name = "";
+    size_t len = strlen(name);
+    uint64_t hash = hash_bytes(name, len);
+    pgs_hnode_t *n = htab_find(&lanes->groups, hash, name, len);
+    if (n)
+        return (pgs_group_t *)n;
+    pgs_group_t *g = xmalloc(sizeof(*g));
+    memset(g, 0, sizeof(*g));
+    node_set_key(&g->node, hash, name, len);
+    htab_insert(&lanes->groups, &g->node);
+    return g;
+}
+
+static pgs_lane_t *lane_alloc(pgs_lanes_t *lanes)
+{
+    pgs_lane_t *lane = lanes->free_lanes;
+    if (lane) {
+        lanes->free_lanes = lane->free_next;
+        lanes->free_count--;
+        return lane;
+    }
+    lane = xmalloc(sizeof(*lane));
+    memset(lane, 0, sizeof(*lane));
+    return lane;
+}
+
+static void lane_release(pgs_lanes_t *lanes, pgs_lane_t *lane)
+{
+    htab_remove(&lanes->lanes, &lane->node);
+    lane->head = lane->tail = NULL;
+    lane->group = NULL;
+    if (lanes->free_count >= PGS_LANES_FREE_MAX) {
+        free(lane->node.key);
+        free(lane);
+        return;
+    }
+    lane->free_next = lanes->free_lanes;
+    lanes->free_lanes = lane;
+    lanes->free_count++;
+}
+
+pgs_lanes_t *pgs_lanes_new(void)
+{
+    pgs_lanes_t *lanes = calloc(1, sizeof(*lanes));
+    if (!lanes)
+        return NULL;
+    htab_init(&lanes->lanes);
+    htab_init(&lanes->groups);
+    if (!lanes->lanes.buckets || !lanes->groups.buckets) {
+        free(lanes->lanes.buckets);
+        free(lanes->groups.buckets);
+        free(lanes);
+        return NULL;
+    }
+    return lanes;
+}
+
+static void htab_free_nodes(pgs_htab_t *t)
+{
+    for (size_t i = 0; i <= t->mask; i++) {
+        pgs_hnode_t *n = t->buckets[i];
+        while (n) {
+            pgs_hnode_t *next = n->next;
+            free(n->key);
+            free(n);
+            n = next;
+        }
+    }
+    free(t->buckets);
+}
+
+void pgs_lanes_free(pgs_lanes_t *lanes)
+{
+    if (!lanes)
+        return;
+    htab_free_nodes(&lanes->lanes);
+    htab_free_nodes(&lanes->groups);
+    while (lanes->free_lanes) {
+        pgs_lane_t *next = lanes->free_lanes->free_next;
+        free(lanes->free_lanes->node.key);
+        free(lanes->free_lanes);
+        lanes->free_lanes = next;
+    }
+    free(lanes);
+}
+
+void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group, const char *key,
+                    size_t key_len)
+{
+    if (!key)
+        key = "";
+    uint64_t hash = hash_bytes(key, key_len);
+    pgs_lane_t *lane = (pgs_lane_t *)htab_find(&lanes->lanes, hash, key, key_len);
+
+    item->lane_next = NULL;
+    item->ready_next = NULL;
+    item->in_flight = 0;
+    lanes->queued++;
+    if (lane) {
+        item->lane = lane;
+        lane->tail->lane_next = item;
+        lane->tail = item;
+        return;
+    }
+    /* The lane keeps the group it was created with; the key already names
+     * the clinic. */
+    lane = lane_alloc(lanes);
+    node_set_key(&lane->node, hash, key, key_len);
+    lane->group = group_get(lanes, group);
+    lane->head = lane->tail = item;
+    htab_insert(&lanes->lanes, &lane->node);
+    item->lane = lane;
+    ready_append(lanes, item);
+}
+
+size_t pgs_lanes_take(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max)
+{
+    pgs_group_t *g = lanes->cursor;
+    size_t n = 0;
+
+    if (!g || max == 0)
+        return 0;
+    while (n < max && g->ready_head) {
+        pgs_lane_item_t *item = g->ready_head;
+        g->ready_head = item->ready_next;
+        item->ready_next = NULL;
+        item->in_flight = 1;
+        out[n++] = item;
+    }
+    if (!g->ready_head)
+        g->ready_tail = NULL;
+    lanes->ready -= n;
+    lanes->in_flight += n;
+    lanes->cursor = g->ring_next;
+    if (!g->ready_head)
+        ring_remove(lanes, g);
+    return n;
+}
+
+void pgs_lanes_complete(pgs_lanes_t *lanes, pgs_lane_item_t *item)
+{
+    pgs_lane_t *lane = item->lane;
+
+    assert(item->in_flight && lane && lane->head == item);
+    lane->head = item->lane_next;
+    item->lane_next = NULL;
+    item->lane = NULL;
+    item->in_flight = 0;
+    lanes->in_flight--;
+    lanes->queued--;
+    if (lane->head) {
+        ready_append(lanes, lane->head);
+        return;
+    }
+    lane->tail = NULL;
+    lane_release(lanes, lane);
+}
+
+void pgs_lanes_retry(pgs_lanes_t *lanes, pgs_lane_item_t *item)
+{
+    assert(item->in_flight && item->lane && item->lane->head == item);
+    item->in_flight = 0;
+    lanes->in_flight--;
+    ready_prepend(lanes, item);
+}
+
+/* Unlinks matching waiting items of one lane, chaining them on *dropped
+ * through lane_next and marking them with lane == NULL so the ready FIFOs can
+ * be swept afterwards. Returns 1 if the lane became empty. */
+static int purge_lane(pgs_lanes_t *lanes, pgs_lane_t *lane, int (*pred)(pgs_lane_item_t *, void *),
+                      void *opaque, pgs_lane_item_t **dropped, size_t *count)
+{
+    pgs_lane_item_t *old_head = lane->head;
+    pgs_lane_item_t **p = &lane->head;
+    pgs_lane_item_t *prev = NULL;
+
+    while (*p) {
+        pgs_lane_item_t *item = *p;
+        if (item->in_flight || !pred(item, opaque)) {
+            prev = item;
+            p = &item->lane_next;
+            continue;
+        }
+        *p = item->lane_next;
+        if (item == old_head)
+            lanes->ready--; /* the ready sweep unlinks it */
+        item->lane = NULL;
+        item->lane_next = *dropped;
+        *dropped = item;
+        (*count)++;
+    }
+    lane->tail = prev;
+    if (!lane->head)
+        return 1;
+    if (lane->head != old_head)
+        ready_append(lanes, lane->head);
+    return 0;
+}
+
+static void sweep_ready(pgs_lanes_t *lanes)
+{
+    pgs_group_t *g = lanes->cursor;
+    if (!g)
+        return;
+    /* Collect the ring first: removing groups while walking it would move
+     * the stop condition. */
+    pgs_group_t *last = g->ring_prev;
+    for (;;) {
+        pgs_group_t *next = g->ring_next;
+        int at_end = g == last;
+        pgs_lane_item_t **p = &g->ready_head;
+        g->ready_tail = NULL;
+        while (*p) {
+            if (!(*p)->lane) {
+                *p = (*p)->ready_next;
+                continue;
+            }
+            g->ready_tail = *p;
+            p = &(*p)->ready_next;
+        }
+        if (!g->ready_head)
+            ring_remove(lanes, g);
+        if (at_end)
+            break;
+        g = next;
+    }
+}
+
+size_t pgs_lanes_purge(pgs_lanes_t *lanes, int (*pred)(pgs_lane_item_t *item, void *opaque),
+                       void (*drop)(pgs_lane_item_t *item, void *opaque), void *opaque)
+{
+    pgs_lane_item_t *dropped = NULL;
+    size_t count = 0;
+    pgs_htab_t *t = &lanes->lanes;
+
+    for (size_t i = 0; i <= t->mask; i++) {
+        pgs_hnode_t *n = t->buckets[i];
+        while (n) {
+            pgs_hnode_t *next = n->next;
+            pgs_lane_t *lane = (pgs_lane_t *)n;
+            if (purge_lane(lanes, lane, pred, opaque, &dropped, &count))
+                lane_release(lanes, lane);
+            n = next;
+        }
+    }
+    lanes->queued -= count;
+    sweep_ready(lanes);
+    while (dropped) {
+        pgs_lane_item_t *item = dropped;
+        dropped = item->lane_next;
+        item->lane_next = NULL;
+        item->ready_next = NULL;
+        if (drop)
+            drop(item, opaque);
+    }
+    return count;
+}
+
+size_t pgs_lanes_queued(const pgs_lanes_t *lanes)
+{
+    return lanes->queued;
+}
+
+size_t pgs_lanes_ready(const pgs_lanes_t *lanes)
+{
+    return lanes->ready;
+}
+
+size_t pgs_lanes_in_flight(const pgs_lanes_t *lanes)
+{
+    return lanes->in_flight;
+}

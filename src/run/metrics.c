@@ -1,0 +1,136 @@
+/* Report: a WorkerMetrics record (Avro) on the metrics topic every
+ * interval, keyed by worker id, with the interval's counts. All figures come
+ * from the one counters struct; nothing here carries a message value. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "run/worker.h"
+
+void pgs_counters_reset(pgs_counters_t *c)
+{
+    pgs_clinic_counter_t *cc = c->clinics;
+    while (cc) {
+        pgs_clinic_counter_t *n = cc->next;
+        free(cc->clinic_id);
+        free(cc);
+        cc = n;
+    }
+    c->clinics = NULL;
+    c->consumed = c->applied = c->duplicates = c->retried = c->dead_lettered = 0;
+    c->transactions = 0;
+    pgs_hist_reset(&c->commit_latency);
+}
+
+/* Sum over assigned partitions of (high watermark - next offset to store),
+ * from the watermarks librdkafka caches from fetch responses. */
+static int64_t consumer_lag(pgs_worker_t *w)
+{
+    int64_t lag = 0;
+    pgs_stream_t *st = &w->streams[PGS_STREAM_COMMANDS];
+    for (int32_t i = 0; i < st->parts_cnt; i++) {
+        pgs_partition_t *p = st->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        int64_t pos = pgs_offsets_position(p->offsets);
+        if (pos < 0)
+            pos = lo;
+        if (hi > pos)
+            lag += hi - pos;
+    }
+    return lag;
+}
+
+/* The worse of the two pools' breakers. */
+static const char *breaker_state(const pgs_worker_t *w)
+{
+    const char *state = "closed";
+    for (int i = 0; i < PGS_STREAM__COUNT; i++) {
+        const pgs_pool_t *pool = w->streams[i].pool;
+        if (!pool)
+            continue;
+        const char *s = pgs_pool_breaker_state(pool);
+        if (strcmp(s, "open") == 0 || (strcmp(s, "half-open") == 0 && strcmp(state, "open")))
+            state = s;
+    }
+    return state;
+}
+
+void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
+{
+    int64_t now = pgs_now_us();
+    if (!force && now < w->metrics_next_us)
+        return;
+    pgs_counters_t *c = &w->ctr;
+    size_t nclinics = 0;
+    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next)
+        nclinics++;
+    pgs_clinic_stat_t *clinics = calloc(nclinics ? nclinics : 1, sizeof(*clinics));
+    size_t i = 0;
+    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next, i++) {
+        clinics[i].clinic_id = cc->clinic_id;
+        clinics[i].applied = cc->applied;
+        clinics[i].db_time_us = cc->db_time_us;
+    }
+    const pgs_pool_t *cmd_pool = w->streams[PGS_STREAM_COMMANDS].pool;
+    pgs_metrics_record_t rec = {
+        .worker_id = w->worker_id,
+        .interval_start_ms = w->metrics_interval_start_ms,
+        .interval_end_ms = pgs_now_ms(),
+        .consumed = c->consumed,
+        .applied = c->applied,
+        .duplicates = c->duplicates,
+        .retried = c->retried,
+        .dead_lettered = c->dead_lettered,
+        .failed = c->dead_lettered,
+        .transactions = c->transactions,
+        .commit_p50_ms = (double)pgs_hist_percentile(&c->commit_latency, 50) / 1000.0,
+        .commit_p95_ms = (double)pgs_hist_percentile(&c->commit_latency, 95) / 1000.0,
+        .commit_p99_ms = (double)pgs_hist_percentile(&c->commit_latency, 99) / 1000.0,
+        .in_flight = (int64_t)w->works_live,
+        .in_flight_transactions = cmd_pool ? pgs_pool_busy(cmd_pool) : 0,
+        .in_flight_limit = cmd_pool ? pgs_pool_in_flight_limit(cmd_pool) : 0,
+        .consumer_lag = w->consumer ? consumer_lag(w) : 0,
+        .breaker_state = breaker_state(w),
+        .clinics = clinics,
+        .clinic_cnt = pgs_config_bool(w->cfg, "metrics.per_clinic") ? nclinics : 0,
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    if (pgs_codec_encode_metrics(w->codec, &rec, &buf, &len) == 0) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(w->metrics_topic),
+            RD_KAFKA_V_KEY(w->worker_id, strlen(w->worker_id)), RD_KAFKA_V_VALUE(buf, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (err) {
+            pgs_warn("metrics", "cannot produce metrics record: %s", rd_kafka_err2str(err));
+            free(buf);
+        }
+    } else {
+        pgs_error("metrics", "cannot encode metrics record");
+    }
+    pgs_info("metrics",
+             "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
+             "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
+             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld",
+             (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
+             (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
+             rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
+             (long long)rec.consumer_lag, (long long)rec.in_flight_transactions,
+             (long long)rec.in_flight_limit);
+    pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
+    if (audit->stored || audit->duplicates)
+        pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",
+                 (long long)audit->stored, (long long)audit->duplicates);
+    audit->stored = audit->duplicates = 0;
+    free(clinics);
+    pgs_counters_reset(c);
+    w->metrics_interval_start_ms = rec.interval_end_ms;
+    w->metrics_next_us = now + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
+}

@@ -1,0 +1,335 @@
+/* Worker: `pgscribe run` — wires the stages together and drives the one
+ * event loop (Kafka wake-ups and database sockets in one epoll). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cli.h"
+#include "common/kafkaconf.h"
+#include "common/log.h"
+#include "run/worker.h"
+
+static pgs_worker_t *signal_worker;
+
+static void on_signal(int sig)
+{
+    if (!signal_worker)
+        return;
+    if (sig == SIGHUP)
+        signal_worker->reload = 1;
+    else
+        signal_worker->stop = 1;
+}
+
+void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(w->epfd, evs, 64, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == NULL) { /* consumer queue wake-up */
+            char drain[64];
+            while (read(w->wake_fds[0], drain, sizeof(drain)) > 0)
+                ;
+            continue;
+        }
+        pgs_pool_on_event(NULL, evs[i].data.ptr, evs[i].events);
+    }
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_dispatch(w->streams[s].pool);
+    rd_kafka_poll(w->producer, 0);
+    pgs_consume_store_offsets(w);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_tick(w->streams[s].pool);
+}
+
+/* Introspects the target schema again (SIGHUP): new tables and columns are
+ * accepted from then on. The old catalog stays alive until exit because
+ * queued works and prepared shapes still point into it. */
+static void reload_catalog(pgs_worker_t *w)
+{
+    char errstr[512];
+    PGconn *pg = PQconnectdb(pgs_config_str(w->cfg, "pg.conninfo"));
+    pgs_catalog_t *cat = NULL;
+    if (PQstatus(pg) == CONNECTION_OK)
+        cat = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, sizeof(errstr));
+    else
+        snprintf(errstr, sizeof(errstr), "%s", PQerrorMessage(pg));
+    PQfinish(pg);
+    if (!cat) {
+        pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+        return;
+    }
+    w->retired_catalogs =
+        realloc(w->retired_catalogs, (w->retired_cnt + 1) * sizeof(*w->retired_catalogs));
+    w->retired_catalogs[w->retired_cnt++] = w->catalog;
+    w->catalog = cat;
+    pgs_info("catalog", "SIGHUP: catalog reloaded, %zu entities", pgs_catalog_entity_count(cat));
+}
+
+static void reload_config(pgs_worker_t *w, const char *path)
+{
+    w->reload = 0;
+    reload_catalog(w);
+    if (!path) {
+        pgs_info("worker", "SIGHUP: no config file to reload");
+        return;
+    }
+    pgs_config_t *next = pgs_config_new();
+    char errs[2048] = "";
+    if (pgs_config_load(next, path, errs, sizeof(errs)) != 0) {
+        pgs_error("worker", "SIGHUP: new config is invalid, keeping the old one: %s", errs);
+        pgs_config_free(next);
+        return;
+    }
+    int fixed = pgs_config_reload(w->cfg, next, errs, sizeof(errs));
+    if (fixed > 0)
+        pgs_warn("worker", "SIGHUP: %d key(s) need a restart and were kept: %s", fixed, errs);
+    pgs_log_level_t lvl;
+    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
+        pgs_log_set_level(lvl);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_reconfigure(w->streams[s].pool);
+    pgs_info("worker", "SIGHUP: configuration reloaded");
+    pgs_config_free(next);
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "Usage: pgscribe run [-c FILE] [--help]\n"
+                "Consumes the commands topic and applies each command to PostgreSQL\n"
+                "effectively once, in key order, and stores the audit topic's events, each\n"
+                "through its own connection pool. SIGTERM/SIGINT drain and stop; SIGHUP\n"
+                "reloads reloadable settings and the catalog.\n"
+                "  -c, --config FILE   configuration file (default $PGSCRIBE_CONFIG)\n"
+                "  -h, --help          this help\n");
+}
+
+static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    const char *id = pgs_config_str(w->cfg, "worker.id");
+    if (*id) {
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s", id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s-%d", host, (int)getpid());
+    }
+    pgs_log_set_worker(w->worker_id);
+    pgs_stream_t *cmds = &w->streams[PGS_STREAM_COMMANDS];
+    cmds->kind = PGS_STREAM_COMMANDS;
+    cmds->name = "commands";
+    cmds->topic = pgs_config_str(w->cfg, "topic.commands");
+    cmds->dlq_topic = pgs_config_str(w->cfg, "topic.commands_dlq");
+    cmds->max_batch = (int)pgs_config_int(w->cfg, "apply.max_batch");
+    pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
+    audit->kind = PGS_STREAM_AUDIT;
+    audit->name = "audit";
+    audit->topic = pgs_config_str(w->cfg, "topic.audit");
+    audit->dlq_topic = pgs_config_str(w->cfg, "topic.audit_dlq");
+    audit->max_batch = (int)pgs_config_int(w->cfg, "audit.max_batch");
+    w->metrics_topic = pgs_config_str(w->cfg, "topic.metrics");
+    w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->codec = pgs_codec_new(errstr, errstr_size);
+    if (!w->codec)
+        return PGS_EXIT_FAILURE;
+    return 0;
+}
+
+static int load_catalog(pgs_worker_t *w, const char *conninfo, char *errstr, size_t errstr_size)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return PGS_EXIT_DATABASE;
+    }
+    w->catalog = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, errstr_size);
+    PQfinish(pg);
+    if (!w->catalog)
+        return PGS_EXIT_DATABASE;
+    if (pgs_catalog_entity_count(w->catalog) == 0) {
+        snprintf(errstr, errstr_size,
+                 "schema %s has no entity (a table with clinic_id, a primary key and row-level "
+                 "security); run pgscribe migrate",
+                 pgs_config_str(w->cfg, "pg.schema"));
+        return PGS_EXIT_DATABASE;
+    }
+    for (size_t i = 0; i < pgs_catalog_entity_count(w->catalog); i++) {
+        const pgs_entity_t *e = pgs_catalog_entity_at(w->catalog, i);
+        pgs_info("catalog", "entity %s.%s: %d columns, versioned=%s",
+                 pgs_catalog_schema(w->catalog), e->name, e->ncols,
+                 e->version_col >= 0 ? "yes" : "no");
+    }
+    return 0;
+}
+
+static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
+{
+    /* dead letters carry the original value, up to the decoder's 4 MiB */
+    static const char *const defaults[] = {
+        "message.max.bytes", "5242880", "compression.type", "lz4", "linger.ms", "5", NULL};
+    rd_kafka_conf_t *conf =
+        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_PRODUCER, defaults, NULL, errstr, errstr_size);
+    if (!conf)
+        return -1;
+    /* a dead letter must never be lost or doubled by a retry */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "client.id", w->worker_id, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, pgs_producer_dr_cb);
+    rd_kafka_conf_set_opaque(conf, w);
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    return w->producer ? 0 : -1;
+}
+
+static void worker_free(pgs_worker_t *w)
+{
+    if (w->consumer_queue)
+        rd_kafka_queue_destroy(w->consumer_queue);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        if (w->streams[s].queue)
+            rd_kafka_queue_destroy(w->streams[s].queue);
+    }
+    if (w->consumer)
+        rd_kafka_destroy(w->consumer);
+    if (w->producer)
+        rd_kafka_destroy(w->producer);
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        pgs_stream_t *st = &w->streams[s];
+        for (int32_t i = 0; i < st->parts_cnt; i++) {
+            if (st->parts[i]) {
+                pgs_offsets_free(st->parts[i]->offsets);
+                free(st->parts[i]);
+            }
+        }
+        free(st->parts);
+        pgs_pool_free(st->pool);
+        pgs_lanes_free(st->lanes);
+    }
+    pgs_catalog_free(w->catalog);
+    for (size_t i = 0; i < w->retired_cnt; i++)
+        pgs_catalog_free(w->retired_catalogs[i]);
+    free(w->retired_catalogs);
+    pgs_codec_free(w->codec);
+    pgs_counters_reset(&w->ctr);
+    if (w->wake_fds[0] >= 0) {
+        close(w->wake_fds[0]);
+        close(w->wake_fds[1]);
+    }
+    if (w->epfd >= 0)
+        close(w->epfd);
+    pgs_config_free(w->cfg);
+}
+
+int pgs_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *path = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return PGS_EXIT_OK;
+        default:
+            usage(stderr);
+            return PGS_EXIT_USAGE;
+        }
+    }
+    if (!path)
+        path = getenv("PGSCRIBE_CONFIG");
+    pgs_worker_t wk = {0}, *w = &wk;
+    w->epfd = -1;
+    w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->cfg = pgs_cli_load_config(path);
+    if (!w->cfg)
+        return PGS_EXIT_CONFIG;
+    pgs_log_level_t lvl;
+    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
+        pgs_log_set_level(lvl);
+    char errstr[512] = "";
+    int rc = worker_init(w, errstr, sizeof(errstr));
+    const char *conninfo = pgs_config_str(w->cfg, "pg.conninfo");
+    if (rc == 0)
+        rc = load_catalog(w, conninfo, errstr, sizeof(errstr));
+    if (rc == 0) {
+        /* one pool per stream: the bulkheads */
+        const char *sizes[PGS_STREAM__COUNT] = {"apply.max_in_flight", "audit.max_in_flight"};
+        for (int s = 0; s < PGS_STREAM__COUNT && rc == 0; s++) {
+            pgs_stream_t *st = &w->streams[s];
+            st->lanes = pgs_lanes_new();
+            st->pool = pgs_pool_new(w, st, conninfo, (int)pgs_config_int(w->cfg, sizes[s]), errstr,
+                                    sizeof(errstr));
+            if (!st->pool)
+                rc = PGS_EXIT_DATABASE;
+        }
+    }
+    if (rc == 0 && (producer_start(w, errstr, sizeof(errstr)) != 0 ||
+                    pgs_consume_start(w, errstr, sizeof(errstr)) != 0))
+        rc = PGS_EXIT_KAFKA;
+    if (rc != 0) {
+        pgs_error("worker", "cannot start: %s", errstr);
+        worker_free(w);
+        return rc;
+    }
+
+    signal_worker = w;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t t0 = pgs_now_us();
+    w->metrics_interval_start_ms = pgs_now_ms();
+    w->metrics_next_us = t0 + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
+    pgs_stream_t *cmds = &w->streams[PGS_STREAM_COMMANDS], *audit = &w->streams[PGS_STREAM_AUDIT];
+    pgs_info("worker",
+             "pgscribe %s running: commands=%s (max_in_flight=%d max_batch=%d) audit=%s "
+             "(max_in_flight=%d max_batch=%d)",
+             PGS_VERSION, cmds->topic, pgs_pool_size(cmds->pool), cmds->max_batch, audit->topic,
+             pgs_pool_size(audit->pool), audit->max_batch);
+    while (!w->stop) {
+        if (w->reload)
+            reload_config(w, path);
+        pgs_consume_update_pauses(w);
+        int got = pgs_consume_poll(w, 5000);
+        pgs_worker_step(w, got > 0 ? 0 : 20);
+        pgs_metrics_maybe_report(w, 0);
+    }
+
+    pgs_info("worker", "stopping: draining %zu command(s) within %lld ms", w->works_live,
+             (long long)pgs_config_int(w->cfg, "shutdown.drain_timeout_ms"));
+    pgs_consume_store_offsets(w);
+    pgs_consume_close(w);
+    pgs_metrics_maybe_report(w, 1);
+    rd_kafka_flush(w->producer, 10000);
+    double secs = (double)(pgs_now_us() - t0) / 1e6;
+    pgs_info("worker",
+             "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
+             "commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
+             (long long)w->ctr.total_consumed, (long long)w->ctr.total_applied,
+             (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered,
+             (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
+             (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
+    signal_worker = NULL;
+    worker_free(w);
+    return PGS_EXIT_OK;
+}

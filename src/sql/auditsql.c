@@ -1,0 +1,92 @@
+/* Audit events into pgscribe.audit_events: one multi-row INSERT per batch. */
+#include "sql/auditsql.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const AUDIT_SQL =
+    "WITH input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::text[], $10::jsonb[], $11::int[], $12::bigint[]) "
+    "AS u(event_id, actor, action, resource_type, resource_id, outcome, occurred_ms, source, "
+    "details, kpart, koff)), "
+    "ins AS (INSERT INTO pgscribe.audit_events (event_id, clinic_id, actor, action, "
+    "resource_type, resource_id, outcome, occurred_at, source, details, kafka_topic, "
+    "kafka_partition, kafka_offset) SELECT event_id, $1, actor, action, resource_type, "
+    "resource_id, outcome, to_timestamp(occurred_ms / 1000.0), source, details, $13, kpart, koff "
+    "FROM input ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
+    "SELECT count(*)::int FROM ins";
+
+const char *pgs_auditsql_statement(void)
+{
+    return AUDIT_SQL;
+}
+
+static char *string_array(const pgs_audit_event_t *const *evs, size_t n, size_t field_offset)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        const char *v = *(const char *const *)((const char *)evs[i] + field_offset);
+        v = v ? v : "";
+        pgs_sqlbatch_put_element(&sb, v, strlen(v));
+    }
+    return pgs_sqlbatch_array_close(&sb);
+}
+
+static char *details_json(const pgs_audit_event_t *ev)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; i < ev->details_cnt; i++) {
+        const pgs_value_t *v = &ev->details[i].value;
+        json_object_set_new(obj, ev->details[i].name,
+                            v->type == PGS_VAL_STRING ? json_stringn(v->u.s.ptr, v->u.s.len)
+                                                      : json_null());
+    }
+    char *s = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    return s ? s : strdup("{}");
+}
+
+void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *partitions,
+                         const int64_t *offsets, size_t n, const char *topic,
+                         pgs_batch_params_t *out)
+{
+    out->n = PGS_AUDITSQL_NPARAMS;
+    out->values = calloc(PGS_AUDITSQL_NPARAMS, sizeof(char *));
+    if (!out->values)
+        abort();
+    out->values[0] = strdup(n ? evs[0]->clinic_id : "");
+    out->values[1] = string_array(evs, n, offsetof(pgs_audit_event_t, event_id));
+    out->values[2] = string_array(evs, n, offsetof(pgs_audit_event_t, actor));
+    out->values[3] = string_array(evs, n, offsetof(pgs_audit_event_t, action));
+    out->values[4] = string_array(evs, n, offsetof(pgs_audit_event_t, resource_type));
+    out->values[5] = string_array(evs, n, offsetof(pgs_audit_event_t, resource_id));
+    out->values[6] = string_array(evs, n, offsetof(pgs_audit_event_t, outcome));
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%lld", (long long)evs[i]->occurred_at_ms);
+    }
+    out->values[7] = pgs_sqlbatch_array_close(&sb);
+    out->values[8] = string_array(evs, n, offsetof(pgs_audit_event_t, source));
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        char *json = details_json(evs[i]);
+        pgs_sqlbatch_put_element(&sb, json, strlen(json));
+        free(json);
+    }
+    out->values[9] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
+    }
+    out->values[10] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
+    }
+    out->values[11] = pgs_sqlbatch_array_close(&sb);
+    out->values[12] = strdup(topic);
+}

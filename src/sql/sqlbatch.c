@@ -1,0 +1,413 @@
+/* Multi-row statements over arrays: one statement per batch shape per
+ * transaction instead of one per command. See include/pgscribe/sqlbatch.h. */
+#include "sql/sqlbatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/sbuf.h"
+
+static int is_array_type(const pgs_column_t *c)
+{
+    size_t n = strlen(c->type_sql);
+    return n >= 2 && c->type_sql[n - 1] == ']';
+}
+
+/* Columns an UPDATE may set: everything but the key, clinic_id and the
+ * columns pgscribe manages. */
+static int updatable(const pgs_entity_t *ent, int i)
+{
+    const pgs_column_t *c = &ent->cols[i];
+    return !c->is_pk && i != ent->clinic_col && i != ent->version_col && i != ent->updated_at_col &&
+           strcmp(c->name, "created_at") != 0;
+}
+
+int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
+                  pgs_bshape_t *bs)
+{
+    (void)cmd;
+    memset(bs, 0, sizeof(*bs));
+    if (single->op == PGS_OP_UPSERT && single->has_expected_version)
+        return -1; /* ON CONFLICT cannot see a per-row expected version */
+    for (int i = 0; i < ent->npk; i++) {
+        if (is_array_type(&ent->cols[ent->pk[i]]))
+            return -1;
+    }
+    for (int i = 0; i < single->ncols; i++) {
+        if (is_array_type(&ent->cols[single->cols[i]]))
+            return -1;
+    }
+    bs->shape = *single;
+    if (single->op == PGS_OP_UPDATE) {
+        bs->mask = 1;
+        bs->shape.ncols = 0;
+        for (int i = 0; i < ent->ncols; i++) {
+            if (!updatable(ent, i) || is_array_type(&ent->cols[i]))
+                continue;
+            if (bs->shape.ncols == 64)
+                return -1;
+            bs->shape.cols[bs->shape.ncols++] = i;
+        }
+    }
+    /* from the batch shape alone: partial UPDATEs of one entity, whose
+     * single shapes differ, must land on the same statement */
+    uint64_t h = 1469598103934665603ULL;
+    h = (h ^ (uint64_t)(uintptr_t)ent) * 1099511628211ULL;
+    h = (h ^ (uint64_t)single->op) * 1099511628211ULL;
+    h = (h ^ (uint64_t)single->has_expected_version) * 1099511628211ULL;
+    h = (h ^ (uint64_t)bs->mask) * 1099511628211ULL;
+    for (int i = 0; i < bs->shape.ncols; i++)
+        h = (h ^ (uint64_t)bs->shape.cols[i]) * 1099511628211ULL;
+    bs->shape.hash = h;
+    return 0;
+}
+
+int pgs_bshape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b)
+{
+    return a->mask == b->mask && a->shape.ent == b->shape.ent && a->shape.op == b->shape.op &&
+           a->shape.has_expected_version == b->shape.has_expected_version &&
+           a->shape.ncols == b->shape.ncols &&
+           memcmp(a->shape.cols, b->shape.cols, (size_t)a->shape.ncols * sizeof(int)) == 0;
+}
+
+/* ---- statement text ---------------------------------------------------- */
+
+static void put_table(pgs_sbuf_t *sb, const char *schema, const pgs_entity_t *ent)
+{
+    pgs_sbuf_quoted(sb, schema, '"');
+    pgs_sbuf_puts(sb, ".");
+    pgs_sbuf_quoted(sb, ent->name, '"');
+}
+
+static const char *clinic_type(const pgs_entity_t *ent)
+{
+    return ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].type_sql : "text";
+}
+
+/* t."pk" = f.kN AND ... AND t."clinic_id" = $1::type [AND t."version" = f.ev] */
+static void put_row_match(pgs_sbuf_t *sb, const pgs_bshape_t *bs)
+{
+    const pgs_entity_t *ent = bs->shape.ent;
+    for (int i = 0; i < ent->npk; i++) {
+        pgs_sbuf_puts(sb, "t.");
+        pgs_sbuf_quoted(sb, ent->cols[ent->pk[i]].name, '"');
+        pgs_sbuf_printf(sb, " = f.k%d AND ", i);
+    }
+    pgs_sbuf_puts(sb, "t.");
+    pgs_sbuf_quoted(sb, ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].name : "clinic_id", '"');
+    pgs_sbuf_printf(sb, " = $1::%s", clinic_type(ent));
+    if (bs->shape.has_expected_version && ent->version_col >= 0) {
+        pgs_sbuf_puts(sb, " AND t.");
+        pgs_sbuf_quoted(sb, ent->cols[ent->version_col].name, '"');
+        pgs_sbuf_puts(sb, " = f.ev");
+    }
+}
+
+static void put_managed_sets(pgs_sbuf_t *sb, const pgs_entity_t *ent, int first)
+{
+    if (ent->version_col >= 0) {
+        pgs_sbuf_puts(sb, first ? "" : ", ");
+        pgs_sbuf_quoted(sb, ent->cols[ent->version_col].name, '"');
+        pgs_sbuf_puts(sb, " = t.");
+        pgs_sbuf_quoted(sb, ent->cols[ent->version_col].name, '"');
+        pgs_sbuf_puts(sb, " + 1");
+        first = 0;
+    }
+    if (ent->updated_at_col >= 0) {
+        pgs_sbuf_puts(sb, first ? "" : ", ");
+        pgs_sbuf_quoted(sb, ent->cols[ent->updated_at_col].name, '"');
+        pgs_sbuf_puts(sb, " = now()");
+    }
+}
+
+static void put_insert(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
+{
+    const pgs_entity_t *ent = bs->shape.ent;
+    pgs_sbuf_puts(sb, "INSERT INTO ");
+    put_table(sb, schema, ent);
+    pgs_sbuf_puts(sb, " AS t (");
+    pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+    for (int i = 0; i < ent->npk; i++) {
+        pgs_sbuf_puts(sb, ", ");
+        pgs_sbuf_quoted(sb, ent->cols[ent->pk[i]].name, '"');
+    }
+    for (int i = 0; i < bs->shape.ncols; i++) {
+        pgs_sbuf_puts(sb, ", ");
+        pgs_sbuf_quoted(sb, ent->cols[bs->shape.cols[i]].name, '"');
+    }
+    pgs_sbuf_printf(sb, ") SELECT $1::%s", clinic_type(ent));
+    for (int i = 0; i < ent->npk; i++)
+        pgs_sbuf_printf(sb, ", f.k%d", i);
+    for (int i = 0; i < bs->shape.ncols; i++)
+        pgs_sbuf_printf(sb, ", f.d%d", i);
+    pgs_sbuf_puts(sb, " FROM fresh f");
+    if (bs->shape.op == PGS_OP_UPSERT) {
+        pgs_sbuf_puts(sb, " ON CONFLICT (");
+        for (int i = 0; i < ent->npk; i++) {
+            pgs_sbuf_puts(sb, i ? ", " : "");
+            pgs_sbuf_quoted(sb, ent->cols[ent->pk[i]].name, '"');
+        }
+        if (ent->cols[ent->clinic_col].is_pk) {
+            pgs_sbuf_puts(sb, ", ");
+            pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+        }
+        pgs_sbuf_puts(sb, ") DO UPDATE SET ");
+        for (int i = 0; i < bs->shape.ncols; i++) {
+            const char *name = ent->cols[bs->shape.cols[i]].name;
+            pgs_sbuf_puts(sb, i ? ", " : "");
+            pgs_sbuf_quoted(sb, name, '"');
+            pgs_sbuf_puts(sb, " = EXCLUDED.");
+            pgs_sbuf_quoted(sb, name, '"');
+        }
+        if (bs->shape.ncols == 0 && ent->version_col < 0 && ent->updated_at_col < 0) {
+            pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+            pgs_sbuf_puts(sb, " = EXCLUDED.");
+            pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+        } else {
+            put_managed_sets(sb, ent, bs->shape.ncols == 0);
+        }
+        pgs_sbuf_puts(sb, " WHERE t.");
+        pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+        pgs_sbuf_puts(sb, " = EXCLUDED.");
+        pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+    }
+    pgs_sbuf_puts(sb, " RETURNING 1");
+}
+
+static void put_update(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
+{
+    const pgs_entity_t *ent = bs->shape.ent;
+    pgs_sbuf_puts(sb, "UPDATE ");
+    put_table(sb, schema, ent);
+    pgs_sbuf_puts(sb, " AS t SET ");
+    for (int i = 0; i < bs->shape.ncols; i++) {
+        const char *name = ent->cols[bs->shape.cols[i]].name;
+        pgs_sbuf_puts(sb, i ? ", " : "");
+        pgs_sbuf_quoted(sb, name, '"');
+        pgs_sbuf_printf(sb, " = CASE WHEN f.m%d THEN f.d%d ELSE t.", i, i);
+        pgs_sbuf_quoted(sb, name, '"');
+        pgs_sbuf_puts(sb, " END");
+    }
+    put_managed_sets(sb, ent, bs->shape.ncols == 0);
+    pgs_sbuf_puts(sb, " FROM fresh f WHERE ");
+    put_row_match(sb, bs);
+    pgs_sbuf_puts(sb, " RETURNING 1");
+}
+
+static void put_delete(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
+{
+    pgs_sbuf_puts(sb, "DELETE FROM ");
+    put_table(sb, schema, bs->shape.ent);
+    pgs_sbuf_puts(sb, " AS t USING fresh f WHERE ");
+    put_row_match(sb, bs);
+    pgs_sbuf_puts(sb, " RETURNING 1");
+}
+
+char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
+{
+    const pgs_entity_t *ent = bs->shape.ent;
+    pgs_sbuf_t sb = {0};
+    int p = 8;
+    pgs_sbuf_puts(&sb, "WITH input AS (SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], "
+                       "$6::bigint[], $7::jsonb[]");
+    for (int i = 0; i < ent->npk; i++)
+        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
+    for (int i = 0; i < bs->shape.ncols; i++)
+        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[bs->shape.cols[i]].type_sql);
+    if (bs->mask) {
+        for (int i = 0; i < bs->shape.ncols; i++)
+            pgs_sbuf_printf(&sb, ", $%d::boolean[]", p++);
+    }
+    if (bs->shape.has_expected_version)
+        pgs_sbuf_printf(&sb, ", $%d::bigint[]", p++);
+    pgs_sbuf_puts(&sb, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
+    for (int i = 0; i < ent->npk; i++)
+        pgs_sbuf_printf(&sb, ", k%d", i);
+    for (int i = 0; i < bs->shape.ncols; i++)
+        pgs_sbuf_printf(&sb, ", d%d", i);
+    if (bs->mask) {
+        for (int i = 0; i < bs->shape.ncols; i++)
+            pgs_sbuf_printf(&sb, ", m%d", i);
+    }
+    if (bs->shape.has_expected_version)
+        pgs_sbuf_puts(&sb, ", ev");
+    pgs_sbuf_puts(&sb, ", ord)), ins AS (INSERT INTO pgscribe.applied_commands (command_id, "
+                       "clinic_id, topic, kafka_partition, kafka_offset) SELECT command_id, $1, "
+                       "$2, kpart, koff FROM input ON CONFLICT (command_id) DO NOTHING "
+                       "RETURNING command_id), ");
+    /* a command id repeated inside one batch counts once: the first wins */
+    pgs_sbuf_puts(&sb, "fresh AS (SELECT DISTINCT ON (i.command_id) i.* FROM input i JOIN ins "
+                       "USING (command_id) ORDER BY i.command_id, i.ord), "
+                       "aud AS (INSERT INTO pgscribe.write_audit (command_id, clinic_id, actor, "
+                       "entity, op, row_key) SELECT command_id, $1, actor, ");
+    pgs_sbuf_quoted(&sb, ent->name, '\'');
+    pgs_sbuf_printf(&sb, ", '%s', row_key FROM fresh), w AS (", pgs_op_name(bs->shape.op));
+    switch (bs->shape.op) {
+    case PGS_OP_INSERT:
+    case PGS_OP_UPSERT:
+        put_insert(&sb, schema, bs);
+        break;
+    case PGS_OP_UPDATE:
+        put_update(&sb, schema, bs);
+        break;
+    case PGS_OP_DELETE:
+        put_delete(&sb, schema, bs);
+        break;
+    }
+    pgs_sbuf_puts(&sb, ") SELECT pgscribe.expect_all((SELECT count(*) FROM fresh), "
+                       "(SELECT count(*) FROM w))");
+    return sb.buf;
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len)
+{
+    pgs_sbuf_reserve(sb, 2 * len + 2);
+    sb->buf[sb->len++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            sb->buf[sb->len++] = '\\';
+        sb->buf[sb->len++] = s[i];
+    }
+    sb->buf[sb->len++] = '"';
+    sb->buf[sb->len] = '\0';
+}
+
+static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[PGS_VALUE_TEXT_MAX];
+    size_t len;
+    if (!v || v->type == PGS_VAL_NULL) {
+        pgs_sbuf_puts(sb, "NULL");
+        return;
+    }
+    if (v->type == PGS_VAL_BYTES) {
+        /* bytea's hex input form, "\\x..." inside the array literal */
+        pgs_sbuf_reserve(sb, 2 * v->u.s.len + 6);
+        pgs_sbuf_puts(sb, "\"\\\\x");
+        for (size_t i = 0; i < v->u.s.len; i++) {
+            unsigned char b = (unsigned char)v->u.s.ptr[i];
+            sb->buf[sb->len++] = hex[b >> 4];
+            sb->buf[sb->len++] = hex[b & 15];
+        }
+        sb->buf[sb->len] = '\0';
+        pgs_sbuf_puts(sb, "\"");
+        return;
+    }
+    const char *text = pgs_sqlgen_value_text(v, buf, &len);
+    pgs_sqlbatch_put_element(sb, text, len);
+}
+
+static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(f[i].name, name) == 0)
+            return &f[i].value;
+    }
+    return NULL;
+}
+
+char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
+{
+    pgs_sbuf_puts(sb, "}");
+    char *s = sb->buf;
+    memset(sb, 0, sizeof(*sb));
+    return s;
+}
+
+void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i)
+{
+    pgs_sbuf_puts(sb, i ? "," : "{");
+}
+
+void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmds,
+                         const int32_t *partitions, const int64_t *offsets, size_t n,
+                         const char *topic, pgs_batch_params_t *out)
+{
+    const pgs_entity_t *ent = bs->shape.ent;
+    int ncols = bs->shape.ncols;
+    int total =
+        7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+    out->n = total;
+    out->values = calloc((size_t)total, sizeof(char *));
+    if (!out->values)
+        abort();
+    out->values[0] = strdup(n ? cmds[0]->clinic_id : "");
+    out->values[1] = strdup(topic);
+    pgs_sbuf_t sb = {0};
+    char num[32];
+    /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
+    }
+    out->values[2] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
+    }
+    out->values[3] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
+    }
+    out->values[4] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
+    }
+    out->values[5] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        const char *json = pgs_sqlgen_row_key_json(cmds[i]);
+        pgs_sqlbatch_put_element(&sb, json, strlen(json));
+    }
+    out->values[6] = pgs_sqlbatch_array_close(&sb);
+    int p = 7;
+    for (int k = 0; k < ent->npk; k++) {
+        const char *name = ent->cols[ent->pk[k]].name;
+        for (size_t i = 0; i < n; i++) {
+            pgs_sqlbatch_array_sep(&sb, i);
+            put_value(&sb, field_value(cmds[i]->key, cmds[i]->key_cnt, name));
+        }
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    }
+    for (int c = 0; c < ncols; c++) {
+        const char *name = ent->cols[bs->shape.cols[c]].name;
+        for (size_t i = 0; i < n; i++) {
+            pgs_sqlbatch_array_sep(&sb, i);
+            put_value(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name));
+        }
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    }
+    if (bs->mask) {
+        for (int c = 0; c < ncols; c++) {
+            const char *name = ent->cols[bs->shape.cols[c]].name;
+            for (size_t i = 0; i < n; i++) {
+                pgs_sqlbatch_array_sep(&sb, i);
+                pgs_sbuf_puts(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name) ? "t" : "f");
+            }
+            out->values[p++] = pgs_sqlbatch_array_close(&sb);
+        }
+    }
+    if (bs->shape.has_expected_version) {
+        for (size_t i = 0; i < n; i++) {
+            pgs_sqlbatch_array_sep(&sb, i);
+            snprintf(num, sizeof(num), "%lld", (long long)cmds[i]->expected_version);
+            pgs_sbuf_puts(&sb, num);
+        }
+        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    }
+}
+
+void pgs_sqlbatch_params_free(pgs_batch_params_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->values[i]);
+    free(p->values);
+    p->values = NULL;
+    p->n = 0;
+}
