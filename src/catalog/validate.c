@@ -193,6 +193,14 @@ static pgs_err_t check_required(const pgs_entity_t *ent, const int *cols, int nd
 pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cmd,
                                const pgs_entity_t **entp, char *errstr, size_t errstr_size)
 {
+    /* The clinic is part of every lane key and the tenant of the transaction:
+     * nothing is looked up for a clinic id that could not be one. */
+    if (!pgs_clinic_id_valid(cmd->clinic_id)) {
+        snprintf(errstr, errstr_size,
+                 "clinic_id must be 1 to %d bytes without control characters (%zu bytes)",
+                 PGS_CLINIC_ID_MAX, cmd->clinic_id ? strlen(cmd->clinic_id) : 0);
+        return PGS_E_VALIDATE_BAD_CLINIC_ID;
+    }
     const char *entity = cmd->entity ? cmd->entity : "";
     const pgs_entity_t *ent = pgs_catalog_find(cat, entity);
     if (!ent) {

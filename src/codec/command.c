@@ -22,6 +22,18 @@ int pgs_op_parse(const char *name, pgs_op_t *op)
     return -1;
 }
 
+int pgs_clinic_id_valid(const char *clinic_id)
+{
+    if (!clinic_id || !*clinic_id)
+        return 0;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)clinic_id; *p; p++, n++) {
+        if (*p < 0x20 || *p == 0x7f || n >= PGS_CLINIC_ID_MAX)
+            return 0;
+    }
+    return 1;
+}
+
 pgs_command_t *pgs_command_new(void)
 {
     pgs_arena_t *arena = pgs_arena_new(1024);

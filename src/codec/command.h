@@ -68,6 +68,17 @@ typedef struct pgs_command_s {
     int64_t issued_at_ms;
 } pgs_command_t;
 
+/** Longest clinic id pgscribe takes, in bytes: a clinic id is an identifier
+ *  of a tenant, not free text, and it is part of every lane key. */
+#define PGS_CLINIC_ID_MAX 128
+
+/**
+ * @returns 1 if @p clinic_id is acceptable as a tenant: 1 to
+ *          PGS_CLINIC_ID_MAX bytes with no control character (U+0000-U+001F,
+ *          U+007F). UTF-8 validity is the codec's check.
+ */
+int pgs_clinic_id_valid(const char *clinic_id);
+
 /** @brief An empty command with its own arena. */
 pgs_command_t *pgs_command_new(void);
 void pgs_command_free(pgs_command_t *cmd);

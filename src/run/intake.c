@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/sbuf.h"
+#include "run/lanekey.h"
 #include "run/worker.h"
 
 static int is_json_message(const rd_kafka_message_t *rkm)
@@ -22,63 +24,9 @@ static int is_json_message(const rd_kafka_message_t *rkm)
     return size >= sizeof(json) - 1 && memcmp(val, json, sizeof(json) - 1) == 0;
 }
 
-/* Appends one key value's text form to the lane key. */
-static size_t lane_key_value(char *buf, size_t off, size_t cap, const pgs_value_t *v)
-{
-    char num[32];
-    const char *p = num;
-    size_t len;
-    switch (v->type) {
-    case PGS_VAL_STRING:
-    case PGS_VAL_BYTES:
-        p = v->u.s.ptr;
-        len = v->u.s.len;
-        break;
-    case PGS_VAL_LONG:
-        len = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->u.l);
-        break;
-    case PGS_VAL_DOUBLE:
-        len = (size_t)snprintf(num, sizeof(num), "%.17g", v->u.d);
-        break;
-    case PGS_VAL_BOOL:
-        len = (size_t)snprintf(num, sizeof(num), "%s", v->u.b ? "t" : "f");
-        break;
-    default:
-        len = 0;
-        break;
-    }
-    if (off + len + 1 > cap)
-        len = off + 1 < cap ? cap - off - 1 : 0;
-    memcpy(buf + off, p, len);
-    off += len;
-    if (off < cap)
-        buf[off++] = '\x1f';
-    return off;
-}
-
-/* The lane key: clinic, entity, then the primary key values in the
- * entity's key order, so the same row always maps to the same lane. */
-static size_t lane_key(const pgs_command_t *cmd, const pgs_entity_t *ent, char *buf, size_t cap)
-{
-    size_t off = 0;
-    pgs_value_t s = {.type = PGS_VAL_STRING};
-    s.u.s.ptr = cmd->clinic_id;
-    s.u.s.len = strlen(cmd->clinic_id);
-    off = lane_key_value(buf, off, cap, &s);
-    s.u.s.ptr = ent->name;
-    s.u.s.len = strlen(ent->name);
-    off = lane_key_value(buf, off, cap, &s);
-    for (int i = 0; i < ent->npk; i++) {
-        const char *col = ent->cols[ent->pk[i]].name;
-        for (size_t k = 0; k < cmd->key_cnt; k++) {
-            if (strcmp(cmd->key[k].name, col) == 0) {
-                off = lane_key_value(buf, off, cap, &cmd->key[k].value);
-                break;
-            }
-        }
-    }
-    return off;
-}
+/* The lane key of the message being taken in: one buffer, reused (intake
+ * runs on the main thread only). */
+static pgs_sbuf_t lane_key;
 
 /* An audit event: decoded, then queued for its clinic's next batch. */
 static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
@@ -87,6 +35,12 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
     rd_kafka_message_t *rkm = work->rkm;
     pgs_err_t err = pgs_codec_decode_audit(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
                                            &work->audit, errstr, sizeof(errstr));
+    if (err == PGS_OK && !pgs_clinic_id_valid(work->audit->clinic_id)) {
+        err = PGS_E_VALIDATE_BAD_CLINIC_ID;
+        snprintf(errstr, sizeof(errstr),
+                 "clinic_id must be 1 to %d bytes without control characters (%zu bytes)",
+                 PGS_CLINIC_ID_MAX, strlen(work->audit->clinic_id));
+    }
     if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
@@ -94,10 +48,10 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
     /* every event is a lane of its own (an event is stored once, never
      * updated): a clinic's events are all ready together and go to the
      * database in batches of audit.max_batch */
-    const char *event_id = work->audit->event_id;
+    pgs_lanekey_audit(&lane_key, work->audit);
     work->in_lane = 1;
     work->state = PGS_WORK_QUEUED;
-    pgs_lanes_push(st->lanes, &work->lane, work->audit->clinic_id, event_id, strlen(event_id));
+    pgs_lanes_push(st->lanes, &work->lane, work->audit->clinic_id, lane_key.buf, lane_key.len);
 }
 
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
@@ -151,9 +105,8 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }
-    char key[1024];
-    size_t key_len = lane_key(work->cmd, work->ent, key, sizeof(key));
+    pgs_lanekey_command(&lane_key, work->cmd, work->ent);
     work->in_lane = 1;
     work->state = PGS_WORK_QUEUED;
-    pgs_lanes_push(st->lanes, &work->lane, work->cmd->clinic_id, key, key_len);
+    pgs_lanes_push(st->lanes, &work->lane, work->cmd->clinic_id, lane_key.buf, lane_key.len);
 }

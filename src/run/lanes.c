@@ -298,13 +298,28 @@ void pgs_lanes_free(pgs_lanes_t *lanes)
     free(lanes);
 }
 
+/* The lane of @p key in @p g. A lane belongs to one group: a lane of the
+ * same key bytes in another group is another lane, so a caller whose key
+ * failed to name the clinic still cannot put two clinics in one lane. */
+static pgs_lane_t *lane_find(const pgs_lanes_t *lanes, const pgs_group_t *g, uint64_t hash,
+                             const char *key, size_t len)
+{
+    for (pgs_hnode_t *n = lanes->lanes.buckets[hash & lanes->lanes.mask]; n; n = n->next) {
+        if (n->hash == hash && n->key_len == len && memcmp(n->key, key, len) == 0 &&
+            ((pgs_lane_t *)n)->group == g)
+            return (pgs_lane_t *)n;
+    }
+    return NULL;
+}
+
 void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group, const char *key,
                     size_t key_len)
 {
     if (!key)
         key = "";
+    pgs_group_t *g = group_get(lanes, group);
     uint64_t hash = hash_bytes(key, key_len);
-    pgs_lane_t *lane = (pgs_lane_t *)htab_find(&lanes->lanes, hash, key, key_len);
+    pgs_lane_t *lane = lane_find(lanes, g, hash, key, key_len);
 
     item->lane_next = NULL;
     item->ready_next = NULL;
@@ -316,11 +331,9 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
         lane->tail = item;
         return;
     }
-    /* The lane keeps the group it was created with; the key already names
-     * the clinic. */
     lane = lane_alloc(lanes);
     node_set_key(&lane->node, hash, key, key_len);
-    lane->group = group_get(lanes, group);
+    lane->group = g;
     lane->head = lane->tail = item;
     htab_insert(&lanes->lanes, &lane->node);
     item->lane = lane;
