@@ -72,33 +72,52 @@ int pgs_err_is_transient(pgs_err_t err)
     return pgs_err_class(err) == PGS_ECLASS_DB_TRANSIENT;
 }
 
-/* Transient: the same command can succeed later without anyone changing it.
- * Class 08 connection exceptions, 40 transaction rollback (serialization
- * failure, deadlock), 53 insufficient resources (too many connections, out of
- * memory, disk full), 57 operator intervention (admin shutdown, query
- * canceled by statement_timeout), 55P03 lock_not_available (lock_timeout),
- * 58 system errors (I/O), XX internal errors. Everything else is a property of
- * the command and will fail again. */
-pgs_err_t pgs_sqlstate_classify(const char *s)
-{
-    if (!s || strlen(s) != 5)
-        return PGS_E_DB_TRANSIENT;
-    if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
-        return PGS_E_DB_ROW_PRECONDITION;
-    if (strcmp(s, "42501") == 0) /* insufficient_privilege: RLS WITH CHECK */
-        return PGS_E_TENANT_RLS;
-    if (strcmp(s, "55P03") == 0 || strcmp(s, "55006") == 0)
-        return PGS_E_DB_TRANSIENT;
-    if (strncmp(s, "08", 2) == 0 || strncmp(s, "40", 2) == 0 || strncmp(s, "53", 2) == 0 ||
-        strncmp(s, "57", 2) == 0 || strncmp(s, "58", 2) == 0 || strncmp(s, "XX", 2) == 0)
-        return PGS_E_DB_TRANSIENT;
-    return PGS_E_DB_PERMANENT;
-}
-
+/* The outage SQLSTATEs: the database as a whole is going away, read-only or
+ * out of a resource, so every command would fail alike. Such a failure
+ * pauses consumption and feeds the circuit breaker; it never spends a
+ * command's attempts, so a failover or a full disk dead-letters nothing.
+ *   08xxx connection exceptions; 25006 read_only_sql_transaction (a standby,
+ *   or a primary demoted during failover, or default_transaction_read_only);
+ *   53xxx insufficient resources (disk full, out of memory, too many
+ *   connections, configuration limit); 57P01-57P05 admin/crash shutdown,
+ *   cannot connect now, database dropped, idle session timeout. */
 int pgs_sqlstate_is_outage(const char *s)
 {
     if (!s || strlen(s) != 5)
         return 1;
-    return strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
-           strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0;
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "25006") == 0 || strncmp(s, "53", 2) == 0 ||
+           strncmp(s, "57P0", 4) == 0;
+}
+
+/* Transient: the same command can succeed later without anyone changing it.
+ * The outages above; class 40 transaction rollback (serialization failure,
+ * deadlock); 57014 query_canceled (statement_timeout); 55P03
+ * lock_not_available (lock_timeout) and 55006 object_in_use; 58 system
+ * errors (I/O); XX internal errors. Everything else is a property of the
+ * command, or of the configuration, and fails again. */
+pgs_err_t pgs_sqlstate_classify(const char *s)
+{
+    return pgs_pg_error_classify(s, NULL);
+}
+
+/* RLS's WITH CHECK and a missing GRANT share SQLSTATE 42501; only the
+ * primary message tells them apart (PostgreSQL's own wording, stable since
+ * 9.5; it names a table, never a value). */
+#define RLS_CHECK_MESSAGE "new row violates row-level security policy"
+
+pgs_err_t pgs_pg_error_classify(const char *s, const char *primary)
+{
+    if (!s || strlen(s) != 5 || pgs_sqlstate_is_outage(s))
+        return PGS_E_DB_TRANSIENT;
+    if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
+        return PGS_E_DB_ROW_PRECONDITION;
+    if (strcmp(s, "42501") == 0)
+        return primary && strncmp(primary, RLS_CHECK_MESSAGE, strlen(RLS_CHECK_MESSAGE)) == 0
+                   ? PGS_E_TENANT_RLS
+                   : PGS_E_DB_PERMANENT; /* a missing GRANT: the configuration's fault */
+    if (strcmp(s, "55P03") == 0 || strcmp(s, "55006") == 0 || strcmp(s, "57014") == 0)
+        return PGS_E_DB_TRANSIENT;
+    if (strncmp(s, "40", 2) == 0 || strncmp(s, "58", 2) == 0 || strncmp(s, "XX", 2) == 0)
+        return PGS_E_DB_TRANSIENT;
+    return PGS_E_DB_PERMANENT;
 }

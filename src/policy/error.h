@@ -69,9 +69,18 @@ int pgs_err_is_transient(pgs_err_t err);
 pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
 
 /**
- * @returns 1 if the SQLSTATE says the database itself is going away or
- *          refusing connections (class 08, 57P01-57P03, 53300; NULL): an
- *          outage, which spends no attempt and feeds the circuit breaker.
+ * @brief Classifies a PostgreSQL error by its SQLSTATE and primary message
+ *        (@p primary may be NULL): the message is read only to tell RLS's
+ *        WITH CHECK (tenant) from a missing GRANT (db-permanent), which
+ *        share 42501.
+ */
+pgs_err_t pgs_pg_error_classify(const char *sqlstate, const char *primary);
+
+/**
+ * @returns 1 if the SQLSTATE says the database as a whole is going away,
+ *          read-only or out of a resource (class 08, 25006, class 53,
+ *          57P01-57P05; NULL): an outage, which spends no attempt and feeds
+ *          the circuit breaker.
  */
 int pgs_sqlstate_is_outage(const char *sqlstate);
 
