@@ -476,6 +476,106 @@ static void test_json_errors(void **state)
 #undef CMD_JSON
 }
 
+/* A duplicated name is refused at every depth, whichever copy comes
+ * first: with last-wins parsing, "op":"INSERT",…,"op":"DELETE" would
+ * delete a row and a second clinic_id would write under another clinic. */
+static void test_json_duplicate_fields(void **state)
+{
+    (void)state;
+    const char *base = "{\"command_id\":\"" UUID "\",\"clinic_id\":%s,\"actor\":\"a\","
+                       "\"entity\":\"patients\",\"op\":%s,\"key\":%s,\"data\":%s,"
+                       "\"issued_at\":1%s}";
+    char j[1024];
+#define DUP_JSON(clinic, op, key, data, tail)                                                      \
+    (snprintf(j, sizeof(j), base, clinic, op, key, data, tail), j)
+    const char *c = "\"clinic-7\"", *op = "\"UPSERT\"", *key = "{\"id\":1}", *d = "{\"x\":1}";
+    pgs_command_t *out = NULL;
+    char err[256];
+    /* the same command without a duplicate decodes */
+    DUP_JSON(c, op, key, d, "");
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    pgs_command_free(out);
+    /* names differing in case are two names */
+    DUP_JSON(c, op, key, "{\"x\":1,\"X\":2}", "");
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    assert_int_equal(out->data_cnt, 2);
+    pgs_command_free(out);
+
+    /* top level: the second op, the second clinic_id (values are PHI-free
+     * here but the message must not quote them either way) */
+    expect_json_err(DUP_JSON(c, "\"INSERT\"", key, d, ",\"op\":\"DELETE\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'op'");
+    expect_json_err(DUP_JSON("\"" SECRET "\"", op, key, d, ",\"clinic_id\":\"" SECRET "2\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'clinic_id'");
+    /* the same name written with an escape is the same name */
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"\\u006fp\":\"DELETE\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, NULL);
+    /* an unknown top-level field given twice is refused too */
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"extra\":1,\"extra\":2"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'extra'");
+    /* in key, in data */
+    expect_json_err(DUP_JSON(c, op, "{\"id\":\"" SECRET "\",\"id\":\"" SECRET "x\"}", d, ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'key.id'");
+    expect_json_err(DUP_JSON(c, op, key, "{\"notes\":\"" SECRET "\",\"x\":1,\"notes\":null}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data.notes'");
+    /* nested: inside a bytes value, and deep inside an unknown field */
+    expect_json_err(DUP_JSON(c, op, key, "{\"photo\":{\"bytes\":\"AA==\",\"bytes\":\"AP8=\"}}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"meta\":{\"a\":[1,{\"b\":{\"c\":1,\"c\":2}}]}"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'meta'");
+    /* a name below the key/data maps is part of a value: never quoted */
+    expect_json_err(DUP_JSON(c, op, key, "{\"x\":{\"" SECRET "\":1,\"" SECRET "\":2}}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"m\":{\"" SECRET "\":1,\"" SECRET "\":2}"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'m'");
+    /* a map key that is no identifier is not quoted even where names are */
+    expect_json_err(DUP_JSON(c, op, key, "{\"" SECRET " x\":1,\"" SECRET " x\":2}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+#undef DUP_JSON
+}
+
+/* Audit events decoded from JSON refuse duplicates the same way. */
+static void test_audit_duplicate_fields(void **state)
+{
+    (void)state;
+    const char *j = "{\"event_id\":\"0b7f4f3c-1d2e-4a5b-8c9d-aabbccddeeff\",\"clinic_id\":\"c\","
+                    "\"actor\":\"a\",\"action\":\"LOGIN\",\"resource_type\":\"session\","
+                    "\"resource_id\":\"\",\"outcome\":\"SUCCESS\",\"occurred_at\":1,"
+                    "\"source\":\"sso\"%s}";
+    static const struct {
+        const char *tail, *field;
+    } cases[] = {
+        {"", NULL},
+        {",\"clinic_id\":\"other\"", "'clinic_id'"},
+        {",\"outcome\":\"DENIED\"", "'outcome'"},
+        {",\"details\":{\"reason\":\"" SECRET "\",\"reason\":\"" SECRET "2\"}", "'details.reason'"},
+        {",\"details\":{\"r\":\"x\"},\"details\":{}", "'details'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024], err[256] = "";
+        pgs_audit_event_t *out = (pgs_audit_event_t *)1;
+        snprintf(text, sizeof(text), j, cases[i].tail);
+        pgs_err_t got =
+            pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err));
+        if (!cases[i].field) {
+            assert_int_equal(got, PGS_OK);
+            pgs_audit_event_free(out);
+            continue;
+        }
+        if (got != PGS_E_DECODE_DUPLICATE_FIELD)
+            fail_msg("case %zu: want DECODE_DUPLICATE_FIELD, got %s (%s)", i, pgs_err_code(got),
+                     err);
+        assert_null(out);
+        if (!strstr(err, cases[i].field))
+            fail_msg("errstr '%s' does not name %s", err, cases[i].field);
+        assert_null(strstr(err, SECRET));
+    }
+    assert_int_equal(pgs_err_class(PGS_E_DECODE_DUPLICATE_FIELD), PGS_ECLASS_DECODE);
+    assert_string_equal(pgs_err_code(PGS_E_DECODE_DUPLICATE_FIELD), "DECODE_DUPLICATE_FIELD");
+}
+
 static void test_bad_uuid(void **state)
 {
     (void)state;
@@ -809,6 +909,8 @@ int main(void)
         cmocka_unit_test(test_avro_bad_enum_and_union),
         cmocka_unit_test(test_bad_utf8_and_nul),
         cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_duplicate_fields),
+        cmocka_unit_test(test_audit_duplicate_fields),
         cmocka_unit_test(test_bad_uuid),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_audit_roundtrip),
