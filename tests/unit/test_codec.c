@@ -576,6 +576,77 @@ static void test_audit_duplicate_fields(void **state)
     assert_string_equal(pgs_err_code(PGS_E_DECODE_DUPLICATE_FIELD), "DECODE_DUPLICATE_FIELD");
 }
 
+/* content-type values are matched as MIME types: Java and HTTP-bridge
+ * producers send "Content-Type: Application/JSON; charset=utf-8". */
+static void test_content_type_value(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        pgs_content_t want;
+    } cases[] = {
+        {"application/json", PGS_CONTENT_JSON},
+        {"Application/JSON", PGS_CONTENT_JSON},
+        {"APPLICATION/JSON", PGS_CONTENT_JSON},
+        {"application/json; charset=utf-8", PGS_CONTENT_JSON},
+        {"Application/JSON;charset=UTF-8", PGS_CONTENT_JSON},
+        {"  application/json ", PGS_CONTENT_JSON},
+        {"application/json ; charset=\"utf-8\"", PGS_CONTENT_JSON},
+        {"application/vnd.pgscribe.v1+avro", PGS_CONTENT_AVRO},
+        {"Application/Vnd.PGScribe.V1+Avro; x=1", PGS_CONTENT_AVRO},
+        /* wrong types: not JSON, so read as Avro */
+        {"application/jsonx", PGS_CONTENT_OTHER},
+        {"application/json-seq", PGS_CONTENT_OTHER},
+        {"text/json", PGS_CONTENT_OTHER},
+        {"application/xml", PGS_CONTENT_OTHER},
+        {"application/ json", PGS_CONTENT_OTHER},
+        {"application/json garbage", PGS_CONTENT_OTHER},
+        {"application", PGS_CONTENT_OTHER},
+        {"", PGS_CONTENT_OTHER},
+        {";charset=utf-8", PGS_CONTENT_OTHER},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pgs_content_t got = pgs_codec_content_type(cases[i].value, strlen(cases[i].value));
+        if (got != cases[i].want)
+            fail_msg("'%s': want %d, got %d", cases[i].value, cases[i].want, got);
+    }
+    /* the value is a byte string, not a C string: its size bounds it */
+    assert_int_equal(pgs_codec_content_type("application/jsonXYZ", 16), PGS_CONTENT_JSON);
+    assert_int_equal(pgs_codec_content_type("application/json\0x", 18), PGS_CONTENT_OTHER);
+    assert_int_equal(pgs_codec_content_type(NULL, 0), PGS_CONTENT_NONE);
+}
+
+/* The header name is matched in any letter case; the last one wins, as
+ * rd_kafka_header_get_last() would for one spelling. */
+static void test_content_type_headers(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"content-type", "Content-Type", "CONTENT-TYPE",
+                                        "content-Type"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, "x-trace", -1, "application/json", -1);
+        rd_kafka_header_add(h, names[i], -1, "Application/JSON", -1);
+        if (pgs_codec_headers_content_type(h) != PGS_CONTENT_JSON)
+            fail_msg("header '%s' not read", names[i]);
+        rd_kafka_headers_destroy(h);
+    }
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    assert_int_equal(pgs_codec_headers_content_type(NULL), PGS_CONTENT_NONE);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_header_add(h, "content-typ", -1, "application/json", -1);
+    rd_kafka_header_add(h, "content-type-x", -1, "application/json", -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_header_add(h, "Content-Type", -1, "application/json", -1);
+    rd_kafka_header_add(h, "content-type", -1, PGS_CONTENT_TYPE_AVRO, -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_AVRO);
+    rd_kafka_header_add(h, "CONTENT-TYPE", -1, "text/plain", -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_OTHER);
+    rd_kafka_header_add(h, "content-type", -1, NULL, 0);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_headers_destroy(h);
+}
+
 static void test_bad_uuid(void **state)
 {
     (void)state;
@@ -911,6 +982,8 @@ int main(void)
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_json_duplicate_fields),
         cmocka_unit_test(test_audit_duplicate_fields),
+        cmocka_unit_test(test_content_type_value),
+        cmocka_unit_test(test_content_type_headers),
         cmocka_unit_test(test_bad_uuid),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_audit_roundtrip),
