@@ -123,6 +123,13 @@ static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr,
             *err = PGS_E_DECODE_NUL_BYTE;
             pgs_codec_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)", je.position);
             break;
+        case json_error_numeric_overflow:
+            *err = PGS_E_DECODE_JSON_SYNTAX;
+            pgs_codec_errf(errstr, errstr_size,
+                           "JSON number out of range (64-bit integer or double) at line %d "
+                           "column %d",
+                           je.line, je.column);
+            break;
         default:
             *err = PGS_E_DECODE_JSON_SYNTAX;
             pgs_codec_errf(errstr, errstr_size, "JSON syntax error at line %d column %d", je.line,

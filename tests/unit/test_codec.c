@@ -473,6 +473,20 @@ static void test_json_errors(void **state)
         "{\"x\":{\"bytes\":\"AP 8\"}}",       "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
     for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++)
         expect_json_err(CMD_JSON(c, op, key, bad_b64[i], ev, at), PGS_E_DECODE_BAD_BASE64, "data");
+    /* numbers beyond int64 or double: a syntax error that says so (the
+     * digits may be PHI, so they are not quoted) */
+    static const char *const huge[] = {"99999999999999999999", "-9223372036854775809", "1e400",
+                                       "-1.5e999"};
+    for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++)
+        expect_json_err(CMD_JSON(c, op, key, d, huge[i], at), PGS_E_DECODE_JSON_SYNTAX,
+                        "number out of range");
+    expect_json_err(CMD_JSON(c, op, key, d, ev, "18446744073709551616"), PGS_E_DECODE_JSON_SYNTAX,
+                    "number out of range");
+    CMD_JSON(c, op, key, d, "9223372036854775807", at);
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    assert_true(out->expected_version == INT64_MAX);
+    pgs_command_free(out);
 #undef CMD_JSON
 }
 
