@@ -15,12 +15,13 @@ P3=5b0c7f52-1f1e-4c7a-9a51-6b1d2c3e4f53 # the HTTP-style header
 P4=5b0c7f52-1f1e-4c7a-9a51-6b1d2c3e4f54 # a name repeated in key
 MARKER=PHI-MARKER # in every value of the refused commands
 
-# cmd ID OP KEY TAIL: one command on one line; KEY is the key map's inside,
-# TAIL is appended inside the top-level object, after every regular field.
+# cmd ID OP KEY TAIL [DATA]: one command on one line; KEY is the key map's
+# inside, TAIL is appended inside the top-level object after every regular
+# field, DATA replaces the data map.
 cmd() {
     printf '{"command_id":"%s","clinic_id":"clinic-7","actor":"user:42","entity":"patients",' "$1"
-    printf '"op":"%s","key":{%s},"data":{"given_name":"%s-%s"},"issued_at":1700000000123%s}' \
-        "$2" "$3" "$MARKER" "$1" "$4"
+    printf '"op":"%s","key":{%s},"data":%s,"issued_at":1700000000123%s}' \
+        "$2" "$3" "${5:-{\"given_name\":\"$MARKER-$1\"\}}" "$4"
 }
 # send KAFKA_KEY HEADER_NAME HEADER_VALUE JSON
 send() {
@@ -30,9 +31,10 @@ send() {
 
 send "clinic-7/patients/$P1" content-type application/json \
     "$(cmd 00000000-0000-4000-8000-000000000001 INSERT "\"id\":\"$P1\"" "")"
-# Same Kafka key, so it lands after the insert: last-wins would delete P1.
+# Same Kafka key, so it lands after the insert: last-wins would delete P1
+# (no data, so that a DELETE is valid).
 send "clinic-7/patients/$P1" content-type application/json \
-    "$(cmd 00000000-0000-4000-8000-000000000002 INSERT "\"id\":\"$P1\"" ',"op":"DELETE"')"
+    "$(cmd 00000000-0000-4000-8000-000000000002 INSERT "\"id\":\"$P1\"" ',"op":"DELETE"' '{}')"
 # last-wins would write P2 under clinic-8, a clinic a first-wins gateway never checked
 send "clinic-7/patients/$P2" content-type application/json \
     "$(cmd 00000000-0000-4000-8000-000000000003 INSERT "\"id\":\"$P2\"" ',"clinic_id":"clinic-8"')"
