@@ -1,6 +1,7 @@
 /* Codec: schema table, Confluent framing, and the public decode/encode calls. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "codec/codec_internal.h"
 
@@ -188,6 +189,57 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
     }
     *out = ev;
     return PGS_OK;
+}
+
+static int ows(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* RFC 9110: a media type is type "/" subtype, both case-insensitive,
+ * optionally followed by ";" parameters. Only type/subtype is compared;
+ * charset is not checked because JSON is UTF-8 by definition (RFC 8259)
+ * and the decoder refuses anything else. */
+pgs_content_t pgs_codec_content_type(const void *value, size_t size)
+{
+    static const struct {
+        const char *type;
+        pgs_content_t content;
+    } known[] = {{PGS_CONTENT_TYPE_JSON, PGS_CONTENT_JSON},
+                 {PGS_CONTENT_TYPE_AVRO, PGS_CONTENT_AVRO}};
+    const char *p = value, *e = p + size;
+    if (!value)
+        return PGS_CONTENT_NONE;
+    while (p < e && ows(*p))
+        p++;
+    const char *type = p;
+    while (p < e && *p != ';' && !ows(*p))
+        p++;
+    size_t type_len = (size_t)(p - type);
+    while (p < e && ows(*p))
+        p++;
+    if (p < e && *p != ';')
+        return PGS_CONTENT_OTHER; /* text after the type that is no parameter */
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (type_len == strlen(known[i].type) && strncasecmp(type, known[i].type, type_len) == 0)
+            return known[i].content;
+    return PGS_CONTENT_OTHER;
+}
+
+/* Kafka header names are byte strings compared exactly, so
+ * rd_kafka_header_get_last("content-type") would miss "Content-Type",
+ * which HTTP-minded producers write. */
+pgs_content_t pgs_codec_headers_content_type(const rd_kafka_headers_t *hdrs)
+{
+    static const char name_ct[] = "content-type";
+    pgs_content_t found = PGS_CONTENT_NONE;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
+        if (name && strcasecmp(name, name_ct) == 0)
+            found = pgs_codec_content_type(val, size);
+    return found;
 }
 
 /* Frames the filled value: 0x00, big-endian id, Avro binary. */

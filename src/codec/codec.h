@@ -3,6 +3,7 @@
 #ifndef PGSCRIBE_CODEC_H
 #define PGSCRIBE_CODEC_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,28 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
                                    pgs_command_t **out, char *errstr, size_t errstr_size);
 pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len, int is_json,
                                  pgs_audit_event_t **out, char *errstr, size_t errstr_size);
+
+/** What a message's content-type header says it is. */
+typedef enum {
+    PGS_CONTENT_NONE = 0, /* no content-type header: Avro, the default */
+    PGS_CONTENT_JSON,     /* application/json */
+    PGS_CONTENT_AVRO,     /* application/vnd.pgscribe.v1+avro */
+    PGS_CONTENT_OTHER,    /* a type pgscribe does not name: read as Avro */
+} pgs_content_t;
+
+/** @brief The content-type header values pgscribe's producers write. */
+#define PGS_CONTENT_TYPE_JSON "application/json"
+#define PGS_CONTENT_TYPE_AVRO "application/vnd.pgscribe.v1+avro"
+
+/**
+ * @brief Matches a content-type header value as MIME types are matched:
+ *        type and subtype case-insensitive, surrounding spaces and
+ *        parameters ("; charset=utf-8") ignored. @p value need not end in NUL.
+ */
+pgs_content_t pgs_codec_content_type(const void *value, size_t size);
+/** @brief The content type of a message's headers: the last header whose
+ *         name is content-type in any letter case (NONE if there is none). */
+pgs_content_t pgs_codec_headers_content_type(const rd_kafka_headers_t *hdrs);
 
 /** @brief Encodes a command. Avro uses @p schema_id (1 or 2). *buf is malloc'd. */
 int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json, int schema_id,

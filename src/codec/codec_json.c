@@ -16,14 +16,104 @@ static pgs_err_t jfail(jctx_t *c, pgs_err_t err, const char *field, const char *
     return err;
 }
 
+/* A name is quoted in an error only where the contract has field names
+ * (the top level; key, data and details maps) and only if it is a plain
+ * identifier: a name further down is part of a value and may be PHI. */
+static int jname_quotable(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > 63)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+              (i > 0 && ch >= '0' && ch <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+static int jname_is(const char *s, size_t len, const char *name)
+{
+    return s && len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
+/* One open object or array: the name last read in it, if an object. */
+typedef struct {
+    const char *name;
+    size_t len;
+    int is_object;
+} jlevel_t;
+
+/* jansson stops right after the repeated name's closing quote (@p end);
+ * the text before it was read without error, so a scan of its brackets
+ * and strings finds the names on the path down to the repeated one. */
+static void jdup_describe(const char *buf, size_t end, int line, int column, char *errstr,
+                          size_t errstr_size)
+{
+    enum { MAX_DEPTH = 2 };
+    jlevel_t lv[MAX_DEPTH] = {{0}};
+    int depth = 0, want_name = 0;
+    for (size_t i = 0; i < end; i++) {
+        char ch = buf[i];
+        if (ch == '"') {
+            size_t start = ++i;
+            while (i < end && buf[i] != '"')
+                i += buf[i] == '\\' ? 2 : 1;
+            if (want_name && depth >= 1 && depth <= MAX_DEPTH) {
+                lv[depth - 1].name = buf + start;
+                lv[depth - 1].len = i - start;
+            }
+            want_name = 0;
+        } else if (ch == '{' || ch == '[') {
+            if (depth < MAX_DEPTH)
+                lv[depth] = (jlevel_t){NULL, 0, ch == '{'};
+            depth++;
+            want_name = ch == '{';
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        } else if (ch == ',') {
+            want_name = depth >= 1 && depth <= MAX_DEPTH && lv[depth - 1].is_object;
+        }
+    }
+    const char *top = depth >= 1 ? lv[0].name : NULL, *sub = depth >= 2 ? lv[1].name : NULL;
+    size_t top_len = lv[0].len, sub_len = lv[1].len;
+    int top_ok = jname_quotable(top, top_len);
+    int map = jname_is(top, top_len, "key") || jname_is(top, top_len, "data") ||
+              jname_is(top, top_len, "details");
+    if (depth == 1 && top_ok)
+        pgs_codec_errf(errstr, errstr_size,
+                       "field '%.*s' appears more than once (line %d column %d)", (int)top_len, top,
+                       line, column);
+    else if (depth == 2 && map && lv[0].is_object && jname_quotable(sub, sub_len))
+        pgs_codec_errf(errstr, errstr_size,
+                       "field '%.*s.%.*s' appears more than once (line %d column %d)", (int)top_len,
+                       top, (int)sub_len, sub, line, column);
+    else if (depth >= 2 && top_ok)
+        pgs_codec_errf(errstr, errstr_size,
+                       "a field name appears more than once inside '%.*s' (line %d column %d)",
+                       (int)top_len, top, line, column);
+    else
+        pgs_codec_errf(errstr, errstr_size,
+                       "a field name appears more than once (line %d column %d)", line, column);
+}
+
 /* jansson's error text quotes the input near the error ("near '...'"),
- * which may be PHI: only the position is reported. */
+ * which may be PHI: only the position is reported. Duplicated names are
+ * refused at every depth: jansson's default keeps the last copy, so
+ * "op":"INSERT",...,"op":"DELETE" would delete, and a second clinic_id
+ * would write under a clinic that a first-wins gateway never checked. */
 static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr, size_t errstr_size)
 {
     json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL, &je);
+    json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         switch (json_error_code(&je)) {
+        case json_error_duplicate_key:
+            *err = PGS_E_DECODE_DUPLICATE_FIELD;
+            jdup_describe(buf,
+                          je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0,
+                          je.line, je.column, errstr, errstr_size);
+            break;
         case json_error_invalid_utf8:
             *err = PGS_E_DECODE_BAD_UTF8;
             pgs_codec_errf(errstr, errstr_size, "JSON is not valid UTF-8 (byte %d)", je.position);
@@ -32,6 +122,13 @@ static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr,
         case json_error_null_byte_in_key:
             *err = PGS_E_DECODE_NUL_BYTE;
             pgs_codec_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)", je.position);
+            break;
+        case json_error_numeric_overflow:
+            *err = PGS_E_DECODE_JSON_SYNTAX;
+            pgs_codec_errf(errstr, errstr_size,
+                           "JSON number out of range (64-bit integer or double) at line %d "
+                           "column %d",
+                           je.line, je.column);
             break;
         default:
             *err = PGS_E_DECODE_JSON_SYNTAX;

@@ -1,4 +1,5 @@
 /* Avro binary pre-scan: bounds, limits and text checks before avro-c reads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec_internal.h"
@@ -53,7 +54,9 @@ static pgs_err_t scan_skip(scan_t *s, const char *field, size_t n)
     return PGS_OK;
 }
 
-static pgs_err_t scan_text(scan_t *s, const char *field, int is_string, const char *what)
+/* @p text, if given, gets the string's bytes (within the message). */
+static pgs_err_t scan_text(scan_t *s, const char *field, int is_string, const char *what,
+                           const unsigned char **text, size_t *text_len)
 {
     int64_t n;
     pgs_err_t err = scan_long(s, field, &n);
@@ -69,11 +72,45 @@ static pgs_err_t scan_text(scan_t *s, const char *field, int is_string, const ch
         if (err)
             return err;
     }
+    if (text) {
+        *text = s->p;
+        *text_len = (size_t)n;
+    }
     s->p += n;
     return PGS_OK;
 }
 
 static pgs_err_t scan_value(scan_t *s, avro_schema_t schema, const char *field);
+
+/* One map's keys, to find a repeated one. */
+typedef struct {
+    const unsigned char *p;
+    size_t len;
+} scan_key_t;
+
+static int scan_key_cmp(const void *a, const void *b)
+{
+    const scan_key_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->p, y->p, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* avro-c keeps the last value of a key given twice, so a repeated key
+ * would let "id" name one row to a check and another to the write: it is
+ * refused, as a repeated JSON name is. Keys are sorted, not hashed: n log n
+ * for any input. */
+static pgs_err_t scan_map_unique(scan_t *s, const char *field, scan_key_t *keys, size_t n)
+{
+    if (n < 2)
+        return PGS_OK;
+    qsort(keys, n, sizeof(*keys), scan_key_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (scan_key_cmp(&keys[i - 1], &keys[i]) == 0)
+            return scan_fail(s, PGS_E_DECODE_DUPLICATE_FIELD, field,
+                             "a map key appears more than once");
+    return PGS_OK;
+}
 
 /* Maps and arrays come in blocks; a negative count is followed by the
  * block's byte size. Every item of pgscribe's schemas takes at least one
@@ -81,29 +118,53 @@ static pgs_err_t scan_value(scan_t *s, avro_schema_t schema, const char *field);
  * refusing it keeps avro-c from appending billions of items). */
 static pgs_err_t scan_blocks(scan_t *s, avro_schema_t items, const char *field, int is_map)
 {
+    scan_key_t *keys = NULL;
+    size_t nkeys = 0, cap = 0;
+    pgs_err_t err;
     for (;;) {
         int64_t count, size;
-        pgs_err_t err = scan_long(s, field, &count);
-        if (err)
-            return err;
-        if (count == 0)
-            return PGS_OK;
-        if (count == INT64_MIN)
-            return scan_fail(s, PGS_E_DECODE_AVRO, field, "bad block count");
+        if ((err = scan_long(s, field, &count)))
+            break;
+        if (count == 0) {
+            err = is_map ? scan_map_unique(s, field, keys, nkeys) : PGS_OK;
+            break;
+        }
+        if (count == INT64_MIN) {
+            err = scan_fail(s, PGS_E_DECODE_AVRO, field, "bad block count");
+            break;
+        }
         if (count < 0) {
             count = -count;
             if ((err = scan_long(s, field, &size)))
-                return err;
+                break;
         }
-        if ((uint64_t)count > scan_left(s))
-            return scan_fail(s, PGS_E_DECODE_TRUNCATED, field, "message ends inside a block");
-        for (int64_t i = 0; i < count; i++) {
-            if (is_map && (err = scan_text(s, field, 1, "map key")))
-                return err;
-            if ((err = scan_value(s, items, field)))
-                return err;
+        if ((uint64_t)count > scan_left(s)) {
+            err = scan_fail(s, PGS_E_DECODE_TRUNCATED, field, "message ends inside a block");
+            break;
         }
+        if (is_map && nkeys + (size_t)count > cap) {
+            size_t want = nkeys + (size_t)count;
+            scan_key_t *k = realloc(keys, want * sizeof(*keys));
+            if (!k) {
+                err = scan_fail(s, PGS_E_DECODE_TOO_LARGE, field, "map too large to check");
+                break;
+            }
+            keys = k;
+            cap = want;
+        }
+        for (int64_t i = 0; i < count && !err; i++) {
+            if (is_map) {
+                err = scan_text(s, field, 1, "map key", &keys[nkeys].p, &keys[nkeys].len);
+                nkeys += !err;
+            }
+            if (!err)
+                err = scan_value(s, items, field);
+        }
+        if (err)
+            break;
     }
+    free(keys);
+    return err;
 }
 
 static pgs_err_t scan_value(scan_t *s, avro_schema_t schema, const char *field)
@@ -133,9 +194,9 @@ static pgs_err_t scan_value(scan_t *s, avro_schema_t schema, const char *field)
     case AVRO_DOUBLE:
         return scan_skip(s, field, 8);
     case AVRO_STRING:
-        return scan_text(s, field, 1, "string");
+        return scan_text(s, field, 1, "string", NULL, NULL);
     case AVRO_BYTES:
-        return scan_text(s, field, 0, "bytes");
+        return scan_text(s, field, 0, "bytes", NULL, NULL);
     case AVRO_FIXED:
         return scan_skip(s, field, (size_t)avro_schema_fixed_size(schema));
     case AVRO_ENUM:

@@ -18,7 +18,6 @@
 #include "common/kafkaconf.h"
 
 #define REPLAY_HDR_PREFIX "pgscribe."
-#define REPLAY_CT_JSON    "application/json"
 
 enum {
     OPT_DLQ = 256,
@@ -194,9 +193,7 @@ static int replay_clinic(pgs_codec_t *codec, const rd_kafka_message_t *m, rd_kaf
     }
     if (!m->payload || m->len == 0)
         return -1;
-    char ct[64];
-    const char *type = replay_header(hdrs, "content-type", ct, sizeof(ct));
-    int is_json = type && strcasecmp(type, REPLAY_CT_JSON) == 0;
+    int is_json = pgs_codec_headers_content_type(hdrs) == PGS_CONTENT_JSON;
     char errstr[256];
     const char *clinic = NULL;
     pgs_command_t *cmd = NULL;

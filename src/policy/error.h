@@ -31,6 +31,7 @@ typedef enum {
     PGS_E_DECODE_BAD_OP,
     PGS_E_DECODE_BAD_UUID,
     PGS_E_DECODE_BAD_BASE64,
+    PGS_E_DECODE_DUPLICATE_FIELD,
     /* validate: readable, but not allowed by the catalog */
     PGS_E_VALIDATE_UNKNOWN_ENTITY,
     PGS_E_VALIDATE_UNKNOWN_COLUMN,

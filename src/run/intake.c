@@ -13,15 +13,9 @@
 static int is_json_message(const rd_kafka_message_t *rkm)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    const void *val = NULL;
-    size_t size = 0;
-    if (rd_kafka_header_get_last(hdrs, "content-type", &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !val)
-        return 0;
-    static const char json[] = "application/json";
-    return size >= sizeof(json) - 1 && memcmp(val, json, sizeof(json) - 1) == 0;
+    return pgs_codec_headers_content_type(hdrs) == PGS_CONTENT_JSON;
 }
 
 /* The lane key of the message being taken in: one buffer, reused (intake

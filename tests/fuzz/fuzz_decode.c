@@ -1,4 +1,5 @@
-/* libFuzzer target: arbitrary bytes through decode, validation and SQL generation. */
+/* libFuzzer target: arbitrary bytes through decode, validation and SQL
+ * generation, as a WriteCommand or as an AuditEvent (first byte's mode). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "catalog/catalog.h"
 #include "codec/codec.h"
+#include "sql/auditsql.h"
 #include "sql/sqlgen.h"
 
 /* pg_type oids of the clinic schema's column types; the enum's oid is
@@ -144,12 +146,55 @@ static void fuzz_require(int ok, const char *what)
     }
 }
 
-/* First byte: bit 0 selects JSON (1) or Avro (0); the rest is the message. */
+/* A decode error's contract, for commands and audit events alike. */
+static void fuzz_decode_error(pgs_err_t err, const char *errstr, size_t errstr_size)
+{
+    fuzz_require(pgs_err_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
+    fuzz_require(memchr(errstr, '\0', errstr_size) != NULL, "errstr terminated");
+    fuzz_require(errstr[0] != '\0', "decode error has a reason");
+}
+
+/* An AuditEvent: decoded, then the batch statement's parameters built for
+ * it as the audit path does (the details map becomes a jsonb text). */
+static int fuzz_audit(const uint8_t *data, size_t size, int is_json)
+{
+    pgs_audit_event_t *ev = NULL;
+    char errstr[256];
+    errstr[0] = '\0';
+    pgs_err_t err = pgs_codec_decode_audit(codec, data, size, is_json, &ev, errstr, sizeof(errstr));
+    if (err != PGS_OK) {
+        fuzz_require(ev == NULL, "no audit event on a decode error");
+        fuzz_decode_error(err, errstr, sizeof(errstr));
+        return 0;
+    }
+    fuzz_require(ev && ev->event_id && ev->clinic_id && *ev->clinic_id && ev->actor && ev->action &&
+                     ev->outcome && ev->source,
+                 "decoded audit event complete");
+    for (size_t i = 0; i < ev->details_cnt; i++)
+        fuzz_require(ev->details[i].name && ev->details[i].value.type == PGS_VAL_STRING,
+                     "details are string values");
+    const pgs_audit_event_t *evs[] = {ev};
+    int32_t partition = 0;
+    int64_t offset = 0;
+    pgs_batch_params_t params;
+    pgs_auditsql_params(evs, &partition, &offset, 1, "fuzz.audit", &params);
+    fuzz_require(params.n == PGS_AUDITSQL_NPARAMS, "audit parameter count");
+    for (int i = 0; i < params.n; i++)
+        fuzz_require(params.values[i] != NULL, "audit parameter built");
+    pgs_sqlbatch_params_free(&params);
+    pgs_audit_event_free(ev);
+    return 0;
+}
+
+/* First byte: bit 0 selects JSON (1) or Avro (0), bit 1 an AuditEvent (1)
+ * or a WriteCommand (0); the rest is the message. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     int is_json = data[0] & 1;
+    if (data[0] & 2)
+        return fuzz_audit(data + 1, size - 1, is_json);
     pgs_command_t *cmd = NULL;
     char errstr[256];
     errstr[0] = '\0';
@@ -157,8 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pgs_codec_decode_command(codec, data + 1, size - 1, is_json, &cmd, errstr, sizeof(errstr));
     if (err != PGS_OK) {
         fuzz_require(cmd == NULL, "no command on a decode error");
-        fuzz_require(pgs_err_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
-        fuzz_require(memchr(errstr, '\0', sizeof(errstr)) != NULL, "errstr terminated");
+        fuzz_decode_error(err, errstr, sizeof(errstr));
         return 0;
     }
     fuzz_require(cmd && cmd->command_id && cmd->clinic_id && cmd->entity && cmd->key_cnt > 0,

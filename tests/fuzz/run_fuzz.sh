@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds tests/fuzz/fuzz_decode.c with clang (libFuzzer + ASan + UBSan) from
 # pgscribe's sources and runs it over a copy of the seed corpus for a bounded
-# time. Exits non-zero on any crash, leak, UB report or build failure.
+# time. Seeds start with the target's mode byte: bit 0 JSON, bit 1 an
+# AuditEvent (0x00 Avro command, 0x01 JSON command, 0x02 Avro audit event,
+# 0x03 JSON audit event). Exits non-zero on any crash, leak, UB report or build failure.
 # usage: run_fuzz.sh SCHEMAS_EMBEDDED_C   (the build folder's generated file)
 # env:   PGS_FUZZ_SECONDS (default 60), PGS_FUZZ_KEEP=1 keeps the work folder
 set -euo pipefail

@@ -473,7 +473,271 @@ static void test_json_errors(void **state)
         "{\"x\":{\"bytes\":\"AP 8\"}}",       "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
     for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++)
         expect_json_err(CMD_JSON(c, op, key, bad_b64[i], ev, at), PGS_E_DECODE_BAD_BASE64, "data");
+    /* numbers beyond int64 or double: a syntax error that says so (the
+     * digits may be PHI, so they are not quoted) */
+    static const char *const huge[] = {"99999999999999999999", "-9223372036854775809", "1e400",
+                                       "-1.5e999"};
+    for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++)
+        expect_json_err(CMD_JSON(c, op, key, d, huge[i], at), PGS_E_DECODE_JSON_SYNTAX,
+                        "number out of range");
+    expect_json_err(CMD_JSON(c, op, key, d, ev, "18446744073709551616"), PGS_E_DECODE_JSON_SYNTAX,
+                    "number out of range");
+    CMD_JSON(c, op, key, d, "9223372036854775807", at);
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    assert_true(out->expected_version == INT64_MAX);
+    pgs_command_free(out);
 #undef CMD_JSON
+}
+
+/* A duplicated name is refused at every depth, whichever copy comes
+ * first: with last-wins parsing, "op":"INSERT",…,"op":"DELETE" would
+ * delete a row and a second clinic_id would write under another clinic. */
+static void test_json_duplicate_fields(void **state)
+{
+    (void)state;
+    const char *base = "{\"command_id\":\"" UUID "\",\"clinic_id\":%s,\"actor\":\"a\","
+                       "\"entity\":\"patients\",\"op\":%s,\"key\":%s,\"data\":%s,"
+                       "\"issued_at\":1%s}";
+    char j[1024];
+#define DUP_JSON(clinic, op, key, data, tail)                                                      \
+    (snprintf(j, sizeof(j), base, clinic, op, key, data, tail), j)
+    const char *c = "\"clinic-7\"", *op = "\"UPSERT\"", *key = "{\"id\":1}", *d = "{\"x\":1}";
+    pgs_command_t *out = NULL;
+    char err[256];
+    /* the same command without a duplicate decodes */
+    DUP_JSON(c, op, key, d, "");
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    pgs_command_free(out);
+    /* names differing in case are two names */
+    DUP_JSON(c, op, key, "{\"x\":1,\"X\":2}", "");
+    assert_int_equal(pgs_codec_decode_command(codec, j, strlen(j), 1, &out, err, sizeof(err)),
+                     PGS_OK);
+    assert_int_equal(out->data_cnt, 2);
+    pgs_command_free(out);
+
+    /* top level: the second op, the second clinic_id (values are PHI-free
+     * here but the message must not quote them either way) */
+    expect_json_err(DUP_JSON(c, "\"INSERT\"", key, d, ",\"op\":\"DELETE\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'op'");
+    expect_json_err(DUP_JSON("\"" SECRET "\"", op, key, d, ",\"clinic_id\":\"" SECRET "2\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'clinic_id'");
+    /* the same name written with an escape is the same name */
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"\\u006fp\":\"DELETE\""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, NULL);
+    /* an unknown top-level field given twice is refused too */
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"extra\":1,\"extra\":2"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'extra'");
+    /* in key, in data */
+    expect_json_err(DUP_JSON(c, op, "{\"id\":\"" SECRET "\",\"id\":\"" SECRET "x\"}", d, ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'key.id'");
+    expect_json_err(DUP_JSON(c, op, key, "{\"notes\":\"" SECRET "\",\"x\":1,\"notes\":null}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data.notes'");
+    /* nested: inside a bytes value, and deep inside an unknown field */
+    expect_json_err(DUP_JSON(c, op, key, "{\"photo\":{\"bytes\":\"AA==\",\"bytes\":\"AP8=\"}}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"meta\":{\"a\":[1,{\"b\":{\"c\":1,\"c\":2}}]}"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'meta'");
+    /* a name below the key/data maps is part of a value: never quoted */
+    expect_json_err(DUP_JSON(c, op, key, "{\"x\":{\"" SECRET "\":1,\"" SECRET "\":2}}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+    expect_json_err(DUP_JSON(c, op, key, d, ",\"m\":{\"" SECRET "\":1,\"" SECRET "\":2}"),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'m'");
+    /* a map key that is no identifier is not quoted even where names are */
+    expect_json_err(DUP_JSON(c, op, key, "{\"" SECRET " x\":1,\"" SECRET " x\":2}", ""),
+                    PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
+#undef DUP_JSON
+}
+
+/* Audit events decoded from JSON refuse duplicates the same way. */
+static void test_audit_duplicate_fields(void **state)
+{
+    (void)state;
+    const char *j = "{\"event_id\":\"0b7f4f3c-1d2e-4a5b-8c9d-aabbccddeeff\",\"clinic_id\":\"c\","
+                    "\"actor\":\"a\",\"action\":\"LOGIN\",\"resource_type\":\"session\","
+                    "\"resource_id\":\"\",\"outcome\":\"SUCCESS\",\"occurred_at\":1,"
+                    "\"source\":\"sso\"%s}";
+    static const struct {
+        const char *tail, *field;
+    } cases[] = {
+        {"", NULL},
+        {",\"clinic_id\":\"other\"", "'clinic_id'"},
+        {",\"outcome\":\"DENIED\"", "'outcome'"},
+        {",\"details\":{\"reason\":\"" SECRET "\",\"reason\":\"" SECRET "2\"}", "'details.reason'"},
+        {",\"details\":{\"r\":\"x\"},\"details\":{}", "'details'"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024], err[256] = "";
+        pgs_audit_event_t *out = (pgs_audit_event_t *)1;
+        snprintf(text, sizeof(text), j, cases[i].tail);
+        pgs_err_t got =
+            pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err));
+        if (!cases[i].field) {
+            assert_int_equal(got, PGS_OK);
+            pgs_audit_event_free(out);
+            continue;
+        }
+        if (got != PGS_E_DECODE_DUPLICATE_FIELD)
+            fail_msg("case %zu: want DECODE_DUPLICATE_FIELD, got %s (%s)", i, pgs_err_code(got),
+                     err);
+        assert_null(out);
+        if (!strstr(err, cases[i].field))
+            fail_msg("errstr '%s' does not name %s", err, cases[i].field);
+        assert_null(strstr(err, SECRET));
+    }
+    assert_int_equal(pgs_err_class(PGS_E_DECODE_DUPLICATE_FIELD), PGS_ECLASS_DECODE);
+    assert_string_equal(pgs_err_code(PGS_E_DECODE_DUPLICATE_FIELD), "DECODE_DUPLICATE_FIELD");
+}
+
+/* content-type values are matched as MIME types: Java and HTTP-bridge
+ * producers send "Content-Type: Application/JSON; charset=utf-8". */
+static void test_content_type_value(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        pgs_content_t want;
+    } cases[] = {
+        {"application/json", PGS_CONTENT_JSON},
+        {"Application/JSON", PGS_CONTENT_JSON},
+        {"APPLICATION/JSON", PGS_CONTENT_JSON},
+        {"application/json; charset=utf-8", PGS_CONTENT_JSON},
+        {"Application/JSON;charset=UTF-8", PGS_CONTENT_JSON},
+        {"  application/json ", PGS_CONTENT_JSON},
+        {"application/json ; charset=\"utf-8\"", PGS_CONTENT_JSON},
+        {"application/vnd.pgscribe.v1+avro", PGS_CONTENT_AVRO},
+        {"Application/Vnd.PGScribe.V1+Avro; x=1", PGS_CONTENT_AVRO},
+        /* wrong types: not JSON, so read as Avro */
+        {"application/jsonx", PGS_CONTENT_OTHER},
+        {"application/json-seq", PGS_CONTENT_OTHER},
+        {"text/json", PGS_CONTENT_OTHER},
+        {"application/xml", PGS_CONTENT_OTHER},
+        {"application/ json", PGS_CONTENT_OTHER},
+        {"application/json garbage", PGS_CONTENT_OTHER},
+        {"application", PGS_CONTENT_OTHER},
+        {"", PGS_CONTENT_OTHER},
+        {";charset=utf-8", PGS_CONTENT_OTHER},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pgs_content_t got = pgs_codec_content_type(cases[i].value, strlen(cases[i].value));
+        if (got != cases[i].want)
+            fail_msg("'%s': want %d, got %d", cases[i].value, cases[i].want, got);
+    }
+    /* the value is a byte string, not a C string: its size bounds it */
+    assert_int_equal(pgs_codec_content_type("application/jsonXYZ", 16), PGS_CONTENT_JSON);
+    assert_int_equal(pgs_codec_content_type("application/json\0x", 18), PGS_CONTENT_OTHER);
+    assert_int_equal(pgs_codec_content_type(NULL, 0), PGS_CONTENT_NONE);
+}
+
+/* The header name is matched in any letter case; the last one wins, as
+ * rd_kafka_header_get_last() would for one spelling. */
+static void test_content_type_headers(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"content-type", "Content-Type", "CONTENT-TYPE",
+                                        "content-Type"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        rd_kafka_header_add(h, "x-trace", -1, "application/json", -1);
+        rd_kafka_header_add(h, names[i], -1, "Application/JSON", -1);
+        if (pgs_codec_headers_content_type(h) != PGS_CONTENT_JSON)
+            fail_msg("header '%s' not read", names[i]);
+        rd_kafka_headers_destroy(h);
+    }
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    assert_int_equal(pgs_codec_headers_content_type(NULL), PGS_CONTENT_NONE);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_header_add(h, "content-typ", -1, "application/json", -1);
+    rd_kafka_header_add(h, "content-type-x", -1, "application/json", -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_header_add(h, "Content-Type", -1, "application/json", -1);
+    rd_kafka_header_add(h, "content-type", -1, PGS_CONTENT_TYPE_AVRO, -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_AVRO);
+    rd_kafka_header_add(h, "CONTENT-TYPE", -1, "text/plain", -1);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_OTHER);
+    rd_kafka_header_add(h, "content-type", -1, NULL, 0);
+    assert_int_equal(pgs_codec_headers_content_type(h), PGS_CONTENT_NONE);
+    rd_kafka_headers_destroy(h);
+}
+
+/* Avro binary by hand: avro-c's encoder keeps one entry per map key, so a
+ * map naming a key twice can only be written byte by byte. */
+static size_t avro_long(unsigned char *p, int64_t v)
+{
+    uint64_t n = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t i = 0;
+    for (; n >= 0x80; n >>= 7)
+        p[i++] = (unsigned char)(n | 0x80);
+    p[i++] = (unsigned char)n;
+    return i;
+}
+
+static size_t avro_str(unsigned char *p, const char *s)
+{
+    size_t n = avro_long(p, (int64_t)strlen(s));
+    memcpy(p + n, s, strlen(s));
+    return n + strlen(s);
+}
+
+/* A v2 WriteCommand; @p key and @p data list name/string-value pairs, each
+ * map in one block (NULL-ended). */
+static size_t avro_command(unsigned char *buf, const char *const *key, const char *const *data)
+{
+    size_t n = 0;
+    memcpy(buf, "\0\0\0\0\2", 5);
+    n = 5;
+    n += avro_str(buf + n, UUID);
+    n += avro_str(buf + n, "clinic-7");
+    n += avro_str(buf + n, "user:42");
+    n += avro_str(buf + n, "patients");
+    n += avro_long(buf + n, 0); /* INSERT */
+    for (const char *const *m = key;; m = data) {
+        size_t cnt = 0;
+        while (m[2 * cnt])
+            cnt++;
+        n += avro_long(buf + n, (int64_t)cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            n += avro_str(buf + n, m[2 * i]);
+            n += avro_long(buf + n, 4); /* the union's string branch */
+            n += avro_str(buf + n, m[2 * i + 1]);
+        }
+        if (cnt)
+            n += avro_long(buf + n, 0);
+        if (m == data)
+            break;
+    }
+    n += avro_long(buf + n, 0); /* expected_version: null */
+    n += avro_long(buf + n, 1700000000123LL);
+    return n;
+}
+
+/* avro-c keeps the last of a repeated map key, as jansson would by default:
+ * refused the same way as in JSON. */
+static void test_avro_duplicate_map_keys(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    static const char *const key1[] = {"id", SECRET "1", NULL};
+    static const char *const key2[] = {"id", SECRET "1", "id", SECRET "2", NULL};
+    static const char *const data1[] = {"given_name", SECRET, NULL};
+    static const char *const data2[] = {"given_name", SECRET, "notes", "x",
+                                        "given_name", "Eve",  NULL};
+    static const char *const data_case[] = {"given_name", SECRET, "Given_Name", "Eve", NULL};
+    pgs_command_t *out = NULL;
+    char err[256];
+    size_t len = avro_command(buf, key1, data1);
+    assert_int_equal(pgs_codec_decode_command(codec, buf, len, 0, &out, err, sizeof(err)), PGS_OK);
+    assert_int_equal(out->key_cnt, 1);
+    pgs_command_free(out);
+    len = avro_command(buf, key1, data_case);
+    assert_int_equal(pgs_codec_decode_command(codec, buf, len, 0, &out, err, sizeof(err)), PGS_OK);
+    assert_int_equal(out->data_cnt, 2);
+    pgs_command_free(out);
+    len = avro_command(buf, key2, data1);
+    expect_cmd_err(buf, len, 0, PGS_E_DECODE_DUPLICATE_FIELD, "'key'");
+    len = avro_command(buf, key1, data2);
+    expect_cmd_err(buf, len, 0, PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
 }
 
 static void test_bad_uuid(void **state)
@@ -809,6 +1073,11 @@ int main(void)
         cmocka_unit_test(test_avro_bad_enum_and_union),
         cmocka_unit_test(test_bad_utf8_and_nul),
         cmocka_unit_test(test_json_errors),
+        cmocka_unit_test(test_json_duplicate_fields),
+        cmocka_unit_test(test_audit_duplicate_fields),
+        cmocka_unit_test(test_avro_duplicate_map_keys),
+        cmocka_unit_test(test_content_type_value),
+        cmocka_unit_test(test_content_type_headers),
         cmocka_unit_test(test_bad_uuid),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_audit_roundtrip),
