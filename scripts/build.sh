@@ -5,7 +5,7 @@
 #
 # usage: scripts/build.sh        (build folder: $PGS_BUILD_DIR, default build)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."  # the real checkout, even when called through a symlink
 
 scripts/deps.sh
 BUILD=${PGS_BUILD_DIR:-build}

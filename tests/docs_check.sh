@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fails when the docs have drifted from the code: docs/config-reference.md is
 # not what `pgscribe check-config --markdown` prints, a function named in
-# docs/architecture.md no longer exists in src/, a subcommand's --help is not
-# in the common shape, or `pgscribe version` misses a line.
+# docs/architecture.md no longer exists in src/, a link of README.md or docs/
+# is broken, a subcommand's --help is not in the common shape, or
+# `pgscribe version` misses a line.
 #
 # usage: tests/docs_check.sh [PGSCRIBE_BINARY]   (default build/pgscribe)
 set -euo pipefail
@@ -34,7 +35,34 @@ for f in $(grep -o '`[A-Za-z_][A-Za-z0-9_]*()`' docs/architecture.md | tr -d '`(
 done
 ((nfun > 20)) || complain "docs/architecture.md names only $nfun functions"
 
-# 3. One help shape: "usage: pgscribe CMD", a one-line description right
+# 3. Every relative link of README.md and docs/ points at a file that exists
+#    and, with #anchor, at one of its headings (GitHub's anchor rules).
+python3 - <<'PY' || complain "broken links (above)"
+import re, os, sys
+def anchors(path):
+    out=set(); fence=False
+    for l in open(path):
+        if l.startswith('```'): fence=not fence
+        m=None if fence else re.match(r'^#+ (.*)', l)
+        if m:
+            a=m.group(1).strip().lower()
+            a=re.sub(r'[^\w\- ]','',a).replace(' ','-')
+            out.add(a)
+    return out
+bad=0
+files=['README.md']+['docs/'+f for f in os.listdir('docs') if f.endswith('.md')]+['schemas/avro/README.md','tests/bench/README.md']
+for f in files:
+    for m in re.finditer(r'\]\(([^)\s]+)\)', open(f).read()):
+        t=m.group(1)
+        if t.startswith('http'): continue
+        p,_,a=t.partition('#')
+        target=os.path.normpath(os.path.join(os.path.dirname(f), p)) if p else f
+        if not os.path.exists(target): print('docs:', f, 'links to a missing file:', t); bad=1; continue
+        if a and target.endswith('.md') and a not in anchors(target): print('docs:', f, 'links to a missing heading:', t); bad=1
+sys.exit(bad)
+PY
+
+# 4. One help shape: "usage: pgscribe CMD", a one-line description right
 #    after the usage lines, an "options:" and an "exit codes:" section.
 cmds=$("$BIN" --help | awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}')
 [[ -n $cmds ]] || complain "pgscribe --help lists no commands"
@@ -55,7 +83,7 @@ for c in "" $cmds; do
     grep -qE '^  0  ' <<<"$out" || complain "$label: exit codes do not list 0"
 done
 
-# 4. pgscribe version names the commit and every library it runs with.
+# 5. pgscribe version names the commit and every library it runs with.
 ver=$("$BIN" version)
 for re in '^pgscribe [0-9.]+ \(commit ([0-9a-f]{7,}|unknown)\)' '^librdkafka [0-9]' '^libpq [0-9]+\.[0-9]+$' \
     '^avro-c [0-9]' '^jansson [0-9]' '^openssl OpenSSL [0-9]'; do
