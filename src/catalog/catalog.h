@@ -62,7 +62,7 @@ const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i);
 int pgs_entity_column(const pgs_entity_t *ent, const char *name);
 
 /**
- * @brief Checks a decoded command against the catalog (see README, "Validation").
+ * @brief Checks a decoded command against the catalog (see docs/semantics.md, "Validation").
  * @returns PGS_OK and *entp, or a validate/tenant error; @p errstr names the
  *          entity/column at fault, never a value.
  */

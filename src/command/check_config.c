@@ -13,16 +13,27 @@
 
 static void cli_check_config_usage(FILE *fp)
 {
-    fprintf(fp, "usage: pgscribe check-config [-c FILE] [--print] [--help-config] [--markdown]\n"
-                "\n"
-                "Validates a configuration file and exits 0 if it is valid, 3 if not.\n"
-                "\n"
-                "  -c, --config FILE  file to check (default: $PGSCRIBE_CONFIG, else\n"
-                "                     " CLI_DEFAULT_CONFIG " if it exists)\n"
-                "  -p, --print        print the effective values, secrets masked\n"
-                "      --help-config  describe every setting\n"
-                "      --markdown     print the settings reference as Markdown\n"
-                "  -h, --help         show this help\n");
+    fprintf(
+        fp,
+        "usage: pgscribe check-config [-c FILE] [--print] [--help-config] [--markdown] [--help]\n"
+        "Validates a configuration file, or describes every setting.\n"
+        "\n"
+        "Every kafka.* key is handed to librdkafka, so an unknown property or a bad\n"
+        "value fails here rather than at start.\n"
+        "\n"
+        "options:\n"
+        "  -c, --config FILE  file to check (default: $PGSCRIBE_CONFIG, else\n"
+        "                     " CLI_DEFAULT_CONFIG " if it exists)\n"
+        "  -p, --print        print the effective values, secrets masked\n"
+        "      --help-config  describe every setting\n"
+        "      --markdown     print the settings reference as Markdown\n"
+        "                     (docs/config-reference.md)\n"
+        "  -h, --help         show this help\n"
+        "\n"
+        "exit codes:\n"
+        "  0  valid\n"
+        "  2  bad arguments\n"
+        "  3  invalid configuration\n");
 }
 
 /* Hands the kafka.* keys to librdkafka as the consumer and the producer

@@ -24,13 +24,24 @@ static void on_stop(int sig)
 static void usage(FILE *fp)
 {
     fprintf(fp,
-            "Usage: pgscribe metrics [-c FILE] [-b BROKERS] [--follow] [--timeout-ms N] [--help]\n"
-            "Prints every WorkerMetrics record on the metrics topic as one JSON line,\n"
-            "from the beginning, and stops at the end of the topic unless --follow.\n"
+            "usage: pgscribe metrics [-c FILE] [-b BROKERS] [--follow] [--timeout-ms N] [--help]\n"
+            "Prints every WorkerMetrics record on the metrics topic as one JSON line.\n"
+            "\n"
+            "Reads from the beginning and stops at the end of the topic unless --follow.\n"
+            "\n"
+            "options:\n"
             "  -c, --config FILE    configuration file\n"
             "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
             "  -f, --follow         keep waiting for new records\n"
-            "      --timeout-ms N   give up after N ms without reaching the end (30000)\n");
+            "      --timeout-ms N   give up after N ms without reaching the end (30000)\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "exit codes:\n"
+            "  0  ok\n"
+            "  1  runtime failure\n"
+            "  2  bad arguments\n"
+            "  3  invalid configuration\n"
+            "  5  Kafka error or time-out\n");
 }
 
 int pgs_cmd_metrics(int argc, char **argv)

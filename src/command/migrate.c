@@ -323,22 +323,29 @@ rollback:
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status] [--help]\n"
-                 "\n"
-                 "Applies the SQL migrations DIR/NNNN_name.sql (default " DEFAULT_DIR ") in\n"
-                 "version order, each once, in one transaction with its row in\n"
-                 "pgscribe.schema_migrations. A file changed after it was applied (SHA-256\n"
-                 "differs) stops the run before anything is applied. Concurrent runs wait\n"
-                 "for each other (advisory lock).\n"
-                 "\n"
-                 "  --dir DIR            migrations folder\n"
-                 "  --conninfo CONNINFO  libpq connection string of a role that may create\n"
-                 "                       schemas and roles; default $PGSCRIBE_PG_ADMIN_CONNINFO,\n"
-                 "                       then $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
-                 "  --status             list each version as applied, pending or changed;\n"
-                 "                       exits 1 if one is changed\n"
-                 "\n"
-                 "Exit codes: 0 ok, 1 failure, 2 usage, 4 database unreachable.\n");
+    fprintf(out,
+            "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status] [--help]\n"
+            "Applies the versioned SQL migrations, each once.\n"
+            "\n"
+            "Applies DIR/NNNN_name.sql (default " DEFAULT_DIR ") in version order, each once,\n"
+            "in one transaction with its row in pgscribe.schema_migrations. A file changed\n"
+            "after it was applied (SHA-256 differs) stops the run before anything is\n"
+            "applied. Concurrent runs wait for each other (advisory lock).\n"
+            "\n"
+            "options:\n"
+            "  --dir DIR            migrations folder\n"
+            "  --conninfo CONNINFO  libpq connection string of a role that may create\n"
+            "                       schemas and roles; default $PGSCRIBE_PG_ADMIN_CONNINFO,\n"
+            "                       then $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
+            "  --status             list each version as applied, pending or changed;\n"
+            "                       exits 1 if one is changed\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "exit codes:\n"
+            "  0  ok\n"
+            "  1  failure (a migration failed, or a changed file)\n"
+            "  2  bad arguments\n"
+            "  4  database unreachable\n");
 }
 
 /* The checksum of every migration file, computed once, with its text. */

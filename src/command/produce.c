@@ -83,11 +83,13 @@ static void produce_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: pgscribe produce [options]\n"
+            "Produces commands or audit events to Kafka: generated, from JSON lines, or raw.\n"
             "\n"
-            "Writes WriteCommand messages to Kafka: a generated, deterministic clinic load\n"
+            "Writes WriteCommand messages: a generated, deterministic clinic load\n"
             "(default), JSON lines read with --input, or raw files sent with --raw-dir.\n"
             "With --audit, writes generated AuditEvent messages instead.\n"
             "\n"
+            "options:\n"
             "  -c, --config FILE     configuration file (kafka.*, topic.commands,\n"
             "                        topic.audit, produce.encoding)\n"
             "  -b, --brokers LIST    bootstrap servers (default: config, else $PGSCRIBE_KAFKA,\n"
@@ -116,9 +118,12 @@ static void produce_usage(FILE *fp)
             "      --no-progress     never show a progress bar\n"
             "  -h, --help            show this help\n"
             "\n"
-            "Exit status: 0 if every message was delivered, 1 if any failed or an input line\n"
-            "was skipped, 2 on bad arguments, 3 on a bad configuration, 5 if the Kafka client\n"
-            "could not be created.\n");
+            "exit codes:\n"
+            "  0  every message was delivered\n"
+            "  1  a message failed, or an input line was skipped\n"
+            "  2  bad arguments\n"
+            "  3  invalid configuration\n"
+            "  5  Kafka client could not be created\n");
 }
 
 static int produce_parse_ll(const char *opt, const char *s, long long min, long long max,

@@ -32,12 +32,14 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: pgscribe prune --older-than AGE [--conninfo CONNINFO] [--batch N]\n"
             "                      [--dry-run] [--force] [--help]\n"
+            "Deletes idempotency records of commands applied more than AGE ago.\n"
             "\n"
-            "Deletes idempotency records (pgscribe.applied_commands) of commands applied\n"
-            "more than AGE ago, N rows per transaction. A command that arrives again after\n"
-            "its record is gone is applied again, so AGE must exceed the commands topic's\n"
-            "retention and any dead-letter replay window. Audit rows are never touched.\n"
+            "Deletes rows of pgscribe.applied_commands, N per transaction. A command that\n"
+            "arrives again after its record is gone is applied again, so AGE must exceed\n"
+            "the commands topic's retention and any dead-letter replay window. Audit rows\n"
+            "are never touched.\n"
             "\n"
+            "options:\n"
             "  --older-than AGE     30d, 12h, 90m, 2w ...; below 1d needs --force\n"
             "  --conninfo CONNINFO  a role that may delete from pgscribe.applied_commands;\n"
             "                       default $PGSCRIBE_PG_ADMIN_CONNINFO, then\n"
@@ -45,9 +47,13 @@ static void usage(FILE *out)
             "  --batch N            rows per transaction (default %d)\n"
             "  --dry-run            count what would be deleted, delete nothing\n"
             "  --force              allow an AGE below 1d\n"
+            "  -h, --help           show this help\n"
             "\n"
-            "Exit status: 0 done, 1 a database error midway (what was deleted stays\n"
-            "deleted), 2 bad arguments, 4 database unreachable.\n",
+            "exit codes:\n"
+            "  0  done\n"
+            "  1  a database error midway (what was deleted stays deleted)\n"
+            "  2  bad arguments\n"
+            "  4  database unreachable\n",
             PRUNE_DEFAULT_BATCH);
 }
 

@@ -61,13 +61,18 @@ static void replay_on_stop(int sig)
 static void replay_usage(FILE *fp)
 {
     fprintf(fp,
-            "Usage: pgscribe replay [-c FILE] [-b BROKERS] [--dlq TOPIC] [--class C]...\n"
+            "usage: pgscribe replay [-c FILE] [-b BROKERS] [--dlq TOPIC] [--class C]...\n"
             "                       [--code X]... [--since T] [--until T] [--clinic ID]...\n"
             "                       [--list] [--dry-run] [--timeout-ms N] [--help]\n"
+            "Lists dead letters, or re-produces them to their source topic.\n"
+            "\n"
             "Reads a dead-letter topic from the beginning to its end and re-produces each\n"
             "matching dead letter to its source topic (header pgscribe.source.topic) with\n"
             "its original key, value and headers, minus the pgscribe.* headers. Replaying\n"
-            "twice is harmless: the worker applies each command id once.\n"
+            "twice is harmless: the worker applies each command id once. All given\n"
+            "filters must match.\n"
+            "\n"
+            "options:\n"
             "  -c, --config FILE    configuration file\n"
             "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
             "      --dlq TOPIC      dead-letter topic (default: topic.commands_dlq)\n"
@@ -81,8 +86,14 @@ static void replay_usage(FILE *fp)
             "                       its value) and produce nothing\n"
             "      --dry-run        count what would be replayed, produce nothing\n"
             "      --timeout-ms N   give up after N ms without progress (30000)\n"
-            "All given filters must match. Exit status: 0 ok, 1 a delivery failed,\n"
-            "2 bad arguments, 3 bad configuration, 5 Kafka error or time-out.\n");
+            "  -h, --help           show this help\n"
+            "\n"
+            "exit codes:\n"
+            "  0  ok\n"
+            "  1  a delivery failed, or interrupted\n"
+            "  2  bad arguments\n"
+            "  3  invalid configuration\n"
+            "  5  Kafka error or time-out\n");
 }
 
 /* Parses RFC 3339 ("2026-11-26T19:00:00Z", "...:00.123Z", "...:00+01:00")

@@ -13,11 +13,27 @@
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: pgscribe topics [-c FILE] [-b BROKERS] [-p PARTITIONS] [-r REPLICAS]\n"
-                "Creates topic.commands, topic.audit, topic.commands_dlq, topic.audit_dlq and\n"
-                "topic.metrics if missing; existing topics are left as they are.\n"
-                "  -p, --partitions N   partitions of the commands and audit topics (12)\n"
-                "  -r, --replicas N     replication factor (1)\n");
+    fprintf(fp,
+            "usage: pgscribe topics [-c FILE] [-b BROKERS] [-p PARTITIONS] [-r REPLICAS] [--help]\n"
+            "Creates the configured topics if they are missing.\n"
+            "\n"
+            "Creates topic.commands, topic.audit, topic.commands_dlq, topic.audit_dlq and\n"
+            "topic.metrics; existing topics are left as they are. Returns once every\n"
+            "partition takes writes.\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE    configuration file\n"
+            "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
+            "  -p, --partitions N   partitions of the commands and audit topics (12); the\n"
+            "                       dead-letter and metrics topics get at most 3\n"
+            "  -r, --replicas N     replication factor (1)\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "exit codes:\n"
+            "  0  ok\n"
+            "  2  bad arguments\n"
+            "  3  invalid configuration\n"
+            "  5  Kafka error or time-out\n");
 }
 
 int pgs_cmd_topics(int argc, char **argv)

@@ -3,7 +3,7 @@
 #ifndef PGSCRIBE_CLI_H
 #define PGSCRIBE_CLI_H
 
-/* Exit codes (documented in README). */
+/* Exit codes (documented in docs/operations.md). */
 #define PGS_EXIT_OK       0
 #define PGS_EXIT_FAILURE  1 /* runtime failure */
 #define PGS_EXIT_USAGE    2 /* bad arguments */

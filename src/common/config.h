@@ -1,6 +1,6 @@
 /* Configuration: one declarative table (name, type, default, bounds,
  * reloadable, help) that parses the file, validates, prints help and
- * generates the reference in README. `kafka.*` keys pass through. */
+ * generates docs/config-reference.md. `kafka.*` keys pass through. */
 #ifndef PGSCRIBE_CONFIG_H
 #define PGSCRIBE_CONFIG_H
 
@@ -50,7 +50,7 @@ int pgs_config_reload(pgs_config_t *cur, const pgs_config_t *next, char *errstr,
 
 /** @brief Human help for every key (`pgscribe check-config --help-config`). */
 void pgs_config_print_help(FILE *fp);
-/** @brief Markdown reference table (README's config section). */
+/** @brief Markdown reference table (docs/config-reference.md). */
 void pgs_config_print_markdown(FILE *fp);
 /** @brief Effective values, one `name = value` per line; secrets (any key
  *         containing "password" or conninfo password=...) masked. */

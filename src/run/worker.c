@@ -101,13 +101,26 @@ static void reload_config(pgs_worker_t *w, const char *path)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: pgscribe run [-c FILE] [--help]\n"
-                "Consumes the commands topic and applies each command to PostgreSQL\n"
-                "effectively once, in key order, and stores the audit topic's events, each\n"
-                "through its own connection pool. SIGTERM/SIGINT drain and stop; SIGHUP\n"
-                "reloads reloadable settings and the catalog.\n"
-                "  -c, --config FILE   configuration file (default $PGSCRIBE_CONFIG)\n"
-                "  -h, --help          this help\n");
+    fprintf(fp, "usage: pgscribe run [-c FILE] [--help]\n"
+                "Runs a worker: applies commands to PostgreSQL and stores audit events.\n"
+                "\n"
+                "Consumes the commands topic and applies each command effectively once, in\n"
+                "key order, and stores the audit topic's events, each stream through its own\n"
+                "connection pool. SIGTERM/SIGINT drain and stop; SIGHUP reloads the reloadable\n"
+                "settings and the catalog.\n"
+                "\n"
+                "options:\n"
+                "  -c, --config FILE   configuration file (default $PGSCRIBE_CONFIG, else the\n"
+                "                      defaults plus the environment)\n"
+                "  -h, --help          show this help\n"
+                "\n"
+                "exit codes:\n"
+                "  0  stopped cleanly (SIGTERM, SIGINT)\n"
+                "  1  runtime failure\n"
+                "  2  bad arguments\n"
+                "  3  invalid configuration\n"
+                "  4  database unreachable or schema unusable at start\n"
+                "  5  Kafka client could not be created\n");
 }
 
 static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)

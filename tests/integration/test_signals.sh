@@ -3,7 +3,7 @@
 # keys and the catalog (a new table becomes an entity), keeps the whole old
 # config when the new file is invalid, and names the keys that need a
 # restart; the worker keeps applying throughout; SIGTERM exits 0; a bad config
-# exits 3 and an unreachable database exits 4, as README's table says.
+# exits 3 and an unreachable database exits 4, as the exit-code table in docs/operations.md says.
 . "$(dirname "$0")/lib.sh"
 pgs_test_init signals
 
