@@ -22,6 +22,9 @@ typedef enum { PGS_POOL_WATCH_ADD = 0, PGS_POOL_WATCH_MOD, PGS_POOL_WATCH_DEL } 
  * its lanes ends in exactly one of: back in its lane (the pool does that
  * itself), in retry backoff (the pool gives it back when the backoff is
  * over), applied(), or dead_letter().
+ *
+ * @locality the thread that drives the pool (the worker's main thread):
+ *           every callback is called from within a pgs_pool_* call.
  */
 typedef struct {
     /** @brief Registers, changes or removes the readiness the pool waits for
