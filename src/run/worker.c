@@ -13,6 +13,7 @@
 #include "common/cli.h"
 #include "common/kafkaconf.h"
 #include "common/log.h"
+#include "run/outcome.h"
 #include "run/worker.h"
 
 static pgs_worker_t *signal_worker;
@@ -287,8 +288,21 @@ int pgs_cmd_run(int argc, char **argv)
         for (int s = 0; s < PGS_STREAM__COUNT && rc == 0; s++) {
             pgs_stream_t *st = &w->streams[s];
             st->lanes = pgs_lanes_new();
-            st->pool = pgs_pool_new(w, st, conninfo, (int)pgs_config_int(w->cfg, sizes[s]), errstr,
-                                    sizeof(errstr));
+            pgs_pool_settings_t set = {
+                .name = st->name,
+                .audit = st->kind == PGS_STREAM_AUDIT,
+                /* only write commands adapt: the audit pool is small and append-only */
+                .adaptive = st->kind == PGS_STREAM_COMMANDS &&
+                            pgs_config_bool(w->cfg, "apply.adaptive_in_flight"),
+                .topic = st->topic,
+                .conninfo = conninfo,
+                .schema = pgs_catalog_schema(w->catalog),
+                .size = (int)pgs_config_int(w->cfg, sizes[s]),
+                .max_batch = st->max_batch,
+                .lanes = st->lanes,
+                .cfg = w->cfg,
+            };
+            st->pool = pgs_pool_new(&set, &pgs_outcome_ops, w, errstr, sizeof(errstr));
             if (!st->pool)
                 rc = PGS_EXIT_DATABASE;
         }

@@ -1,0 +1,129 @@
+/* Apply pool internals shared by pool.c (connections), txn.c (sending a
+ * transaction) and settle.c (reading and settling its results). */
+#ifndef PGSCRIBE_POOL_INTERNAL_H
+#define PGSCRIBE_POOL_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/concurrency.h"
+#include "policy/resilience.h"
+#include "run/pool.h"
+#include "run/worker.h" /* pgs_work_t's fields; the pool uses no worker state */
+#include "sql/statements.h"
+
+/* What each result of the pipeline answers, in the order they come back. */
+typedef enum {
+    R_BEGIN,
+    R_CLINIC,
+    R_PREPARE,
+    R_CMD,   /* single-command statement of batch index idx */
+    R_MULTI, /* multi-row statement of group idx */
+    R_COMMIT,
+    R_ROLLBACK,
+    R_SYNC
+} rkind_t;
+
+typedef struct {
+    rkind_t kind;
+    int idx;   /* batch index (R_CMD) or group (R_MULTI); for R_PREPARE, of what follows */
+    int multi; /* R_PREPARE: it precedes an R_MULTI */
+    int stmt;  /* R_PREPARE: statement id */
+} rexp_t;
+
+/* C_SPARE: never opened, because the adaptive in-flight limit has not
+ * needed it yet; it becomes C_DOWN (to be opened) when the limit grows. */
+typedef enum { C_DOWN = 0, C_IDLE, C_BUSY, C_SPARE } cstate_t;
+
+/* A PREPARE sent in a pipeline that then aborts never happens, so a shape
+ * counts as prepared only once the server has confirmed it. */
+enum { PREP_NONE = 0, PREP_SENT, PREP_DONE };
+
+typedef struct pgs_conn_s {
+    pgs_pool_t *pool;
+    int id;
+    PGconn *pg;
+    int fd;
+    cstate_t state;
+    unsigned char *prepared; /* by shape id: PREP_NONE, PREP_SENT, PREP_DONE */
+    size_t prepared_cap;
+    pgs_work_t **batch;
+    int nbatch;
+    int *fresh;       /* per batch index: 1 applied, 0 duplicate (single statements) */
+    int *group_of;    /* per batch index: multi-row group, or -1 */
+    int *group_stmt;  /* per group: statement id */
+    int *group_size;  /* per group: commands */
+    int *group_fresh; /* per group: commands applied */
+    int ngroups;
+    int fail_group; /* multi-row group at fault, or -1 */
+    rexp_t *exp;
+    int nexp, exp_pos, exp_cap;
+    int failed;      /* an error was seen before the sync */
+    int fail_cmd;    /* batch index at fault, or -1 */
+    int fail_outage; /* the error says the database is going away */
+    int commit_ok;   /* COMMIT answered OK: the transaction is durable */
+    int fail_commit; /* COMMIT itself failed with a permanent error */
+    pgs_err_t fail_err;
+    char fail_code[8];
+    char fail_msg[256];
+    int in_rollback;
+    int want_write;
+    int64_t started_us;
+    int64_t next_connect_us;
+    int connect_failures;
+    int ever_opened;
+} pgs_conn_t;
+
+struct pgs_pool_s {
+    pgs_pool_ops_t ops;
+    void *opaque;
+    char *name, *topic, *conninfo;
+    int audit;
+    int max_batch;
+    pgs_lanes_t *lanes;
+    const pgs_config_t *cfg;
+    pgs_latency_t audit_latency;
+    pgs_conn_t *conns;
+    int nconns;
+    pgs_stmts_t *stmts;
+    int64_t last_down_log_us;
+    pgs_breaker_t breaker;
+    pgs_concurrency_t conc; /* how many of the connections may be busy */
+    uint64_t rng;
+    pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
+    size_t nwaiting, waiting_cap;
+};
+
+/* pool.c */
+/** @brief The connection is gone: settles or requeues its batch. */
+void pgs_pool_conn_down(pgs_conn_t *c, const char *why);
+/** @brief Flushes the pipeline; waits for writability while libpq has more. */
+void pgs_pool_conn_flush(pgs_conn_t *c);
+const char *pgs_pool_work_clinic(const pgs_work_t *wk);
+/** @brief What a log line or error says a work is: names only, never values. */
+const char *pgs_pool_work_op(const pgs_work_t *wk);
+const char *pgs_pool_work_entity(const pgs_work_t *wk);
+
+/* txn.c */
+/** @brief Sends one transaction for works[0..n) (all of one clinic).
+ *  @returns 0, or -1 when libpq would not take it (the connection is bad). */
+int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n);
+/** @brief Appends the result the pipeline will answer next. */
+void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx);
+void pgs_txn_set_prepared(pgs_conn_t *c, int sid, int on);
+/** @brief After a failed pipeline: every PREPARE not confirmed did not happen. */
+void pgs_txn_forget_unconfirmed(pgs_conn_t *c);
+
+/* settle.c */
+/** @brief Reads what the server has sent and settles finished transactions. */
+void pgs_settle_read(pgs_conn_t *c);
+/** @brief The transaction committed: reports its works applied. */
+void pgs_settle_succeeded(pgs_conn_t *c);
+/** @brief Gives the batch back to its lanes, spending no attempt; @p skip is
+ *         a batch index left alone, or -1. */
+void pgs_settle_requeue(pgs_conn_t *c, int skip);
+/** @brief Works whose backoff has passed go back to the front of their lanes. */
+void pgs_settle_retry_due(pgs_pool_t *pool, int64_t now);
+
+#endif

@@ -1,0 +1,326 @@
+/* Apply transactions: builds and sends one transaction of up to
+ * apply.max_batch works of one clinic, in one round trip:
+ *
+ *   BEGIN; set_config('pgscribe.clinic_id', clinic, true);
+ *   [PREPARE shape]; EXECUTE shape(cmd 1); ... ; COMMIT; Sync
+ *
+ * Commands of the transaction that share a batch shape go in ONE multi-row
+ * statement over arrays (sqlbatch.c); a lone command uses its single-command
+ * statement (sqlgen.c). Either records the command id, writes the audit row
+ * and applies the write together. Each result the pipeline will answer is
+ * noted in the connection's expected list, which settle.c reads against. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "policy/resilience.h"
+#include "run/pool_internal.h"
+#include "sql/auditsql.h"
+#include "sql/sqlbatch.h"
+#include "sql/sqlgen.h"
+
+#define TXN_MAX_BATCH 1000
+
+/* Resolves (once per work) its single-command statement and, when it can go
+ * in a multi-row statement, that one too. */
+static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
+{
+    if (wk->stmt_known)
+        return;
+    wk->stmt = pgs_stmts_single(pool->stmts, &wk->shape);
+    pgs_bshape_t bs;
+    wk->bstmt = pgs_bshape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
+                    ? pgs_stmts_batch(pool->stmts, &bs)
+                    : -1;
+    wk->stmt_known = 1;
+}
+
+static int conn_prep_state(pgs_conn_t *c, int sid)
+{
+    return (size_t)sid < c->prepared_cap ? c->prepared[sid] : PREP_NONE;
+}
+
+void pgs_txn_forget_unconfirmed(pgs_conn_t *c)
+{
+    for (size_t i = 0; i < c->prepared_cap; i++) {
+        if (c->prepared[i] == PREP_SENT)
+            c->prepared[i] = PREP_NONE;
+    }
+}
+
+void pgs_txn_set_prepared(pgs_conn_t *c, int sid, int on)
+{
+    if ((size_t)sid >= c->prepared_cap) {
+        size_t cap = c->prepared_cap ? c->prepared_cap : 64;
+        while (cap <= (size_t)sid)
+            cap *= 2;
+        c->prepared = realloc(c->prepared, cap);
+        if (!c->prepared)
+            abort();
+        memset(c->prepared + c->prepared_cap, 0, cap - c->prepared_cap);
+        c->prepared_cap = cap;
+    }
+    c->prepared[sid] = (unsigned char)on;
+}
+
+void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx)
+{
+    rexp_t *e = &c->exp[c->nexp++];
+    e->kind = kind;
+    e->idx = idx;
+    e->multi = 0;
+    e->stmt = -1;
+}
+
+/* Sends PREPARE for statement @p sid unless this connection has it. */
+static int ensure_prepared(pgs_conn_t *c, int sid, int idx, int multi)
+{
+    if (conn_prep_state(c, sid) != PREP_NONE)
+        return 0;
+    pgs_stmt_t *st = pgs_stmts_get(c->pool->stmts, sid);
+    if (!PQsendPrepare(c->pg, st->name, st->sql, 0, NULL))
+        return -1;
+    pgs_txn_expect(c, R_PREPARE, idx);
+    c->exp[c->nexp - 1].multi = multi;
+    c->exp[c->nexp - 1].stmt = sid;
+    pgs_txn_set_prepared(c, sid, PREP_SENT);
+    return 0;
+}
+
+/* The transaction's statement_timeout: the configured factor times the
+ * slowest p99 latency observed for its statement shapes, clamped to the
+ * bounds; lock_timeout is half of it, capped by apply.lock_timeout_ms. Both
+ * are set with is_local, so they end with the transaction. */
+static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
+{
+    pgs_pool_t *pool = c->pool;
+    pgs_work_t **works = c->batch;
+    int n = c->nbatch;
+    const pgs_config_t *cfg = pool->cfg;
+    int64_t max_us = pgs_config_int(cfg, "apply.statement_timeout_ms") * 1000;
+    int64_t min_us = pgs_config_int(cfg, "apply.statement_timeout_min_ms") * 1000;
+    int64_t lock_max_us = pgs_config_int(cfg, "apply.lock_timeout_ms") * 1000;
+    double factor = pgs_config_double(cfg, "apply.timeout_factor");
+    int64_t p99 = 0;
+    if (pool->audit) {
+        p99 = pool->audit_latency.p99_us;
+        n = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        /* the statement this work is actually sent with */
+        int sid = c->group_of[i] >= 0 ? works[i]->bstmt : works[i]->stmt;
+        int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
+        if (s < 0) { /* a shape without history: take the upper bound */
+            p99 = -1;
+            break;
+        }
+        if (s > p99)
+            p99 = s;
+    }
+    int64_t stmt = pgs_timeout_adaptive(p99, factor, min_us, max_us);
+    int64_t lock = stmt / 2;
+    if (lock_max_us <= 0 || stmt == 0)
+        lock = 0;
+    else if (lock > lock_max_us)
+        lock = lock_max_us;
+    else if (lock == 0)
+        lock = 1000;
+    snprintf(stmt_ms, 24, "%lld", (long long)((stmt + 999) / 1000));
+    snprintf(lock_ms, 24, "%lld", (long long)((lock + 999) / 1000));
+}
+
+/* Groups the batch's works by multi-row statement; isolated works, works
+ * without a multi-row form and groups smaller than apply.multi_row_min stay
+ * single (group_of = -1). */
+static void group_batch(pgs_conn_t *c)
+{
+    c->ngroups = 0;
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        c->group_of[i] = -1;
+        c->fresh[i] = 0;
+        wk->state = PGS_WORK_APPLYING;
+        if (wk->bstmt < 0 || wk->isolate)
+            continue;
+        int g = 0;
+        while (g < c->ngroups && c->group_stmt[g] != wk->bstmt)
+            g++;
+        if (g == c->ngroups) {
+            c->group_stmt[g] = wk->bstmt;
+            c->group_size[g] = 0;
+            c->group_fresh[g] = 0;
+            c->ngroups++;
+        }
+        c->group_size[g]++;
+        c->group_of[i] = g;
+    }
+    /* a multi-row statement costs more to execute than one single-command
+     * statement: it pays off from a few rows on */
+    int min = (int)pgs_config_int(c->pool->cfg, "apply.multi_row_min");
+    int kept = 0;
+    for (int g = 0; g < c->ngroups; g++) {
+        if (c->group_size[g] >= min) {
+            c->group_stmt[kept] = c->group_stmt[g];
+            c->group_size[kept] = c->group_size[g];
+            for (int i = 0; i < c->nbatch; i++) {
+                if (c->group_of[i] == g)
+                    c->group_of[i] = kept;
+            }
+            kept++;
+        } else {
+            for (int i = 0; i < c->nbatch; i++) {
+                if (c->group_of[i] == g)
+                    c->group_of[i] = -1;
+            }
+        }
+    }
+    c->ngroups = kept;
+}
+
+static int send_groups(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    const pgs_command_t *cmds[TXN_MAX_BATCH];
+    int32_t parts[TXN_MAX_BATCH];
+    int64_t offs[TXN_MAX_BATCH];
+    for (int g = 0; g < c->ngroups; g++) {
+        size_t n = 0;
+        for (int i = 0; i < c->nbatch; i++) {
+            if (c->group_of[i] != g)
+                continue;
+            cmds[n] = c->batch[i]->cmd;
+            parts[n] = c->batch[i]->part->partition;
+            offs[n] = c->batch[i]->offset;
+            n++;
+        }
+        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, c->group_stmt[g]);
+        if (ensure_prepared(c, c->group_stmt[g], g, 1) != 0)
+            return -1;
+        pgs_batch_params_t bp;
+        pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values, NULL,
+                                     NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
+            return -1;
+        pgs_txn_expect(c, R_MULTI, g);
+    }
+    return 0;
+}
+
+static int send_singles(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    pgs_params_t params;
+    for (int i = 0; i < c->nbatch; i++) {
+        if (c->group_of[i] >= 0)
+            continue;
+        pgs_work_t *wk = c->batch[i];
+        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, wk->stmt);
+        if (ensure_prepared(c, wk->stmt, i, 0) != 0)
+            return -1;
+        pgs_sqlgen_params(&wk->shape, wk->cmd, pool->topic, wk->part->partition, wk->offset,
+                          &params);
+        if (!PQsendQueryPrepared(c->pg, st->name, params.n, params.values, params.lengths,
+                                 params.formats, 0))
+            return -1;
+        pgs_txn_expect(c, R_CMD, i);
+    }
+    return 0;
+}
+
+/* Audit events: one multi-row INSERT for the batch (group 0); an isolated
+ * event (its batch failed) goes in a statement of its own. */
+static int send_audit(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    const pgs_audit_event_t *evs[TXN_MAX_BATCH];
+    int32_t parts[TXN_MAX_BATCH];
+    int64_t offs[TXN_MAX_BATCH];
+    c->ngroups = 0;
+    size_t n = 0;
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        wk->state = PGS_WORK_APPLYING;
+        c->fresh[i] = 0;
+        c->group_of[i] = wk->isolate ? -1 : 0;
+        if (wk->isolate)
+            continue;
+        evs[n] = wk->audit;
+        parts[n] = wk->part->partition;
+        offs[n] = wk->offset;
+        n++;
+    }
+    pgs_batch_params_t bp;
+    if (n > 0) {
+        c->ngroups = 1;
+        c->group_size[0] = (int)n;
+        c->group_fresh[0] = 0;
+        pgs_auditsql_params(evs, parts, offs, n, pool->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, PGS_AUDITSQL_NAME, bp.n, (const char *const *)bp.values,
+                                     NULL, NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
+            return -1;
+        pgs_txn_expect(c, R_MULTI, 0);
+    }
+    for (int i = 0; i < c->nbatch; i++) {
+        if (c->group_of[i] >= 0)
+            continue;
+        pgs_work_t *wk = c->batch[i];
+        const pgs_audit_event_t *one = wk->audit;
+        pgs_auditsql_params(&one, &wk->part->partition, &wk->offset, 1, pool->topic, &bp);
+        int ok = PQsendQueryPrepared(c->pg, PGS_AUDITSQL_NAME, bp.n, (const char *const *)bp.values,
+                                     NULL, NULL, 0);
+        pgs_sqlbatch_params_free(&bp);
+        if (!ok)
+            return -1;
+        pgs_txn_expect(c, R_CMD, i);
+    }
+    return 0;
+}
+
+int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
+{
+    pgs_pool_t *pool = c->pool;
+    c->nbatch = n;
+    c->nexp = 0;
+    c->exp_pos = 0;
+    c->failed = 0;
+    c->fail_cmd = -1;
+    c->fail_group = -1;
+    c->fail_outage = 0;
+    c->commit_ok = 0;
+    c->fail_commit = 0;
+    c->in_rollback = 0;
+    c->started_us = pgs_now_us();
+    memcpy(c->batch, works, (size_t)n * sizeof(*works));
+    const char *clinic = pgs_pool_work_clinic(works[0]);
+    if (!pool->audit) {
+        for (int i = 0; i < n; i++)
+            work_statements(pool, works[i]);
+        group_batch(c);
+    }
+
+    if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        return -1;
+    pgs_txn_expect(c, R_BEGIN, -1);
+    char stmt_ms[24], lock_ms[24];
+    txn_timeouts(c, stmt_ms, lock_ms);
+    const char *setup[3] = {clinic, stmt_ms, lock_ms};
+    if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
+        return -1;
+    pgs_txn_expect(c, R_CLINIC, -1);
+    if (pool->audit ? send_audit(c) != 0 : send_groups(c) != 0 || send_singles(c) != 0)
+        return -1;
+    if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+        return -1;
+    pgs_txn_expect(c, R_COMMIT, -1);
+    if (!PQpipelineSync(c->pg))
+        return -1;
+    pgs_txn_expect(c, R_SYNC, -1);
+    c->state = C_BUSY;
+    pgs_pool_conn_flush(c);
+    return 0;
+}

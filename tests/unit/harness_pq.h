@@ -1,0 +1,41 @@
+/* Scripted libpq for unit tests: the libpq functions the apply pool calls,
+ * defined in the test executable so they take precedence over libpq.so, and
+ * answering from a script the test writes. Each connection's socket is a
+ * real eventfd, readable while answers wait, so epoll works as with a
+ * server. Pipeline mode is modelled: after an error, the statements up to
+ * the next sync are answered PGRES_PIPELINE_ABORTED. */
+#ifndef PGSCRIBE_HARNESS_PQ_H
+#define PGSCRIBE_HARNESS_PQ_H
+
+/** @brief Forgets the script, the log and the connect failures. */
+void harness_pq_reset(void);
+
+/**
+ * @brief Appends answers, separated by spaces, consumed one by one by the
+ *        statements sent (BEGIN, PREPARE, EXECUTE, COMMIT, ROLLBACK), in
+ *        order, on any connection; aborted statements and syncs take none:
+ *   ok               COMMAND_OK for BEGIN/PREPARE/COMMIT/ROLLBACK, one row
+ *                    "1" (applied) for a statement
+ *   row=V            one row with value V ("0": a duplicate; a count for a
+ *                    multi-row statement)
+ *   err=STATE[:CON]  an error with SQLSTATE STATE (and constraint CON)
+ *   lost             the connection breaks before this answer
+ * Once the script is used up, every statement is answered "ok".
+ */
+void harness_pq_script(const char *answers);
+
+/** @returns how many answers of the script are left. */
+int harness_pq_left(void);
+
+/** @brief The next @p n connection attempts fail. */
+void harness_pq_fail_connects(int n);
+
+/** @returns how many statements sent so far start with @p prefix; the log
+ *           names them "BEGIN", "COMMIT", "ROLLBACK", "PREPARE pgs_s1",
+ *           "EXEC pgs_s1", "EXEC pgs_txn_setup", "SYNC". */
+int harness_pq_count(const char *prefix);
+
+/** @returns every statement sent so far, one a line. */
+const char *harness_pq_log(void);
+
+#endif

@@ -1,0 +1,437 @@
+/* Unit tests: the apply pool's transactions and their outcomes, against a
+ * scripted libpq (harness_pq.c) instead of PostgreSQL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+#include "harness_pq.h"
+#include "run/pool.h"
+#include "run/worker.h"
+
+#define MAX_WORKS 16
+
+/* What became of work number i (its offset). */
+typedef enum { W_PENDING = 0, W_APPLIED, W_DEAD } fate_t;
+
+typedef struct {
+    pgs_config_t *cfg;
+    pgs_catalog_t *cat;
+    pgs_lanes_t *lanes;
+    pgs_pool_t *pool;
+    int epfd;
+    pgs_partition_t part;
+    char ids[MAX_WORKS][37];
+    int nworks;
+    /* outcomes the callbacks received */
+    fate_t fate[MAX_WORKS];
+    int attempts[MAX_WORKS];
+    int in_doubt[MAX_WORKS];
+    int applied_calls;
+    int applied_n[8], applied_fresh[8];
+    int retried;
+    int ndead;
+    char dead_code[MAX_WORKS][24];
+    char dead_msg[MAX_WORKS][256];
+    pgs_err_t dead_err[MAX_WORKS];
+    int finished;
+} fx_t;
+
+static void work_done(fx_t *fx, pgs_work_t *wk, fate_t fate)
+{
+    int i = (int)wk->offset;
+    assert_int_equal(fx->fate[i], W_PENDING);
+    fx->fate[i] = fate;
+    fx->attempts[i] = wk->attempts;
+    fx->in_doubt[i] = wk->in_doubt;
+    fx->finished++;
+    pgs_lanes_complete(fx->lanes, &wk->lane);
+    pgs_command_free(wk->cmd);
+    free(wk);
+}
+
+static int fx_watch(void *opaque, int fd, uint32_t events, void *tag, pgs_pool_watch_t op)
+{
+    fx_t *fx = opaque;
+    struct epoll_event ev = {.events = events, .data.ptr = tag};
+    int eop = op == PGS_POOL_WATCH_ADD   ? EPOLL_CTL_ADD
+              : op == PGS_POOL_WATCH_MOD ? EPOLL_CTL_MOD
+                                         : EPOLL_CTL_DEL;
+    return epoll_ctl(fx->epfd, eop, fd, &ev);
+}
+
+static void fx_applied(void *opaque, pgs_work_t **works, int n, int fresh, int64_t took_us,
+                       const char *clinic_id)
+{
+    fx_t *fx = opaque;
+    (void)took_us;
+    assert_string_equal(clinic_id, "c1");
+    assert_true(fx->applied_calls < 8);
+    fx->applied_n[fx->applied_calls] = n;
+    fx->applied_fresh[fx->applied_calls] = fresh;
+    fx->applied_calls++;
+    for (int i = 0; i < n; i++)
+        work_done(fx, works[i], W_APPLIED);
+}
+
+static void fx_retried(void *opaque, pgs_work_t *wk)
+{
+    fx_t *fx = opaque;
+    (void)wk;
+    fx->retried++;
+}
+
+static void fx_dead_letter(void *opaque, pgs_work_t *wk, pgs_err_t err, const char *code,
+                           const char *msg)
+{
+    fx_t *fx = opaque;
+    int i = (int)wk->offset;
+    snprintf(fx->dead_code[i], sizeof(fx->dead_code[i]), "%s", code ? code : "");
+    snprintf(fx->dead_msg[i], sizeof(fx->dead_msg[i]), "%s", msg ? msg : "");
+    fx->dead_err[i] = err;
+    fx->ndead++;
+    work_done(fx, wk, W_DEAD);
+}
+
+static const pgs_pool_ops_t fx_ops = {
+    .watch = fx_watch,
+    .applied = fx_applied,
+    .retried = fx_retried,
+    .dead_letter = fx_dead_letter,
+};
+
+static void fx_set(fx_t *fx, const char *key, const char *value)
+{
+    char err[256];
+    assert_int_equal(pgs_config_set(fx->cfg, key, value, err, sizeof(err)), 0);
+}
+
+static int setup(void **state)
+{
+    harness_pq_reset();
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->cfg = pgs_config_new();
+    /* one statement per command unless a test asks for multi-row ones */
+    fx_set(fx, "apply.multi_row_min", "1000");
+    fx_set(fx, "retry.backoff_initial_ms", "5");
+    fx_set(fx, "retry.backoff_max_ms", "10");
+    fx->cat = pgs_catalog_new("clinic");
+    pgs_entity_t *e = pgs_catalog_add_entity(fx->cat, "patients");
+    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
+    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    fx->lanes = pgs_lanes_new();
+    fx->epfd = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(fx->epfd >= 0);
+    fx->part.partition = 3;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *fx = *state;
+    pgs_pool_free(fx->pool);
+    pgs_lanes_free(fx->lanes);
+    pgs_catalog_free(fx->cat);
+    pgs_config_free(fx->cfg);
+    close(fx->epfd);
+    free(fx);
+    return 0;
+}
+
+static void fx_pool(fx_t *fx)
+{
+    pgs_pool_settings_t set = {
+        .name = "commands",
+        .topic = "clinic.commands",
+        .conninfo = "host=harness",
+        .schema = pgs_catalog_schema(fx->cat),
+        .size = 1,
+        .max_batch = 10,
+        .lanes = fx->lanes,
+        .cfg = fx->cfg,
+    };
+    char err[256];
+    fx->pool = pgs_pool_new(&set, &fx_ops, fx, err, sizeof(err));
+    assert_non_null(fx->pool);
+}
+
+/* Queues @p n UPSERTs of patients, each of its own key (so one transaction
+ * can carry them all), clinic c1; work i has offset i. A patient's name is
+ * PHI: it must not reach a dead letter's message. */
+static void fx_works(fx_t *fx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int k = fx->nworks++;
+        snprintf(fx->ids[k], sizeof(fx->ids[k]), "0b3c0f4e-0000-4000-8000-%012d", k);
+        pgs_command_t *c = pgs_command_new();
+        c->command_id = fx->ids[k];
+        c->clinic_id = "c1";
+        c->actor = "svc-test";
+        c->entity = "patients";
+        c->op = PGS_OP_UPSERT;
+        c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
+        c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
+        c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
+        c->key[0].value.u.s.ptr = fx->ids[k];
+        c->key[0].value.u.s.len = strlen(fx->ids[k]);
+        c->key_cnt = 1;
+        c->data[0] = (pgs_field_t){"given_name", {.type = PGS_VAL_STRING}};
+        c->data[0].value.u.s.ptr = "Secretname";
+        c->data[0].value.u.s.len = 10;
+        c->data_cnt = 1;
+        pgs_work_t *wk = calloc(1, sizeof(*wk));
+        wk->cmd = c;
+        wk->part = &fx->part;
+        wk->offset = k;
+        char err[256];
+        assert_int_equal(pgs_catalog_validate(fx->cat, c, &wk->ent, err, sizeof(err)), PGS_OK);
+        assert_int_equal(pgs_shape_of(wk->ent, c, &wk->shape), 0);
+        wk->in_lane = 1;
+        pgs_lanes_push(fx->lanes, &wk->lane, "c1", fx->ids[k], strlen(fx->ids[k]));
+    }
+}
+
+/* One turn of the worker's loop, as far as the pool is concerned. */
+static void fx_step(fx_t *fx)
+{
+    pgs_pool_dispatch(fx->pool);
+    struct epoll_event evs[8];
+    int n = epoll_wait(fx->epfd, evs, 8, 5);
+    for (int i = 0; i < n; i++)
+        pgs_pool_on_event(fx->pool, evs[i].data.ptr, evs[i].events);
+    pgs_pool_tick(fx->pool);
+}
+
+/* Drives the pool until @p finished works are settled or @p timeout_ms pass. */
+static void fx_run(fx_t *fx, int finished, int timeout_ms)
+{
+    int64_t deadline = pgs_now_us() + (int64_t)timeout_ms * 1000;
+    while (fx->finished < finished && pgs_now_us() < deadline)
+        fx_step(fx);
+    assert_int_equal(fx->finished, finished);
+}
+
+/* The third of five commands fails with a unique violation: it alone is
+ * dead-lettered with its SQLSTATE; the other four go back to their lanes,
+ * spending no attempt, and apply in the next transaction. */
+static void test_permanent_error_dead_letters_only_the_culprit(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 5);
+    /* BEGIN, setup, PREPARE, command 0, command 1, command 2 */
+    harness_pq_script("ok ok ok ok ok err=23505:patients_pkey");
+    fx_run(fx, 5, 2000);
+
+    assert_int_equal(fx->ndead, 1);
+    assert_int_equal(fx->fate[2], W_DEAD);
+    assert_string_equal(fx->dead_code[2], "23505");
+    assert_int_equal(fx->dead_err[2], PGS_E_DB_PERMANENT);
+    assert_int_equal(fx->attempts[2], 1);
+    assert_non_null(strstr(fx->dead_msg[2], "constraint patients_pkey"));
+    assert_null(strstr(fx->dead_msg[2], "Secretname"));
+    for (int i = 0; i < 5; i++) {
+        if (i == 2)
+            continue;
+        assert_int_equal(fx->fate[i], W_APPLIED);
+        assert_int_equal(fx->attempts[i], 0);
+    }
+    assert_int_equal(fx->applied_calls, 1);
+    assert_int_equal(fx->applied_n[0], 4);
+    assert_int_equal(fx->applied_fresh[0], 4);
+    assert_int_equal(harness_pq_count("BEGIN"), 2);
+    assert_int_equal(harness_pq_count("ROLLBACK"), 1);
+    assert_int_equal(harness_pq_count("COMMIT"), 2);
+    /* the PREPARE was confirmed before the error: not sent again */
+    assert_int_equal(harness_pq_count("PREPARE pgs_s"), 1);
+    assert_int_equal(harness_pq_count("EXEC pgs_s"), 5 + 4);
+}
+
+/* The connection breaks after COMMIT is sent, before its answer: no command
+ * is at fault. The batch goes again on a new connection, in doubt; finding
+ * their ids already recorded, the commands count as applied (this worker's
+ * lost transaction committed them), and none is dead-lettered. */
+static void test_lost_connection_mid_commit_resends_in_doubt(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 3);
+    /* BEGIN, setup, PREPARE, three commands, COMMIT lost; then on the new
+     * connection BEGIN, setup, PREPARE, three duplicates, COMMIT */
+    harness_pq_script("ok ok ok ok ok ok lost ok ok ok row=0 row=0 row=0 ok");
+    fx_run(fx, 3, 3000);
+
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->retried, 0);
+    assert_int_equal(fx->applied_calls, 1);
+    assert_int_equal(fx->applied_n[0], 3);
+    assert_int_equal(fx->applied_fresh[0], 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx->fate[i], W_APPLIED);
+        assert_int_equal(fx->in_doubt[i], 1);
+        assert_int_equal(fx->attempts[i], 0); /* a lost connection spends none */
+    }
+    assert_int_equal(harness_pq_left(), 0);
+    assert_int_equal(harness_pq_count("SETUP PREPARE pgs_txn_setup"), 2);
+    /* a new connection has no prepared statements */
+    assert_int_equal(harness_pq_count("PREPARE pgs_s"), 2);
+    assert_int_equal(harness_pq_count("COMMIT"), 2);
+    assert_string_equal(pgs_pool_breaker_state(fx->pool), "closed");
+}
+
+/* A serialization failure is transient: the command at fault waits out its
+ * backoff (its lane blocked), the others go again at once, then it is
+ * retried and applies; one attempt is counted. */
+static void test_retryable_error_backs_off_and_applies(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 3);
+    /* BEGIN, setup, PREPARE, command 0, command 1 fails */
+    harness_pq_script("ok ok ok ok err=40001");
+    int64_t deadline = pgs_now_us() + 2000000;
+    while (fx->retried == 0 && pgs_now_us() < deadline)
+        fx_step(fx);
+    /* settled, the failed transaction left the culprit in backoff and the
+     * others back in their lanes, none of them finished */
+    assert_int_equal(fx->retried, 1);
+    assert_int_equal(pgs_pool_waiting(fx->pool), 1);
+    assert_int_equal(fx->finished, 0);
+    fx_run(fx, 3, 2000);
+
+    assert_int_equal(fx->ndead, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fx->fate[i], W_APPLIED);
+    assert_int_equal(fx->attempts[1], 1);
+    assert_int_equal(fx->attempts[0], 0);
+    assert_int_equal(fx->attempts[2], 0);
+    /* the others may go at once or with the culprit if its backoff is short */
+    int applied = 0;
+    for (int i = 0; i < fx->applied_calls; i++)
+        applied += fx->applied_fresh[i];
+    assert_int_equal(applied, 3);
+    assert_int_equal(pgs_pool_waiting(fx->pool), 0);
+    assert_int_equal(harness_pq_count("BEGIN"), 1 + fx->applied_calls);
+}
+
+/* A command that keeps failing transiently is dead-lettered once its
+ * attempts are used up, as a transient error with its SQLSTATE. */
+static void test_retryable_error_out_of_attempts_dead_letters(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "retry.max_attempts", "2");
+    fx_pool(fx);
+    fx_works(fx, 1);
+    /* BEGIN, setup, PREPARE, command fails; ROLLBACK; BEGIN, setup, fails */
+    harness_pq_script("ok ok ok err=40001 ok ok ok err=40001");
+    fx_run(fx, 1, 2000);
+
+    assert_int_equal(fx->ndead, 1);
+    assert_int_equal(fx->retried, 1);
+    assert_int_equal(fx->attempts[0], 2);
+    assert_string_equal(fx->dead_code[0], "40001");
+    assert_int_equal(fx->dead_err[0], PGS_E_DB_TRANSIENT);
+    assert_int_equal(fx->applied_calls, 0);
+}
+
+/* A multi-row statement fails with a permanent error: its commands go again
+ * one statement each, and only the row at fault is dead-lettered. */
+static void test_multi_row_failure_falls_back_to_one_by_one(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "apply.multi_row_min", "2");
+    fx_pool(fx);
+    fx_works(fx, 3);
+    /* BEGIN, setup, PREPARE multi, multi fails; ROLLBACK; then one by one:
+     * BEGIN, setup, PREPARE single, first ok, second fails; ROLLBACK */
+    harness_pq_script("ok ok ok err=23514 ok ok ok ok ok err=23514");
+    fx_run(fx, 3, 2000);
+
+    assert_int_equal(harness_pq_count("EXEC pgs_b"), 1);
+    assert_int_equal(fx->ndead, 1);
+    int dead = -1;
+    for (int i = 0; i < 3; i++) {
+        if (fx->fate[i] == W_DEAD)
+            dead = i;
+        else
+            assert_int_equal(fx->fate[i], W_APPLIED);
+    }
+    assert_true(dead >= 0);
+    assert_string_equal(fx->dead_code[dead], "23514");
+    assert_int_equal(fx->applied_calls, 1);
+    assert_int_equal(fx->applied_n[0], 2);
+    /* the multi-row statement was tried once; after it only singles: all
+     * three (the third aborted), then the two not at fault */
+    assert_int_equal(harness_pq_count("EXEC pgs_s"), 3 + 2);
+}
+
+/* A deferred constraint fails at COMMIT: the commands go again each in a
+ * transaction of its own; the one that fails alone is dead-lettered. */
+static void test_commit_failure_sends_each_alone(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 2);
+    /* BEGIN, setup, PREPARE, two commands, COMMIT fails; ROLLBACK; one alone
+     * commits; the other alone fails at COMMIT */
+    harness_pq_script("ok ok ok ok ok err=23503 ok ok ok ok ok ok ok ok err=23503");
+    fx_run(fx, 2, 2000);
+
+    assert_int_equal(fx->ndead, 1);
+    assert_int_equal(fx->applied_calls, 1);
+    assert_int_equal(fx->applied_n[0], 1);
+    assert_int_equal(harness_pq_count("BEGIN"), 3);
+    for (int i = 0; i < 2; i++) {
+        if (fx->fate[i] == W_DEAD)
+            assert_string_equal(fx->dead_code[i], "23503");
+    }
+}
+
+/* No connection can be opened: the pool says so instead of starting. */
+static void test_no_connection_fails_pool_creation(void **state)
+{
+    fx_t *fx = *state;
+    harness_pq_fail_connects(1);
+    pgs_pool_settings_t set = {.name = "commands",
+                               .topic = "t",
+                               .conninfo = "host=harness",
+                               .schema = "clinic",
+                               .size = 1,
+                               .max_batch = 10,
+                               .lanes = fx->lanes,
+                               .cfg = fx->cfg};
+    char err[256] = "";
+    assert_null(pgs_pool_new(&set, &fx_ops, fx, err, sizeof(err)));
+    assert_non_null(strstr(err, "no database connection"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_permanent_error_dead_letters_only_the_culprit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lost_connection_mid_commit_resends_in_doubt, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_error_backs_off_and_applies, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_error_out_of_attempts_dead_letters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_multi_row_failure_falls_back_to_one_by_one, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_sends_each_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_connection_fails_pool_creation, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
