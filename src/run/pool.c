@@ -314,6 +314,23 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
                 works[keep++] = wk;
         }
         n = keep;
+        /* One clinic per transaction: the lanes give one clinic's commands
+         * per take, and should a take ever hold two, the others go back to
+         * their lanes, loudly, and run in a transaction of their own clinic. */
+        int one = pgs_txn_one_clinic(works, (int)n);
+        if (one != (int)n) {
+            pgs_error("apply",
+                      "tenant wall: a batch of %zu command(s) held clinics other than "
+                      "its first's; %zu sent back to their lanes",
+                      n, n - (size_t)one);
+            for (size_t k = (size_t)one; k < n; k++) {
+                if (strcmp(pgs_pool_work_clinic(works[k]), pgs_pool_work_clinic(works[0])) != 0)
+                    pgs_lanes_retry(lanes, &works[k]->lane);
+                else
+                    works[one++] = works[k];
+            }
+            n = (size_t)one;
+        }
         if (pgs_txn_start(c, works, (int)n) != 0) {
             c->nbatch = (int)n;
             pgs_pool_conn_down(c, "send failed");

@@ -108,6 +108,16 @@ const char *pgs_pool_work_entity(const pgs_work_t *wk);
 /* txn.c */
 /** @brief Sends one transaction for works[0..n) (all of one clinic).
  *  @returns 0, or -1 when libpq would not take it (the connection is bad). */
+/** pgs_txn_start's answer to a batch holding commands of two clinics. */
+#define PGS_TXN_MIXED_CLINICS (-2)
+/** @returns the index of the first work whose clinic differs from the
+ *           first's, or @p n when all @p n are of one clinic. */
+int pgs_txn_one_clinic(pgs_work_t *const *works, int n);
+/**
+ * @brief Sends one transaction of @p works on @p c.
+ * @returns 0; -1 when the connection failed to take it; PGS_TXN_MIXED_CLINICS,
+ *          sending nothing, when @p works are not all of one clinic.
+ */
 int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n);
 /** @brief Appends the result the pipeline will answer next. */
 void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx);

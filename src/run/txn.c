@@ -281,9 +281,23 @@ static int send_audit(pgs_conn_t *c)
     return 0;
 }
 
+int pgs_txn_one_clinic(pgs_work_t *const *works, int n)
+{
+    const char *clinic = pgs_pool_work_clinic(works[0]);
+    for (int i = 1; i < n; i++) {
+        if (strcmp(pgs_pool_work_clinic(works[i]), clinic) != 0)
+            return i;
+    }
+    return n;
+}
+
 int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
 {
     pgs_pool_t *pool = c->pool;
+    /* The wall's second check, after the lanes': the tenant of a transaction
+     * is one clinic, set once, so a batch of two is never sent. */
+    if (pgs_txn_one_clinic(works, n) != n)
+        return PGS_TXN_MIXED_CLINICS;
     c->nbatch = n;
     c->nexp = 0;
     c->exp_pos = 0;

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "harness_pq.h"
 #include "run/pool.h"
+#include "run/pool_internal.h"
 #include "run/worker.h"
 
 #define MAX_WORKS 16
@@ -73,7 +74,9 @@ static void fx_applied(void *opaque, pgs_work_t **works, int n, int fresh, int64
 {
     fx_t *fx = opaque;
     (void)took_us;
-    assert_string_equal(clinic_id, "c1");
+    /* every command of a committed transaction is of the clinic it ran as */
+    for (int i = 0; i < n; i++)
+        assert_string_equal(works[i]->cmd->clinic_id, clinic_id);
     assert_true(fx->applied_calls < 8);
     fx->applied_n[fx->applied_calls] = n;
     fx->applied_fresh[fx->applied_calls] = fresh;
@@ -417,6 +420,33 @@ static void test_no_connection_fails_pool_creation(void **state)
     assert_non_null(strstr(err, "no database connection"));
 }
 
+/* The lanes are the first wall; should they ever hand the pool one batch of
+ * two clinics (here: a command of c2 queued in c1's group, as a lane bug
+ * would), the transaction builder refuses to send it and the command of the
+ * other clinic runs in a transaction of its own clinic. */
+static void test_mixed_clinic_batch_refused(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 3);
+    pgs_lane_item_t *items[4];
+    /* the builder itself: a mixed batch sends nothing */
+    size_t n = pgs_lanes_take(fx->lanes, items, 4);
+    assert_int_equal(n, 3);
+    pgs_work_t *works[3] = {(pgs_work_t *)items[0], (pgs_work_t *)items[1], (pgs_work_t *)items[2]};
+    works[1]->cmd->clinic_id = "c2";
+    assert_int_equal(pgs_txn_one_clinic(works, 3), 1);
+    for (int i = 0; i < 3; i++)
+        pgs_lanes_retry(fx->lanes, &works[i]->lane);
+
+    /* and the pool, given that batch by the lanes, keeps the clinics apart */
+    fx_run(fx, 3, 2000);
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->applied_calls, 2); /* c1's two, then c2's one */
+    assert_int_equal(fx->applied_n[0] + fx->applied_n[1], 3);
+    assert_int_equal(harness_pq_count("BEGIN"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_multi_row_failure_falls_back_to_one_by_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_sends_each_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_clinic_batch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_connection_fails_pool_creation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
