@@ -19,14 +19,15 @@ BEGIN
 END;
 $$;
 
--- Least privilege. The worker only inserts audit events (ON CONFLICT DO
--- NOTHING RETURNING 1 reads no column): it never reads them back, so a
--- compromised worker cannot read every clinic's audit trail.
+-- Least privilege. The worker only inserts audit events and never reads
+-- them back, so a compromised worker cannot read every clinic's audit
+-- trail; ON CONFLICT (event_id) reads the arbiter column, hence its SELECT.
 REVOKE ALL ON pgscribe.audit_events FROM pgscribe_worker;
 GRANT INSERT ON pgscribe.audit_events TO pgscribe_worker;
+GRANT SELECT (event_id) ON pgscribe.audit_events TO pgscribe_worker;
 
--- Idempotency records: INSERT ... RETURNING command_id reads that column
--- alone; the other clinics' topics, offsets and clinic ids stay unreadable.
+-- Idempotency records: ON CONFLICT (command_id) ... RETURNING command_id
+-- reads that column alone; the other clinics' topics, offsets and clinic ids stay unreadable.
 REVOKE ALL ON pgscribe.applied_commands FROM pgscribe_worker;
 GRANT INSERT ON pgscribe.applied_commands TO pgscribe_worker;
 GRANT SELECT (command_id) ON pgscribe.applied_commands TO pgscribe_worker;

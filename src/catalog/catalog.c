@@ -200,11 +200,15 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
     "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \
     " c.relrowsecurity, c.relforcerowsecurity, i.indexrelid IS NOT NULL AS has_pk,"                \
     " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid"                       \
-    "         AND (" POLICY_WALLED("polqual") " OR " POLICY_WALLED("polwithcheck") ")) AS walled,"  \
-    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive"   \
-    "         AND ((p.polqual IS NOT NULL AND NOT " POLICY_WALLED("polqual") ")"                    \
-    "           OR (p.polwithcheck IS NOT NULL AND NOT " POLICY_WALLED("polwithcheck") ")))"       \
-    "   AS open_policy,"
+    "         AND (" POLICY_WALLED("polqual") " OR " POLICY_WALLED(                                \
+        "polwithcheck") ")) AS walled,"                                                            \
+                        " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid "  \
+                        "AND p.polpermissive"                                                      \
+                        "         AND ((p.polqual IS NOT NULL AND NOT " POLICY_WALLED(             \
+                            "polqual") ")"                                                         \
+                                       "           OR (p.polwithcheck IS NOT NULL AND "            \
+                                       "NOT " POLICY_WALLED("polwithcheck") ")))"                  \
+                                                                            "   AS open_policy,"
 #define CATALOG_SQL_TAIL                                                                           \
     " FROM pg_catalog.pg_class c"                                                                  \
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"                                    \

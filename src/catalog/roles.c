@@ -35,8 +35,7 @@ static int query_failed(PGconn *conn, PGresult *res, char *errstr, size_t errstr
     return -1;
 }
 
-int pgs_catalog_check_role(PGconn *conn, const pgs_catalog_t *cat, char *errstr,
-                           size_t errstr_size)
+int pgs_catalog_check_role(PGconn *conn, const pgs_catalog_t *cat, char *errstr, size_t errstr_size)
 {
     PGresult *res = PQexec(conn, role_sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
