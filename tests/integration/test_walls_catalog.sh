@@ -3,7 +3,9 @@
 # not bind (superuser, BYPASSRLS, owner of an entity) refuses to start with
 # exit code 4; a table without forced RLS or without a clinic policy is not
 # an entity and the start log says why; keys (clinic_id, id) let clinic B
-# insert clinic A's id as its own row; the worker role cannot read audit_events.
+# insert clinic A's id as its own row, a key repeating the command's clinic is
+# applied and one naming another clinic is a tenant dead letter; the worker
+# role cannot read audit_events.
 . "$(dirname "$0")/lib.sh"
 pgs_test_init walls_catalog
 WORKER_CONNINFO=$PGSCRIBE_PG_CONNINFO
@@ -77,6 +79,7 @@ SQL
 # --- the commands: A's patient, B's patient under the same id, one each for
 # the tables that are not entities
 PID_SHARED=0a110000-0000-4000-8000-000000000001
+PID_OWN=0a110000-0000-4000-8000-000000000002
 cmd() { # N CLINIC ENTITY DATA
     printf '{"command_id": "3a11c0de-0000-4000-8000-%012d", "clinic_id": "%s", "actor": "user:walls", "entity": "%s", "op": "INSERT", "key": {"id": "%s"}, "data": %s, "issued_at": 1700000000000}\n' \
         "$1" "$2" "$3" "$PID_SHARED" "$4"
@@ -87,9 +90,12 @@ cmd() { # N CLINIC ENTITY DATA
     cmd 3 clinic-a unforced '{"body": "x"}'
     cmd 4 clinic-a open_policy '{"body": "x"}'
     cmd 5 clinic-a no_policy '{"body": "x"}'
+    # the clinic part of a key may repeat the command's clinic, never name another
+    printf '%s\n' '{"command_id": "3a11c0de-0000-4000-8000-000000000006", "clinic_id": "clinic-b", "actor": "user:walls", "entity": "patients", "op": "UPSERT", "key": {"clinic_id": "clinic-b", "id": "'"$PID_OWN"'"}, "data": {"given_name": "B-OWN"}, "issued_at": 1700000000000}'
+    printf '%s\n' '{"command_id": "3a11c0de-0000-4000-8000-000000000007", "clinic_id": "clinic-b", "actor": "user:walls", "entity": "patients", "op": "UPDATE", "key": {"clinic_id": "clinic-a", "id": "'"$PID_SHARED"'"}, "data": {"given_name": "B-EVIL"}, "issued_at": 1700000000000}'
 } >"$T_DIR/commands.jsonl"
 out=$("$PGSCRIBE_BIN" produce -c "$T_CONF" --input "$T_DIR/commands.jsonl" --no-progress 2>&1)
-echo "$out" | grep -q "^produced 5 commands.* 0 failed" || fail "produce: $out"
+echo "$out" | grep -q "^produced 7 commands.* 0 failed" || fail "produce: $out"
 
 pgs_worker_start a
 log=$T_DIR/worker-a.log
@@ -104,10 +110,10 @@ for t in patients appointments encounters prescriptions; do
     grep -q "entity clinic.$t: primary key omits" "$log" && fail "clinic.$t: key still omits clinic_id"
 done
 
-pgs_wait_applied 2 120
+pgs_wait_applied 3 120
 deadline=$((SECONDS + 120))
-until [ "$(pgs_dlq_count)" -ge 3 ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(pgs_dlq_count) of 3 dead letters within 120 s"
+until [ "$(pgs_dlq_count)" -ge 4 ]; do
+    [ $SECONDS -lt $deadline ] || fail "only $(pgs_dlq_count) of 4 dead letters within 120 s"
     sleep 1
 done
 pgs_worker_stop "$W_PID"
@@ -116,12 +122,14 @@ python3 - "$T_DIR/dlq.jsonl" <<'PY' || fail "dead letters differ (see above)"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 problems = []
-if len(rows) != 3:
-    problems.append("%d dead letters, expected 3" % len(rows))
+if len(rows) != 4:
+    problems.append("%d dead letters, expected 4" % len(rows))
+codes = sorted((r.get("class"), r.get("code")) for r in rows)
+want = [("tenant", "TENANT_MISMATCH")] + [("validate", "VALIDATE_UNKNOWN_ENTITY")] * 3
+if codes != want:
+    problems.append("dead letters %s, expected %s" % (codes, want))
 for r in rows:
-    if (r.get("class"), r.get("code")) != ("validate", "VALIDATE_UNKNOWN_ENTITY"):
-        problems.append("got %s/%s for %s" % (r.get("class"), r.get("code"), r.get("key")))
-    if "A-NAME" in json.dumps(r) or "patients_pkey" in json.dumps(r):
+    if any(v in json.dumps(r) for v in ("A-NAME", "B-EVIL", "patients_pkey")):
         problems.append("dead letter names another clinic's data: %s" % json.dumps(r))
 for p in problems:
     print("FAIL: " + p, file=sys.stderr)
@@ -134,6 +142,8 @@ got=$(pgs_scalar "$T_DB" "SELECT string_agg(clinic_id || '=' || given_name || '/
     FROM clinic.patients WHERE id = '$PID_SHARED'")
 [ "$got" = "clinic-a=A-NAME/A-FAMILY/v1,clinic-b=B-NAME/-/v1" ] ||
     fail "rows under the shared id: $got"
+got=$(pgs_scalar "$T_DB" "SELECT clinic_id || '=' || given_name FROM clinic.patients WHERE id = '$PID_OWN'")
+[ "$got" = "clinic-b=B-OWN" ] || fail "the UPSERT naming its own clinic in key: $got"
 for t in unforced open_policy no_policy; do
     [ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM clinic.$t")" = 0 ] || fail "clinic.$t was written"
 done
@@ -155,4 +165,5 @@ until [ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.audit_events")" -ge
 done
 pgs_worker_stop "$W_PID"
 echo "ok: superuser, BYPASSRLS and owner refused; 3 walled-off tables refused with reasons;" \
-    "clinic B's insert of clinic A's id is its own row; audit_events unreadable by the worker"
+    "clinic B's insert of clinic A's id is its own row; key.clinic_id of another clinic is" \
+    "a tenant dead letter; audit_events unreadable by the worker"
