@@ -181,12 +181,30 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
     return -1;
 }
 
-/* True when policy expression @p col reads the clinic setting the worker
- * sets in each transaction (pg_get_expr prints it schema-free here, as the
- * introspection pins search_path to pg_catalog). */
+/* The walls of each table, judged over the policies that apply to the
+ * connected role (PUBLIC, or a role it is a member of: a policy for, say, a
+ * reporting role neither walls nor opens the worker's view). A policy is
+ * walled when its expression reads the clinic setting the worker sets in each
+ * transaction (pg_get_expr prints it schema-free here, as the introspection
+ * pins search_path to pg_catalog); a permissive one that is not opens the
+ * wall, since permissive policies combine with OR. */
+// clang-format off
+#define POLICY_APPLIES                                                                             \
+    "(0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS pr(r)"              \
+    " WHERE pg_catalog.pg_has_role(current_user, pr.r, 'MEMBER')))"
 #define POLICY_WALLED(col)                                                                         \
     "COALESCE(strpos(pg_catalog.pg_get_expr(p." col ", p.polrelid),"                               \
     " 'current_setting(''pgscribe.clinic_id''') > 0, false)"
+#define CATALOG_SQL_WALLS                                                                          \
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p"                                                \
+    "         WHERE p.polrelid = c.oid AND " POLICY_APPLIES                                        \
+    "           AND (" POLICY_WALLED("polqual") " OR " POLICY_WALLED("polwithcheck") "))"          \
+    "   AS walled,"                                                                                \
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p"                                                \
+    "         WHERE p.polrelid = c.oid AND p.polpermissive AND " POLICY_APPLIES                    \
+    "           AND ((p.polqual IS NOT NULL AND NOT " POLICY_WALLED("polqual") ")"                 \
+    "             OR (p.polwithcheck IS NOT NULL AND NOT " POLICY_WALLED("polwithcheck") ")))"     \
+    "   AS open_policy,"
 
 /* One row per column of every ordinary or partitioned table of the schema,
  * grouped by table. pk_pos is the column's 1-based place in the primary key
@@ -199,16 +217,8 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
     " COALESCE((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"              \
     "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \
     " c.relrowsecurity, c.relforcerowsecurity, i.indexrelid IS NOT NULL AS has_pk,"                \
-    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid"                       \
-    "         AND (" POLICY_WALLED("polqual") " OR " POLICY_WALLED(                                \
-        "polwithcheck") ")) AS walled,"                                                            \
-                        " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid "  \
-                        "AND p.polpermissive"                                                      \
-                        "         AND ((p.polqual IS NOT NULL AND NOT " POLICY_WALLED(             \
-                            "polqual") ")"                                                         \
-                                       "           OR (p.polwithcheck IS NOT NULL AND "            \
-                                       "NOT " POLICY_WALLED("polwithcheck") ")))"                  \
-                                                                            "   AS open_policy,"
+    CATALOG_SQL_WALLS
+// clang-format on
 #define CATALOG_SQL_TAIL                                                                           \
     " FROM pg_catalog.pg_class c"                                                                  \
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"                                    \

@@ -53,8 +53,8 @@ typedef struct {
     int has_pk;        /* a primary key */
     int rls;           /* relrowsecurity */
     int force_rls;     /* relforcerowsecurity: the owner is bound too */
-    int walled_policy; /* a policy expression reads current_setting('pgscribe.clinic_id') */
-    int open_policy;   /* a permissive policy expression that does not */
+    int walled_policy; /* a policy of the worker reads current_setting('pgscribe.clinic_id') */
+    int open_policy;   /* a permissive policy of the worker whose expression does not */
 } pgs_table_facts_t;
 
 /** @returns why a table with @p facts is not an entity, or NULL when it is. */
@@ -67,7 +67,8 @@ int pgs_entity_pk_has_clinic(const pgs_entity_t *ent);
  * @brief Introspects @p schema over a blocking connection: a table is an
  *        entity when it has a clinic_id column, a primary key, row-level
  *        security enabled and forced, a policy reading the pgscribe clinic
- *        setting and no permissive policy that does not (see
+ *        setting and no permissive policy that does not, counting the
+ *        policies that apply to the connected role (see
  *        pgs_catalog_table_problem); every other table is skipped with a
  *        warning naming it and why. An entity whose primary key omits
  *        clinic_id is warned about. Then checks the connected role (see

@@ -66,6 +66,15 @@ CREATE TABLE clinic.no_policy (id uuid, clinic_id text NOT NULL, body text,
 ALTER TABLE clinic.no_policy ENABLE ROW LEVEL SECURITY;
 ALTER TABLE clinic.no_policy FORCE ROW LEVEL SECURITY;
 
+-- a permissive policy for another role does not open the worker's view
+CREATE TABLE clinic.reporting (id uuid, clinic_id text NOT NULL, body text,
+                               PRIMARY KEY (clinic_id, id));
+ALTER TABLE clinic.reporting ENABLE ROW LEVEL SECURITY;
+ALTER TABLE clinic.reporting FORCE ROW LEVEL SECURITY;
+CREATE POLICY walled ON clinic.reporting
+    USING (clinic_id = current_setting('pgscribe.clinic_id', true));
+CREATE POLICY analysts ON clinic.reporting FOR SELECT TO pg_monitor USING (true);
+
 CREATE TABLE clinic.legacy (id uuid PRIMARY KEY, clinic_id text NOT NULL, body text);
 ALTER TABLE clinic.legacy ENABLE ROW LEVEL SECURITY;
 ALTER TABLE clinic.legacy FORCE ROW LEVEL SECURITY;
@@ -73,7 +82,8 @@ CREATE POLICY walled ON clinic.legacy
     USING (clinic_id = current_setting('pgscribe.clinic_id', true));
 
 GRANT SELECT, INSERT, UPDATE, DELETE
-    ON clinic.unforced, clinic.open_policy, clinic.no_policy, clinic.legacy TO pgscribe_worker;
+    ON clinic.unforced, clinic.open_policy, clinic.no_policy, clinic.legacy, clinic.reporting
+    TO pgscribe_worker;
 SQL
 
 # --- the commands: A's patient, B's patient under the same id, one each for
@@ -105,9 +115,10 @@ for reason in "table clinic.unforced is not an entity: row-level security not fo
     "entity clinic.legacy: primary key omits clinic_id"; do
     grep -F "$reason" "$log" | grep -q 'level=warn' || fail "start log lacks a warning: $reason"
 done
-for t in patients appointments encounters prescriptions; do
+for t in patients appointments encounters prescriptions reporting; do
     grep -q "table clinic.$t is not an entity" "$log" && fail "clinic.$t was refused"
     grep -q "entity clinic.$t: primary key omits" "$log" && fail "clinic.$t: key still omits clinic_id"
+    grep -q "entity clinic.$t: [0-9]* columns" "$log" || fail "clinic.$t is not an entity"
 done
 
 pgs_wait_applied 3 120
