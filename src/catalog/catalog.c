@@ -181,6 +181,31 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
     return -1;
 }
 
+/* The walls of each table, judged over the policies that apply to the
+ * connected role (PUBLIC, or a role it is a member of: a policy for, say, a
+ * reporting role neither walls nor opens the worker's view). A policy is
+ * walled when its expression reads the clinic setting the worker sets in each
+ * transaction (pg_get_expr prints it schema-free here, as the introspection
+ * pins search_path to pg_catalog); a permissive one that is not opens the
+ * wall, since permissive policies combine with OR. */
+// clang-format off
+#define POLICY_APPLIES                                                                             \
+    "(0::oid = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) AS pr(r)"              \
+    " WHERE pg_catalog.pg_has_role(current_user, pr.r, 'MEMBER')))"
+#define POLICY_WALLED(col)                                                                         \
+    "COALESCE(strpos(pg_catalog.pg_get_expr(p." col ", p.polrelid),"                               \
+    " 'current_setting(''pgscribe.clinic_id''') > 0, false)"
+#define CATALOG_SQL_WALLS                                                                          \
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p"                                                \
+    "         WHERE p.polrelid = c.oid AND " POLICY_APPLIES                                        \
+    "           AND (" POLICY_WALLED("polqual") " OR " POLICY_WALLED("polwithcheck") "))"          \
+    "   AS walled,"                                                                                \
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_policy p"                                                \
+    "         WHERE p.polrelid = c.oid AND p.polpermissive AND " POLICY_APPLIES                    \
+    "           AND ((p.polqual IS NOT NULL AND NOT " POLICY_WALLED("polqual") ")"                 \
+    "             OR (p.polwithcheck IS NOT NULL AND NOT " POLICY_WALLED("polwithcheck") ")))"     \
+    "   AS open_policy,"
+
 /* One row per column of every ordinary or partitioned table of the schema,
  * grouped by table. pk_pos is the column's 1-based place in the primary key
  * (0 = not in it). The policy variant only differs in reading is_phi from
@@ -191,7 +216,9 @@ int pgs_entity_column(const pgs_entity_t *ent, const char *name)
     " (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,"                \
     " COALESCE((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"              \
     "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \
-    " c.relrowsecurity, i.indexrelid IS NOT NULL AS has_pk,"
+    " c.relrowsecurity, c.relforcerowsecurity, i.indexrelid IS NOT NULL AS has_pk,"                \
+    CATALOG_SQL_WALLS
+// clang-format on
 #define CATALOG_SQL_TAIL                                                                           \
     " FROM pg_catalog.pg_class c"                                                                  \
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"                                    \
@@ -216,7 +243,10 @@ enum {
     COL_DEF,
     COL_PKPOS,
     COL_RLS,
+    COL_FORCE,
     COL_HASPK,
+    COL_WALLED,
+    COL_OPEN,
     COL_PHI
 };
 
@@ -225,24 +255,49 @@ static int bool_at(const PGresult *res, int row, int col)
     return PQgetvalue(res, row, col)[0] == 't';
 }
 
-/* Adds table rows [first, end) of @p res as an entity, or logs why not. */
+const char *pgs_catalog_table_problem(const pgs_table_facts_t *t)
+{
+    if (!t->has_clinic)
+        return "no clinic_id column";
+    if (!t->has_pk)
+        return "no primary key";
+    if (!t->rls)
+        return "row-level security not enabled";
+    if (!t->force_rls)
+        return "row-level security not forced (its owner would bypass it)";
+    if (!t->walled_policy)
+        return "no policy uses current_setting('pgscribe.clinic_id')";
+    if (t->open_policy)
+        return "a permissive policy does not use current_setting('pgscribe.clinic_id') "
+               "(permissive policies combine with OR, so it opens the wall)";
+    return NULL;
+}
+
+int pgs_entity_pk_has_clinic(const pgs_entity_t *ent)
+{
+    return ent->clinic_col >= 0 && ent->cols[ent->clinic_col].is_pk;
+}
+
+/* Adds table rows [first, end) of @p res as an entity, or warns why not:
+ * a table left out is one the worker refuses commands for, and the operator
+ * should learn that at start, not from dead letters. */
 static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first, int end)
 {
     const char *rel = PQgetvalue(res, first, COL_REL);
-    int has_clinic = 0;
+    pgs_table_facts_t facts = {
+        .has_pk = bool_at(res, first, COL_HASPK),
+        .rls = bool_at(res, first, COL_RLS),
+        .force_rls = bool_at(res, first, COL_FORCE),
+        .walled_policy = bool_at(res, first, COL_WALLED),
+        .open_policy = bool_at(res, first, COL_OPEN),
+    };
     for (int r = first; r < end; r++) {
         if (strcmp(PQgetvalue(res, r, COL_ATT), "clinic_id") == 0)
-            has_clinic = 1;
+            facts.has_clinic = 1;
     }
-    const char *skip = NULL;
-    if (!has_clinic)
-        skip = "no clinic_id column";
-    else if (!bool_at(res, first, COL_HASPK))
-        skip = "no primary key";
-    else if (!bool_at(res, first, COL_RLS))
-        skip = "row-level security not enabled";
+    const char *skip = pgs_catalog_table_problem(&facts);
     if (skip) {
-        pgs_debug("catalog", "skipping table %s.%s: %s", cat->schema, rel, skip);
+        pgs_warn("catalog", "table %s.%s is not an entity: %s", cat->schema, rel, skip);
         return;
     }
     pgs_entity_t *ent = pgs_catalog_add_entity(cat, rel);
@@ -254,6 +309,11 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
                               atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
                               bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
     }
+    if (!pgs_entity_pk_has_clinic(ent))
+        pgs_warn("catalog",
+                 "entity %s.%s: primary key omits clinic_id, so an INSERT's unique violation "
+                 "can tell one clinic that a key exists in another; make it (clinic_id, ...)",
+                 cat->schema, rel);
     pgs_debug("catalog", "entity %s.%s: %d columns, %d key columns%s", cat->schema, rel, ent->ncols,
               ent->npk, ent->version_col >= 0 ? ", versioned" : "");
 }
@@ -326,6 +386,10 @@ pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, 
     }
     PQclear(res);
     res = NULL;
+
+    /* inside the same snapshot as the tables it judges */
+    if (pgs_catalog_check_role(conn, cat, errstr, errstr_size) != 0)
+        goto fail;
 
     in_tx = 0;
     if (!exec_ok(conn, "COMMIT", errstr, errstr_size))

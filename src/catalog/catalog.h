@@ -47,13 +47,44 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name);
 void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
                            unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi);
 
+/** What the catalog learns of one table before calling it an entity. */
+typedef struct {
+    int has_clinic;    /* a clinic_id column */
+    int has_pk;        /* a primary key */
+    int rls;           /* relrowsecurity */
+    int force_rls;     /* relforcerowsecurity: the owner is bound too */
+    int walled_policy; /* a policy of the worker reads current_setting('pgscribe.clinic_id') */
+    int open_policy;   /* a permissive policy of the worker whose expression does not */
+} pgs_table_facts_t;
+
+/** @returns why a table with @p facts is not an entity, or NULL when it is. */
+const char *pgs_catalog_table_problem(const pgs_table_facts_t *facts);
+
+/** @returns nonzero when clinic_id is part of @p ent's primary key. */
+int pgs_entity_pk_has_clinic(const pgs_entity_t *ent);
+
 /**
- * @brief Introspects @p schema over a blocking connection: every table with a
- *        clinic_id column, a primary key and row-level security enabled is an
- *        entity; other tables are skipped (logged at debug).
+ * @brief Introspects @p schema over a blocking connection: a table is an
+ *        entity when it has a clinic_id column, a primary key, row-level
+ *        security enabled and forced, a policy reading the pgscribe clinic
+ *        setting and no permissive policy that does not, counting the
+ *        policies that apply to the connected role (see
+ *        pgs_catalog_table_problem); every other table is skipped with a
+ *        warning naming it and why. An entity whose primary key omits
+ *        clinic_id is warned about. Then checks the connected role (see
+ *        pgs_catalog_check_role).
  * @returns a catalog, or NULL with the reason in @p errstr.
  */
 pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Refuses a role that row-level security would not bind: a superuser,
+ *        a role with BYPASSRLS, one that is a member of such a role, or one
+ *        that owns (or is a member of the owner of) an entity table of @p cat.
+ * @returns 0, or -1 with one line naming the role and the reason in @p errstr.
+ */
+int pgs_catalog_check_role(PGconn *conn, const pgs_catalog_t *cat, char *errstr,
+                           size_t errstr_size);
 
 const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entity);
 size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);

@@ -36,7 +36,8 @@ for t in $TABLES; do
         status=1
         continue
     fi
-    sql="COPY (SELECT id, $cols FROM clinic.$t ORDER BY id) TO STDOUT"
+    # ids repeat across clinics (keys are (clinic_id, id)): clinic_id breaks the tie
+    sql="COPY (SELECT id, $cols FROM clinic.$t ORDER BY id, clinic_id) TO STDOUT"
     q "$A" "$sql" >"$work/a"
     q "$B" "$sql" >"$work/b"
     na=$(wc -l <"$work/a")

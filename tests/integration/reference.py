@@ -111,8 +111,10 @@ def statement(cmd):
             guard = ["t.clinic_id = EXCLUDED.clinic_id"]
             if ev is not None:
                 guard.append("t.version = %d" % ev)
+            # the example schema's keys are (clinic_id, id) (migration 0007)
+            target = ["clinic_id"] + [c for c in key if c != "clinic_id"]
             sql += " ON CONFLICT (%s) DO UPDATE SET %s WHERE %s" % (
-                ", ".join(ident(c) for c in key), ", ".join(sets), " AND ".join(guard))
+                ", ".join(ident(c) for c in target), ", ".join(sets), " AND ".join(guard))
         return sql, None
     if op == "UPDATE":
         if not data:

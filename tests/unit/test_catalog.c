@@ -436,6 +436,71 @@ static void test_too_many_columns(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Each wall the catalog requires, missing alone, keeps a table out, and the
+ * reason names the wall. */
+static void test_table_walls(void **state)
+{
+    (void)state;
+    const pgs_table_facts_t good = {1, 1, 1, 1, 1, 0};
+    assert_null(pgs_catalog_table_problem(&good));
+
+    struct {
+        pgs_table_facts_t facts;
+        const char *why;
+    } bad[] = {
+        {{0, 1, 1, 1, 1, 0}, "clinic_id"},   {{1, 0, 1, 1, 1, 0}, "primary key"},
+        {{1, 1, 0, 0, 1, 0}, "not enabled"}, {{1, 1, 1, 0, 1, 0}, "not forced"},
+        {{1, 1, 1, 1, 0, 0}, "no policy"},   {{1, 1, 1, 1, 1, 1}, "permissive policy"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = pgs_catalog_table_problem(&bad[i].facts);
+        assert_non_null(why);
+        assert_non_null(strstr(why, bad[i].why));
+    }
+}
+
+/* Keys (clinic_id, id): producers name id alone, the clinic part comes from
+ * the command; a repeat of the command's clinic is tolerated, another clinic
+ * is a tenant violation that echoes no value. */
+static void test_clinic_in_key(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = pgs_catalog_new("clinic");
+    pgs_entity_t *e = pgs_catalog_add_entity(cat, "charts");
+    pgs_entity_add_column(e, "id", "uuid", 2950, 2, 1, 0, 0);
+    pgs_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
+    pgs_entity_add_column(e, "body", "text", 25, 0, 0, 0, 1);
+    assert_true(pgs_entity_pk_has_clinic(e));
+    assert_int_equal(e->npk, 1);
+    assert_string_equal(e->cols[e->pk[0]].name, "id");
+
+    pgs_command_t *cmd = cmd_new("charts", PGS_OP_INSERT);
+    add_str(cmd, 1, "id", "0b6f2a4e-3c1d-4e5f-8a9b-1c2d3e4f5a6b");
+    add_str(cmd, 0, "body", SECRET);
+    expect_err(cat, cmd, PGS_OK, NULL);
+
+    cmd = cmd_new("charts", PGS_OP_UPSERT);
+    add_str(cmd, 1, "clinic_id", "c1");
+    add_str(cmd, 1, "id", "0b6f2a4e-3c1d-4e5f-8a9b-1c2d3e4f5a6b");
+    expect_err(cat, cmd, PGS_OK, NULL);
+
+    cmd = cmd_new("charts", PGS_OP_UPDATE);
+    add_str(cmd, 1, "id", "0b6f2a4e-3c1d-4e5f-8a9b-1c2d3e4f5a6b");
+    add_str(cmd, 1, "clinic_id", "SECRET-other-clinic");
+    add_str(cmd, 0, "body", SECRET);
+    expect_err(cat, cmd, PGS_E_TENANT_MISMATCH, "clinic_id");
+
+    cmd = cmd_new("charts", PGS_OP_DELETE); /* the clinic alone is not the key */
+    add_str(cmd, 1, "clinic_id", "c1");
+    expect_err(cat, cmd, PGS_E_VALIDATE_KEY_MISMATCH, "id");
+    pgs_catalog_free(cat);
+
+    cat = test_catalog();
+    assert_false(pgs_entity_pk_has_clinic(pgs_catalog_find(cat, "patients")));
+    assert_true(pgs_entity_pk_has_clinic(pgs_catalog_find(cat, "visit_notes")));
+    pgs_catalog_free(cat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_key_rules),      cmocka_unit_test(test_data_rules),
         cmocka_unit_test(test_op_rules),       cmocka_unit_test(test_expected_version),
         cmocka_unit_test(test_types),          cmocka_unit_test(test_too_many_columns),
+        cmocka_unit_test(test_table_walls),    cmocka_unit_test(test_clinic_in_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
