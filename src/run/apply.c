@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libpq-fe.h>
 #include <sys/epoll.h>
 
 #include "sql/auditsql.h"
@@ -23,6 +24,10 @@
 #include "common/log.h"
 #include "policy/resilience.h"
 #include "sql/statements.h"
+#include "common/clock.h"
+#include "run/complete.h"
+#include "run/dlq.h"
+#include "run/pool.h"
 #include "run/worker.h"
 
 /* The adaptive in-flight limit starts here (or at max_in_flight when lower)
