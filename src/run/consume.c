@@ -64,6 +64,7 @@ static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_
     return st ? pgs_partition_get(st, tp->partition) : NULL;
 }
 
+/* @locality main thread */
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                     size_t errstr_size)
 {

@@ -13,7 +13,9 @@ typedef struct pgs_worker_s pgs_worker_t;
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size);
 /** @brief Polls up to @p max messages and hands each to intake. @returns count. */
 int pgs_consume_poll(pgs_worker_t *w, int max);
-/** @brief Stores every partition's committable offset. */
+/** @brief Stores every partition's committable offset.
+ *  @locality main thread; also librdkafka callback (rebalance, through
+ *            pgs_revoke_begin) */
 void pgs_consume_store_offsets(pgs_worker_t *w);
 /**
  * @brief Starts leaving the group: the close revokes every partition through

@@ -65,6 +65,8 @@ int pgs_revoke_pending(const pgs_worker_t *w)
     return w->revoke.parts != NULL;
 }
 
+/* @locality main thread; also librdkafka callback (rebalance: an assignment
+ * arriving while a revocation is pending, through pgs_revoke_finish_now) */
 static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
 {
     size_t n = 0;
@@ -76,7 +78,9 @@ static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_
 }
 
 /* Queued (not in flight) works of revoking partitions are dropped; the next
- * owner consumes them again from the committed offset. */
+ * owner consumes them again from the committed offset.
+ * @locality main thread; also librdkafka callback (rebalance, through
+ * pgs_revoke_finish_now) */
 static int purge_pred(pgs_lane_item_t *item, void *opaque)
 {
     (void)opaque;
@@ -95,11 +99,14 @@ static void purge_drop(pgs_lane_item_t *item, void *opaque)
 static int drain_over(pgs_worker_t *w)
 {
     const pgs_revoke_t *r = &w->revoke;
+    const pgs_pool_t *cmds = w->streams[PGS_STREAM_COMMANDS].pool;
+    const pgs_pool_t *audit = w->streams[PGS_STREAM_AUDIT].pool;
     return r->lost || parts_outstanding(w, r->parts) == 0 || pgs_now_us() >= r->deadline_us ||
-           (pgs_pool_breaker_open(w->streams[PGS_STREAM_COMMANDS].pool) &&
-            pgs_pool_breaker_open(w->streams[PGS_STREAM_AUDIT].pool));
+           (cmds && audit && pgs_pool_breaker_open(cmds) && pgs_pool_breaker_open(audit));
 }
 
+/* @locality main thread; also librdkafka callback (rebalance: an assignment
+ * arriving while a revocation is pending, through pgs_revoke_finish_now) */
 static void release_queued(pgs_worker_t *w)
 {
     pgs_revoke_t *r = &w->revoke;
@@ -110,6 +117,8 @@ static void release_queued(pgs_worker_t *w)
     r->committing = 1;
 }
 
+/* @locality main thread; also librdkafka callback (rebalance: an assignment
+ * arriving while a revocation is pending, through pgs_revoke_finish_now) */
 static int commit_retryable(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
@@ -119,7 +128,9 @@ static int commit_retryable(rd_kafka_resp_err_t err)
 }
 
 /* One commit attempt of the revoking partitions' completed prefix.
- * @returns 0 to try again later, 1 when done (committed or given up). */
+ * @returns 0 to try again later, 1 when done (committed or given up).
+ * @locality main thread; also librdkafka callback (rebalance, through
+ * pgs_revoke_finish_now) */
 static int commit_step(pgs_worker_t *w, int last)
 {
     pgs_revoke_t *r = &w->revoke;
@@ -146,7 +157,9 @@ static int commit_step(pgs_worker_t *w, int last)
 }
 
 /* Gives the partitions up: their trackers go, and librdkafka is told the
- * unassignment is done, which lets the group's rebalance go on. */
+ * unassignment is done, which lets the group's rebalance go on.
+ * @locality main thread; also librdkafka callback (rebalance, through
+ * pgs_revoke_finish_now) */
 static void finish(pgs_worker_t *w)
 {
     pgs_revoke_t *r = &w->revoke;

@@ -31,7 +31,8 @@ typedef struct {
  */
 void pgs_revoke_begin(pgs_worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
                       int lost, int cooperative);
-/** @returns 1 while a revocation waits for its drain or commit. */
+/** @returns 1 while a revocation waits for its drain or commit.
+ *  @locality main thread; also librdkafka callback (rebalance) */
 int pgs_revoke_pending(const pgs_worker_t *w);
 /**
  * @brief One turn of the revocation: once the revoking partitions' works

@@ -329,11 +329,18 @@ int pgs_cmd_run(int argc, char **argv)
 
     pgs_info("worker", "stopping: draining %zu command(s) within %lld ms", w->works_live,
              (long long)pgs_config_int(w->cfg, "shutdown.drain_timeout_ms"));
+    /* a revocation under way is drained and unassigned first: the close
+     * starts from a settled group (closing while librdkafka waits for the
+     * unassign call lets the member leave before its offsets are committed) */
+    while (pgs_revoke_pending(w)) {
+        pgs_worker_step(w, 10);
+        pgs_revoke_serve(w);
+    }
     pgs_consume_store_offsets(w);
     /* the close revokes every partition: this loop drains and commits them
      * (as for any revocation) until the member has left the group */
     if (pgs_consume_close_start(w) == 0) {
-        while (!pgs_consume_close_serve(w)) {
+        while (!pgs_consume_close_serve(w) || pgs_revoke_pending(w)) {
             pgs_worker_step(w, 10);
             pgs_revoke_serve(w);
         }
