@@ -11,7 +11,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
 #include "common/log.h"
@@ -142,7 +141,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     /* a revocation, or a rebalance error (handled as a revocation of the
      * whole assignment): the main loop drains, commits and unassigns */
-    pgs_revoke_begin(w, rk, parts, rd_kafka_assignment_lost(rk), cooperative);
+    pgs_revoke_begin(w, parts, rd_kafka_assignment_lost(rk), cooperative);
 }
 
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)

@@ -33,10 +33,9 @@ static int listed(const rd_kafka_topic_partition_list_t *list, const char *topic
     return rd_kafka_topic_partition_list_find(list, topic, partition) != NULL;
 }
 
-void pgs_revoke_begin(pgs_worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
-                      int lost, int cooperative)
+void pgs_revoke_begin(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts, int lost,
+                      int cooperative)
 {
-    (void)rk;
     pgs_revoke_t *r = &w->revoke;
     if (!r->parts) {
         memset(r, 0, sizeof(*r));

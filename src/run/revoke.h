@@ -29,8 +29,8 @@ typedef struct {
  * @locality librdkafka callback (main thread, inside rd_kafka_consumer_poll,
  *           or inside rd_kafka_queue_poll_callback while the consumer closes)
  */
-void pgs_revoke_begin(pgs_worker_t *w, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
-                      int lost, int cooperative);
+void pgs_revoke_begin(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts, int lost,
+                      int cooperative);
 /** @returns 1 while a revocation waits for its drain or commit.
  *  @locality main thread; also librdkafka callback (rebalance) */
 int pgs_revoke_pending(const pgs_worker_t *w);
