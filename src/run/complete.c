@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run/complete.h"
 #include "run/worker.h"
 
+/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
 void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
 {
     if (work->rkm)
@@ -19,6 +21,7 @@ void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
     free(work);
 }
 
+/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
 void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
 {
     pgs_partition_t *part = work->part;

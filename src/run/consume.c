@@ -1,7 +1,8 @@
 /* Consume: the Kafka consumer of the commands topic — offsets stored by
  * pgscribe only (never automatically) and only as the completed prefix,
- * partitions paused under back-pressure, and revoked partitions drained and
- * committed before they are given up. */
+ * partitions paused under back-pressure, and revoked partitions handed to
+ * the main loop (revoke.c), which drains and commits them before they are
+ * given up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,8 +11,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/kafkaconf.h"
 #include "common/log.h"
+#include "run/consume.h"
+#include "run/intake.h"
+#include "run/pool.h"
+#include "run/revoke.h"
 #include "run/worker.h"
 
 /* The assignment strategy. pgscribe drives both protocols (incremental
@@ -50,12 +56,14 @@ pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
     return NULL;
 }
 
+/** @locality librdkafka callback (rebalance, main thread) */
 static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_t *tp)
 {
     pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
     return st ? pgs_partition_get(st, tp->partition) : NULL;
 }
 
+/* @locality main thread */
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                     size_t errstr_size)
 {
@@ -64,117 +72,10 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return 0;
 }
 
-/* Drops queued (not in flight) works of revoked partitions; the next owner
- * consumes them again from the committed offset. */
-static int purge_pred(pgs_lane_item_t *item, void *opaque)
-{
-    const rd_kafka_topic_partition_list_t *parts = opaque;
-    const pgs_work_t *work = (const pgs_work_t *)item;
-    for (int i = 0; i < parts->cnt; i++) {
-        if (parts->elems[i].partition == work->part->partition &&
-            strcmp(parts->elems[i].topic, work->part->stream->topic) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static void purge_drop(pgs_lane_item_t *item, void *opaque)
-{
-    pgs_worker_t *w = opaque;
-    pgs_work_free(w, (pgs_work_t *)item);
-}
-
-static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
-{
-    size_t n = 0;
-    for (int i = 0; i < parts->cnt; i++) {
-        pgs_partition_t *p = part_of(w, &parts->elems[i]);
-        n += p ? p->outstanding : 0;
-    }
-    return n;
-}
-
-typedef struct {
-    pgs_worker_t *w;
-    const rd_kafka_topic_partition_list_t *parts;
-} purge_ctx_t;
-
-static int purge_pred_ctx(pgs_lane_item_t *item, void *opaque)
-{
-    purge_ctx_t *ctx = opaque;
-    return purge_pred(item, (void *)ctx->parts);
-}
-
-static void purge_drop_ctx(pgs_lane_item_t *item, void *opaque)
-{
-    purge_ctx_t *ctx = opaque;
-    purge_drop(item, ctx->w);
-}
-
-/* Finishes what is in flight for @p parts within the drain deadline, then
- * commits their completed prefix. */
-static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
-                             rd_kafka_topic_partition_list_t *parts, int lost)
-{
-    int64_t t0 = pgs_now_us();
-    purge_ctx_t ctx = {w, parts};
-    int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
-    /* finish what was consumed, queued or in flight, within the deadline:
-     * every command released unfinished is consumed again by the next owner
-     * (harmless, but work). A lost assignment already has a new owner, and
-     * with the database away nothing would finish: no waiting then. */
-    while (!lost && parts_outstanding(w, parts) > 0 && pgs_now_us() < deadline &&
-           !(pgs_pool_breaker_open(w->streams[PGS_STREAM_COMMANDS].pool) &&
-             pgs_pool_breaker_open(w->streams[PGS_STREAM_AUDIT].pool)))
-        pgs_worker_step(w, 10);
-    size_t purged = 0;
-    for (int s = 0; s < PGS_STREAM__COUNT; s++)
-        purged += pgs_lanes_purge(w->streams[s].lanes, purge_pred_ctx, purge_drop_ctx, &ctx);
-    size_t left = parts_outstanding(w, parts);
-    rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(parts->cnt);
-    for (int i = 0; i < parts->cnt; i++) {
-        pgs_partition_t *p = part_of(w, &parts->elems[i]);
-        int64_t pos = p && p->offsets ? pgs_offsets_position(p->offsets) : -1;
-        if (pos >= 0)
-            rd_kafka_topic_partition_list_add(commit, p->stream->topic, p->partition)->offset = pos;
-    }
-    if (!lost && commit->cnt > 0) {
-        /* a coordinator moving or busy is worth a few tries: every offset not
-         * committed here is consumed again by the next owner (harmless, but
-         * work) */
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int attempt = 0; attempt < 5; attempt++) {
-            err = rd_kafka_commit(rk, commit, 0);
-            if (err != RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE &&
-                err != RD_KAFKA_RESP_ERR_NOT_COORDINATOR &&
-                err != RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS &&
-                err != RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT && err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-                break;
-            pgs_worker_step(w, 200);
-        }
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            pgs_warn("consume", "commit on revoke failed: %s", rd_kafka_err2str(err));
-    }
-    rd_kafka_topic_partition_list_destroy(commit);
-    for (int i = 0; i < parts->cnt; i++) {
-        pgs_partition_t *p = part_of(w, &parts->elems[i]);
-        if (!p)
-            continue;
-        p->assigned = 0;
-        p->dirty = 0;
-        pgs_offsets_free(p->offsets);
-        p->offsets = NULL;
-    }
-    pgs_info("consume",
-             "%s %d partition(s): %zu queued command(s) released, %zu still in flight, "
-             "drained in %lld ms",
-             lost ? "lost" : "revoked", parts->cnt, purged, left,
-             (long long)((pgs_now_us() - t0) / 1000));
-}
-
 /* Each stream reads its partitions from a queue of its own: a backlog of
  * commands cannot hold audit events behind it in one shared consumer queue
- * (the consumption side of the bulkhead). */
+ * (the consumption side of the bulkhead).
+ * @locality librdkafka callback (rebalance, main thread) */
 static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
                              const rd_kafka_topic_partition_list_t *parts)
 {
@@ -191,17 +92,34 @@ static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
     }
 }
 
+/**
+ * @brief The rebalance callback: records an assignment (assign and route
+ *        synchronously, as librdkafka requires), or marks a revocation for
+ *        the main loop to drain (revoke.c) and returns at once. librdkafka
+ *        holds the group in its wait for the unassign call meanwhile: the
+ *        rebalance goes on once pgs_revoke_serve has committed and called
+ *        rd_kafka_assign(NULL) (or rd_kafka_incremental_unassign).
+ * @locality librdkafka callback (main thread, inside rd_kafka_consumer_poll,
+ *           or inside rd_kafka_queue_poll_callback while the consumer closes)
+ */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     pgs_worker_t *w = opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* the group waits for an unassignment before it assigns again, so a
+         * revocation still pending here was never completed: complete it */
+        if (pgs_revoke_pending(w)) {
+            pgs_warn("consume", "assignment while a revocation was pending; releasing it now");
+            pgs_revoke_finish_now(w);
+        }
         for (int i = 0; i < parts->cnt; i++) {
             pgs_partition_t *p = part_of(w, &parts->elems[i]);
             if (!p)
                 continue;
             p->assigned = 1;
+            p->revoking = 0;
             p->paused = 0;
             p->generation++;
             p->dirty = 0;
@@ -221,16 +139,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         route_partitions(w, rk, parts);
         return;
     }
-    drain_partitions(w, rk, parts, rd_kafka_assignment_lost(rk));
-    if (cooperative) {
-        rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
-        if (error) {
-            pgs_error("consume", "incremental unassign failed: %s", rd_kafka_error_string(error));
-            rd_kafka_error_destroy(error);
-        }
-    } else {
-        rd_kafka_assign(rk, NULL);
-    }
+    /* a revocation, or a rebalance error (handled as a revocation of the
+     * whole assignment): the main loop drains, commits and unassigns */
+    pgs_revoke_begin(w, parts, rd_kafka_assignment_lost(rk), cooperative);
 }
 
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
@@ -358,7 +269,7 @@ void pgs_consume_update_pauses(pgs_worker_t *w)
         int all = pgs_pool_breaker_open(st->pool) || st->live >= w->backlog_max;
         for (int32_t i = 0; i < st->parts_cnt; i++) {
             pgs_partition_t *p = st->parts[i];
-            if (!p || !p->assigned)
+            if (!p || !p->assigned || p->revoking)
                 continue;
             size_t pending = pgs_offsets_pending(p->offsets);
             int want = all || pending > window || (p->paused && pending > window / 2);
@@ -383,12 +294,35 @@ void pgs_consume_update_pauses(pgs_worker_t *w)
     }
 }
 
-void pgs_consume_close(pgs_worker_t *w)
+int pgs_consume_close_start(pgs_worker_t *w)
 {
     if (!w->consumer || w->consumer_closed)
-        return;
+        return -1;
     w->consumer_closed = 1;
-    /* close revokes every partition through rebalance_cb, which drains and
-     * commits; then the member leaves the group */
-    rd_kafka_consumer_close(w->consumer);
+    /* the close revokes every partition through rebalance_cb on this queue;
+     * the caller's event loop serves it and drains the revocation, then the
+     * member leaves the group */
+    w->close_queue = rd_kafka_queue_new(w->consumer);
+    rd_kafka_queue_io_event_enable(w->close_queue, w->wake_fds[1], "1", 1);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(w->consumer, w->close_queue);
+    if (error) {
+        pgs_error("consume", "consumer close failed: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        rd_kafka_queue_destroy(w->close_queue);
+        w->close_queue = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int pgs_consume_close_serve(pgs_worker_t *w)
+{
+    if (!w->close_queue)
+        return 1;
+    rd_kafka_queue_poll_callback(w->close_queue, 0);
+    if (!rd_kafka_consumer_closed(w->consumer))
+        return 0;
+    rd_kafka_queue_destroy(w->close_queue);
+    w->close_queue = NULL;
+    return 1;
 }

@@ -7,8 +7,12 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "policy/error.h"
+#include "run/complete.h"
+#include "run/dlq.h"
 #include "run/worker.h"
 
+/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
 static void rfc3339_now(char *buf, size_t size)
 {
     struct timespec ts;
@@ -20,11 +24,15 @@ static void rfc3339_now(char *buf, size_t size)
     snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
+/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
 static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
 {
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
+/* Produces the dead letter of @p work (again, after a failed delivery).
+ * @locality main thread; also librdkafka callback (pgs_producer_dr_cb, main
+ *           thread, inside rd_kafka_poll or rd_kafka_flush of the producer) */
 static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 {
     rd_kafka_message_t *rkm = work->rkm;
@@ -96,6 +104,8 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     dlq_produce(w, work, 0);
 }
 
+/* @locality librdkafka callback (main thread, inside rd_kafka_poll or
+ *           rd_kafka_flush of the producer) */
 void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;

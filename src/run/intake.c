@@ -5,8 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog.h"
+#include "codec/codec.h"
+#include "sql/sqlgen.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "run/consume.h"
+#include "run/dlq.h"
+#include "run/intake.h"
 #include "run/lanekey.h"
 #include "run/worker.h"
 
@@ -62,9 +68,10 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         return;
     }
     pgs_partition_t *part = pgs_partition_get(st, rkm->partition);
-    if (!part->assigned || pgs_offsets_track(part->offsets, rkm->offset) != 0) {
-        /* not ours any more, or an offset we already hold: the owner of the
-         * partition (or the copy in flight) takes care of it */
+    if (!part->assigned || part->revoking || pgs_offsets_track(part->offsets, rkm->offset) != 0) {
+        /* not ours any more (or being given up), or an offset we already
+         * hold: the owner of the partition (or the copy in flight) takes
+         * care of it */
         rd_kafka_message_destroy(rkm);
         return;
     }

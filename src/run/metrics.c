@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/codec.h"
+#include "common/clock.h"
+#include "common/config.h"
 #include "common/log.h"
+#include "run/metrics.h"
+#include "run/pool.h"
 #include "run/worker.h"
 
 void pgs_counters_reset(pgs_counters_t *c)

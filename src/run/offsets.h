@@ -8,6 +8,9 @@
 
 typedef struct pgs_offsets_s pgs_offsets_t;
 
+/* @locality any thread: every function here is pure. They are
+ * called from the rebalance callback (new, free, position, committable) and
+ * the producer's delivery-report callback (done). */
 pgs_offsets_t *pgs_offsets_new(void);
 void pgs_offsets_free(pgs_offsets_t *o);
 

@@ -4,6 +4,8 @@
  * worker's one epoll set. */
 #include <sys/epoll.h>
 
+#include "run/complete.h"
+#include "run/dlq.h"
 #include "run/outcome.h"
 #include "run/worker.h"
 

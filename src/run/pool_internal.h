@@ -10,7 +10,7 @@
 #include "policy/concurrency.h"
 #include "policy/resilience.h"
 #include "run/pool.h"
-#include "run/worker.h" /* pgs_work_t's fields; the pool uses no worker state */
+#include "run/work.h" /* pgs_work_t's fields; the pool uses no worker state */
 #include "sql/statements.h"
 
 /* What each result of the pipeline answers, in the order they come back. */

@@ -10,10 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
+#include "catalog/catalog.h"
 #include "common/cli.h"
+#include "common/clock.h"
 #include "common/kafkaconf.h"
 #include "common/log.h"
+#include "run/consume.h"
+#include "run/dlq.h"
+#include "run/metrics.h"
 #include "run/outcome.h"
+#include "run/pool.h"
+#include "run/revoke.h"
 #include "run/worker.h"
 
 static pgs_worker_t *signal_worker;
@@ -209,6 +218,8 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 
 static void worker_free(pgs_worker_t *w)
 {
+    if (w->close_queue)
+        rd_kafka_queue_destroy(w->close_queue);
     if (w->consumer_queue)
         rd_kafka_queue_destroy(w->consumer_queue);
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
@@ -339,13 +350,28 @@ int pgs_cmd_run(int argc, char **argv)
         pgs_consume_update_pauses(w);
         int got = pgs_consume_poll(w, 5000);
         pgs_worker_step(w, got > 0 ? 0 : 20);
+        pgs_revoke_serve(w);
         pgs_metrics_maybe_report(w, 0);
     }
 
     pgs_info("worker", "stopping: draining %zu command(s) within %lld ms", w->works_live,
              (long long)pgs_config_int(w->cfg, "shutdown.drain_timeout_ms"));
+    /* a revocation under way is drained and unassigned first: the close
+     * starts from a settled group (closing while librdkafka waits for the
+     * unassign call lets the member leave before its offsets are committed) */
+    while (pgs_revoke_pending(w)) {
+        pgs_worker_step(w, 10);
+        pgs_revoke_serve(w);
+    }
     pgs_consume_store_offsets(w);
-    pgs_consume_close(w);
+    /* the close revokes every partition: this loop drains and commits them
+     * (as for any revocation) until the member has left the group */
+    if (pgs_consume_close_start(w) == 0) {
+        while (!pgs_consume_close_serve(w) || pgs_revoke_pending(w)) {
+            pgs_worker_step(w, 10);
+            pgs_revoke_serve(w);
+        }
+    }
     pgs_metrics_maybe_report(w, 1);
     rd_kafka_flush(w->producer, 10000);
     double secs = (double)(pgs_now_us() - t0) / 1e6;
