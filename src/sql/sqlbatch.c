@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/sbuf.h"
+#include "common/xalloc.h"
 
 static int is_array_type(const pgs_column_t *c)
 {
@@ -52,13 +54,12 @@ int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_s
     }
     /* from the batch shape alone: partial UPDATEs of one entity, whose
      * single shapes differ, must land on the same statement */
-    uint64_t h = 1469598103934665603ULL;
-    h = (h ^ (uint64_t)(uintptr_t)ent) * 1099511628211ULL;
-    h = (h ^ (uint64_t)single->op) * 1099511628211ULL;
-    h = (h ^ (uint64_t)single->has_expected_version) * 1099511628211ULL;
-    h = (h ^ (uint64_t)bs->mask) * 1099511628211ULL;
-    for (int i = 0; i < bs->shape.ncols; i++)
-        h = (h ^ (uint64_t)bs->shape.cols[i]) * 1099511628211ULL;
+    uint64_t h = PGS_HASH_FNV1A64_INIT;
+    int32_t parts[4] = {(int32_t)single->op, single->has_expected_version, bs->mask,
+                        bs->shape.ncols};
+    h = pgs_hash_fnv1a64(h, &ent, sizeof(ent));
+    h = pgs_hash_fnv1a64(h, parts, sizeof(parts));
+    h = pgs_hash_fnv1a64(h, bs->shape.cols, (size_t)bs->shape.ncols * sizeof(bs->shape.cols[0]));
     bs->shape.hash = h;
     return 0;
 }
@@ -332,11 +333,9 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     int total =
         7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
-    out->values = calloc((size_t)total, sizeof(char *));
-    if (!out->values)
-        abort();
-    out->values[0] = strdup(n ? cmds[0]->clinic_id : "");
-    out->values[1] = strdup(topic);
+    out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
+    out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
+    out->values[1] = pgs_xalloc_strdup(topic);
     pgs_sbuf_t sb = {0};
     char num[32];
     /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */

@@ -1,5 +1,6 @@
 /* SQL generation: statement text per command shape, and its bind parameters. */
 #include "sql/sqlgen.h"
+#include "common/hash.h"
 #include "common/sbuf.h"
 
 #include <inttypes.h>
@@ -13,16 +14,6 @@
 #define PARAMS_MAX     ((int)(sizeof(((pgs_params_t *)0)->values) / sizeof(const char *)))
 
 /* ---- shapes ---- */
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static const pgs_field_t *field_find(const pgs_field_t *fields, size_t n, const char *name)
 {
@@ -56,14 +47,14 @@ int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t 
     if (PGS_PARAM_FIXED_COUNT + ent->npk + shape->ncols + 1 > PARAMS_MAX)
         return -1;
 
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv1a(h, ent->name, strlen(ent->name) + 1);
+    uint64_t h = PGS_HASH_FNV1A64_INIT;
+    h = pgs_hash_fnv1a64(h, ent->name, strlen(ent->name) + 1);
     unsigned char op = (unsigned char)shape->op, ev = (unsigned char)shape->has_expected_version;
-    h = fnv1a(h, &op, 1);
-    h = fnv1a(h, &ev, 1);
+    h = pgs_hash_fnv1a64(h, &op, 1);
+    h = pgs_hash_fnv1a64(h, &ev, 1);
     for (int i = 0; i < shape->ncols; i++) {
         uint32_t c = (uint32_t)shape->cols[i];
-        h = fnv1a(h, &c, sizeof(c));
+        h = pgs_hash_fnv1a64(h, &c, sizeof(c));
     }
     shape->hash = h;
     return 0;

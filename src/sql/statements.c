@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 struct pgs_stmts_s {
     char *schema;
@@ -19,14 +20,10 @@ struct pgs_stmts_s {
 
 pgs_stmts_t *pgs_stmts_new(const char *schema)
 {
-    pgs_stmts_t *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
-    st->schema = strdup(schema);
+    pgs_stmts_t *st = pgs_xalloc_calloc(1, sizeof(*st));
+    st->schema = pgs_xalloc_strdup(schema);
     st->index_cap = 256;
-    st->index = calloc(st->index_cap, sizeof(*st->index));
-    if (!st->schema || !st->index)
-        abort();
+    st->index = pgs_xalloc_calloc(st->index_cap, sizeof(*st->index));
     return st;
 }
 
@@ -74,17 +71,13 @@ static int lookup(pgs_stmts_t *st, int batch, const pgs_bshape_t *bs)
     if (2 * (st->n + 1) > st->index_cap) {
         free(st->index);
         st->index_cap *= 2;
-        st->index = calloc(st->index_cap, sizeof(*st->index));
-        if (!st->index)
-            abort();
+        st->index = pgs_xalloc_calloc(st->index_cap, sizeof(*st->index));
         for (size_t k = 0; k < st->n; k++)
             index_put(st, k);
     }
     if (st->n == st->cap) {
         st->cap = st->cap ? st->cap * 2 : 64;
-        st->v = realloc(st->v, st->cap * sizeof(*st->v));
-        if (!st->v)
-            abort();
+        st->v = pgs_xalloc_realloc(st->v, st->cap * sizeof(*st->v));
     }
     pgs_stmt_t *s = &st->v[st->n];
     memset(s, 0, sizeof(*s));

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "codec/codec.h"
+#include "common/hash.h"
 #include "command/loadgen.h"
 
 #define N_COMMANDS 10000
@@ -98,9 +99,7 @@ typedef struct {
 
 static row_t *map_get(row_t *map, const char *key, size_t *distinct)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    uint64_t h = pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, key, strlen(key));
     for (size_t i = h % MAP_SLOTS;; i = (i + 1) % MAP_SLOTS) {
         if (!map[i].used) {
             map[i].used = 1;
