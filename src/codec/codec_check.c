@@ -1,10 +1,13 @@
 /* Codec checks shared by Avro and JSON: limits, UTF-8, uuids, base64. */
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec_internal.h"
+#include "common/xalloc.h"
 
 void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
@@ -149,94 +152,44 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
     return PGS_OK;
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_index(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Strict on purpose (no whitespace, padding required, unused bits zero):
  * two different texts must never decode to the same bytes, or a producer's
- * mistake would silently change a stored value. */
+ * mistake would silently change a stored value. EVP_DecodeBlock is lenient
+ * (it skips surrounding whitespace and reads '=' anywhere as zero bits), so
+ * a text is accepted only if encoding its bytes again gives it back exactly:
+ * that one comparison rules out every non-canonical spelling. */
 int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
                             size_t *out_len)
 {
-    if (len % 4 != 0)
+    if (len % 4 != 0 || len > INT_MAX)
         return -1;
+    unsigned char *dst = pgs_arena_alloc(arena, len / 4 * 3 + 1);
+    int n = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)len);
+    if (n < 0 || (size_t)n != len / 4 * 3)
+        return -1;
+    /* EVP_DecodeBlock counts the zero bytes the padding stands for */
     size_t pad = 0;
     if (len > 0 && in[len - 1] == '=')
-        pad = (len > 1 && in[len - 2] == '=') ? 2 : 1;
-    size_t n = len / 4 * 3 - pad;
-    unsigned char *dst = pgs_arena_alloc(arena, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int last = (i + 4 == len);
-        for (int k = 0; k < 4; k++) {
-            if (last && k >= 4 - (int)pad) {
-                v[k] = 0;
-                continue;
-            }
-            v[k] = b64_index((unsigned char)in[i + k]);
-            if (v[k] < 0)
-                return -1;
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if (last && pad == 2 && (w & 0xFFFF) != 0)
-            return -1;
-        if (last && pad == 1 && (w & 0xFF) != 0)
-            return -1;
-        dst[o++] = (unsigned char)(w >> 16);
-        if (!(last && pad == 2))
-            dst[o++] = (unsigned char)(w >> 8);
-        if (!(last && pad >= 1))
-            dst[o++] = (unsigned char)w;
-    }
+        pad = in[len - 2] == '=' ? 2 : 1;
+    char *again = pgs_xalloc_malloc(len + 1);
+    int back = EVP_EncodeBlock((unsigned char *)again, dst, n - (int)pad);
+    int same = back == (int)len && memcmp(again, in, len) == 0;
+    free(again);
+    if (!same)
+        return -1;
+    dst[n - pad] = '\0';
     *out = (const char *)dst;
-    *out_len = n;
+    *out_len = (size_t)n - pad;
     return 0;
 }
 
 char *pgs_codec_base64_encode(const void *in, size_t len)
 {
-    const unsigned char *s = in;
+    if (len > INT_MAX / 4 * 3)
+        return NULL;
     char *out = malloc((len + 2) / 3 * 4 + 1);
     if (!out)
         return NULL;
-    size_t o = 0, i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t w = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = b64_alphabet[(w >> 6) & 63];
-        out[o++] = b64_alphabet[w & 63];
-    }
-    if (len - i == 1) {
-        uint32_t w = (uint32_t)s[i] << 16;
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t w = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = b64_alphabet[(w >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
     return out;
 }

@@ -469,8 +469,20 @@ static void test_json_errors(void **state)
     expect_json_err(CMD_JSON(c, "\"insert\"", key, d, ev, at), PGS_E_DECODE_BAD_OP, "op");
     static const char *const bad_b64[] = {
         "{\"x\":{\"bytes\":\"" SECRET "\"}}", "{\"x\":{\"bytes\":\"AP8\"}}",
-        "{\"x\":{\"bytes\":\"AP9=\"}}",       "{\"x\":{\"bytes\":\"A===\"}}",
-        "{\"x\":{\"bytes\":\"AP 8\"}}",       "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
+        "{\"x\":{\"bytes\":\"AP9=\"}}", "{\"x\":{\"bytes\":\"A===\"}}",
+        "{\"x\":{\"bytes\":\"AP 8\"}}", "{\"x\":{\"bytes\":\"AP8=AP8=\"}}",
+        /* whitespace anywhere, which a lenient decoder would skip */
+        "{\"x\":{\"bytes\":\" AP8=\"}}", "{\"x\":{\"bytes\":\"AP8=\\n\"}}",
+        "{\"x\":{\"bytes\":\"AP8=\\t\"}}", "{\"x\":{\"bytes\":\"\\r\\nAP8=\"}}",
+        "{\"x\":{\"bytes\":\"aGVs\\nbG8=\"}}",
+        /* padding: missing, misplaced, excess, or with nonzero unused bits */
+        "{\"x\":{\"bytes\":\"AP==\"}}", "{\"x\":{\"bytes\":\"A=P8\"}}",
+        "{\"x\":{\"bytes\":\"=AP8\"}}", "{\"x\":{\"bytes\":\"AA=A\"}}",
+        "{\"x\":{\"bytes\":\"====\"}}", "{\"x\":{\"bytes\":\"aGVsbG8\"}}",
+        "{\"x\":{\"bytes\":\"aGVsbG8==\"}}",
+        /* the URL-safe alphabet and stray characters */
+        "{\"x\":{\"bytes\":\"_-_-\"}}", "{\"x\":{\"bytes\":\"AP8-\"}}",
+        "{\"x\":{\"bytes\":\"AP.=\"}}"};
     for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++)
         expect_json_err(CMD_JSON(c, op, key, bad_b64[i], ev, at), PGS_E_DECODE_BAD_BASE64, "data");
 #undef CMD_JSON
