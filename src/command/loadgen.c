@@ -2,6 +2,7 @@
  * example schema, with keys that repeat so per-key ordering gets exercised,
  * and audit events for the audit topic. */
 #include "command/loadgen.h"
+#include "codec/value.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -648,17 +649,15 @@ size_t pgs_loadgen_message_key(const pgs_command_t *cmd, char *buf, size_t size)
         case PGS_VAL_NULL:
             break;
         case PGS_VAL_BOOL:
-            key_append(buf, size, &off, "%s", v->u.b ? "true" : "false");
-            break;
         case PGS_VAL_LONG:
-            key_append(buf, size, &off, "%" PRId64, v->u.l);
-            break;
         case PGS_VAL_DOUBLE:
-            key_append(buf, size, &off, "%.17g", v->u.d);
+        case PGS_VAL_STRING: {
+            char text[PGS_VALUE_TEXT_MAX];
+            size_t n;
+            const char *t = pgs_value_text(v, text, &n);
+            key_append(buf, size, &off, "%.*s", (int)n, t);
             break;
-        case PGS_VAL_STRING:
-            key_append(buf, size, &off, "%s", v->u.s.ptr);
-            break;
+        }
         case PGS_VAL_BYTES:
             for (size_t j = 0; j < v->u.s.len; j++)
                 key_append(buf, size, &off, "%02x", (unsigned)(uint8_t)v->u.s.ptr[j]);

@@ -298,7 +298,7 @@ static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)
         pgs_sbuf_puts(sb, "\"");
         return;
     }
-    const char *text = pgs_sqlgen_value_text(v, buf, &len);
+    const char *text = pgs_value_text(v, buf, &len);
     pgs_sqlbatch_put_element(sb, text, len);
 }
 

@@ -2,8 +2,10 @@
 #include "sql/sqlgen.h"
 #include "common/hash.h"
 #include "common/sbuf.h"
+#include "codec/value.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -310,43 +312,6 @@ static void params_long(pgs_params_t *params, pgs_arena_t *arena, int64_t v)
     params_text(params, params_keep(params, arena, buf, (size_t)n), n);
 }
 
-/* float8in's spellings of the values printf cannot round-trip. */
-static const char *double_special(double d)
-{
-    if (isnan(d))
-        return "NaN";
-    if (isinf(d))
-        return d > 0 ? "Infinity" : "-Infinity";
-    return NULL;
-}
-
-const char *pgs_sqlgen_value_text(const pgs_value_t *v, char *buf, size_t *len)
-{
-    switch (v->type) {
-    case PGS_VAL_BOOL:
-        *len = v->u.b ? 4 : 5;
-        return v->u.b ? "true" : "false";
-    case PGS_VAL_LONG:
-        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%lld", (long long)v->u.l);
-        return buf;
-    case PGS_VAL_DOUBLE: {
-        const char *special = double_special(v->u.d);
-        if (special) {
-            *len = strlen(special);
-            return special;
-        }
-        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%.17g", v->u.d);
-        return buf;
-    }
-    case PGS_VAL_STRING:
-        *len = v->u.s.len;
-        return v->u.s.ptr;
-    default:
-        *len = 0;
-        return NULL;
-    }
-}
-
 static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_value_t *v)
 {
     char buf[PGS_VALUE_TEXT_MAX];
@@ -364,7 +329,7 @@ static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_val
         params->n++;
         break;
     default:
-        text = pgs_sqlgen_value_text(v, buf, &n);
+        text = pgs_value_text(v, buf, &n);
         if (text == buf)
             text = params_keep(params, arena, buf, n);
         params_text(params, text, (int)n);
@@ -418,19 +383,8 @@ static char *json_put_str(char *o, const char *s, size_t len)
 
 static char *json_put_base64(char *o, const unsigned char *s, size_t len)
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     *o++ = '"';
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= s[i + 2];
-        *o++ = b64[(v >> 18) & 63];
-        *o++ = b64[(v >> 12) & 63];
-        *o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < len ? b64[v & 63] : '=';
-    }
+    o += EVP_EncodeBlock((unsigned char *)o, s, (int)len);
     *o++ = '"';
     return o;
 }
@@ -465,17 +419,20 @@ const char *pgs_sqlgen_row_key_json(const pgs_command_t *cmd)
             o += sprintf(o, "null");
             break;
         case PGS_VAL_BOOL:
-            o += sprintf(o, "%s", v->u.b ? "true" : "false");
-            break;
         case PGS_VAL_LONG:
-            o += sprintf(o, "%" PRId64, v->u.l);
+        case PGS_VAL_DOUBLE: {
+            char buf[PGS_VALUE_TEXT_MAX];
+            size_t n;
+            const char *text = pgs_value_text(v, buf, &n);
+            int quote = v->type == PGS_VAL_DOUBLE && pgs_value_double_special(v->u.d);
+            if (quote)
+                *o++ = '"';
+            memcpy(o, text, n);
+            o += n;
+            if (quote)
+                *o++ = '"';
             break;
-        case PGS_VAL_DOUBLE:
-            if (double_special(v->u.d))
-                o += sprintf(o, "\"%s\"", double_special(v->u.d));
-            else
-                o += sprintf(o, "%.17g", v->u.d);
-            break;
+        }
         case PGS_VAL_STRING:
             o = json_put_str(o, v->u.s.ptr, v->u.s.len);
             break;

@@ -1,4 +1,5 @@
 /* Unit tests: statement shapes, generated SQL text and bind parameters. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -461,13 +462,60 @@ static void test_row_key_json(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Every value type in the audit row's key JSON: numbers as JSON numbers,
+ * what JSON cannot hold as PostgreSQL's spelling in a string, bytes as
+ * padded base64. */
+static void test_row_key_json_types(void **state)
+{
+    (void)state;
+    pgs_command_t *cmd = cmd_new("visit_notes", PGS_OP_DELETE);
+    pgs_value_t *v = add_field(cmd, 1, "t");
+    v->type = PGS_VAL_BOOL;
+    v->u.b = 1;
+    v = add_field(cmd, 1, "f");
+    v->type = PGS_VAL_BOOL;
+    v->u.b = 0;
+    v = add_field(cmd, 1, "d");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = 0.1;
+    v = add_field(cmd, 1, "nan");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = NAN;
+    v = add_field(cmd, 1, "ninf");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = -INFINITY;
+    v = add_field(cmd, 1, "n");
+    v->type = PGS_VAL_NULL;
+    v = add_field(cmd, 1, "b");
+    v->type = PGS_VAL_BYTES;
+    v->u.s.ptr = "\0\xff";
+    v->u.s.len = 2;
+    v = add_field(cmd, 1, "b3");
+    v->type = PGS_VAL_BYTES;
+    v->u.s.ptr = "abc";
+    v->u.s.len = 3;
+    v = add_field(cmd, 1, "l");
+    v->type = PGS_VAL_LONG;
+    v->u.l = INT64_MIN;
+    assert_string_equal(pgs_sqlgen_row_key_json(cmd),
+                        "{\"t\":true,\"f\":false,\"d\":0.10000000000000001,\"nan\":\"NaN\","
+                        "\"ninf\":\"-Infinity\",\"n\":null,\"b\":\"AP8=\",\"b3\":\"YWJj\","
+                        "\"l\":-9223372036854775808}");
+    pgs_command_free(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),     cmocka_unit_test(test_insert_sql),
-        cmocka_unit_test(test_upsert_sql), cmocka_unit_test(test_update_sql),
-        cmocka_unit_test(test_delete_sql), cmocka_unit_test(test_quoting),
-        cmocka_unit_test(test_params),     cmocka_unit_test(test_row_key_json),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_insert_sql),
+        cmocka_unit_test(test_upsert_sql),
+        cmocka_unit_test(test_update_sql),
+        cmocka_unit_test(test_delete_sql),
+        cmocka_unit_test(test_quoting),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_row_key_json),
+        cmocka_unit_test(test_row_key_json_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
