@@ -9,6 +9,7 @@
 #include "common/hash.h"
 #include "common/sbuf.h"
 #include "common/xalloc.h"
+#include "sql/sqlenvelope.h"
 
 static int is_array_type(const pgs_column_t *c)
 {
@@ -173,7 +174,6 @@ static void put_insert(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
         pgs_sbuf_puts(sb, " = EXCLUDED.");
         pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
     }
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 static void put_update(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
@@ -193,7 +193,6 @@ static void put_update(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
     put_managed_sets(sb, ent, bs->shape.ncols == 0);
     pgs_sbuf_puts(sb, " FROM fresh f WHERE ");
     put_row_match(sb, bs);
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 static void put_delete(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
@@ -202,63 +201,53 @@ static void put_delete(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
     put_table(sb, schema, bs->shape.ent);
     pgs_sbuf_puts(sb, " AS t USING fresh f WHERE ");
     put_row_match(sb, bs);
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
 {
     const pgs_entity_t *ent = bs->shape.ent;
-    pgs_sbuf_t sb = {0};
+    pgs_sbuf_t in = {0}, w = {0};
     int p = 8;
-    pgs_sbuf_puts(&sb, "WITH input AS (SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], "
-                       "$6::bigint[], $7::jsonb[]");
+    pgs_sbuf_puts(&in, "SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bigint[], "
+                       "$7::jsonb[]");
     for (int i = 0; i < ent->npk; i++)
-        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
+        pgs_sbuf_printf(&in, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
     for (int i = 0; i < bs->shape.ncols; i++)
-        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[bs->shape.cols[i]].type_sql);
+        pgs_sbuf_printf(&in, ", $%d::%s[]", p++, ent->cols[bs->shape.cols[i]].type_sql);
     if (bs->mask) {
         for (int i = 0; i < bs->shape.ncols; i++)
-            pgs_sbuf_printf(&sb, ", $%d::boolean[]", p++);
+            pgs_sbuf_printf(&in, ", $%d::boolean[]", p++);
     }
     if (bs->shape.has_expected_version)
-        pgs_sbuf_printf(&sb, ", $%d::bigint[]", p++);
-    pgs_sbuf_puts(&sb, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
+        pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
+    pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
     for (int i = 0; i < ent->npk; i++)
-        pgs_sbuf_printf(&sb, ", k%d", i);
+        pgs_sbuf_printf(&in, ", k%d", i);
     for (int i = 0; i < bs->shape.ncols; i++)
-        pgs_sbuf_printf(&sb, ", d%d", i);
+        pgs_sbuf_printf(&in, ", d%d", i);
     if (bs->mask) {
         for (int i = 0; i < bs->shape.ncols; i++)
-            pgs_sbuf_printf(&sb, ", m%d", i);
+            pgs_sbuf_printf(&in, ", m%d", i);
     }
     if (bs->shape.has_expected_version)
-        pgs_sbuf_puts(&sb, ", ev");
-    pgs_sbuf_puts(&sb, ", ord)), ins AS (INSERT INTO pgscribe.applied_commands (command_id, "
-                       "clinic_id, topic, kafka_partition, kafka_offset) SELECT command_id, $1, "
-                       "$2, kpart, koff FROM input ON CONFLICT (command_id) DO NOTHING "
-                       "RETURNING command_id), ");
-    /* a command id repeated inside one batch counts once: the first wins */
-    pgs_sbuf_puts(&sb, "fresh AS (SELECT DISTINCT ON (i.command_id) i.* FROM input i JOIN ins "
-                       "USING (command_id) ORDER BY i.command_id, i.ord), "
-                       "aud AS (INSERT INTO pgscribe.write_audit (command_id, clinic_id, actor, "
-                       "entity, op, row_key) SELECT command_id, $1, actor, ");
-    pgs_sbuf_quoted(&sb, ent->name, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', row_key FROM fresh), w AS (", pgs_op_name(bs->shape.op));
+        pgs_sbuf_puts(&in, ", ev");
+    pgs_sbuf_puts(&in, ", ord)");
     switch (bs->shape.op) {
     case PGS_OP_INSERT:
     case PGS_OP_UPSERT:
-        put_insert(&sb, schema, bs);
+        put_insert(&w, schema, bs);
         break;
     case PGS_OP_UPDATE:
-        put_update(&sb, schema, bs);
+        put_update(&w, schema, bs);
         break;
     case PGS_OP_DELETE:
-        put_delete(&sb, schema, bs);
+        put_delete(&w, schema, bs);
         break;
     }
-    pgs_sbuf_puts(&sb, ") SELECT pgscribe.expect_all((SELECT count(*) FROM fresh), "
-                       "(SELECT count(*) FROM w))");
-    return sb.buf;
+    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, w.buf);
+    free(in.buf);
+    free(w.buf);
+    return sql;
 }
 
 /* ---- parameters --------------------------------------------------------- */

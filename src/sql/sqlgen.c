@@ -2,6 +2,7 @@
 #include "sql/sqlgen.h"
 #include "common/hash.h"
 #include "common/sbuf.h"
+#include "sql/sqlenvelope.h"
 #include "codec/value.h"
 
 #include <inttypes.h>
@@ -238,47 +239,33 @@ static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *sha
     pgs_sbuf_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
 }
 
-/* One statement records the command id, writes the audit row and applies
- * the write, so a command is never half-applied and a redelivery (ins
- * empty) changes nothing. expect_rows() turns "fresh command, no row
- * touched" into SQLSTATE PS001. */
+/* The write inside the envelope (sqlenvelope.c), which records the command
+ * id and writes the audit row in the same statement, so a command is never
+ * half-applied and a redelivery (ins empty) changes nothing. */
 char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
 {
     const pgs_entity_t *ent = shape->ent;
     int first_data = PGS_PARAM_FIXED_COUNT + 1 + ent->npk;
     int version_param = first_data + shape->ncols;
-    pgs_sbuf_t sb = {0};
-
-    pgs_sbuf_puts(&sb, "WITH ins AS (\n"
-                       "  INSERT INTO pgscribe.applied_commands"
-                       " (command_id, clinic_id, topic, kafka_partition, kafka_offset)\n"
-                       "  VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)\n"
-                       "  ON CONFLICT (command_id) DO NOTHING RETURNING command_id),\n"
-                       "aud AS (\n"
-                       "  INSERT INTO pgscribe.write_audit"
-                       " (command_id, clinic_id, actor, entity, op, row_key)\n"
-                       "  SELECT command_id, $2, $3, ");
-    pgs_sbuf_quoted(&sb, ent->name, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', $7::jsonb FROM ins),\nw AS (\n  ", pgs_op_name(shape->op));
+    pgs_sbuf_t w = {0};
     switch (shape->op) {
     case PGS_OP_INSERT:
-        sb_insert(&sb, schema, shape, first_data);
+        sb_insert(&w, schema, shape, first_data);
         break;
     case PGS_OP_UPSERT:
-        sb_insert(&sb, schema, shape, first_data);
-        sb_upsert_tail(&sb, shape, version_param);
+        sb_insert(&w, schema, shape, first_data);
+        sb_upsert_tail(&w, shape, version_param);
         break;
     case PGS_OP_UPDATE:
-        sb_update(&sb, schema, shape, first_data, version_param);
+        sb_update(&w, schema, shape, first_data, version_param);
         break;
     case PGS_OP_DELETE:
-        sb_delete(&sb, schema, shape, version_param);
+        sb_delete(&w, schema, shape, version_param);
         break;
     }
-    pgs_sbuf_puts(&sb, "\n  RETURNING 1)\n"
-                       "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
-                       " (SELECT count(*) FROM w)) AS fresh");
-    return sb.buf;
+    char *sql = pgs_sqlenvelope_statement(ent->name, shape->op, NULL, w.buf);
+    free(w.buf);
+    return sql;
 }
 
 /* ---- bind parameters ---- */

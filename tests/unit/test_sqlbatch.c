@@ -127,7 +127,7 @@ static void test_insert_shapes_keep_their_columns(void **state)
     assert_false(pgs_bshape_equal(&sa, &sb));
     char *sql = pgs_sqlbatch_statement("clinic", &sa);
     assert_non_null(strstr(sql, "INSERT INTO \"clinic\".\"patients\" AS t"));
-    assert_non_null(strstr(sql, "FROM fresh f RETURNING 1"));
+    assert_non_null(strstr(sql, "FROM fresh f\n  RETURNING 1)"));
     free(sql);
     const pgs_command_t *cmds[1] = {a};
     int32_t part = 0;
