@@ -98,8 +98,9 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
  * position in the key (1-based, as pgs_catalog_load passes it), so columns
  * added in attnum order still yield the key's own order. Equal values keep
  * the order in which columns were added. */
-void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
-                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi)
+void pgs_catalog_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
+                                   unsigned type_oid, int is_pk, int not_null, int has_default,
+                                   int is_phi)
 {
     ent->cols = pgs_xalloc_realloc(ent->cols, (size_t)(ent->ncols + 1) * sizeof(*ent->cols));
     pgs_column_t *col = &ent->cols[ent->ncols++];
@@ -155,7 +156,7 @@ const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i)
     return i < cat->n ? cat->ents[i] : NULL;
 }
 
-int pgs_entity_column(const pgs_entity_t *ent, const char *name)
+int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
 {
     for (int i = 0; i < ent->ncols; i++) {
         if (strcmp(ent->cols[i].name, name) == 0)
@@ -232,10 +233,11 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
     if (!ent)
         return; /* cannot happen: relnames are unique within a schema */
     for (int r = first; r < end; r++) {
-        pgs_entity_add_column(ent, PQgetvalue(res, r, COL_ATT), PQgetvalue(res, r, COL_TYPE),
-                              (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
-                              atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
-                              bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
+        pgs_catalog_entity_add_column(
+            ent, PQgetvalue(res, r, COL_ATT), PQgetvalue(res, r, COL_TYPE),
+            (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
+            atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
+            bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
     }
     pgs_debug("catalog", "entity %s.%s: %d columns, %d key columns%s", cat->schema, rel, ent->ncols,
               ent->npk, ent->version_col >= 0 ? ", versioned" : "");

@@ -95,7 +95,7 @@ static pgs_err_t check_key(const pgs_entity_t *ent, const pgs_command_t *cmd, ch
                             "key column differs from the command's clinic", f->name);
             continue;
         }
-        int col = pgs_entity_column(ent, f->name);
+        int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
             return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                         "unknown key column", f->name);
@@ -143,7 +143,7 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
                             "data column differs from the command's clinic", f->name);
             continue;
         }
-        int col = pgs_entity_column(ent, f->name);
+        int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
             return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                         "unknown column", f->name);

@@ -9,7 +9,7 @@
 #include "codec/codec_internal.h"
 #include "common/xalloc.h"
 
-void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+void pgs_codec_check_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (!errstr || errstr_size == 0)
         return;
@@ -22,7 +22,7 @@ void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
  * U+10FFFF, because PostgreSQL rejects all of those and a message that
  * cannot be stored is better refused at the door. */
-int pgs_codec_utf8_valid(const char *str, size_t len)
+int pgs_codec_check_utf8(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -68,7 +68,7 @@ static int is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-int pgs_codec_uuid_valid(const char *s, size_t len)
+int pgs_codec_check_uuid(const char *s, size_t len)
 {
     if (!s || len != 36)
         return 0;
@@ -87,16 +87,17 @@ pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, c
                                  char *errstr, size_t errstr_size)
 {
     if (len > PGS_MAX_STRING_BYTES) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s longer than %d bytes", field, what,
-                       PGS_MAX_STRING_BYTES);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s longer than %d bytes", field,
+                             what, PGS_MAX_STRING_BYTES);
         return PGS_E_DECODE_TOO_LARGE;
     }
     if (memchr(s, '\0', len)) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s contains a NUL byte", field, what);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s contains a NUL byte", field,
+                             what);
         return PGS_E_DECODE_NUL_BYTE;
     }
-    if (!pgs_codec_utf8_valid(s, len)) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s is not valid UTF-8", field, what);
+    if (!pgs_codec_check_utf8(s, len)) {
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s is not valid UTF-8", field, what);
         return PGS_E_DECODE_BAD_UTF8;
     }
     return PGS_OK;
@@ -105,7 +106,7 @@ pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, c
 static pgs_err_t require_text(const char *s, const char *field, char *errstr, size_t errstr_size)
 {
     if (!s || !*s) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s' is missing or empty", field);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s' is missing or empty", field);
         return PGS_E_DECODE_MISSING_FIELD;
     }
     return PGS_OK;
@@ -116,8 +117,8 @@ pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t
     pgs_err_t err;
     if ((err = require_text(cmd->command_id, "command_id", errstr, errstr_size)))
         return err;
-    if (!pgs_codec_uuid_valid(cmd->command_id, strlen(cmd->command_id))) {
-        pgs_codec_errf(errstr, errstr_size, "field 'command_id': not a canonical uuid");
+    if (!pgs_codec_check_uuid(cmd->command_id, strlen(cmd->command_id))) {
+        pgs_codec_check_errf(errstr, errstr_size, "field 'command_id': not a canonical uuid");
         return PGS_E_DECODE_BAD_UUID;
     }
     if ((err = require_text(cmd->clinic_id, "clinic_id", errstr, errstr_size)) ||
@@ -125,11 +126,11 @@ pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t
         (err = require_text(cmd->entity, "entity", errstr, errstr_size)))
         return err;
     if ((unsigned)cmd->op > PGS_OP_DELETE) {
-        pgs_codec_errf(errstr, errstr_size, "field 'op': unknown operation");
+        pgs_codec_check_errf(errstr, errstr_size, "field 'op': unknown operation");
         return PGS_E_DECODE_BAD_OP;
     }
     if (cmd->key_cnt == 0) {
-        pgs_codec_errf(errstr, errstr_size, "field 'key' is missing or empty");
+        pgs_codec_check_errf(errstr, errstr_size, "field 'key' is missing or empty");
         return PGS_E_DECODE_MISSING_FIELD;
     }
     return PGS_OK;
@@ -140,8 +141,8 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
     pgs_err_t err;
     if ((err = require_text(ev->event_id, "event_id", errstr, errstr_size)))
         return err;
-    if (!pgs_codec_uuid_valid(ev->event_id, strlen(ev->event_id))) {
-        pgs_codec_errf(errstr, errstr_size, "field 'event_id': not a canonical uuid");
+    if (!pgs_codec_check_uuid(ev->event_id, strlen(ev->event_id))) {
+        pgs_codec_check_errf(errstr, errstr_size, "field 'event_id': not a canonical uuid");
         return PGS_E_DECODE_BAD_UUID;
     }
     if ((err = require_text(ev->clinic_id, "clinic_id", errstr, errstr_size)) ||
@@ -158,8 +159,8 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
  * (it skips surrounding whitespace and reads '=' anywhere as zero bits), so
  * a text is accepted only if encoding its bytes again gives it back exactly:
  * that one comparison rules out every non-canonical spelling. */
-int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
-                            size_t *out_len)
+int pgs_codec_check_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
+                                  size_t *out_len)
 {
     if (len % 4 != 0 || len > INT_MAX)
         return -1;
@@ -183,7 +184,7 @@ int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, cons
     return 0;
 }
 
-char *pgs_codec_base64_encode(const void *in, size_t len)
+char *pgs_codec_check_base64_encode(const void *in, size_t len)
 {
     if (len > INT_MAX / 4 * 3)
         return NULL;

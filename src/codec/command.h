@@ -44,9 +44,9 @@ typedef enum {
 } pgs_op_t;
 
 /** @brief "INSERT", "UPSERT", "UPDATE" or "DELETE". */
-const char *pgs_op_name(pgs_op_t op);
+const char *pgs_command_op_name(pgs_op_t op);
 /** @returns 0 and sets *op, or -1 for an unknown name. */
-int pgs_op_parse(const char *name, pgs_op_t *op);
+int pgs_command_op_parse(const char *name, pgs_op_t *op);
 
 /**
  * @brief pgscribe.v1.WriteCommand. Every pointer points into @c arena,
@@ -88,7 +88,7 @@ typedef struct pgs_audit_event_s {
     size_t details_cnt;
 } pgs_audit_event_t;
 
-pgs_audit_event_t *pgs_audit_event_new(void);
-void pgs_audit_event_free(pgs_audit_event_t *ev);
+pgs_audit_event_t *pgs_command_audit_new(void);
+void pgs_command_audit_free(pgs_audit_event_t *ev);
 
 #endif

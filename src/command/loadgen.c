@@ -582,7 +582,7 @@ pgs_audit_event_t *pgs_loadgen_next_audit(pgs_loadgen_t *lg)
 {
     rng_t *r = &lg->audit_rng;
     char buf[64];
-    pgs_audit_event_t *ev = pgs_audit_event_new();
+    pgs_audit_event_t *ev = pgs_command_audit_new();
 
     rng_uuid(r, buf);
     ev->event_id = pgs_arena_strdup(ev->arena, buf);

@@ -307,7 +307,7 @@ static rd_kafka_conf_t *produce_conf_new(produce_t *p, const pgs_config_t *cfg, 
                                            "500000",
                                            NULL};
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, defaults, p->opts.brokers, errstr, errstr_size);
+        pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, defaults, p->opts.brokers, errstr, errstr_size);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, produce_on_delivery);
@@ -424,7 +424,7 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
         return -1;
 
     if (p->emit) {
-        char *json = pgs_codec_command_to_json(cmd);
+        char *json = pgs_codec_json_from_command(cmd);
         if (!json || fprintf(p->emit, "%s\n", json) < 0) {
             fprintf(stderr, "produce: --emit: cannot write command %lld\n", p->produced);
             free(json);
@@ -497,7 +497,7 @@ static long long produce_from_input(produce_t *p)
         if (err != PGS_OK) {
             /* The code only: errstr names fields, but a line may hold PHI. */
             fprintf(stderr, "%sline %lld: %s\n", p->opts.progress ? "\n" : "", lineno,
-                    pgs_err_code(err));
+                    pgs_error_code(err));
             skipped++;
             continue;
         }
@@ -601,7 +601,7 @@ static int produce_generated(produce_t *p, int audit)
         if (audit) {
             pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
             rc = produce_audit_one(p, ev);
-            pgs_audit_event_free(ev);
+            pgs_command_audit_free(ev);
         } else {
             pgs_command_t *cmd = pgs_loadgen_next(lg);
             rc = produce_one(p, cmd);
@@ -656,7 +656,7 @@ int pgs_cmd_produce(int argc, char **argv)
         goto out;
     }
     /* Not before every partition takes writes (see topicready.h). */
-    if (pgs_topic_wait_ready(p.rk, p.opts.topic, PRODUCE_READY_MS, NULL, errstr, sizeof(errstr))) {
+    if (pgs_topicready_wait(p.rk, p.opts.topic, PRODUCE_READY_MS, NULL, errstr, sizeof(errstr))) {
         fprintf(stderr, "produce: %s\n", errstr);
         exit_code = PGS_EXIT_KAFKA;
         goto out;

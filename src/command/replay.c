@@ -149,7 +149,7 @@ static int replay_parse_time(const char *s, size_t len, int64_t *out_ms)
 static int replay_class_known(const char *name)
 {
     for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++)
-        if (strcmp(name, pgs_eclass_name((pgs_eclass_t)k)) == 0)
+        if (strcmp(name, pgs_error_class_name((pgs_eclass_t)k)) == 0)
             return 1;
     return 0;
 }
@@ -215,7 +215,7 @@ static int replay_clinic(pgs_codec_t *codec, const rd_kafka_message_t *m, rd_kaf
     if (cmd)
         pgs_command_free(cmd);
     if (ev)
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     return rc;
 }
 
@@ -385,7 +385,7 @@ static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_confi
                                          pgs_kafka_role_t role)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf = pgs_kafkaconf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
     if (!conf)
         fprintf(stderr, "pgscribe replay: %s\n", errstr);
     return conf;

@@ -51,24 +51,24 @@ static const char *const class_names[] = {
     [PGS_ECLASS_DB_PERMANENT] = "db-permanent",
 };
 
-const char *pgs_err_code(pgs_err_t err)
+const char *pgs_error_code(pgs_err_t err)
 {
     return (unsigned)err < PGS_E__COUNT ? err_table[err].code : "UNKNOWN";
 }
 
-pgs_eclass_t pgs_err_class(pgs_err_t err)
+pgs_eclass_t pgs_error_class(pgs_err_t err)
 {
     return (unsigned)err < PGS_E__COUNT ? err_table[err].klass : PGS_ECLASS_NONE;
 }
 
-const char *pgs_eclass_name(pgs_eclass_t klass)
+const char *pgs_error_class_name(pgs_eclass_t klass)
 {
     return (unsigned)klass <= PGS_ECLASS_DB_PERMANENT ? class_names[klass] : "unknown";
 }
 
-int pgs_err_is_transient(pgs_err_t err)
+int pgs_error_is_transient(pgs_err_t err)
 {
-    return pgs_err_class(err) == PGS_ECLASS_DB_TRANSIENT;
+    return pgs_error_class(err) == PGS_ECLASS_DB_TRANSIENT;
 }
 
 /* Transient: the same command can succeed later without anyone changing it.
@@ -78,7 +78,7 @@ int pgs_err_is_transient(pgs_err_t err)
  * canceled by statement_timeout), 55P03 lock_not_available (lock_timeout),
  * 58 system errors (I/O), XX internal errors. Everything else is a property of
  * the command and will fail again. */
-pgs_err_t pgs_sqlstate_classify(const char *s)
+pgs_err_t pgs_error_sqlstate_classify(const char *s)
 {
     if (!s || strlen(s) != 5)
         return PGS_E_DB_TRANSIENT;
@@ -94,7 +94,7 @@ pgs_err_t pgs_sqlstate_classify(const char *s)
     return PGS_E_DB_PERMANENT;
 }
 
-int pgs_sqlstate_is_outage(const char *s)
+int pgs_error_sqlstate_is_outage(const char *s)
 {
     if (!s || strlen(s) != 5)
         return 1;

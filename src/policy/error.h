@@ -52,27 +52,27 @@ typedef enum {
 } pgs_err_t;
 
 /** @brief Dead-letter code, e.g. "DECODE_BAD_MAGIC". */
-const char *pgs_err_code(pgs_err_t err);
+const char *pgs_error_code(pgs_err_t err);
 /** @brief The class of an error code. */
-pgs_eclass_t pgs_err_class(pgs_err_t err);
+pgs_eclass_t pgs_error_class(pgs_err_t err);
 /** @brief Class name used in dead-letter headers and metrics labels, e.g. "decode". */
-const char *pgs_eclass_name(pgs_eclass_t klass);
+const char *pgs_error_class_name(pgs_eclass_t klass);
 /** @returns 1 if retrying the same command can succeed. */
-int pgs_err_is_transient(pgs_err_t err);
+int pgs_error_is_transient(pgs_err_t err);
 
 /**
  * @brief Classifies a PostgreSQL SQLSTATE.
  * @returns PGS_E_DB_TRANSIENT, PGS_E_TENANT_RLS, PGS_E_DB_ROW_PRECONDITION or
  *          PGS_E_DB_PERMANENT. NULL (no SQLSTATE: connection lost) is transient.
  */
-pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
+pgs_err_t pgs_error_sqlstate_classify(const char *sqlstate);
 
 /**
  * @returns 1 if the SQLSTATE says the database itself is going away or
  *          refusing connections (class 08, 57P01-57P03, 53300; NULL): an
  *          outage, which spends no attempt and feeds the circuit breaker.
  */
-int pgs_sqlstate_is_outage(const char *sqlstate);
+int pgs_error_sqlstate_is_outage(const char *sqlstate);
 
 /** SQLSTATE raised by pgscribe.expect_rows() when an UPDATE or DELETE finds
  *  no row, or the row's version differs from expected_version. */

@@ -124,7 +124,7 @@ static const char *work_clinic(const pgs_work_t *wk)
  * event. Names only, never values. */
 static const char *work_op(const pgs_work_t *wk)
 {
-    return wk && wk->cmd ? pgs_op_name(wk->cmd->op) : "INSERT";
+    return wk && wk->cmd ? pgs_command_op_name(wk->cmd->op) : "INSERT";
 }
 
 static const char *work_entity(const pgs_work_t *wk)
@@ -140,10 +140,10 @@ static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
 {
     if (wk->stmt_known)
         return;
-    wk->stmt = pgs_stmts_single(pool->stmts, &wk->shape);
+    wk->stmt = pgs_statements_single(pool->stmts, &wk->shape);
     pgs_bshape_t bs;
-    wk->bstmt = pgs_bshape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
-                    ? pgs_stmts_batch(pool->stmts, &bs)
+    wk->bstmt = pgs_sqlbatch_shape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
+                    ? pgs_statements_batch(pool->stmts, &bs)
                     : -1;
     wk->stmt_known = 1;
 }
@@ -199,8 +199,8 @@ static int conn_open(pgs_conn_t *c)
         PQfinish(pg);
         c->connect_failures++;
         int64_t backoff = 100000LL << (c->connect_failures < 6 ? c->connect_failures : 6);
-        c->next_connect_us = pgs_now_us() + backoff;
-        int64_t now = pgs_now_us();
+        c->next_connect_us = pgs_clock_now_us() + backoff;
+        int64_t now = pgs_clock_now_us();
         if (pool->breaker.state != PGS_BREAKER_OPEN && pgs_breaker_failure(&pool->breaker, now))
             pgs_warn("apply", "circuit breaker open: database unreachable; dispatch stopped, "
                               "partitions paused, probing");
@@ -219,14 +219,14 @@ static int conn_open(pgs_conn_t *c)
         pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
         PQclear(r);
         PQfinish(pg);
-        c->next_connect_us = pgs_now_us() + 1000000;
+        c->next_connect_us = pgs_clock_now_us() + 1000000;
         return -1;
     }
     PQclear(r);
     if (PQsetnonblocking(pg, 1) != 0 || PQenterPipelineMode(pg) != 1) {
         pgs_error("apply", "cannot enter pipeline mode: %s", PQerrorMessage(pg));
         PQfinish(pg);
-        c->next_connect_us = pgs_now_us() + 1000000;
+        c->next_connect_us = pgs_clock_now_us() + 1000000;
         return -1;
     }
     c->pg = pg;
@@ -258,15 +258,15 @@ pgs_pool_t *pgs_pool_new(pgs_worker_t *w, pgs_stream_t *stream, const char *conn
     pool->conninfo = strdup(conninfo);
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
-    pool->rng = (uint64_t)pgs_now_us() | 1;
-    pool->stmts = pgs_stmts_new(pgs_catalog_schema(w->catalog));
+    pool->rng = (uint64_t)pgs_clock_now_us() | 1;
+    pool->stmts = pgs_statements_new(pgs_catalog_schema(w->catalog));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(w->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(w->cfg, "breaker.probe_interval_ms") * 1000);
     /* only write commands adapt: the audit pool is small and append-only */
     int adaptive =
         stream->kind == PGS_STREAM_COMMANDS && pgs_config_bool(w->cfg, "apply.adaptive_in_flight");
     pgs_concurrency_init(&pool->conc, adaptive, APPLY_INITIAL_IN_FLIGHT, size,
-                         APPLY_CONCURRENCY_WINDOW_US, pgs_now_us());
+                         APPLY_CONCURRENCY_WINDOW_US, pgs_clock_now_us());
     int max_batch = stream->max_batch;
     int opened = 0;
     for (int i = 0; i < size; i++) {
@@ -321,7 +321,7 @@ void pgs_pool_free(pgs_pool_t *pool)
         free(c->exp);
         free(c->prepared);
     }
-    pgs_stmts_free(pool->stmts);
+    pgs_statements_free(pool->stmts);
     free(pool->waiting);
     free(pool->conns);
     free(pool->conninfo);
@@ -349,7 +349,7 @@ static int ensure_prepared(pgs_conn_t *c, int sid, int idx, int multi)
 {
     if (conn_prep_state(c, sid) != PREP_NONE)
         return 0;
-    pgs_stmt_t *st = pgs_stmts_get(c->pool->stmts, sid);
+    pgs_stmt_t *st = pgs_statements_get(c->pool->stmts, sid);
     if (!PQsendPrepare(c->pg, st->name, st->sql, 0, NULL))
         return -1;
     expect(c, R_PREPARE, idx);
@@ -395,7 +395,7 @@ static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
     for (int i = 0; i < n; i++) {
         /* the statement this work is actually sent with */
         int sid = c->group_of[i] >= 0 ? works[i]->bstmt : works[i]->stmt;
-        int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
+        int64_t s = pgs_statements_get(pool->stmts, sid)->latency.p99_us;
         if (s < 0) { /* a shape without history: take the upper bound */
             p99 = -1;
             break;
@@ -403,7 +403,7 @@ static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
         if (s > p99)
             p99 = s;
     }
-    int64_t stmt = pgs_timeout_adaptive(p99, factor, min_us, max_us);
+    int64_t stmt = pgs_latency_timeout_adaptive(p99, factor, min_us, max_us);
     int64_t lock = stmt / 2;
     if (lock_max_us <= 0 || stmt == 0)
         lock = 0;
@@ -479,7 +479,7 @@ static int send_groups(pgs_conn_t *c)
             offs[n] = c->batch[i]->offset;
             n++;
         }
-        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, c->group_stmt[g]);
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, c->group_stmt[g]);
         if (ensure_prepared(c, c->group_stmt[g], g, 1) != 0)
             return -1;
         pgs_batch_params_t bp;
@@ -502,7 +502,7 @@ static int send_singles(pgs_conn_t *c)
         if (c->group_of[i] >= 0)
             continue;
         pgs_work_t *wk = c->batch[i];
-        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, wk->stmt);
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, wk->stmt);
         if (ensure_prepared(c, wk->stmt, i, 0) != 0)
             return -1;
         pgs_sqlgen_params(&wk->shape, wk->cmd, pool->stream->topic, wk->part->partition, wk->offset,
@@ -580,7 +580,7 @@ static int txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->commit_ok = 0;
     c->fail_commit = 0;
     c->in_rollback = 0;
-    c->started_us = pgs_now_us();
+    c->started_us = pgs_clock_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
     const char *clinic = work_clinic(works[0]);
     int audit = pool->stream->kind == PGS_STREAM_AUDIT;
@@ -630,7 +630,7 @@ static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code,
     int64_t delay = pgs_backoff_delay_us(
         wk->attempts, pgs_config_int(w->cfg, "retry.backoff_initial_ms") * 1000,
         pgs_config_int(w->cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
-    wk->retry_at_us = pgs_now_us() + delay;
+    wk->retry_at_us = pgs_clock_now_us() + delay;
     wk->state = PGS_WORK_QUEUED;
     if (pool->nwaiting == pool->waiting_cap) {
         pool->waiting_cap = pool->waiting_cap ? pool->waiting_cap * 2 : 64;
@@ -674,7 +674,7 @@ static void batch_succeeded(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
     pgs_worker_t *w = pool->w;
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     int64_t took = now - c->started_us;
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
@@ -684,12 +684,12 @@ static void batch_succeeded(pgs_conn_t *c)
     if (audit)
         pgs_latency_record(&pool->audit_latency, took);
     for (int g = 0; g < c->ngroups && !audit; g++)
-        pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
+        pgs_latency_record(&pgs_statements_get(pool->stmts, c->group_stmt[g])->latency, took);
     int last = -1;
     for (int i = 0; i < c->nbatch && !audit; i++) {
         int sid = c->batch[i]->stmt;
         if (c->group_of[i] < 0 && sid != last)
-            pgs_latency_record(&pgs_stmts_get(pool->stmts, sid)->latency, took);
+            pgs_latency_record(&pgs_statements_get(pool->stmts, sid)->latency, took);
         last = sid;
     }
     int64_t slow_ms = pgs_config_int(w->cfg, "log.slow_statement_ms");
@@ -759,7 +759,7 @@ static void batch_failed(pgs_conn_t *c)
         batch_requeue(c, -1);
         return;
     }
-    if (c->fail_group >= 0 && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+    if (c->fail_group >= 0 && !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
         /* which row of the multi-row statement? send its commands again one
          * statement each: the one at fault then fails alone */
         int n = 0;
@@ -776,7 +776,7 @@ static void batch_failed(pgs_conn_t *c)
         batch_requeue(c, -1);
         return;
     }
-    if (c->fail_cmd >= 0 && !pgs_err_is_transient(c->fail_err)) {
+    if (c->fail_cmd >= 0 && !pgs_error_is_transient(c->fail_err)) {
         pgs_work_t *bad = c->batch[c->fail_cmd];
         bad->attempts++;
         pgs_info("apply",
@@ -788,13 +788,13 @@ static void batch_failed(pgs_conn_t *c)
         pgs_dlq_send(w, bad, c->fail_err, c->fail_code, c->fail_msg);
         return;
     }
-    const char *code = c->fail_code[0] ? c->fail_code : pgs_err_code(PGS_E_DB_TRANSIENT);
+    const char *code = c->fail_code[0] ? c->fail_code : pgs_error_code(PGS_E_DB_TRANSIENT);
     if (c->fail_outage) {
         /* the database is going away (shutdown, no connections): not the
          * commands' fault, no attempt is spent; the breaker decides */
         pgs_warn("apply", "transaction of %d command(s) hit a database outage (SQLSTATE %s)",
                  c->nbatch, code);
-        if (pgs_breaker_failure(&c->pool->breaker, pgs_now_us()))
+        if (pgs_breaker_failure(&c->pool->breaker, pgs_clock_now_us()))
             pgs_warn("apply", "circuit breaker open: dispatch stopped, partitions paused");
         batch_requeue(c, -1);
         return;
@@ -857,8 +857,8 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     c->failed = 1;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->fail_code, sizeof(c->fail_code), "%s", state ? state : "");
-    c->fail_err = pgs_sqlstate_classify(state);
-    c->fail_outage = pgs_sqlstate_is_outage(state);
+    c->fail_err = pgs_error_sqlstate_classify(state);
+    c->fail_outage = pgs_error_sqlstate_is_outage(state);
     pgs_work_t *wk = NULL;
     if (e->kind == R_MULTI || (e->kind == R_PREPARE && e->multi)) {
         c->fail_group = e->idx;
@@ -867,7 +867,7 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     } else if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
         wk = c->batch[e->idx];
-    } else if (e->kind == R_COMMIT && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+    } else if (e->kind == R_COMMIT && !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
         /* a deferred constraint, checked at COMMIT: one of the commands is at
          * fault, which one only a transaction of its own can tell */
         c->fail_commit = 1;
@@ -984,7 +984,7 @@ static void conn_down(pgs_conn_t *c, const char *why)
     c->fd = -1;
     c->state = C_DOWN;
     c->want_write = 0;
-    c->next_connect_us = pgs_now_us() + 200000;
+    c->next_connect_us = pgs_clock_now_us() + 200000;
     /* otherwise the batch may or may not have committed: it goes again, and
      * the idempotency record makes an already committed command a no-op; a
      * lost connection spends no attempt */
@@ -995,7 +995,7 @@ static void conn_down(pgs_conn_t *c, const char *why)
             c->batch[i]->in_doubt = !c->failed;
         batch_requeue(c, -1);
     }
-    if (pgs_breaker_failure(&pool->breaker, pgs_now_us()))
+    if (pgs_breaker_failure(&pool->breaker, pgs_clock_now_us()))
         pgs_warn("apply", "circuit breaker open: connections lost; dispatch stopped, partitions "
                           "paused, probing");
 }
@@ -1015,7 +1015,7 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
 void pgs_pool_dispatch(pgs_pool_t *pool)
 {
     if (pool->nwaiting > 0)
-        retry_due(pool, pgs_now_us());
+        retry_due(pool, pgs_clock_now_us());
     if (!pgs_breaker_allows_dispatch(&pool->breaker))
         return;
     pgs_work_t *works[1000];
@@ -1129,7 +1129,7 @@ static void pool_wake_spares(pgs_pool_t *pool)
 
 void pgs_pool_tick(pgs_pool_t *pool)
 {
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     int before = pool->conc.limit;
     if (pgs_concurrency_tick(&pool->conc, now)) {
         pgs_debug("apply", "%s in-flight limit %d -> %d (%.0f commands/s)", pool->stream->name,

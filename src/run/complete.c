@@ -10,7 +10,7 @@ void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
     if (work->rkm)
         rd_kafka_message_destroy(work->rkm);
     pgs_command_free(work->cmd);
-    pgs_audit_event_free(work->audit);
+    pgs_command_audit_free(work->audit);
     work->part->stream->live--;
     free(work->errmsg);
     if (work->part->outstanding > 0)

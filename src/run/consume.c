@@ -116,14 +116,14 @@ static void purge_drop_ctx(pgs_lane_item_t *item, void *opaque)
 static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
                              rd_kafka_topic_partition_list_t *parts, int lost)
 {
-    int64_t t0 = pgs_now_us();
+    int64_t t0 = pgs_clock_now_us();
     purge_ctx_t ctx = {w, parts};
     int64_t deadline = t0 + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
     /* finish what was consumed, queued or in flight, within the deadline:
      * every command released unfinished is consumed again by the next owner
      * (harmless, but work). A lost assignment already has a new owner, and
      * with the database away nothing would finish: no waiting then. */
-    while (!lost && parts_outstanding(w, parts) > 0 && pgs_now_us() < deadline &&
+    while (!lost && parts_outstanding(w, parts) > 0 && pgs_clock_now_us() < deadline &&
            !(pgs_pool_breaker_open(w->streams[PGS_STREAM_COMMANDS].pool) &&
              pgs_pool_breaker_open(w->streams[PGS_STREAM_AUDIT].pool)))
         pgs_worker_step(w, 10);
@@ -169,7 +169,7 @@ static void drain_partitions(pgs_worker_t *w, rd_kafka_t *rk,
              "%s %d partition(s): %zu queued command(s) released, %zu still in flight, "
              "drained in %lld ms",
              lost ? "lost" : "revoked", parts->cnt, purged, left,
-             (long long)((pgs_now_us() - t0) / 1000));
+             (long long)((pgs_clock_now_us() - t0) / 1000));
 }
 
 /* Each stream reads its partitions from a queue of its own: a backlog of
@@ -245,7 +245,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
                                            "16384",
                                            NULL};
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_CONSUMER, defaults, NULL, errstr, errstr_size);
+        pgs_kafkaconf_new(w->cfg, PGS_KAFKA_CONSUMER, defaults, NULL, errstr, errstr_size);
     if (!conf)
         return -1;
     /* what effectively-once rests on: offsets are stored by pgscribe only,

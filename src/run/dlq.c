@@ -35,7 +35,7 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
     else
         hdrs = rd_kafka_headers_new(10);
     char num[32], when[40];
-    hdr_add(hdrs, "pgscribe.error.class", pgs_eclass_name(pgs_err_class(work->err)));
+    hdr_add(hdrs, "pgscribe.error.class", pgs_error_class_name(pgs_error_class(work->err)));
     hdr_add(hdrs, "pgscribe.error.code", work->errcode);
     hdr_add(hdrs, "pgscribe.error.message", work->errmsg ? work->errmsg : "");
     hdr_add(hdrs, "pgscribe.source.topic", work->part->stream->topic);
@@ -87,12 +87,13 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
 {
     work->state = PGS_WORK_DEAD_LETTERING;
     work->err = err;
-    snprintf(work->errcode, sizeof(work->errcode), "%s", code && *code ? code : pgs_err_code(err));
+    snprintf(work->errcode, sizeof(work->errcode), "%s",
+             code && *code ? code : pgs_error_code(err));
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
     pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
              (int)work->part->partition, (long long)work->offset,
-             pgs_eclass_name(pgs_err_class(err)), work->errcode, work->errmsg);
+             pgs_error_class_name(pgs_error_class(err)), work->errcode, work->errmsg);
     dlq_produce(w, work, 0);
 }
 

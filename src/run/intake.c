@@ -143,7 +143,7 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         return;
     }
     err = pgs_catalog_validate(w->catalog, work->cmd, &work->ent, errstr, sizeof(errstr));
-    if (err == PGS_OK && pgs_shape_of(work->ent, work->cmd, &work->shape) != 0) {
+    if (err == PGS_OK && pgs_sqlgen_shape_of(work->ent, work->cmd, &work->shape) != 0) {
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;
         snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);
     }

@@ -64,7 +64,7 @@ static const char *breaker_state(const pgs_worker_t *w)
 
 void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
 {
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     if (!force && now < w->metrics_next_us)
         return;
     pgs_counters_t *c = &w->ctr;
@@ -82,7 +82,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_metrics_record_t rec = {
         .worker_id = w->worker_id,
         .interval_start_ms = w->metrics_interval_start_ms,
-        .interval_end_ms = pgs_now_ms(),
+        .interval_end_ms = pgs_clock_now_ms(),
         .consumed = c->consumed,
         .applied = c->applied,
         .duplicates = c->duplicates,

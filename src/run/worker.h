@@ -184,7 +184,7 @@ void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t 
 /**
  * @brief Produces the dead letter of @p work; the work completes when the
  *        broker acknowledges it. @p code is the dead-letter code (a SQLSTATE
- *        for database errors) or NULL for pgs_err_code(err); @p msg is PHI-free.
+ *        for database errors) or NULL for pgs_error_code(err); @p msg is PHI-free.
  */
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
                   const char *msg);

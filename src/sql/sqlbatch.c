@@ -26,8 +26,8 @@ static int updatable(const pgs_entity_t *ent, int i)
            strcmp(c->name, "created_at") != 0;
 }
 
-int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
-                  pgs_bshape_t *bs)
+int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                          const pgs_shape_t *single, pgs_bshape_t *bs)
 {
     (void)cmd;
     memset(bs, 0, sizeof(*bs));
@@ -65,7 +65,7 @@ int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_s
     return 0;
 }
 
-int pgs_bshape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b)
+int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b)
 {
     return a->mask == b->mask && a->shape.ent == b->shape.ent && a->shape.op == b->shape.op &&
            a->shape.has_expected_version == b->shape.has_expected_version &&

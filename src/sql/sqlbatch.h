@@ -27,9 +27,9 @@ typedef struct {
  * @returns 0, or -1 when the command needs the single-command statement
  *          (a versioned UPSERT, or an array-typed column).
  */
-int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
-                  pgs_bshape_t *bs);
-int pgs_bshape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
+int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                          const pgs_shape_t *single, pgs_bshape_t *bs);
+int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
 
 /**
  * @brief SQL text (malloc'd). Parameters: $1 clinic_id, $2 topic, $3 uuid[]

@@ -50,8 +50,8 @@ char *pgs_sqlenvelope_statement(const char *entity, pgs_op_t op, const char *inp
                     "  SELECT %s, ",
                     rows->audit_source);
     pgs_sbuf_quoted(&sb, entity, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', %s FROM %s),\nw AS (\n  ", pgs_op_name(op), rows->audit_row_key,
-                    rows->fresh);
+    pgs_sbuf_printf(&sb, ", '%s', %s FROM %s),\nw AS (\n  ", pgs_command_op_name(op),
+                    rows->audit_row_key, rows->fresh);
     pgs_sbuf_puts(&sb, write);
     pgs_sbuf_printf(&sb, "\n  RETURNING 1)\nSELECT %s", rows->check);
     return sb.buf;

@@ -27,7 +27,7 @@ static const pgs_field_t *field_find(const pgs_field_t *fields, size_t n, const 
     return NULL;
 }
 
-int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape)
+int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape)
 {
     memset(shape, 0, sizeof(*shape));
     shape->ent = ent;
@@ -37,7 +37,7 @@ int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t 
         /* validation allowed only a repeat of the command's clinic_id */
         if (strcmp(cmd->data[i].name, "clinic_id") == 0)
             continue;
-        int col = pgs_entity_column(ent, cmd->data[i].name);
+        int col = pgs_catalog_entity_column(ent, cmd->data[i].name);
         if (col < 0 || shape->ncols == SHAPE_MAX_COLS)
             return -1;
         int j = shape->ncols++;
@@ -63,7 +63,7 @@ int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t 
     return 0;
 }
 
-int pgs_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b)
+int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b)
 {
     return a->hash == b->hash && a->ent == b->ent && a->op == b->op &&
            a->has_expected_version == b->has_expected_version && a->ncols == b->ncols &&

@@ -34,9 +34,9 @@ typedef struct {
 } pgs_shape_t;
 
 /** @brief Computes the shape of a validated command. -1 if > 64 data columns. */
-int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape);
+int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape);
 /** @returns 1 if equal. */
-int pgs_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
+int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
 
 /**
  * @brief SQL text of the shape's statement (malloc'd; see sqlgen.c for the

@@ -104,8 +104,9 @@ static void fuzz_add_entity(pgs_catalog_t *cat, const char *name, const fuzz_col
 {
     pgs_entity_t *ent = pgs_catalog_add_entity(cat, name);
     for (size_t i = 0; i < n; i++)
-        pgs_entity_add_column(ent, cols[i].name, cols[i].type_sql, cols[i].oid, cols[i].is_pk,
-                              cols[i].not_null, cols[i].has_default, cols[i].is_phi);
+        pgs_catalog_entity_add_column(ent, cols[i].name, cols[i].type_sql, cols[i].oid,
+                                      cols[i].is_pk, cols[i].not_null, cols[i].has_default,
+                                      cols[i].is_phi);
 }
 
 /* Freed at exit so that LeakSanitizer's final check sees only real leaks:
@@ -157,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pgs_codec_decode_command(codec, data + 1, size - 1, is_json, &cmd, errstr, sizeof(errstr));
     if (err != PGS_OK) {
         fuzz_require(cmd == NULL, "no command on a decode error");
-        fuzz_require(pgs_err_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
+        fuzz_require(pgs_error_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
         fuzz_require(memchr(errstr, '\0', sizeof(errstr)) != NULL, "errstr terminated");
         return 0;
     }
@@ -167,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const pgs_entity_t *ent = NULL;
     err = pgs_catalog_validate(catalog, cmd, &ent, errstr, sizeof(errstr));
     if (err != PGS_OK) {
-        pgs_eclass_t klass = pgs_err_class(err);
+        pgs_eclass_t klass = pgs_error_class(err);
         fuzz_require(klass == PGS_ECLASS_VALIDATE || klass == PGS_ECLASS_TENANT,
                      "validation error of class validate or tenant");
         pgs_command_free(cmd);
@@ -175,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_require(ent != NULL, "validated command has an entity");
     pgs_shape_t shape;
-    if (pgs_shape_of(ent, cmd, &shape) == 0) {
+    if (pgs_sqlgen_shape_of(ent, cmd, &shape) == 0) {
         char *sql = pgs_sqlgen_statement(pgs_catalog_schema(catalog), &shape);
         fuzz_require(sql != NULL, "statement generated");
         free(sql);

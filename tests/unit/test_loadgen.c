@@ -424,9 +424,9 @@ static void test_audit_deterministic_and_apart(void **state)
         pgs_audit_event_t *ec = pgs_loadgen_next_audit(c);
         assert_true(audit_equal(ea, eb));
         differs_from_other_seed |= !audit_equal(ea, ec);
-        pgs_audit_event_free(ea);
-        pgs_audit_event_free(eb);
-        pgs_audit_event_free(ec);
+        pgs_command_audit_free(ea);
+        pgs_command_audit_free(eb);
+        pgs_command_audit_free(ec);
         pgs_command_free(cb);
         pgs_command_free(cref);
     }
@@ -507,7 +507,7 @@ static void test_audit_fields_valid(void **state)
             for (size_t j = 0; j < i; j++)
                 assert_string_not_equal(ev->details[j].name, ev->details[i].name);
         }
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     }
 
     /* Event ids never repeat: a repeat would be stored only once. */
@@ -553,10 +553,10 @@ static void test_audit_round_trip(void **state)
                 pgs_codec_decode_audit(codec, buf, len, json, &back, errstr, sizeof(errstr)),
                 PGS_OK);
             assert_true(audit_equal(ev, back));
-            pgs_audit_event_free(back);
+            pgs_command_audit_free(back);
             free(buf);
         }
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     }
     pgs_loadgen_free(lg);
     pgs_codec_free(codec);
