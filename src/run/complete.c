@@ -5,7 +5,7 @@
 
 #include "run/worker.h"
 
-void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
+void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work)
 {
     if (work->rkm)
         rd_kafka_message_destroy(work->rkm);
@@ -31,7 +31,7 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
         pgs_offsets_done(part->offsets, work->offset);
         part->dirty = 1;
     }
-    pgs_work_free(w, work);
+    pgs_complete_work_free(w, work);
 }
 
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,

@@ -23,7 +23,7 @@
  * newer librdkafka can set kafka.partition.assignment.strategy. */
 #define PGS_ASSIGNMENT_STRATEGY "roundrobin"
 
-pgs_partition_t *pgs_partition_get(pgs_stream_t *st, int32_t partition)
+pgs_partition_t *pgs_consume_partition_get(pgs_stream_t *st, int32_t partition)
 {
     if (partition >= st->parts_cnt) {
         int32_t cnt = st->parts_cnt ? st->parts_cnt : 16;
@@ -41,7 +41,7 @@ pgs_partition_t *pgs_partition_get(pgs_stream_t *st, int32_t partition)
     return st->parts[partition];
 }
 
-pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
+pgs_stream_t *pgs_consume_stream_of_topic(pgs_worker_t *w, const char *topic)
 {
     for (int i = 0; i < PGS_STREAM__COUNT; i++) {
         if (strcmp(w->streams[i].topic, topic) == 0)
@@ -52,8 +52,8 @@ pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
 
 static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_t *tp)
 {
-    pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
-    return st ? pgs_partition_get(st, tp->partition) : NULL;
+    pgs_stream_t *st = pgs_consume_stream_of_topic(w, tp->topic);
+    return st ? pgs_consume_partition_get(st, tp->partition) : NULL;
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
@@ -81,7 +81,7 @@ static int purge_pred(pgs_lane_item_t *item, void *opaque)
 static void purge_drop(pgs_lane_item_t *item, void *opaque)
 {
     pgs_worker_t *w = opaque;
-    pgs_work_free(w, (pgs_work_t *)item);
+    pgs_complete_work_free(w, (pgs_work_t *)item);
 }
 
 static size_t parts_outstanding(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *parts)
@@ -179,7 +179,7 @@ static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
                              const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
-        pgs_stream_t *st = pgs_stream_of_topic(w, parts->elems[i].topic);
+        pgs_stream_t *st = pgs_consume_stream_of_topic(w, parts->elems[i].topic);
         if (!st || !st->queue)
             continue;
         rd_kafka_queue_t *q =

@@ -97,7 +97,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     dlq_produce(w, work, 0);
 }
 
-void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
     pgs_worker_t *w = opaque;

@@ -108,12 +108,12 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         return;
     }
-    pgs_stream_t *st = pgs_stream_of_topic(w, rd_kafka_topic_name(rkm->rkt));
+    pgs_stream_t *st = pgs_consume_stream_of_topic(w, rd_kafka_topic_name(rkm->rkt));
     if (!st) {
         rd_kafka_message_destroy(rkm);
         return;
     }
-    pgs_partition_t *part = pgs_partition_get(st, rkm->partition);
+    pgs_partition_t *part = pgs_consume_partition_get(st, rkm->partition);
     if (!part->assigned || pgs_offsets_track(part->offsets, rkm->offset) != 0) {
         /* not ours any more, or an offset we already hold: the owner of the
          * partition (or the copy in flight) takes care of it */

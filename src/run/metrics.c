@@ -8,7 +8,7 @@
 #include "common/log.h"
 #include "run/worker.h"
 
-void pgs_counters_reset(pgs_counters_t *c)
+void pgs_metrics_counters_reset(pgs_counters_t *c)
 {
     pgs_clinic_counter_t *cc = c->clinics;
     while (cc) {
@@ -130,7 +130,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
                  (long long)audit->stored, (long long)audit->duplicates);
     audit->stored = audit->duplicates = 0;
     free(clinics);
-    pgs_counters_reset(c);
+    pgs_metrics_counters_reset(c);
     w->metrics_interval_start_ms = rec.interval_end_ms;
     w->metrics_next_us = now + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
 }

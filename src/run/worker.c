@@ -187,7 +187,7 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, pgs_producer_dr_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, pgs_dlq_delivery_cb);
     rd_kafka_conf_set_opaque(conf, w);
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     return w->producer ? 0 : -1;
@@ -222,7 +222,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_catalog_free(w->retired_catalogs[i]);
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
-    pgs_counters_reset(&w->ctr);
+    pgs_metrics_counters_reset(&w->ctr);
     if (w->wake_fds[0] >= 0) {
         close(w->wake_fds[0]);
         close(w->wake_fds[1]);

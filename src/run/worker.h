@@ -142,9 +142,9 @@ int pgs_consume_poll(pgs_worker_t *w, int max);
 void pgs_consume_store_offsets(pgs_worker_t *w);
 void pgs_consume_close(pgs_worker_t *w);
 void pgs_consume_update_pauses(pgs_worker_t *w);
-pgs_partition_t *pgs_partition_get(pgs_stream_t *stream, int32_t partition);
+pgs_partition_t *pgs_consume_partition_get(pgs_stream_t *stream, int32_t partition);
 /** @brief The stream consuming @p topic, or NULL. */
-pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic);
+pgs_stream_t *pgs_consume_stream_of_topic(pgs_worker_t *w, const char *topic);
 
 /* intake.c: decode, validate, schedule */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
@@ -175,7 +175,7 @@ int pgs_pool_size(const pgs_pool_t *pool);
  *         its lane moves on and its offset may be stored. Frees the work. */
 void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work);
 /** @brief Frees a work that will not complete here (revoked partition). */
-void pgs_work_free(pgs_worker_t *w, pgs_work_t *work);
+void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work);
 /** @brief Adds a committed transaction to its clinic's interval counters. */
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
                                 int64_t db_time_us);
@@ -189,11 +189,11 @@ void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t 
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
                   const char *msg);
 /** @brief Delivery-report callback of the shared producer. */
-void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque);
+void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque);
 
 /* metrics.c */
 void pgs_metrics_maybe_report(pgs_worker_t *w, int force);
-void pgs_counters_reset(pgs_counters_t *c);
+void pgs_metrics_counters_reset(pgs_counters_t *c);
 
 /* worker.c */
 /** @brief One turn of the event loop without consuming: waits up to
