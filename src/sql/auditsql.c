@@ -77,15 +77,7 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
         free(json);
     }
     out->values[9] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
-    }
-    out->values[10] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
-    }
-    out->values[11] = pgs_sqlbatch_array_close(&sb);
+    out->values[10] = pgs_sqlbatch_array_int32(partitions, n);
+    out->values[11] = pgs_sqlbatch_array_int64(offsets, n);
     out->values[12] = pgs_xalloc_strdup(topic);
 }

@@ -2,6 +2,7 @@
  * transaction instead of one per command. See include/pgscribe/sqlbatch.h. */
 #include "sql/sqlbatch.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,10 +303,31 @@ static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char
 
 char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
 {
-    pgs_sbuf_puts(sb, "}");
+    /* no element means no separator was written, so no "{" either */
+    pgs_sbuf_puts(sb, sb->len ? "}" : "{}");
     char *s = sb->buf;
     memset(sb, 0, sizeof(*sb));
     return s;
+}
+
+char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%" PRId32, v[i]);
+    }
+    return pgs_sqlbatch_array_close(&sb);
+}
+
+char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%" PRId64, v[i]);
+    }
+    return pgs_sqlbatch_array_close(&sb);
 }
 
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i)
@@ -338,16 +360,8 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         pgs_sqlbatch_put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
     }
     out->values[3] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
-    }
-    out->values[4] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
-    }
-    out->values[5] = pgs_sqlbatch_array_close(&sb);
+    out->values[4] = pgs_sqlbatch_array_int32(partitions, n);
+    out->values[5] = pgs_sqlbatch_array_int64(offsets, n);
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         const char *json = pgs_sqlgen_row_key_json(cmds[i]);

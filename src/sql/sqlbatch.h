@@ -60,6 +60,9 @@ void pgs_sqlbatch_params_free(pgs_batch_params_t *p);
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i);
 /** @brief Appends one quoted element (backslash and double quote escaped). */
 void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len);
+/** @brief The array literal of @p n integers ("{1,2,3}"; "{}" for none), malloc'd. */
+char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n);
+char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n);
 /** @brief Closes the literal with "}" and hands its text over (malloc'd). */
 char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb);
 

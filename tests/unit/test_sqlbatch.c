@@ -160,12 +160,34 @@ static void test_versioned_upsert_and_arrays_stay_single(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Array literals of numbers, and of no element at all. */
+static void test_number_arrays(void **state)
+{
+    (void)state;
+    static const int32_t parts[] = {0, -1, 2147483647};
+    static const int64_t offs[] = {INT64_MIN, 0, 42};
+    char *s = pgs_sqlbatch_array_int32(parts, 3);
+    assert_string_equal(s, "{0,-1,2147483647}");
+    free(s);
+    s = pgs_sqlbatch_array_int64(offs, 3);
+    assert_string_equal(s, "{-9223372036854775808,0,42}");
+    free(s);
+    s = pgs_sqlbatch_array_int64(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+    pgs_sbuf_t sb = {0};
+    s = pgs_sqlbatch_array_close(&sb);
+    assert_string_equal(s, "{}");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_updates_share_a_shape),
         cmocka_unit_test(test_insert_shapes_keep_their_columns),
         cmocka_unit_test(test_versioned_upsert_and_arrays_stay_single),
+        cmocka_unit_test(test_number_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
