@@ -1,4 +1,4 @@
-/* WriteCommand and AuditEvent lifetimes, and op names. */
+/* WriteCommand and AuditEvent lifetimes, op names and field lookup. */
 #include "codec/command.h"
 
 #include <stdlib.h>
@@ -48,4 +48,13 @@ void pgs_command_audit_free(pgs_audit_event_t *ev)
 {
     if (ev)
         pgs_arena_free(ev->arena);
+}
+
+const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(fields[i].name, name) == 0)
+            return &fields[i].value;
+    }
+    return NULL;
 }

@@ -88,6 +88,10 @@ typedef struct pgs_audit_event_s {
     size_t details_cnt;
 } pgs_audit_event_t;
 
+/** @returns the value of the entry named @p name among @p n fields, or NULL
+ *           when the map has none (which is not the same as a null value). */
+const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const char *name);
+
 pgs_audit_event_t *pgs_command_audit_new(void);
 void pgs_command_audit_free(pgs_audit_event_t *ev);
 

@@ -2,6 +2,7 @@
  * example schema, with keys that repeat so per-key ordering gets exercised,
  * and audit events for the audit topic. */
 #include "command/loadgen.h"
+#include "common/xalloc.h"
 #include "codec/value.h"
 
 #include <inttypes.h>
@@ -273,9 +274,7 @@ static key_state_t *pool_add(key_pool_t *pool)
 {
     if (pool->cnt == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
-        key_state_t *keys = realloc(pool->keys, cap * sizeof(*keys));
-        if (!keys)
-            abort(); /* same policy as the arena: out of memory is fatal */
+        key_state_t *keys = pgs_xalloc_realloc(pool->keys, cap * sizeof(*keys));
         pool->keys = keys;
         pool->cap = cap;
     }

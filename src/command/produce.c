@@ -2,6 +2,7 @@
  * from JSON lines or sent as raw files, or generated audit events, with
  * pacing, progress and a delivery summary. */
 #include "common/cli.h"
+#include "common/xalloc.h"
 #include "codec/codec.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
@@ -411,9 +412,7 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
     char *key = keybuf;
     size_t keylen = pgs_loadgen_message_key(cmd, keybuf, sizeof(keybuf));
     if (keylen >= sizeof(keybuf)) {
-        key = malloc(keylen + 1);
-        if (!key)
-            abort();
+        key = pgs_xalloc_malloc(keylen + 1);
         pgs_loadgen_message_key(cmd, key, keylen + 1);
     }
 
@@ -534,9 +533,7 @@ static int produce_read_file(const char *path, char **buf, size_t *len)
         return -1;
     }
     *len = (size_t)st.st_size;
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf)
-        abort();
+    *buf = pgs_xalloc_malloc(*len);
     int rc = fread(*buf, 1, *len, f) == *len ? 0 : -1;
     if (rc) {
         fprintf(stderr, "produce: %s: short read\n", path);

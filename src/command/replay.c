@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/xalloc.h"
 #include "codec/codec.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
@@ -444,9 +445,7 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
     for (int i = 0; i < nparts; i++)
         if (md->topics[0].partitions[i].id > maxpart)
             maxpart = md->topics[0].partitions[i].id;
-    at_end = calloc((size_t)maxpart + 1, 1);
-    if (!at_end)
-        abort();
+    at_end = pgs_xalloc_calloc((size_t)maxpart + 1, 1);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
     for (int i = 0; i < nparts; i++)
         rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
@@ -507,9 +506,7 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
         }
         if (nkeep == cap) {
             cap = cap ? cap * 2 : 64;
-            keep = realloc(keep, cap * sizeof(*keep));
-            if (!keep)
-                abort();
+            keep = pgs_xalloc_realloc(keep, cap * sizeof(*keep));
         }
         keep[nkeep++] = m;
     }
@@ -651,11 +648,9 @@ int pgs_cmd_replay(int argc, char **argv)
 {
     replay_opts_t o = {.timeout_ms = 30000};
     /* each repeatable filter holds at most argc values */
-    o.classes = calloc((size_t)argc + 1, sizeof(char *));
-    o.codes = calloc((size_t)argc + 1, sizeof(char *));
-    o.clinics = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.classes || !o.codes || !o.clinics)
-        abort();
+    o.classes = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
+    o.codes = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
+    o.clinics = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
     pgs_config_t *cfg = NULL;
     pgs_codec_t *codec = NULL;
     rd_kafka_t *consumer = NULL;

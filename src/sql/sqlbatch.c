@@ -292,15 +292,6 @@ static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)
     pgs_sqlbatch_put_element(sb, text, len);
 }
 
-static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(f[i].name, name) == 0)
-            return &f[i].value;
-    }
-    return NULL;
-}
-
 char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
 {
     /* no element means no separator was written, so no "{" either */
@@ -373,7 +364,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         const char *name = ent->cols[ent->pk[k]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, field_value(cmds[i]->key, cmds[i]->key_cnt, name));
+            put_value(&sb, pgs_command_field(cmds[i]->key, cmds[i]->key_cnt, name));
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -381,7 +372,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         const char *name = ent->cols[bs->shape.cols[c]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name));
+            put_value(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name));
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -390,7 +381,8 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
             const char *name = ent->cols[bs->shape.cols[c]].name;
             for (size_t i = 0; i < n; i++) {
                 pgs_sqlbatch_array_sep(&sb, i);
-                pgs_sbuf_puts(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name) ? "t" : "f");
+                pgs_sbuf_puts(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name) ? "t"
+                                                                                             : "f");
             }
             out->values[p++] = pgs_sqlbatch_array_close(&sb);
         }

@@ -18,15 +18,6 @@
 
 /* ---- shapes ---- */
 
-static const pgs_field_t *field_find(const pgs_field_t *fields, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(fields[i].name, name) == 0)
-            return &fields[i];
-    }
-    return NULL;
-}
-
 int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape)
 {
     memset(shape, 0, sizeof(*shape));
@@ -449,12 +440,12 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
     params_text(params, pgs_sqlgen_row_key_json(cmd), 0);
 
     for (int i = 0; i < ent->npk; i++) {
-        const pgs_field_t *f = field_find(cmd->key, cmd->key_cnt, ent->cols[ent->pk[i]].name);
-        params_value(params, cmd->arena, f ? &f->value : NULL);
+        params_value(params, cmd->arena,
+                     pgs_command_field(cmd->key, cmd->key_cnt, ent->cols[ent->pk[i]].name));
     }
     for (int i = 0; i < shape->ncols; i++) {
-        const pgs_field_t *f = field_find(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name);
-        params_value(params, cmd->arena, f ? &f->value : NULL);
+        params_value(params, cmd->arena,
+                     pgs_command_field(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name));
     }
     if (shape->has_expected_version)
         params_long(params, cmd->arena, cmd->expected_version);
