@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 /* pg_type oids the catalog recognises by name. */
 #define OID_INT8        20
@@ -21,29 +22,11 @@ struct pgs_catalog_s {
     size_t cap;
 };
 
-static void *xrealloc(void *p, size_t size)
-{
-    void *q = realloc(p, size);
-    if (!q) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t len = strlen(s);
-    char *p = xrealloc(NULL, len + 1);
-    memcpy(p, s, len + 1);
-    return p;
-}
-
 pgs_catalog_t *pgs_catalog_new(const char *schema)
 {
-    pgs_catalog_t *cat = xrealloc(NULL, sizeof(*cat));
+    pgs_catalog_t *cat = pgs_xalloc_malloc(sizeof(*cat));
     memset(cat, 0, sizeof(*cat));
-    cat->schema = xstrdup(schema);
+    cat->schema = pgs_xalloc_strdup(schema);
     return cat;
 }
 
@@ -97,11 +80,11 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
         return NULL;
     if (cat->n == cat->cap) {
         cat->cap = cat->cap ? cat->cap * 2 : 16;
-        cat->ents = xrealloc(cat->ents, cat->cap * sizeof(*cat->ents));
+        cat->ents = pgs_xalloc_realloc(cat->ents, cat->cap * sizeof(*cat->ents));
     }
-    pgs_entity_t *ent = xrealloc(NULL, sizeof(*ent));
+    pgs_entity_t *ent = pgs_xalloc_malloc(sizeof(*ent));
     memset(ent, 0, sizeof(*ent));
-    ent->name = xstrdup(name);
+    ent->name = pgs_xalloc_strdup(name);
     ent->clinic_col = -1;
     ent->version_col = -1;
     ent->updated_at_col = -1;
@@ -115,20 +98,21 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
  * position in the key (1-based, as pgs_catalog_load passes it), so columns
  * added in attnum order still yield the key's own order. Equal values keep
  * the order in which columns were added. */
-void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
-                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi)
+void pgs_catalog_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
+                                   unsigned type_oid, int is_pk, int not_null, int has_default,
+                                   int is_phi)
 {
-    ent->cols = xrealloc(ent->cols, (size_t)(ent->ncols + 1) * sizeof(*ent->cols));
+    ent->cols = pgs_xalloc_realloc(ent->cols, (size_t)(ent->ncols + 1) * sizeof(*ent->cols));
     pgs_column_t *col = &ent->cols[ent->ncols++];
-    col->name = xstrdup(name);
-    col->type_sql = xstrdup(type_sql);
+    col->name = pgs_xalloc_strdup(name);
+    col->type_sql = pgs_xalloc_strdup(type_sql);
     col->type_oid = type_oid;
     col->is_pk = is_pk;
     col->not_null = not_null;
     col->has_default = has_default;
     col->is_phi = is_phi;
 
-    ent->pk = xrealloc(ent->pk, (size_t)ent->ncols * sizeof(*ent->pk));
+    ent->pk = pgs_xalloc_realloc(ent->pk, (size_t)ent->ncols * sizeof(*ent->pk));
     ent->npk = 0;
     ent->clinic_col = ent->version_col = ent->updated_at_col = -1;
     for (int i = 0; i < ent->ncols; i++) {
@@ -172,7 +156,7 @@ const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i)
     return i < cat->n ? cat->ents[i] : NULL;
 }
 
-int pgs_entity_column(const pgs_entity_t *ent, const char *name)
+int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
 {
     for (int i = 0; i < ent->ncols; i++) {
         if (strcmp(ent->cols[i].name, name) == 0)
@@ -273,7 +257,7 @@ const char *pgs_catalog_table_problem(const pgs_table_facts_t *t)
     return NULL;
 }
 
-int pgs_entity_pk_has_clinic(const pgs_entity_t *ent)
+int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent)
 {
     return ent->clinic_col >= 0 && ent->cols[ent->clinic_col].is_pk;
 }
@@ -304,12 +288,13 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
     if (!ent)
         return; /* cannot happen: relnames are unique within a schema */
     for (int r = first; r < end; r++) {
-        pgs_entity_add_column(ent, PQgetvalue(res, r, COL_ATT), PQgetvalue(res, r, COL_TYPE),
-                              (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
-                              atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
-                              bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
+        pgs_catalog_entity_add_column(
+            ent, PQgetvalue(res, r, COL_ATT), PQgetvalue(res, r, COL_TYPE),
+            (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
+            atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
+            bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
     }
-    if (!pgs_entity_pk_has_clinic(ent))
+    if (!pgs_catalog_entity_pk_has_clinic(ent))
         pgs_warn("catalog",
                  "entity %s.%s: primary key omits clinic_id, so an INSERT's unique violation "
                  "can tell one clinic that a key exists in another; make it (clinic_id, ...)",

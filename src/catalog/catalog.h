@@ -44,8 +44,9 @@ void pgs_catalog_free(pgs_catalog_t *cat);
 const char *pgs_catalog_schema(const pgs_catalog_t *cat);
 pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name);
 /** @brief Appends a column; recomputes pk, clinic_col, version_col, updated_at_col. */
-void pgs_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
-                           unsigned type_oid, int is_pk, int not_null, int has_default, int is_phi);
+void pgs_catalog_entity_add_column(pgs_entity_t *ent, const char *name, const char *type_sql,
+                                   unsigned type_oid, int is_pk, int not_null, int has_default,
+                                   int is_phi);
 
 /** What the catalog learns of one table before calling it an entity. */
 typedef struct {
@@ -61,7 +62,7 @@ typedef struct {
 const char *pgs_catalog_table_problem(const pgs_table_facts_t *facts);
 
 /** @returns nonzero when clinic_id is part of @p ent's primary key. */
-int pgs_entity_pk_has_clinic(const pgs_entity_t *ent);
+int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent);
 
 /**
  * @brief Introspects @p schema over a blocking connection: a table is an
@@ -90,7 +91,7 @@ const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entit
 size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);
 const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i);
 /** @returns column index in @p ent, or -1. */
-int pgs_entity_column(const pgs_entity_t *ent, const char *name);
+int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name);
 
 /**
  * @brief Checks a decoded command against the catalog (see docs/semantics.md, "Validation").

@@ -95,7 +95,7 @@ static pgs_err_t check_key(const pgs_entity_t *ent, const pgs_command_t *cmd, ch
                             "key column differs from the command's clinic", f->name);
             continue;
         }
-        int col = pgs_entity_column(ent, f->name);
+        int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
             return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                         "unknown key column", f->name);
@@ -143,7 +143,7 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
                             "data column differs from the command's clinic", f->name);
             continue;
         }
-        int col = pgs_entity_column(ent, f->name);
+        int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
             return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                         "unknown column", f->name);
@@ -195,7 +195,7 @@ pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cm
 {
     /* The clinic is part of every lane key and the tenant of the transaction:
      * nothing is looked up for a clinic id that could not be one. */
-    if (!pgs_clinic_id_valid(cmd->clinic_id)) {
+    if (!pgs_command_clinic_id_valid(cmd->clinic_id)) {
         snprintf(errstr, errstr_size,
                  "clinic_id must be 1 to %d bytes without control characters (%zu bytes)",
                  PGS_CLINIC_ID_MAX, cmd->clinic_id ? strlen(cmd->clinic_id) : 0);

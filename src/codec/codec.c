@@ -34,28 +34,31 @@ pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size)
 {
     pgs_codec_t *codec = calloc(1, sizeof(*codec));
     if (!codec) {
-        pgs_codec_errf(errstr, errstr_size, "out of memory");
+        pgs_codec_check_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
     for (int id = 1; id <= PGS_CODEC_MAX_ID; id++) {
         const char *text = embedded_text(schema_files[id]);
         if (!text) {
-            pgs_codec_errf(errstr, errstr_size, "schema %s is not compiled in", schema_files[id]);
+            pgs_codec_check_errf(errstr, errstr_size, "schema %s is not compiled in",
+                                 schema_files[id]);
             goto fail;
         }
         if (avro_schema_from_json_length(text, strlen(text), &codec->schema[id])) {
-            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id], avro_strerror());
+            pgs_codec_check_errf(errstr, errstr_size, "schema %s: %s", schema_files[id],
+                                 avro_strerror());
             goto fail;
         }
         codec->iface[id] = avro_generic_class_from_schema(codec->schema[id]);
         if (!codec->iface[id] || avro_generic_value_new(codec->iface[id], &codec->value[id])) {
-            pgs_codec_errf(errstr, errstr_size, "schema %s: %s", schema_files[id], avro_strerror());
+            pgs_codec_check_errf(errstr, errstr_size, "schema %s: %s", schema_files[id],
+                                 avro_strerror());
             goto fail;
         }
     }
     codec->reader = avro_reader_memory("", 0);
     if (!codec->reader) {
-        pgs_codec_errf(errstr, errstr_size, "out of memory");
+        pgs_codec_check_errf(errstr, errstr_size, "out of memory");
         goto fail;
     }
     return codec;
@@ -88,20 +91,20 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
 {
     const unsigned char *b = buf;
     if (len == 0) {
-        pgs_codec_errf(errstr, errstr_size, "empty message");
+        pgs_codec_check_errf(errstr, errstr_size, "empty message");
         return PGS_E_DECODE_EMPTY;
     }
     if (len > PGS_MAX_MESSAGE_BYTES) {
-        pgs_codec_errf(errstr, errstr_size, "message of %zu bytes exceeds %d", len,
-                       PGS_MAX_MESSAGE_BYTES);
+        pgs_codec_check_errf(errstr, errstr_size, "message of %zu bytes exceeds %d", len,
+                             PGS_MAX_MESSAGE_BYTES);
         return PGS_E_DECODE_TOO_LARGE;
     }
     if (b[0] != 0) {
-        pgs_codec_errf(errstr, errstr_size, "first byte is not the Confluent magic byte 0");
+        pgs_codec_check_errf(errstr, errstr_size, "first byte is not the Confluent magic byte 0");
         return PGS_E_DECODE_BAD_MAGIC;
     }
     if (len < 5) {
-        pgs_codec_errf(errstr, errstr_size, "message ends inside the 5-byte header");
+        pgs_codec_check_errf(errstr, errstr_size, "message ends inside the 5-byte header");
         return PGS_E_DECODE_TRUNCATED;
     }
     uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
@@ -109,15 +112,16 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
     for (const int *i = ids; *i; i++)
         known |= ((uint32_t)*i == id);
     if (!known) {
-        pgs_codec_errf(errstr, errstr_size, "schema id %u is not a known %s schema", id, what);
+        pgs_codec_check_errf(errstr, errstr_size, "schema id %u is not a known %s schema", id,
+                             what);
         return PGS_E_DECODE_UNKNOWN_SCHEMA;
     }
-    pgs_err_t err = pgs_codec_avro_scan(codec->schema[id], b + 5, len - 5, errstr, errstr_size);
+    pgs_err_t err = pgs_codec_scan_avro(codec->schema[id], b + 5, len - 5, errstr, errstr_size);
     if (err)
         return err;
     avro_reader_memory_set_source(codec->reader, (const char *)b + 5, (int64_t)(len - 5));
     if (avro_value_read(codec->reader, &codec->value[id])) {
-        pgs_codec_errf(errstr, errstr_size, "%s: Avro read failed", what);
+        pgs_codec_check_errf(errstr, errstr_size, "%s: Avro read failed", what);
         return PGS_E_DECODE_AVRO;
     }
     *out = &codec->value[id];
@@ -129,7 +133,7 @@ static pgs_err_t json_size_check(size_t len, char *errstr, size_t errstr_size)
 {
     if (len > 0 && len <= PGS_MAX_MESSAGE_BYTES)
         return PGS_OK;
-    pgs_codec_errf(errstr, errstr_size, len ? "message too large" : "empty message");
+    pgs_codec_check_errf(errstr, errstr_size, len ? "message too large" : "empty message");
     return len ? PGS_E_DECODE_TOO_LARGE : PGS_E_DECODE_EMPTY;
 }
 
@@ -173,18 +177,18 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
     if (is_json) {
         if ((err = json_size_check(len, errstr, errstr_size)))
             return err;
-        ev = pgs_audit_event_new();
+        ev = pgs_command_audit_new();
         err = pgs_codec_json_to_audit(buf, len, ev, errstr, errstr_size);
     } else {
         if ((err = read_framed(codec, buf, len, ids, "AuditEvent", &rec, errstr, errstr_size)))
             return err;
-        ev = pgs_audit_event_new();
+        ev = pgs_command_audit_new();
         err = pgs_codec_avro_to_audit(rec, ev, errstr, errstr_size);
     }
     if (!err)
         err = pgs_codec_check_audit(ev, errstr, errstr_size);
     if (err) {
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
         return err;
     }
     *out = ev;
@@ -282,11 +286,11 @@ int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int j
                              char **buf, size_t *len)
 {
     if (json)
-        return text_out(pgs_codec_command_to_json(cmd), buf, len);
+        return text_out(pgs_codec_json_from_command(cmd), buf, len);
     if (schema_id != PGS_SCHEMA_ID_WRITE_COMMAND_V1 && schema_id != PGS_SCHEMA_ID_WRITE_COMMAND_V2)
         return -1;
     avro_value_t *rec = &codec->value[schema_id];
-    if (pgs_codec_command_to_avro(cmd, rec))
+    if (pgs_codec_avro_from_command(cmd, rec))
         return -1;
     return write_framed(rec, schema_id, buf, len);
 }
@@ -295,9 +299,9 @@ int pgs_codec_encode_audit(pgs_codec_t *codec, const pgs_audit_event_t *ev, int 
                            size_t *len)
 {
     if (json)
-        return text_out(pgs_codec_audit_to_json(ev), buf, len);
+        return text_out(pgs_codec_json_from_audit(ev), buf, len);
     avro_value_t *rec = &codec->value[PGS_SCHEMA_ID_AUDIT_EVENT_V1];
-    if (pgs_codec_audit_to_avro(ev, rec))
+    if (pgs_codec_avro_from_audit(ev, rec))
         return -1;
     return write_framed(rec, PGS_SCHEMA_ID_AUDIT_EVENT_V1, buf, len);
 }
@@ -306,7 +310,7 @@ int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *m, 
                              size_t *len)
 {
     avro_value_t *rec = &codec->value[PGS_SCHEMA_ID_WORKER_METRICS_V2];
-    if (pgs_codec_metrics_to_avro(m, rec))
+    if (pgs_codec_avro_from_metrics(m, rec))
         return -1;
     return write_framed(rec, PGS_SCHEMA_ID_WORKER_METRICS_V2, buf, len);
 }
@@ -324,7 +328,7 @@ pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t 
     *json = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     if (!*json) {
-        pgs_codec_errf(errstr, errstr_size, "WorkerMetrics: cannot render as JSON");
+        pgs_codec_check_errf(errstr, errstr_size, "WorkerMetrics: cannot render as JSON");
         return PGS_E_DECODE_AVRO;
     }
     return PGS_OK;

@@ -108,6 +108,6 @@ pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t 
                                     char *errstr, size_t errstr_size);
 
 /** @brief Command as a JSON object text (malloc'd), the contract's JSON form. */
-char *pgs_codec_command_to_json(const pgs_command_t *cmd);
+char *pgs_codec_json_from_command(const pgs_command_t *cmd);
 
 #endif

@@ -18,7 +18,8 @@ static int field_get(avro_value_t *rec, const char *name, avro_value_t *out)
 
 static pgs_err_t decode_fail(const char *field, char *errstr, size_t errstr_size)
 {
-    pgs_codec_errf(errstr, errstr_size, "field '%s': not readable from the writer schema", field);
+    pgs_codec_check_errf(errstr, errstr_size, "field '%s': not readable from the writer schema",
+                         field);
     return PGS_E_DECODE_AVRO;
 }
 
@@ -245,7 +246,7 @@ static int set_fields(avro_value_t *rec, const char *name, const pgs_field_t *f,
     return 0;
 }
 
-int pgs_codec_command_to_avro(const pgs_command_t *cmd, avro_value_t *rec)
+int pgs_codec_avro_from_command(const pgs_command_t *cmd, avro_value_t *rec)
 {
     avro_value_t f, b;
     if (avro_value_reset(rec) || set_text(rec, "command_id", cmd->command_id) ||
@@ -269,7 +270,7 @@ int pgs_codec_command_to_avro(const pgs_command_t *cmd, avro_value_t *rec)
     return set_long(rec, "issued_at", cmd->issued_at_ms);
 }
 
-int pgs_codec_audit_to_avro(const pgs_audit_event_t *ev, avro_value_t *rec)
+int pgs_codec_avro_from_audit(const pgs_audit_event_t *ev, avro_value_t *rec)
 {
     avro_value_t f;
     int idx;
@@ -287,7 +288,7 @@ int pgs_codec_audit_to_avro(const pgs_audit_event_t *ev, avro_value_t *rec)
     return set_fields(rec, "details", ev->details, ev->details_cnt);
 }
 
-int pgs_codec_metrics_to_avro(const pgs_metrics_record_t *m, avro_value_t *rec)
+int pgs_codec_avro_from_metrics(const pgs_metrics_record_t *m, avro_value_t *rec)
 {
     avro_value_t lat, arr, e;
     if (avro_value_reset(rec) || set_text(rec, "worker_id", m->worker_id) ||

@@ -1,12 +1,15 @@
 /* Codec checks shared by Avro and JSON: limits, UTF-8, uuids, base64. */
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec_internal.h"
+#include "common/xalloc.h"
 
-void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+void pgs_codec_check_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (!errstr || errstr_size == 0)
         return;
@@ -19,7 +22,7 @@ void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
  * U+10FFFF, because PostgreSQL rejects all of those and a message that
  * cannot be stored is better refused at the door. */
-int pgs_codec_utf8_valid(const char *str, size_t len)
+int pgs_codec_check_utf8(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -65,7 +68,7 @@ static int is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-int pgs_codec_uuid_valid(const char *s, size_t len)
+int pgs_codec_check_uuid(const char *s, size_t len)
 {
     if (!s || len != 36)
         return 0;
@@ -84,16 +87,17 @@ pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, c
                                  char *errstr, size_t errstr_size)
 {
     if (len > PGS_MAX_STRING_BYTES) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s longer than %d bytes", field, what,
-                       PGS_MAX_STRING_BYTES);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s longer than %d bytes", field,
+                             what, PGS_MAX_STRING_BYTES);
         return PGS_E_DECODE_TOO_LARGE;
     }
     if (memchr(s, '\0', len)) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s contains a NUL byte", field, what);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s contains a NUL byte", field,
+                             what);
         return PGS_E_DECODE_NUL_BYTE;
     }
-    if (!pgs_codec_utf8_valid(s, len)) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s': %s is not valid UTF-8", field, what);
+    if (!pgs_codec_check_utf8(s, len)) {
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s': %s is not valid UTF-8", field, what);
         return PGS_E_DECODE_BAD_UTF8;
     }
     return PGS_OK;
@@ -102,7 +106,7 @@ pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, c
 static pgs_err_t require_text(const char *s, const char *field, char *errstr, size_t errstr_size)
 {
     if (!s || !*s) {
-        pgs_codec_errf(errstr, errstr_size, "field '%s' is missing or empty", field);
+        pgs_codec_check_errf(errstr, errstr_size, "field '%s' is missing or empty", field);
         return PGS_E_DECODE_MISSING_FIELD;
     }
     return PGS_OK;
@@ -113,8 +117,8 @@ pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t
     pgs_err_t err;
     if ((err = require_text(cmd->command_id, "command_id", errstr, errstr_size)))
         return err;
-    if (!pgs_codec_uuid_valid(cmd->command_id, strlen(cmd->command_id))) {
-        pgs_codec_errf(errstr, errstr_size, "field 'command_id': not a canonical uuid");
+    if (!pgs_codec_check_uuid(cmd->command_id, strlen(cmd->command_id))) {
+        pgs_codec_check_errf(errstr, errstr_size, "field 'command_id': not a canonical uuid");
         return PGS_E_DECODE_BAD_UUID;
     }
     if ((err = require_text(cmd->clinic_id, "clinic_id", errstr, errstr_size)) ||
@@ -122,11 +126,11 @@ pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t
         (err = require_text(cmd->entity, "entity", errstr, errstr_size)))
         return err;
     if ((unsigned)cmd->op > PGS_OP_DELETE) {
-        pgs_codec_errf(errstr, errstr_size, "field 'op': unknown operation");
+        pgs_codec_check_errf(errstr, errstr_size, "field 'op': unknown operation");
         return PGS_E_DECODE_BAD_OP;
     }
     if (cmd->key_cnt == 0) {
-        pgs_codec_errf(errstr, errstr_size, "field 'key' is missing or empty");
+        pgs_codec_check_errf(errstr, errstr_size, "field 'key' is missing or empty");
         return PGS_E_DECODE_MISSING_FIELD;
     }
     return PGS_OK;
@@ -137,8 +141,8 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
     pgs_err_t err;
     if ((err = require_text(ev->event_id, "event_id", errstr, errstr_size)))
         return err;
-    if (!pgs_codec_uuid_valid(ev->event_id, strlen(ev->event_id))) {
-        pgs_codec_errf(errstr, errstr_size, "field 'event_id': not a canonical uuid");
+    if (!pgs_codec_check_uuid(ev->event_id, strlen(ev->event_id))) {
+        pgs_codec_check_errf(errstr, errstr_size, "field 'event_id': not a canonical uuid");
         return PGS_E_DECODE_BAD_UUID;
     }
     if ((err = require_text(ev->clinic_id, "clinic_id", errstr, errstr_size)) ||
@@ -149,94 +153,44 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
     return PGS_OK;
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_index(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Strict on purpose (no whitespace, padding required, unused bits zero):
  * two different texts must never decode to the same bytes, or a producer's
- * mistake would silently change a stored value. */
-int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
-                            size_t *out_len)
+ * mistake would silently change a stored value. EVP_DecodeBlock is lenient
+ * (it skips surrounding whitespace and reads '=' anywhere as zero bits), so
+ * a text is accepted only if encoding its bytes again gives it back exactly:
+ * that one comparison rules out every non-canonical spelling. */
+int pgs_codec_check_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
+                                  size_t *out_len)
 {
-    if (len % 4 != 0)
+    if (len % 4 != 0 || len > INT_MAX)
         return -1;
+    unsigned char *dst = pgs_arena_alloc(arena, len / 4 * 3 + 1);
+    int n = EVP_DecodeBlock(dst, (const unsigned char *)in, (int)len);
+    if (n < 0 || (size_t)n != len / 4 * 3)
+        return -1;
+    /* EVP_DecodeBlock counts the zero bytes the padding stands for */
     size_t pad = 0;
     if (len > 0 && in[len - 1] == '=')
-        pad = (len > 1 && in[len - 2] == '=') ? 2 : 1;
-    size_t n = len / 4 * 3 - pad;
-    unsigned char *dst = pgs_arena_alloc(arena, n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int last = (i + 4 == len);
-        for (int k = 0; k < 4; k++) {
-            if (last && k >= 4 - (int)pad) {
-                v[k] = 0;
-                continue;
-            }
-            v[k] = b64_index((unsigned char)in[i + k]);
-            if (v[k] < 0)
-                return -1;
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if (last && pad == 2 && (w & 0xFFFF) != 0)
-            return -1;
-        if (last && pad == 1 && (w & 0xFF) != 0)
-            return -1;
-        dst[o++] = (unsigned char)(w >> 16);
-        if (!(last && pad == 2))
-            dst[o++] = (unsigned char)(w >> 8);
-        if (!(last && pad >= 1))
-            dst[o++] = (unsigned char)w;
-    }
+        pad = in[len - 2] == '=' ? 2 : 1;
+    char *again = pgs_xalloc_malloc(len + 1);
+    int back = EVP_EncodeBlock((unsigned char *)again, dst, n - (int)pad);
+    int same = back == (int)len && memcmp(again, in, len) == 0;
+    free(again);
+    if (!same)
+        return -1;
+    dst[n - pad] = '\0';
     *out = (const char *)dst;
-    *out_len = n;
+    *out_len = (size_t)n - pad;
     return 0;
 }
 
-char *pgs_codec_base64_encode(const void *in, size_t len)
+char *pgs_codec_check_base64_encode(const void *in, size_t len)
 {
-    const unsigned char *s = in;
+    if (len > INT_MAX / 4 * 3)
+        return NULL;
     char *out = malloc((len + 2) / 3 * 4 + 1);
     if (!out)
         return NULL;
-    size_t o = 0, i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t w = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = b64_alphabet[(w >> 6) & 63];
-        out[o++] = b64_alphabet[w & 63];
-    }
-    if (len - i == 1) {
-        uint32_t w = (uint32_t)s[i] << 16;
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t w = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-        out[o++] = b64_alphabet[w >> 18];
-        out[o++] = b64_alphabet[(w >> 12) & 63];
-        out[o++] = b64_alphabet[(w >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
     return out;
 }

@@ -20,32 +20,32 @@ struct pgs_codec_s {
 };
 
 /* codec_check.c: limits and well-formedness shared by both encodings. */
-void pgs_codec_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+void pgs_codec_check_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int pgs_codec_utf8_valid(const char *s, size_t len);
-int pgs_codec_uuid_valid(const char *s, size_t len);
+int pgs_codec_check_utf8(const char *s, size_t len);
+int pgs_codec_check_uuid(const char *s, size_t len);
 pgs_err_t pgs_codec_check_string(const char *s, size_t len, const char *field, const char *what,
                                  char *errstr, size_t errstr_size);
 pgs_err_t pgs_codec_check_command(const pgs_command_t *cmd, char *errstr, size_t errstr_size);
 pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_t errstr_size);
 /* Strict RFC 4648 base64 (padded, standard alphabet). 0 or -1. */
-int pgs_codec_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
-                            size_t *out_len);
-char *pgs_codec_base64_encode(const void *in, size_t len);
+int pgs_codec_check_base64_decode(pgs_arena_t *arena, const char *in, size_t len, const char **out,
+                                  size_t *out_len);
+char *pgs_codec_check_base64_encode(const void *in, size_t len);
 
 /* codec_scan.c: walks Avro binary against a writer schema before avro-c
  * reads it, so that avro-c never sees a length it would trust blindly. */
-pgs_err_t pgs_codec_avro_scan(avro_schema_t schema, const void *buf, size_t len, char *errstr,
+pgs_err_t pgs_codec_scan_avro(avro_schema_t schema, const void *buf, size_t len, char *errstr,
                               size_t errstr_size);
 
 /* codec_avro.c: avro-c values <-> pgscribe structs. */
 pgs_err_t pgs_codec_avro_to_command(avro_value_t *rec, pgs_command_t *cmd, char *errstr,
                                     size_t errstr_size);
-int pgs_codec_command_to_avro(const pgs_command_t *cmd, avro_value_t *rec);
+int pgs_codec_avro_from_command(const pgs_command_t *cmd, avro_value_t *rec);
 pgs_err_t pgs_codec_avro_to_audit(avro_value_t *rec, pgs_audit_event_t *ev, char *errstr,
                                   size_t errstr_size);
-int pgs_codec_audit_to_avro(const pgs_audit_event_t *ev, avro_value_t *rec);
-int pgs_codec_metrics_to_avro(const pgs_metrics_record_t *m, avro_value_t *rec);
+int pgs_codec_avro_from_audit(const pgs_audit_event_t *ev, avro_value_t *rec);
+int pgs_codec_avro_from_metrics(const pgs_metrics_record_t *m, avro_value_t *rec);
 json_t *pgs_codec_avro_to_json(avro_value_t *v);
 
 /* codec_json.c: the JSON form. */
@@ -53,6 +53,6 @@ pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *
                                     size_t errstr_size);
 pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t *ev, char *errstr,
                                   size_t errstr_size);
-char *pgs_codec_audit_to_json(const pgs_audit_event_t *ev);
+char *pgs_codec_json_from_audit(const pgs_audit_event_t *ev);
 
 #endif

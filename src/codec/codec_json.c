@@ -12,7 +12,7 @@ typedef struct {
 
 static pgs_err_t jfail(jctx_t *c, pgs_err_t err, const char *field, const char *why)
 {
-    pgs_codec_errf(c->errstr, c->errstr_size, "field '%s': %s", field, why);
+    pgs_codec_check_errf(c->errstr, c->errstr_size, "field '%s': %s", field, why);
     return err;
 }
 
@@ -81,20 +81,22 @@ static void jdup_describe(const char *buf, size_t end, int line, int column, cha
     int map = jname_is(top, top_len, "key") || jname_is(top, top_len, "data") ||
               jname_is(top, top_len, "details");
     if (depth == 1 && top_ok)
-        pgs_codec_errf(errstr, errstr_size,
-                       "field '%.*s' appears more than once (line %d column %d)", (int)top_len, top,
-                       line, column);
+        pgs_codec_check_errf(errstr, errstr_size,
+                             "field '%.*s' appears more than once (line %d column %d)",
+                             (int)top_len, top, line, column);
     else if (depth == 2 && map && lv[0].is_object && jname_quotable(sub, sub_len))
-        pgs_codec_errf(errstr, errstr_size,
-                       "field '%.*s.%.*s' appears more than once (line %d column %d)", (int)top_len,
-                       top, (int)sub_len, sub, line, column);
+        pgs_codec_check_errf(errstr, errstr_size,
+                             "field '%.*s.%.*s' appears more than once (line %d column %d)",
+                             (int)top_len, top, (int)sub_len, sub, line, column);
     else if (depth >= 2 && top_ok)
-        pgs_codec_errf(errstr, errstr_size,
-                       "a field name appears more than once inside '%.*s' (line %d column %d)",
-                       (int)top_len, top, line, column);
+        pgs_codec_check_errf(
+            errstr, errstr_size,
+            "a field name appears more than once inside '%.*s' (line %d column %d)", (int)top_len,
+            top, line, column);
     else
-        pgs_codec_errf(errstr, errstr_size,
-                       "a field name appears more than once (line %d column %d)", line, column);
+        pgs_codec_check_errf(errstr, errstr_size,
+                             "a field name appears more than once (line %d column %d)", line,
+                             column);
 }
 
 /* jansson's error text quotes the input near the error ("near '...'"),
@@ -116,30 +118,32 @@ static json_t *jparse(const void *buf, size_t len, pgs_err_t *err, char *errstr,
             break;
         case json_error_invalid_utf8:
             *err = PGS_E_DECODE_BAD_UTF8;
-            pgs_codec_errf(errstr, errstr_size, "JSON is not valid UTF-8 (byte %d)", je.position);
+            pgs_codec_check_errf(errstr, errstr_size, "JSON is not valid UTF-8 (byte %d)",
+                                 je.position);
             break;
         case json_error_null_character:
         case json_error_null_byte_in_key:
             *err = PGS_E_DECODE_NUL_BYTE;
-            pgs_codec_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)", je.position);
+            pgs_codec_check_errf(errstr, errstr_size, "JSON contains a NUL byte (byte %d)",
+                                 je.position);
             break;
         case json_error_numeric_overflow:
             *err = PGS_E_DECODE_JSON_SYNTAX;
-            pgs_codec_errf(errstr, errstr_size,
-                           "JSON number out of range (64-bit integer or double) at line %d "
-                           "column %d",
-                           je.line, je.column);
+            pgs_codec_check_errf(errstr, errstr_size,
+                                 "JSON number out of range (64-bit integer or double) at line %d "
+                                 "column %d",
+                                 je.line, je.column);
             break;
         default:
             *err = PGS_E_DECODE_JSON_SYNTAX;
-            pgs_codec_errf(errstr, errstr_size, "JSON syntax error at line %d column %d", je.line,
-                           je.column);
+            pgs_codec_check_errf(errstr, errstr_size, "JSON syntax error at line %d column %d",
+                                 je.line, je.column);
         }
         return NULL;
     }
     if (!json_is_object(root)) {
         *err = PGS_E_DECODE_WRONG_TYPE;
-        pgs_codec_errf(errstr, errstr_size, "message is not a JSON object");
+        pgs_codec_check_errf(errstr, errstr_size, "message is not a JSON object");
         json_decref(root);
         return NULL;
     }
@@ -208,8 +212,8 @@ static pgs_err_t jvalue(jctx_t *c, json_t *j, const char *field, pgs_value_t *v)
         json_t *b = json_object_get(j, "bytes");
         if (json_object_size(j) == 1 && json_is_string(b)) {
             v->type = PGS_VAL_BYTES;
-            if (pgs_codec_base64_decode(c->arena, json_string_value(b), json_string_length(b),
-                                        &v->u.s.ptr, &v->u.s.len))
+            if (pgs_codec_check_base64_decode(c->arena, json_string_value(b), json_string_length(b),
+                                              &v->u.s.ptr, &v->u.s.len))
                 return jfail(c, PGS_E_DECODE_BAD_BASE64, field, "bytes value is not base64");
             return PGS_OK;
         }
@@ -270,7 +274,7 @@ pgs_err_t pgs_codec_json_to_command(const void *buf, size_t len, pgs_command_t *
         (err = jtext(&c, root, "actor", &cmd->actor)) ||
         (err = jtext(&c, root, "entity", &cmd->entity)) || (err = jtext(&c, root, "op", &op)))
         goto out;
-    if (pgs_op_parse(op, &cmd->op)) {
+    if (pgs_command_op_parse(op, &cmd->op)) {
         err = jfail(&c, PGS_E_DECODE_BAD_OP, "op", "unknown operation");
         goto out;
     }
@@ -350,7 +354,7 @@ static json_t *jvalue_new(const pgs_value_t *v)
     case PGS_VAL_STRING:
         return json_stringn(v->u.s.ptr ? v->u.s.ptr : "", v->u.s.ptr ? v->u.s.len : 0);
     case PGS_VAL_BYTES: {
-        char *b64 = pgs_codec_base64_encode(v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len);
+        char *b64 = pgs_codec_check_base64_encode(v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len);
         json_t *o = b64 ? json_pack("{s:s}", "bytes", b64) : NULL;
         free(b64);
         return o;
@@ -378,7 +382,7 @@ static char *jdump(json_t *root, int ok)
     return out;
 }
 
-char *pgs_codec_command_to_json(const pgs_command_t *cmd)
+char *pgs_codec_json_from_command(const pgs_command_t *cmd)
 {
     json_t *root = json_object();
     if (!root)
@@ -387,7 +391,7 @@ char *pgs_codec_command_to_json(const pgs_command_t *cmd)
              !jset(root, "clinic_id", jtext_new(cmd->clinic_id)) &&
              !jset(root, "actor", jtext_new(cmd->actor)) &&
              !jset(root, "entity", jtext_new(cmd->entity)) && (unsigned)cmd->op <= PGS_OP_DELETE &&
-             !jset(root, "op", json_string(pgs_op_name(cmd->op))) &&
+             !jset(root, "op", json_string(pgs_command_op_name(cmd->op))) &&
              !jset(root, "key", jfields_new(cmd->key, cmd->key_cnt)) &&
              !jset(root, "data", jfields_new(cmd->data, cmd->data_cnt)) &&
              !jset(root, "expected_version",
@@ -396,7 +400,7 @@ char *pgs_codec_command_to_json(const pgs_command_t *cmd)
     return jdump(root, ok);
 }
 
-char *pgs_codec_audit_to_json(const pgs_audit_event_t *ev)
+char *pgs_codec_json_from_audit(const pgs_audit_event_t *ev)
 {
     json_t *root = json_object();
     if (!root)

@@ -20,7 +20,7 @@ typedef struct {
 
 static pgs_err_t scan_fail(scan_t *s, pgs_err_t err, const char *field, const char *why)
 {
-    pgs_codec_errf(s->errstr, s->errstr_size, "field '%s': %s", field, why);
+    pgs_codec_check_errf(s->errstr, s->errstr_size, "field '%s': %s", field, why);
     return err;
 }
 
@@ -231,7 +231,7 @@ static pgs_err_t scan_value(scan_t *s, avro_schema_t schema, const char *field)
     }
 }
 
-pgs_err_t pgs_codec_avro_scan(avro_schema_t schema, const void *buf, size_t len, char *errstr,
+pgs_err_t pgs_codec_scan_avro(avro_schema_t schema, const void *buf, size_t len, char *errstr,
                               size_t errstr_size)
 {
     scan_t s = {buf, (const unsigned char *)buf + len, errstr, errstr_size};
@@ -239,7 +239,8 @@ pgs_err_t pgs_codec_avro_scan(avro_schema_t schema, const void *buf, size_t len,
     if (err)
         return err;
     if (s.p != s.end) {
-        pgs_codec_errf(errstr, errstr_size, "%zu trailing bytes after the record", scan_left(&s));
+        pgs_codec_check_errf(errstr, errstr_size, "%zu trailing bytes after the record",
+                             scan_left(&s));
         return PGS_E_DECODE_AVRO;
     }
     return PGS_OK;

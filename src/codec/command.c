@@ -1,4 +1,4 @@
-/* WriteCommand and AuditEvent lifetimes, and op names. */
+/* WriteCommand and AuditEvent lifetimes, op names and field lookup. */
 #include "codec/command.h"
 
 #include <stdlib.h>
@@ -6,12 +6,12 @@
 
 static const char *const op_names[] = {"INSERT", "UPSERT", "UPDATE", "DELETE"};
 
-const char *pgs_op_name(pgs_op_t op)
+const char *pgs_command_op_name(pgs_op_t op)
 {
     return (unsigned)op < 4 ? op_names[op] : "UNKNOWN";
 }
 
-int pgs_op_parse(const char *name, pgs_op_t *op)
+int pgs_command_op_parse(const char *name, pgs_op_t *op)
 {
     for (int i = 0; i < 4; i++) {
         if (strcmp(name, op_names[i]) == 0) {
@@ -22,7 +22,7 @@ int pgs_op_parse(const char *name, pgs_op_t *op)
     return -1;
 }
 
-int pgs_clinic_id_valid(const char *clinic_id)
+int pgs_command_clinic_id_valid(const char *clinic_id)
 {
     if (!clinic_id || !*clinic_id)
         return 0;
@@ -48,7 +48,7 @@ void pgs_command_free(pgs_command_t *cmd)
         pgs_arena_free(cmd->arena);
 }
 
-pgs_audit_event_t *pgs_audit_event_new(void)
+pgs_audit_event_t *pgs_command_audit_new(void)
 {
     pgs_arena_t *arena = pgs_arena_new(1024);
     pgs_audit_event_t *ev = pgs_arena_alloc(arena, sizeof(*ev));
@@ -56,8 +56,17 @@ pgs_audit_event_t *pgs_audit_event_new(void)
     return ev;
 }
 
-void pgs_audit_event_free(pgs_audit_event_t *ev)
+void pgs_command_audit_free(pgs_audit_event_t *ev)
 {
     if (ev)
         pgs_arena_free(ev->arena);
+}
+
+const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(fields[i].name, name) == 0)
+            return &fields[i].value;
+    }
+    return NULL;
 }

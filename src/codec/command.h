@@ -44,9 +44,9 @@ typedef enum {
 } pgs_op_t;
 
 /** @brief "INSERT", "UPSERT", "UPDATE" or "DELETE". */
-const char *pgs_op_name(pgs_op_t op);
+const char *pgs_command_op_name(pgs_op_t op);
 /** @returns 0 and sets *op, or -1 for an unknown name. */
-int pgs_op_parse(const char *name, pgs_op_t *op);
+int pgs_command_op_parse(const char *name, pgs_op_t *op);
 
 /**
  * @brief pgscribe.v1.WriteCommand. Every pointer points into @c arena,
@@ -77,7 +77,7 @@ typedef struct pgs_command_s {
  *          PGS_CLINIC_ID_MAX bytes with no control character (U+0000-U+001F,
  *          U+007F). UTF-8 validity is the codec's check.
  */
-int pgs_clinic_id_valid(const char *clinic_id);
+int pgs_command_clinic_id_valid(const char *clinic_id);
 
 /** @brief An empty command with its own arena. */
 pgs_command_t *pgs_command_new(void);
@@ -99,7 +99,11 @@ typedef struct pgs_audit_event_s {
     size_t details_cnt;
 } pgs_audit_event_t;
 
-pgs_audit_event_t *pgs_audit_event_new(void);
-void pgs_audit_event_free(pgs_audit_event_t *ev);
+/** @returns the value of the entry named @p name among @p n fields, or NULL
+ *           when the map has none (which is not the same as a null value). */
+const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const char *name);
+
+pgs_audit_event_t *pgs_command_audit_new(void);
+void pgs_command_audit_free(pgs_audit_event_t *ev);
 
 #endif

@@ -46,7 +46,7 @@ static int cli_check_kafka(const pgs_config_t *cfg, const char *label)
     char errstr[512], last[512] = "";
     for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
         rd_kafka_conf_t *conf =
-            pgs_kafka_conf_new(cfg, roles[i], NULL, NULL, errstr, sizeof(errstr));
+            pgs_kafkaconf_new(cfg, roles[i], NULL, NULL, errstr, sizeof(errstr));
         if (conf == NULL) {
             /* a shared key fails for both roles: say it once */
             if (strcmp(errstr, last) != 0) {

@@ -2,6 +2,8 @@
  * example schema, with keys that repeat so per-key ordering gets exercised,
  * and audit events for the audit topic. */
 #include "command/loadgen.h"
+#include "common/xalloc.h"
+#include "codec/value.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -272,9 +274,7 @@ static key_state_t *pool_add(key_pool_t *pool)
 {
     if (pool->cnt == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
-        key_state_t *keys = realloc(pool->keys, cap * sizeof(*keys));
-        if (!keys)
-            abort(); /* same policy as the arena: out of memory is fatal */
+        key_state_t *keys = pgs_xalloc_realloc(pool->keys, cap * sizeof(*keys));
         pool->keys = keys;
         pool->cap = cap;
     }
@@ -581,7 +581,7 @@ pgs_audit_event_t *pgs_loadgen_next_audit(pgs_loadgen_t *lg)
 {
     rng_t *r = &lg->audit_rng;
     char buf[64];
-    pgs_audit_event_t *ev = pgs_audit_event_new();
+    pgs_audit_event_t *ev = pgs_command_audit_new();
 
     rng_uuid(r, buf);
     ev->event_id = pgs_arena_strdup(ev->arena, buf);
@@ -648,17 +648,15 @@ size_t pgs_loadgen_message_key(const pgs_command_t *cmd, char *buf, size_t size)
         case PGS_VAL_NULL:
             break;
         case PGS_VAL_BOOL:
-            key_append(buf, size, &off, "%s", v->u.b ? "true" : "false");
-            break;
         case PGS_VAL_LONG:
-            key_append(buf, size, &off, "%" PRId64, v->u.l);
-            break;
         case PGS_VAL_DOUBLE:
-            key_append(buf, size, &off, "%.17g", v->u.d);
+        case PGS_VAL_STRING: {
+            char text[PGS_VALUE_TEXT_MAX];
+            size_t n;
+            const char *t = pgs_value_text(v, text, &n);
+            key_append(buf, size, &off, "%.*s", (int)n, t);
             break;
-        case PGS_VAL_STRING:
-            key_append(buf, size, &off, "%s", v->u.s.ptr);
-            break;
+        }
         case PGS_VAL_BYTES:
             for (size_t j = 0; j < v->u.s.len; j++)
                 key_append(buf, size, &off, "%02x", (unsigned)(uint8_t)v->u.s.ptr[j]);

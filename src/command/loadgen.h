@@ -36,7 +36,7 @@ void pgs_loadgen_free(pgs_loadgen_t *lg);
 pgs_command_t *pgs_loadgen_next(pgs_loadgen_t *lg);
 
 /**
- * @brief The next audit event; the caller frees it with pgs_audit_event_free.
+ * @brief The next audit event; the caller frees it with pgs_command_audit_free.
  *        Audit events come from a second PRNG stream derived from the same
  *        seed, so drawing commands and events interleaved in any order leaves
  *        both sequences unchanged. Event n: a random v4 event_id, a clinic

@@ -88,7 +88,7 @@ int pgs_cmd_metrics(int argc, char **argv)
         return PGS_EXIT_FAILURE;
     }
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(cfg, PGS_KAFKA_CONSUMER, NULL, brokers, errstr, sizeof(errstr));
+        pgs_kafkaconf_new(cfg, PGS_KAFKA_CONSUMER, NULL, brokers, errstr, sizeof(errstr));
     rd_kafka_t *rk = NULL;
     if (conf) {
         /* assign-only reader: the group id is never used to commit */

@@ -2,6 +2,7 @@
  * from JSON lines or sent as raw files, or generated audit events, with
  * pacing, progress and a delivery summary. */
 #include "common/cli.h"
+#include "common/xalloc.h"
 #include "codec/codec.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
@@ -312,7 +313,7 @@ static rd_kafka_conf_t *produce_conf_new(produce_t *p, const pgs_config_t *cfg, 
                                            "500000",
                                            NULL};
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, defaults, p->opts.brokers, errstr, errstr_size);
+        pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, defaults, p->opts.brokers, errstr, errstr_size);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, produce_on_delivery);
@@ -416,9 +417,7 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
     char *key = keybuf;
     size_t keylen = pgs_loadgen_message_key(cmd, keybuf, sizeof(keybuf));
     if (keylen >= sizeof(keybuf)) {
-        key = malloc(keylen + 1);
-        if (!key)
-            abort();
+        key = pgs_xalloc_malloc(keylen + 1);
         pgs_loadgen_message_key(cmd, key, keylen + 1);
     }
 
@@ -429,7 +428,7 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
         return -1;
 
     if (p->emit) {
-        char *json = pgs_codec_command_to_json(cmd);
+        char *json = pgs_codec_json_from_command(cmd);
         if (!json || fprintf(p->emit, "%s\n", json) < 0) {
             fprintf(stderr, "produce: --emit: cannot write command %lld\n", p->produced);
             free(json);
@@ -502,7 +501,7 @@ static long long produce_from_input(produce_t *p)
         if (err != PGS_OK) {
             /* The code only: errstr names fields, but a line may hold PHI. */
             fprintf(stderr, "%sline %lld: %s\n", p->opts.progress ? "\n" : "", lineno,
-                    pgs_err_code(err));
+                    pgs_error_code(err));
             skipped++;
             continue;
         }
@@ -539,9 +538,7 @@ static int produce_read_file(const char *path, char **buf, size_t *len)
         return -1;
     }
     *len = (size_t)st.st_size;
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf)
-        abort();
+    *buf = pgs_xalloc_malloc(*len);
     int rc = fread(*buf, 1, *len, f) == *len ? 0 : -1;
     if (rc) {
         fprintf(stderr, "produce: %s: short read\n", path);
@@ -606,7 +603,7 @@ static int produce_generated(produce_t *p, int audit)
         if (audit) {
             pgs_audit_event_t *ev = pgs_loadgen_next_audit(lg);
             rc = produce_audit_one(p, ev);
-            pgs_audit_event_free(ev);
+            pgs_command_audit_free(ev);
         } else {
             pgs_command_t *cmd = pgs_loadgen_next(lg);
             rc = produce_one(p, cmd);
@@ -661,7 +658,7 @@ int pgs_cmd_produce(int argc, char **argv)
         goto out;
     }
     /* Not before every partition takes writes (see topicready.h). */
-    if (pgs_topic_wait_ready(p.rk, p.opts.topic, PRODUCE_READY_MS, NULL, errstr, sizeof(errstr))) {
+    if (pgs_topicready_wait(p.rk, p.opts.topic, PRODUCE_READY_MS, NULL, errstr, sizeof(errstr))) {
         fprintf(stderr, "produce: %s\n", errstr);
         exit_code = PGS_EXIT_KAFKA;
         goto out;

@@ -92,7 +92,7 @@ static int prune_run(PGconn *pg, int64_t age_s, int batch, int dry_run)
         free(cutoff);
         return rc;
     }
-    int64_t t0 = pgs_now_us();
+    int64_t t0 = pgs_clock_now_us();
     long long total = 0, batches = 0;
     for (;;) {
         PGresult *res = PQexecParams(pg, SQL_DELETE_BATCH, 2, NULL, p2, NULL, NULL, 0);
@@ -109,7 +109,7 @@ static int prune_run(PGconn *pg, int64_t age_s, int batch, int dry_run)
         if (n < batch)
             break;
     }
-    double secs = (double)(pgs_now_us() - t0) / 1e6;
+    double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     if (rc == PGS_EXIT_OK)
         printf("pruned %lld idempotency record(s) applied before %s in %lld transaction(s), "
                "%.2f s\n",

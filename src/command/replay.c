@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/xalloc.h"
 #include "codec/codec.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
@@ -159,7 +160,7 @@ static int replay_parse_time(const char *s, size_t len, int64_t *out_ms)
 static int replay_class_known(const char *name)
 {
     for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++)
-        if (strcmp(name, pgs_eclass_name((pgs_eclass_t)k)) == 0)
+        if (strcmp(name, pgs_error_class_name((pgs_eclass_t)k)) == 0)
             return 1;
     return 0;
 }
@@ -223,7 +224,7 @@ static int replay_clinic(pgs_codec_t *codec, const rd_kafka_message_t *m, rd_kaf
     if (cmd)
         pgs_command_free(cmd);
     if (ev)
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     return rc;
 }
 
@@ -393,7 +394,7 @@ static rd_kafka_conf_t *replay_base_conf(const replay_opts_t *o, const pgs_confi
                                          pgs_kafka_role_t role)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = pgs_kafka_conf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf = pgs_kafkaconf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
     if (!conf)
         fprintf(stderr, "pgscribe replay: %s\n", errstr);
     return conf;
@@ -452,9 +453,7 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
     for (int i = 0; i < nparts; i++)
         if (md->topics[0].partitions[i].id > maxpart)
             maxpart = md->topics[0].partitions[i].id;
-    at_end = calloc((size_t)maxpart + 1, 1);
-    if (!at_end)
-        abort();
+    at_end = pgs_xalloc_calloc((size_t)maxpart + 1, 1);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
     for (int i = 0; i < nparts; i++)
         rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
@@ -515,9 +514,7 @@ static int replay_read(const replay_opts_t *o, const pgs_config_t *cfg, pgs_code
         }
         if (nkeep == cap) {
             cap = cap ? cap * 2 : 64;
-            keep = realloc(keep, cap * sizeof(*keep));
-            if (!keep)
-                abort();
+            keep = pgs_xalloc_realloc(keep, cap * sizeof(*keep));
         }
         keep[nkeep++] = m;
     }
@@ -659,11 +656,9 @@ int pgs_cmd_replay(int argc, char **argv)
 {
     replay_opts_t o = {.timeout_ms = 30000};
     /* each repeatable filter holds at most argc values */
-    o.classes = calloc((size_t)argc + 1, sizeof(char *));
-    o.codes = calloc((size_t)argc + 1, sizeof(char *));
-    o.clinics = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.classes || !o.codes || !o.clinics)
-        abort();
+    o.classes = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
+    o.codes = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
+    o.clinics = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
     pgs_config_t *cfg = NULL;
     pgs_codec_t *codec = NULL;
     rd_kafka_t *consumer = NULL;

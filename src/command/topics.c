@@ -78,7 +78,7 @@ int pgs_cmd_topics(int argc, char **argv)
         return PGS_EXIT_CONFIG;
     char errstr[512];
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(cfg, PGS_KAFKA_ADMIN, NULL, brokers, errstr, sizeof(errstr));
+        pgs_kafkaconf_new(cfg, PGS_KAFKA_ADMIN, NULL, brokers, errstr, sizeof(errstr));
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
     if (!rk) {
         fprintf(stderr, "pgscribe topics: %s\n", errstr);
@@ -126,8 +126,8 @@ int pgs_cmd_topics(int argc, char **argv)
     /* Created is not writable yet: return once every partition's log is up,
      * so a producer started next does not race the broker. */
     for (int i = 0; rc == PGS_EXIT_OK && i < 5; i++) {
-        if (pgs_topic_wait_ready(rk, pgs_config_str(cfg, names[i]), 30000, NULL, errstr,
-                                 sizeof(errstr))) {
+        if (pgs_topicready_wait(rk, pgs_config_str(cfg, names[i]), 30000, NULL, errstr,
+                                sizeof(errstr))) {
             fprintf(stderr, "pgscribe topics: %s\n", errstr);
             rc = PGS_EXIT_KAFKA;
         }

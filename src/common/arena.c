@@ -1,5 +1,6 @@
 /* Arena allocator: chunks chained together, released in one call. */
 #include "common/arena.h"
+#include "common/xalloc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -20,11 +21,7 @@ struct pgs_arena_s {
 
 static pgs_chunk_t *chunk_new(size_t size)
 {
-    pgs_chunk_t *c = malloc(sizeof(*c) + size);
-    if (!c) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
+    pgs_chunk_t *c = pgs_xalloc_malloc(sizeof(*c) + size);
     c->next = NULL;
     c->size = size;
     c->used = 0;
@@ -33,11 +30,7 @@ static pgs_chunk_t *chunk_new(size_t size)
 
 pgs_arena_t *pgs_arena_new(size_t hint)
 {
-    pgs_arena_t *a = malloc(sizeof(*a));
-    if (!a) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
+    pgs_arena_t *a = pgs_xalloc_malloc(sizeof(*a));
     a->hint = hint < 256 ? 256 : hint;
     a->head = chunk_new(a->hint);
     return a;

@@ -5,8 +5,8 @@
 #include <stdint.h>
 
 /** @returns CLOCK_MONOTONIC in microseconds: for deadlines and durations. */
-int64_t pgs_now_us(void);
+int64_t pgs_clock_now_us(void);
 /** @returns CLOCK_REALTIME in milliseconds: for timestamps in records. */
-int64_t pgs_now_ms(void);
+int64_t pgs_clock_now_ms(void);
 
 #endif

@@ -44,9 +44,9 @@ static void conf_set(const char *name, const char *value, void *opaque)
     }
 }
 
-rd_kafka_conf_t *pgs_kafka_conf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
-                                    const char *const *defaults, const char *brokers, char *errstr,
-                                    size_t errstr_size)
+rd_kafka_conf_t *pgs_kafkaconf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
+                                   const char *const *defaults, const char *brokers, char *errstr,
+                                   size_t errstr_size)
 {
     conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, role, 0};
     const char *env = getenv("PGSCRIBE_KAFKA");

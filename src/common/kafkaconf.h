@@ -31,8 +31,8 @@ typedef enum {
  * @returns the configuration, or NULL with the key librdkafka rejected in
  *          @p errstr.
  */
-rd_kafka_conf_t *pgs_kafka_conf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
-                                    const char *const *defaults, const char *brokers, char *errstr,
-                                    size_t errstr_size);
+rd_kafka_conf_t *pgs_kafkaconf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
+                                   const char *const *defaults, const char *brokers, char *errstr,
+                                   size_t errstr_size);
 
 #endif

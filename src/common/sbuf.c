@@ -1,5 +1,6 @@
 /* String buffer for SQL text built from the catalog. */
 #include "common/sbuf.h"
+#include "common/xalloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,12 +14,7 @@ void pgs_sbuf_reserve(pgs_sbuf_t *sb, size_t more)
     size_t cap = sb->cap ? sb->cap : 1024;
     while (cap < sb->len + more + 1)
         cap *= 2;
-    char *p = realloc(sb->buf, cap);
-    if (!p) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
-    sb->buf = p;
+    sb->buf = pgs_xalloc_realloc(sb->buf, cap);
     sb->cap = cap;
 }
 

@@ -51,19 +51,19 @@ static int topic_ready_once(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *t
     return ready;
 }
 
-int pgs_topic_wait_ready(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
-                         char *err, size_t err_size)
+int pgs_topicready_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
+                        char *err, size_t err_size)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt) {
         snprintf(err, err_size, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return -1;
     }
-    int64_t deadline = pgs_now_us() + (int64_t)timeout_ms * 1000;
+    int64_t deadline = pgs_clock_now_us() + (int64_t)timeout_ms * 1000;
     int cnt = 0, ready;
     char why[256] = "not asked";
     while (!(ready = topic_ready_once(rk, rkt, topic, &cnt, why, sizeof(why))) &&
-           pgs_now_us() < deadline) {
+           pgs_clock_now_us() < deadline) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }

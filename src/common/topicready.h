@@ -19,7 +19,7 @@
  * @param partitions receives the partition count when not NULL.
  * @returns 0 when ready, -1 after @p timeout_ms with the last reason in @p err.
  */
-int pgs_topic_wait_ready(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
-                         char *err, size_t err_size);
+int pgs_topicready_wait(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions,
+                        char *err, size_t err_size);
 
 #endif

@@ -53,24 +53,24 @@ static const char *const class_names[] = {
     [PGS_ECLASS_DB_PERMANENT] = "db-permanent",
 };
 
-const char *pgs_err_code(pgs_err_t err)
+const char *pgs_error_code(pgs_err_t err)
 {
     return (unsigned)err < PGS_E__COUNT ? err_table[err].code : "UNKNOWN";
 }
 
-pgs_eclass_t pgs_err_class(pgs_err_t err)
+pgs_eclass_t pgs_error_class(pgs_err_t err)
 {
     return (unsigned)err < PGS_E__COUNT ? err_table[err].klass : PGS_ECLASS_NONE;
 }
 
-const char *pgs_eclass_name(pgs_eclass_t klass)
+const char *pgs_error_class_name(pgs_eclass_t klass)
 {
     return (unsigned)klass <= PGS_ECLASS_DB_PERMANENT ? class_names[klass] : "unknown";
 }
 
-int pgs_err_is_transient(pgs_err_t err)
+int pgs_error_is_transient(pgs_err_t err)
 {
-    return pgs_err_class(err) == PGS_ECLASS_DB_TRANSIENT;
+    return pgs_error_class(err) == PGS_ECLASS_DB_TRANSIENT;
 }
 
 /* The outage SQLSTATEs: the database as a whole is going away, read-only or
@@ -82,7 +82,7 @@ int pgs_err_is_transient(pgs_err_t err)
  *   53xxx insufficient resources (disk full, out of memory, too many
  *   connections, configuration limit); 57P01-57P05 admin/crash shutdown,
  *   cannot connect now, database dropped, idle session timeout. */
-int pgs_sqlstate_is_outage(const char *s)
+int pgs_error_sqlstate_is_outage(const char *s)
 {
     if (!s || strlen(s) != 5)
         return 1;
@@ -96,9 +96,9 @@ int pgs_sqlstate_is_outage(const char *s)
  * lock_not_available (lock_timeout) and 55006 object_in_use; 58 system
  * errors (I/O); XX internal errors. Everything else is a property of the
  * command, or of the configuration, and fails again. */
-pgs_err_t pgs_sqlstate_classify(const char *s)
+pgs_err_t pgs_error_sqlstate_classify(const char *s)
 {
-    return pgs_pg_error_classify(s, NULL);
+    return pgs_error_pg_classify(s, NULL);
 }
 
 /* RLS's WITH CHECK and a missing GRANT share SQLSTATE 42501; only the
@@ -106,9 +106,9 @@ pgs_err_t pgs_sqlstate_classify(const char *s)
  * 9.5; it names a table, never a value). */
 #define RLS_CHECK_MESSAGE "new row violates row-level security policy"
 
-pgs_err_t pgs_pg_error_classify(const char *s, const char *primary)
+pgs_err_t pgs_error_pg_classify(const char *s, const char *primary)
 {
-    if (!s || strlen(s) != 5 || pgs_sqlstate_is_outage(s))
+    if (!s || strlen(s) != 5 || pgs_error_sqlstate_is_outage(s))
         return PGS_E_DB_TRANSIENT;
     if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
         return PGS_E_DB_ROW_PRECONDITION;

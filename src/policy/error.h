@@ -54,20 +54,20 @@ typedef enum {
 } pgs_err_t;
 
 /** @brief Dead-letter code, e.g. "DECODE_BAD_MAGIC". */
-const char *pgs_err_code(pgs_err_t err);
+const char *pgs_error_code(pgs_err_t err);
 /** @brief The class of an error code. */
-pgs_eclass_t pgs_err_class(pgs_err_t err);
+pgs_eclass_t pgs_error_class(pgs_err_t err);
 /** @brief Class name used in dead-letter headers and metrics labels, e.g. "decode". */
-const char *pgs_eclass_name(pgs_eclass_t klass);
+const char *pgs_error_class_name(pgs_eclass_t klass);
 /** @returns 1 if retrying the same command can succeed. */
-int pgs_err_is_transient(pgs_err_t err);
+int pgs_error_is_transient(pgs_err_t err);
 
 /**
  * @brief Classifies a PostgreSQL SQLSTATE.
  * @returns PGS_E_DB_TRANSIENT, PGS_E_TENANT_RLS, PGS_E_DB_ROW_PRECONDITION or
  *          PGS_E_DB_PERMANENT. NULL (no SQLSTATE: connection lost) is transient.
  */
-pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
+pgs_err_t pgs_error_sqlstate_classify(const char *sqlstate);
 
 /**
  * @brief Classifies a PostgreSQL error by its SQLSTATE and primary message
@@ -75,7 +75,7 @@ pgs_err_t pgs_sqlstate_classify(const char *sqlstate);
  *        WITH CHECK (tenant) from a missing GRANT (db-permanent), which
  *        share 42501.
  */
-pgs_err_t pgs_pg_error_classify(const char *sqlstate, const char *primary);
+pgs_err_t pgs_error_pg_classify(const char *sqlstate, const char *primary);
 
 /**
  * @returns 1 if the SQLSTATE says the database as a whole is going away,
@@ -83,7 +83,7 @@ pgs_err_t pgs_pg_error_classify(const char *sqlstate, const char *primary);
  *          57P01-57P05; NULL): an outage, which spends no attempt and feeds
  *          the circuit breaker.
  */
-int pgs_sqlstate_is_outage(const char *sqlstate);
+int pgs_error_sqlstate_is_outage(const char *sqlstate);
 
 /** SQLSTATE raised by pgscribe.expect_rows() when an UPDATE or DELETE finds
  *  no row, or the row's version differs from expected_version. */

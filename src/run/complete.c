@@ -6,13 +6,13 @@
 #include "run/complete.h"
 #include "run/worker.h"
 
-/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
-void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
+/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
+void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work)
 {
     if (work->rkm)
         rd_kafka_message_destroy(work->rkm);
     pgs_command_free(work->cmd);
-    pgs_audit_event_free(work->audit);
+    pgs_command_audit_free(work->audit);
     work->part->stream->live--;
     free(work->errmsg);
     if (work->part->outstanding > 0)
@@ -21,7 +21,7 @@ void pgs_work_free(pgs_worker_t *w, pgs_work_t *work)
     free(work);
 }
 
-/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
+/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
 void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
 {
     pgs_partition_t *part = work->part;
@@ -34,7 +34,7 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
         pgs_offsets_done(part->offsets, work->offset);
         part->dirty = 1;
     }
-    pgs_work_free(w, work);
+    pgs_complete_work_free(w, work);
 }
 
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,

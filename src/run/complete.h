@@ -12,14 +12,14 @@ typedef struct pgs_worker_s pgs_worker_t;
  * @brief The work is finished (applied, duplicate, or dead letter acked):
  *        its lane moves on and its offset may be stored. Frees the work.
  * @locality main thread; also librdkafka callback (main thread, inside
- *           rd_kafka_poll of the producer: pgs_producer_dr_cb)
+ *           rd_kafka_poll of the producer: pgs_dlq_delivery_cb)
  */
 void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work);
 /**
  * @brief Frees a work that will not complete here (revoked partition).
  * @locality main thread; also librdkafka callback (through pgs_complete_work)
  */
-void pgs_work_free(pgs_worker_t *w, pgs_work_t *work);
+void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work);
 /** @brief Adds a committed transaction to its clinic's interval counters. */
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
                                 int64_t db_time_us);

@@ -29,7 +29,7 @@
  * newer librdkafka can set kafka.partition.assignment.strategy. */
 #define PGS_ASSIGNMENT_STRATEGY "roundrobin"
 
-pgs_partition_t *pgs_partition_get(pgs_stream_t *st, int32_t partition)
+pgs_partition_t *pgs_consume_partition_get(pgs_stream_t *st, int32_t partition)
 {
     if (partition >= st->parts_cnt) {
         int32_t cnt = st->parts_cnt ? st->parts_cnt : 16;
@@ -47,7 +47,7 @@ pgs_partition_t *pgs_partition_get(pgs_stream_t *st, int32_t partition)
     return st->parts[partition];
 }
 
-pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
+pgs_stream_t *pgs_consume_stream_of_topic(pgs_worker_t *w, const char *topic)
 {
     for (int i = 0; i < PGS_STREAM__COUNT; i++) {
         if (strcmp(w->streams[i].topic, topic) == 0)
@@ -59,8 +59,8 @@ pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic)
 /** @locality librdkafka callback (rebalance, main thread) */
 static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_t *tp)
 {
-    pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
-    return st ? pgs_partition_get(st, tp->partition) : NULL;
+    pgs_stream_t *st = pgs_consume_stream_of_topic(w, tp->topic);
+    return st ? pgs_consume_partition_get(st, tp->partition) : NULL;
 }
 
 /* @locality main thread */
@@ -80,7 +80,7 @@ static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
                              const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
-        pgs_stream_t *st = pgs_stream_of_topic(w, parts->elems[i].topic);
+        pgs_stream_t *st = pgs_consume_stream_of_topic(w, parts->elems[i].topic);
         if (!st || !st->queue)
             continue;
         rd_kafka_queue_t *q =
@@ -156,7 +156,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
                                            "16384",
                                            NULL};
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_CONSUMER, defaults, NULL, errstr, errstr_size);
+        pgs_kafkaconf_new(w->cfg, PGS_KAFKA_CONSUMER, defaults, NULL, errstr, errstr_size);
     if (!conf)
         return -1;
     /* what effectively-once rests on: offsets are stored by pgscribe only,

@@ -33,9 +33,9 @@ int pgs_consume_close_serve(pgs_worker_t *w);
 void pgs_consume_update_pauses(pgs_worker_t *w);
 /** @locality main thread; also librdkafka callback (rebalance, inside
  *            rd_kafka_consumer_poll or while the consumer closes) */
-pgs_partition_t *pgs_partition_get(pgs_stream_t *stream, int32_t partition);
+pgs_partition_t *pgs_consume_partition_get(pgs_stream_t *stream, int32_t partition);
 /** @brief The stream consuming @p topic, or NULL.
  *  @locality main thread; also librdkafka callback (rebalance) */
-pgs_stream_t *pgs_stream_of_topic(pgs_worker_t *w, const char *topic);
+pgs_stream_t *pgs_consume_stream_of_topic(pgs_worker_t *w, const char *topic);
 
 #endif

@@ -12,7 +12,7 @@
 #include "run/dlq.h"
 #include "run/worker.h"
 
-/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
+/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
 static void rfc3339_now(char *buf, size_t size)
 {
     struct timespec ts;
@@ -24,14 +24,14 @@ static void rfc3339_now(char *buf, size_t size)
     snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
-/* @locality main thread; also librdkafka callback (pgs_producer_dr_cb) */
+/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
 static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
 {
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
 /* Produces the dead letter of @p work (again, after a failed delivery).
- * @locality main thread; also librdkafka callback (pgs_producer_dr_cb, main
+ * @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb, main
  *           thread, inside rd_kafka_poll or rd_kafka_flush of the producer) */
 static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 {
@@ -43,7 +43,7 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
     else
         hdrs = rd_kafka_headers_new(10);
     char num[32], when[40];
-    hdr_add(hdrs, "pgscribe.error.class", pgs_eclass_name(pgs_err_class(work->err)));
+    hdr_add(hdrs, "pgscribe.error.class", pgs_error_class_name(pgs_error_class(work->err)));
     hdr_add(hdrs, "pgscribe.error.code", work->errcode);
     hdr_add(hdrs, "pgscribe.error.message", work->errmsg ? work->errmsg : "");
     hdr_add(hdrs, "pgscribe.source.topic", work->part->stream->topic);
@@ -95,18 +95,19 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
 {
     work->state = PGS_WORK_DEAD_LETTERING;
     work->err = err;
-    snprintf(work->errcode, sizeof(work->errcode), "%s", code && *code ? code : pgs_err_code(err));
+    snprintf(work->errcode, sizeof(work->errcode), "%s",
+             code && *code ? code : pgs_error_code(err));
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
     pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
              (int)work->part->partition, (long long)work->offset,
-             pgs_eclass_name(pgs_err_class(err)), work->errcode, work->errmsg);
+             pgs_error_class_name(pgs_error_class(err)), work->errcode, work->errmsg);
     dlq_produce(w, work, 0);
 }
 
 /* @locality librdkafka callback (main thread, inside rd_kafka_poll or
  *           rd_kafka_flush of the producer) */
-void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
     pgs_worker_t *w = opaque;

@@ -12,7 +12,7 @@ typedef struct pgs_worker_s pgs_worker_t;
 /**
  * @brief Produces the dead letter of @p work; the work completes when the
  *        broker acknowledges it. @p code is the dead-letter code (a SQLSTATE
- *        for database errors) or NULL for pgs_err_code(err); @p msg is PHI-free.
+ *        for database errors) or NULL for pgs_error_code(err); @p msg is PHI-free.
  */
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
                   const char *msg);
@@ -21,6 +21,6 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
  * @locality librdkafka callback (main thread, inside rd_kafka_poll or
  *           rd_kafka_flush of the producer)
  */
-void pgs_producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque);
+void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque);
 
 #endif

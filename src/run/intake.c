@@ -35,7 +35,7 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
     rd_kafka_message_t *rkm = work->rkm;
     pgs_err_t err = pgs_codec_decode_audit(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
                                            &work->audit, errstr, sizeof(errstr));
-    if (err == PGS_OK && !pgs_clinic_id_valid(work->audit->clinic_id)) {
+    if (err == PGS_OK && !pgs_command_clinic_id_valid(work->audit->clinic_id)) {
         err = PGS_E_VALIDATE_BAD_CLINIC_ID;
         snprintf(errstr, sizeof(errstr),
                  "clinic_id must be 1 to %d bytes without control characters (%zu bytes)",
@@ -62,12 +62,12 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         return;
     }
-    pgs_stream_t *st = pgs_stream_of_topic(w, rd_kafka_topic_name(rkm->rkt));
+    pgs_stream_t *st = pgs_consume_stream_of_topic(w, rd_kafka_topic_name(rkm->rkt));
     if (!st) {
         rd_kafka_message_destroy(rkm);
         return;
     }
-    pgs_partition_t *part = pgs_partition_get(st, rkm->partition);
+    pgs_partition_t *part = pgs_consume_partition_get(st, rkm->partition);
     if (!part->assigned || part->revoking || pgs_offsets_track(part->offsets, rkm->offset) != 0) {
         /* not ours any more (or being given up), or an offset we already
          * hold: the owner of the partition (or the copy in flight) takes
@@ -98,7 +98,7 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         return;
     }
     err = pgs_catalog_validate(w->catalog, work->cmd, &work->ent, errstr, sizeof(errstr));
-    if (err == PGS_OK && pgs_shape_of(work->ent, work->cmd, &work->shape) != 0) {
+    if (err == PGS_OK && pgs_sqlgen_shape_of(work->ent, work->cmd, &work->shape) != 0) {
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;
         snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);
     }

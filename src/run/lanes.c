@@ -1,5 +1,7 @@
 /* Key lanes: per-key FIFO with one item in flight, clinics served round-robin. */
 #include "run/lanes.h"
+#include "common/hash.h"
+#include "common/xalloc.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -56,25 +58,9 @@ struct pgs_lanes_s {
     size_t in_flight;
 };
 
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    /* push() has no error path: running out of memory here is fatal, as in
-     * the arena. */
-    if (!p) {
-        fprintf(stderr, "pgscribe: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static uint64_t hash_bytes(const char *key, size_t len)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, key, len);
     /* FNV's low bits are weak for short keys; the bucket index uses them. */
     h ^= h >> 32;
     return h;
@@ -143,7 +129,7 @@ static void node_set_key(pgs_hnode_t *n, uint64_t hash, const char *key, size_t 
     if (n->key_cap < len || !n->key) {
         free(n->key);
         n->key_cap = len < 32 ? 32 : len;
-        n->key = xmalloc(n->key_cap);
+        n->key = pgs_xalloc_malloc(n->key_cap);
     }
     if (len)
         memcpy(n->key, key, len);
@@ -218,7 +204,7 @@ static pgs_group_t *group_get(pgs_lanes_t *lanes, const char *name)
     pgs_hnode_t *n = htab_find(&lanes->groups, hash, name, len);
     if (n)
         return (pgs_group_t *)n;
-    pgs_group_t *g = xmalloc(sizeof(*g));
+    pgs_group_t *g = pgs_xalloc_malloc(sizeof(*g));
     memset(g, 0, sizeof(*g));
     node_set_key(&g->node, hash, name, len);
     htab_insert(&lanes->groups, &g->node);
@@ -233,7 +219,7 @@ static pgs_lane_t *lane_alloc(pgs_lanes_t *lanes)
         lanes->free_count--;
         return lane;
     }
-    lane = xmalloc(sizeof(*lane));
+    lane = pgs_xalloc_malloc(sizeof(*lane));
     memset(lane, 0, sizeof(*lane));
     return lane;
 }

@@ -13,7 +13,7 @@
 #include "run/pool.h"
 #include "run/worker.h"
 
-void pgs_counters_reset(pgs_counters_t *c)
+void pgs_metrics_counters_reset(pgs_counters_t *c)
 {
     pgs_clinic_counter_t *cc = c->clinics;
     while (cc) {
@@ -69,7 +69,7 @@ static const char *breaker_state(const pgs_worker_t *w)
 
 void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
 {
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     if (!force && now < w->metrics_next_us)
         return;
     pgs_counters_t *c = &w->ctr;
@@ -87,7 +87,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_metrics_record_t rec = {
         .worker_id = w->worker_id,
         .interval_start_ms = w->metrics_interval_start_ms,
-        .interval_end_ms = pgs_now_ms(),
+        .interval_end_ms = pgs_clock_now_ms(),
         .consumed = c->consumed,
         .applied = c->applied,
         .duplicates = c->duplicates,
@@ -135,7 +135,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
                  (long long)audit->stored, (long long)audit->duplicates);
     audit->stored = audit->duplicates = 0;
     free(clinics);
-    pgs_counters_reset(c);
+    pgs_metrics_counters_reset(c);
     w->metrics_interval_start_ms = rec.interval_end_ms;
     w->metrics_next_us = now + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
 }

@@ -29,6 +29,6 @@ typedef struct {
 
 /** @brief Produces the interval's record when it is due (or @p force). */
 void pgs_metrics_maybe_report(pgs_worker_t *w, int force);
-void pgs_counters_reset(pgs_counters_t *c);
+void pgs_metrics_counters_reset(pgs_counters_t *c);
 
 #endif

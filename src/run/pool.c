@@ -32,7 +32,7 @@ const char *pgs_pool_work_clinic(const pgs_work_t *wk)
 
 const char *pgs_pool_work_op(const pgs_work_t *wk)
 {
-    return wk && wk->cmd ? pgs_op_name(wk->cmd->op) : "INSERT";
+    return wk && wk->cmd ? pgs_command_op_name(wk->cmd->op) : "INSERT";
 }
 
 const char *pgs_pool_work_entity(const pgs_work_t *wk)
@@ -63,8 +63,8 @@ static int conn_open(pgs_conn_t *c)
         PQfinish(pg);
         c->connect_failures++;
         int64_t backoff = 100000LL << (c->connect_failures < 6 ? c->connect_failures : 6);
-        c->next_connect_us = pgs_now_us() + backoff;
-        int64_t now = pgs_now_us();
+        c->next_connect_us = pgs_clock_now_us() + backoff;
+        int64_t now = pgs_clock_now_us();
         if (pool->breaker.state != PGS_BREAKER_OPEN && pgs_breaker_failure(&pool->breaker, now))
             pgs_warn("apply", "circuit breaker open: database unreachable; dispatch stopped, "
                               "partitions paused, probing");
@@ -83,14 +83,14 @@ static int conn_open(pgs_conn_t *c)
         pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
         PQclear(r);
         PQfinish(pg);
-        c->next_connect_us = pgs_now_us() + 1000000;
+        c->next_connect_us = pgs_clock_now_us() + 1000000;
         return -1;
     }
     PQclear(r);
     if (PQsetnonblocking(pg, 1) != 0 || PQenterPipelineMode(pg) != 1) {
         pgs_error("apply", "cannot enter pipeline mode: %s", PQerrorMessage(pg));
         PQfinish(pg);
-        c->next_connect_us = pgs_now_us() + 1000000;
+        c->next_connect_us = pgs_clock_now_us() + 1000000;
         return -1;
     }
     c->pg = pg;
@@ -139,12 +139,12 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
     int size = set->size;
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
-    pool->rng = (uint64_t)pgs_now_us() | 1;
-    pool->stmts = pgs_stmts_new(set->schema);
+    pool->rng = (uint64_t)pgs_clock_now_us() | 1;
+    pool->stmts = pgs_statements_new(set->schema);
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(set->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(set->cfg, "breaker.probe_interval_ms") * 1000);
     pgs_concurrency_init(&pool->conc, set->adaptive, APPLY_INITIAL_IN_FLIGHT, size,
-                         APPLY_CONCURRENCY_WINDOW_US, pgs_now_us());
+                         APPLY_CONCURRENCY_WINDOW_US, pgs_clock_now_us());
     int max_batch = pool->max_batch;
     int opened = 0;
     for (int i = 0; i < size; i++) {
@@ -199,7 +199,7 @@ void pgs_pool_free(pgs_pool_t *pool)
         free(c->exp);
         free(c->prepared);
     }
-    pgs_stmts_free(pool->stmts);
+    pgs_statements_free(pool->stmts);
     free(pool->waiting);
     free(pool->conns);
     free(pool->conninfo);
@@ -251,7 +251,7 @@ void pgs_pool_conn_down(pgs_conn_t *c, const char *why)
     c->fd = -1;
     c->state = C_DOWN;
     c->want_write = 0;
-    c->next_connect_us = pgs_now_us() + 200000;
+    c->next_connect_us = pgs_clock_now_us() + 200000;
     /* otherwise the batch may or may not have committed: it goes again, and
      * the idempotency record makes an already committed command a no-op; a
      * lost connection spends no attempt */
@@ -262,7 +262,7 @@ void pgs_pool_conn_down(pgs_conn_t *c, const char *why)
             c->batch[i]->in_doubt = !c->failed;
         pgs_settle_requeue(c, -1);
     }
-    if (pgs_breaker_failure(&pool->breaker, pgs_now_us()))
+    if (pgs_breaker_failure(&pool->breaker, pgs_clock_now_us()))
         pgs_warn("apply", "circuit breaker open: connections lost; dispatch stopped, partitions "
                           "paused, probing");
 }
@@ -284,7 +284,7 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
 void pgs_pool_dispatch(pgs_pool_t *pool)
 {
     if (pool->nwaiting > 0)
-        pgs_settle_retry_due(pool, pgs_now_us());
+        pgs_settle_retry_due(pool, pgs_clock_now_us());
     if (!pgs_breaker_allows_dispatch(&pool->breaker))
         return;
     pgs_work_t *works[APPLY_MAX_BATCH];
@@ -417,7 +417,7 @@ static void pool_wake_spares(pgs_pool_t *pool)
 
 void pgs_pool_tick(pgs_pool_t *pool)
 {
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     int before = pool->conc.limit;
     if (pgs_concurrency_tick(&pool->conc, now)) {
         pgs_debug("apply", "%s in-flight limit %d -> %d (%.0f commands/s)", pool->name, before,

@@ -40,7 +40,7 @@ typedef struct {
      *         attempt is already counted in work->attempts). May be NULL. */
     void (*retried)(void *opaque, pgs_work_t *work);
     /** @brief @p work cannot be applied: the callee dead-letters it. @p code
-     *         is a SQLSTATE (or NULL for pgs_err_code(err)); @p msg is PHI-free. */
+     *         is a SQLSTATE (or NULL for pgs_error_code(err)); @p msg is PHI-free. */
     void (*dead_letter)(void *opaque, pgs_work_t *work, pgs_err_t err, const char *code,
                         const char *msg);
 } pgs_pool_ops_t;

@@ -23,8 +23,8 @@
 /** @locality main thread; also librdkafka callback (rebalance) */
 static pgs_partition_t *part_of(pgs_worker_t *w, const rd_kafka_topic_partition_t *tp)
 {
-    pgs_stream_t *st = pgs_stream_of_topic(w, tp->topic);
-    return st ? pgs_partition_get(st, tp->partition) : NULL;
+    pgs_stream_t *st = pgs_consume_stream_of_topic(w, tp->topic);
+    return st ? pgs_consume_partition_get(st, tp->partition) : NULL;
 }
 
 /** @locality librdkafka callback (rebalance) */
@@ -40,7 +40,7 @@ void pgs_revoke_begin(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *pa
     if (!r->parts) {
         memset(r, 0, sizeof(*r));
         r->parts = rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
-        r->started_us = pgs_now_us();
+        r->started_us = pgs_clock_now_us();
         r->deadline_us = r->started_us + pgs_config_int(w->cfg, "shutdown.drain_timeout_ms") * 1000;
         r->cooperative = cooperative;
     }
@@ -88,7 +88,7 @@ static int purge_pred(pgs_lane_item_t *item, void *opaque)
 
 static void purge_drop(pgs_lane_item_t *item, void *opaque)
 {
-    pgs_work_free(opaque, (pgs_work_t *)item);
+    pgs_complete_work_free(opaque, (pgs_work_t *)item);
 }
 
 /* The drain is over when nothing of the revoking partitions is left, the
@@ -100,7 +100,7 @@ static int drain_over(pgs_worker_t *w)
     const pgs_revoke_t *r = &w->revoke;
     const pgs_pool_t *cmds = w->streams[PGS_STREAM_COMMANDS].pool;
     const pgs_pool_t *audit = w->streams[PGS_STREAM_AUDIT].pool;
-    return r->lost || parts_outstanding(w, r->parts) == 0 || pgs_now_us() >= r->deadline_us ||
+    return r->lost || parts_outstanding(w, r->parts) == 0 || pgs_clock_now_us() >= r->deadline_us ||
            (cmds && audit && pgs_pool_breaker_open(cmds) && pgs_pool_breaker_open(audit));
 }
 
@@ -133,7 +133,7 @@ static int commit_retryable(rd_kafka_resp_err_t err)
 static int commit_step(pgs_worker_t *w, int last)
 {
     pgs_revoke_t *r = &w->revoke;
-    if (!last && pgs_now_us() < r->commit_at_us)
+    if (!last && pgs_clock_now_us() < r->commit_at_us)
         return 0;
     rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(r->parts->cnt);
     for (int i = 0; i < r->parts->cnt; i++) {
@@ -147,7 +147,7 @@ static int commit_step(pgs_worker_t *w, int last)
         err = rd_kafka_commit(w->consumer, commit, 0);
     rd_kafka_topic_partition_list_destroy(commit);
     if (commit_retryable(err) && !last && ++r->commit_attempts < REVOKE_COMMIT_ATTEMPTS) {
-        r->commit_at_us = pgs_now_us() + REVOKE_COMMIT_RETRY_US;
+        r->commit_at_us = pgs_clock_now_us() + REVOKE_COMMIT_RETRY_US;
         return 0;
     }
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -176,7 +176,7 @@ static void finish(pgs_worker_t *w)
              "%s %d partition(s): %zu queued command(s) released, %zu still in flight, "
              "drained in %lld ms",
              r->lost ? "lost" : "revoked", r->parts->cnt, r->purged, r->left,
-             (long long)((pgs_now_us() - r->started_us) / 1000));
+             (long long)((pgs_clock_now_us() - r->started_us) / 1000));
     if (r->cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(w->consumer, r->parts);
         if (error) {

@@ -31,7 +31,7 @@ static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code,
     int64_t delay =
         pgs_backoff_delay_us(wk->attempts, pgs_config_int(cfg, "retry.backoff_initial_ms") * 1000,
                              pgs_config_int(cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
-    wk->retry_at_us = pgs_now_us() + delay;
+    wk->retry_at_us = pgs_clock_now_us() + delay;
     wk->state = PGS_WORK_QUEUED;
     if (pool->nwaiting == pool->waiting_cap) {
         pool->waiting_cap = pool->waiting_cap ? pool->waiting_cap * 2 : 64;
@@ -81,12 +81,12 @@ static void record_latency(pgs_conn_t *c, int64_t took)
         return;
     }
     for (int g = 0; g < c->ngroups; g++)
-        pgs_latency_record(&pgs_stmts_get(pool->stmts, c->group_stmt[g])->latency, took);
+        pgs_latency_record(&pgs_statements_get(pool->stmts, c->group_stmt[g])->latency, took);
     int last = -1;
     for (int i = 0; i < c->nbatch; i++) {
         int sid = c->batch[i]->stmt;
         if (c->group_of[i] < 0 && sid != last)
-            pgs_latency_record(&pgs_stmts_get(pool->stmts, sid)->latency, took);
+            pgs_latency_record(&pgs_statements_get(pool->stmts, sid)->latency, took);
         last = sid;
     }
 }
@@ -94,7 +94,7 @@ static void record_latency(pgs_conn_t *c, int64_t took)
 void pgs_settle_succeeded(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
-    int64_t now = pgs_now_us();
+    int64_t now = pgs_clock_now_us();
     int64_t took = now - c->started_us;
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
@@ -157,7 +157,7 @@ static void batch_failed(pgs_conn_t *c)
         pgs_settle_requeue(c, -1);
         return;
     }
-    if (c->fail_group >= 0 && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+    if (c->fail_group >= 0 && !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
         /* which row of the multi-row statement? send its commands again one
          * statement each: the one at fault then fails alone */
         int n = 0;
@@ -174,7 +174,7 @@ static void batch_failed(pgs_conn_t *c)
         pgs_settle_requeue(c, -1);
         return;
     }
-    if (c->fail_cmd >= 0 && !pgs_err_is_transient(c->fail_err)) {
+    if (c->fail_cmd >= 0 && !pgs_error_is_transient(c->fail_err)) {
         pgs_work_t *bad = c->batch[c->fail_cmd];
         bad->attempts++;
         pgs_info("apply",
@@ -186,13 +186,13 @@ static void batch_failed(pgs_conn_t *c)
         pool->ops.dead_letter(pool->opaque, bad, c->fail_err, c->fail_code, c->fail_msg);
         return;
     }
-    const char *code = c->fail_code[0] ? c->fail_code : pgs_err_code(PGS_E_DB_TRANSIENT);
+    const char *code = c->fail_code[0] ? c->fail_code : pgs_error_code(PGS_E_DB_TRANSIENT);
     if (c->fail_outage) {
         /* the database is going away (shutdown, no connections): not the
          * commands' fault, no attempt is spent; the breaker decides */
         pgs_warn("apply", "transaction of %d command(s) hit a database outage (SQLSTATE %s)",
                  c->nbatch, code);
-        if (pgs_breaker_failure(&pool->breaker, pgs_now_us()))
+        if (pgs_breaker_failure(&pool->breaker, pgs_clock_now_us()))
             pgs_warn("apply", "circuit breaker open: dispatch stopped, partitions paused");
         pgs_settle_requeue(c, -1);
         return;
@@ -252,8 +252,8 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->fail_code, sizeof(c->fail_code), "%s", state ? state : "");
     c->fail_err =
-        pgs_pg_error_classify(state, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL);
-    c->fail_outage = pgs_sqlstate_is_outage(state);
+        pgs_error_pg_classify(state, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL);
+    c->fail_outage = pgs_error_sqlstate_is_outage(state);
     pgs_work_t *wk = NULL;
     if (e->kind == R_MULTI || (e->kind == R_PREPARE && e->multi)) {
         c->fail_group = e->idx;
@@ -262,7 +262,7 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     } else if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
         wk = c->batch[e->idx];
-    } else if (e->kind == R_COMMIT && !pgs_err_is_transient(c->fail_err) && !c->fail_outage) {
+    } else if (e->kind == R_COMMIT && !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
         /* a deferred constraint, checked at COMMIT: one of the commands is at
          * fault, which one only a transaction of its own can tell */
         c->fail_commit = 1;

@@ -28,10 +28,10 @@ static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
 {
     if (wk->stmt_known)
         return;
-    wk->stmt = pgs_stmts_single(pool->stmts, &wk->shape);
+    wk->stmt = pgs_statements_single(pool->stmts, &wk->shape);
     pgs_bshape_t bs;
-    wk->bstmt = pgs_bshape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
-                    ? pgs_stmts_batch(pool->stmts, &bs)
+    wk->bstmt = pgs_sqlbatch_shape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
+                    ? pgs_statements_batch(pool->stmts, &bs)
                     : -1;
     wk->stmt_known = 1;
 }
@@ -78,7 +78,7 @@ static int ensure_prepared(pgs_conn_t *c, int sid, int idx, int multi)
 {
     if (conn_prep_state(c, sid) != PREP_NONE)
         return 0;
-    pgs_stmt_t *st = pgs_stmts_get(c->pool->stmts, sid);
+    pgs_stmt_t *st = pgs_statements_get(c->pool->stmts, sid);
     if (!PQsendPrepare(c->pg, st->name, st->sql, 0, NULL))
         return -1;
     pgs_txn_expect(c, R_PREPARE, idx);
@@ -110,7 +110,7 @@ static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
     for (int i = 0; i < n; i++) {
         /* the statement this work is actually sent with */
         int sid = c->group_of[i] >= 0 ? works[i]->bstmt : works[i]->stmt;
-        int64_t s = pgs_stmts_get(pool->stmts, sid)->latency.p99_us;
+        int64_t s = pgs_statements_get(pool->stmts, sid)->latency.p99_us;
         if (s < 0) { /* a shape without history: take the upper bound */
             p99 = -1;
             break;
@@ -118,7 +118,7 @@ static void txn_timeouts(pgs_conn_t *c, char *stmt_ms, char *lock_ms)
         if (s > p99)
             p99 = s;
     }
-    int64_t stmt = pgs_timeout_adaptive(p99, factor, min_us, max_us);
+    int64_t stmt = pgs_latency_timeout_adaptive(p99, factor, min_us, max_us);
     int64_t lock = stmt / 2;
     if (lock_max_us <= 0 || stmt == 0)
         lock = 0;
@@ -194,7 +194,7 @@ static int send_groups(pgs_conn_t *c)
             offs[n] = c->batch[i]->offset;
             n++;
         }
-        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, c->group_stmt[g]);
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, c->group_stmt[g]);
         if (ensure_prepared(c, c->group_stmt[g], g, 1) != 0)
             return -1;
         pgs_batch_params_t bp;
@@ -217,7 +217,7 @@ static int send_singles(pgs_conn_t *c)
         if (c->group_of[i] >= 0)
             continue;
         pgs_work_t *wk = c->batch[i];
-        pgs_stmt_t *st = pgs_stmts_get(pool->stmts, wk->stmt);
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, wk->stmt);
         if (ensure_prepared(c, wk->stmt, i, 0) != 0)
             return -1;
         pgs_sqlgen_params(&wk->shape, wk->cmd, pool->topic, wk->part->partition, wk->offset,
@@ -308,7 +308,7 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     c->commit_ok = 0;
     c->fail_commit = 0;
     c->in_rollback = 0;
-    c->started_us = pgs_now_us();
+    c->started_us = pgs_clock_now_us();
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
     const char *clinic = pgs_pool_work_clinic(works[0]);
     if (!pool->audit) {

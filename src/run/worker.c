@@ -200,7 +200,7 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
     static const char *const defaults[] = {
         "message.max.bytes", "5242880", "compression.type", "lz4", "linger.ms", "5", NULL};
     rd_kafka_conf_t *conf =
-        pgs_kafka_conf_new(w->cfg, PGS_KAFKA_PRODUCER, defaults, NULL, errstr, errstr_size);
+        pgs_kafkaconf_new(w->cfg, PGS_KAFKA_PRODUCER, defaults, NULL, errstr, errstr_size);
     if (!conf)
         return -1;
     /* a dead letter must never be lost or doubled by a retry */
@@ -210,7 +210,7 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, pgs_producer_dr_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, pgs_dlq_delivery_cb);
     rd_kafka_conf_set_opaque(conf, w);
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     return w->producer ? 0 : -1;
@@ -247,7 +247,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_catalog_free(w->retired_catalogs[i]);
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
-    pgs_counters_reset(&w->ctr);
+    pgs_metrics_counters_reset(&w->ctr);
     if (w->wake_fds[0] >= 0) {
         close(w->wake_fds[0]);
         close(w->wake_fds[1]);
@@ -335,8 +335,8 @@ int pgs_cmd_run(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int64_t t0 = pgs_now_us();
-    w->metrics_interval_start_ms = pgs_now_ms();
+    int64_t t0 = pgs_clock_now_us();
+    w->metrics_interval_start_ms = pgs_clock_now_ms();
     w->metrics_next_us = t0 + pgs_config_int(w->cfg, "metrics.interval_ms") * 1000;
     pgs_stream_t *cmds = &w->streams[PGS_STREAM_COMMANDS], *audit = &w->streams[PGS_STREAM_AUDIT];
     pgs_info("worker",
@@ -374,7 +374,7 @@ int pgs_cmd_run(int argc, char **argv)
     }
     pgs_metrics_maybe_report(w, 1);
     rd_kafka_flush(w->producer, 10000);
-    double secs = (double)(pgs_now_us() - t0) / 1e6;
+    double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
              "commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",

@@ -1,5 +1,6 @@
 /* Audit events into pgscribe.audit_events: one multi-row INSERT per batch. */
 #include "sql/auditsql.h"
+#include "common/xalloc.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ static char *details_json(const pgs_audit_event_t *ev)
     }
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
-    return s ? s : strdup("{}");
+    return s ? s : pgs_xalloc_strdup("{}");
 }
 
 void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *partitions,
@@ -54,10 +55,8 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
                          pgs_batch_params_t *out)
 {
     out->n = PGS_AUDITSQL_NPARAMS;
-    out->values = calloc(PGS_AUDITSQL_NPARAMS, sizeof(char *));
-    if (!out->values)
-        abort();
-    out->values[0] = strdup(n ? evs[0]->clinic_id : "");
+    out->values = pgs_xalloc_calloc(PGS_AUDITSQL_NPARAMS, sizeof(char *));
+    out->values[0] = pgs_xalloc_strdup(n ? evs[0]->clinic_id : "");
     out->values[1] = string_array(evs, n, offsetof(pgs_audit_event_t, event_id));
     out->values[2] = string_array(evs, n, offsetof(pgs_audit_event_t, actor));
     out->values[3] = string_array(evs, n, offsetof(pgs_audit_event_t, action));
@@ -78,15 +77,7 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
         free(json);
     }
     out->values[9] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
-    }
-    out->values[10] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
-    }
-    out->values[11] = pgs_sqlbatch_array_close(&sb);
-    out->values[12] = strdup(topic);
+    out->values[10] = pgs_sqlbatch_array_int32(partitions, n);
+    out->values[11] = pgs_sqlbatch_array_int64(offsets, n);
+    out->values[12] = pgs_xalloc_strdup(topic);
 }

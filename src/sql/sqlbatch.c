@@ -2,11 +2,15 @@
  * transaction instead of one per command. See include/pgscribe/sqlbatch.h. */
 #include "sql/sqlbatch.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/sbuf.h"
+#include "common/xalloc.h"
+#include "sql/sqlenvelope.h"
 
 static int is_array_type(const pgs_column_t *c)
 {
@@ -23,8 +27,8 @@ static int updatable(const pgs_entity_t *ent, int i)
            strcmp(c->name, "created_at") != 0;
 }
 
-int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
-                  pgs_bshape_t *bs)
+int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                          const pgs_shape_t *single, pgs_bshape_t *bs)
 {
     (void)cmd;
     memset(bs, 0, sizeof(*bs));
@@ -52,18 +56,17 @@ int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_s
     }
     /* from the batch shape alone: partial UPDATEs of one entity, whose
      * single shapes differ, must land on the same statement */
-    uint64_t h = 1469598103934665603ULL;
-    h = (h ^ (uint64_t)(uintptr_t)ent) * 1099511628211ULL;
-    h = (h ^ (uint64_t)single->op) * 1099511628211ULL;
-    h = (h ^ (uint64_t)single->has_expected_version) * 1099511628211ULL;
-    h = (h ^ (uint64_t)bs->mask) * 1099511628211ULL;
-    for (int i = 0; i < bs->shape.ncols; i++)
-        h = (h ^ (uint64_t)bs->shape.cols[i]) * 1099511628211ULL;
+    uint64_t h = PGS_HASH_FNV1A64_INIT;
+    int32_t parts[4] = {(int32_t)single->op, single->has_expected_version, bs->mask,
+                        bs->shape.ncols};
+    h = pgs_hash_fnv1a64(h, &ent, sizeof(ent));
+    h = pgs_hash_fnv1a64(h, parts, sizeof(parts));
+    h = pgs_hash_fnv1a64(h, bs->shape.cols, (size_t)bs->shape.ncols * sizeof(bs->shape.cols[0]));
     bs->shape.hash = h;
     return 0;
 }
 
-int pgs_bshape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b)
+int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b)
 {
     return a->mask == b->mask && a->shape.ent == b->shape.ent && a->shape.op == b->shape.op &&
            a->shape.has_expected_version == b->shape.has_expected_version &&
@@ -172,7 +175,6 @@ static void put_insert(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
         pgs_sbuf_puts(sb, " = EXCLUDED.");
         pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
     }
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 static void put_update(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
@@ -192,7 +194,6 @@ static void put_update(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
     put_managed_sets(sb, ent, bs->shape.ncols == 0);
     pgs_sbuf_puts(sb, " FROM fresh f WHERE ");
     put_row_match(sb, bs);
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 static void put_delete(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *bs)
@@ -201,63 +202,53 @@ static void put_delete(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
     put_table(sb, schema, bs->shape.ent);
     pgs_sbuf_puts(sb, " AS t USING fresh f WHERE ");
     put_row_match(sb, bs);
-    pgs_sbuf_puts(sb, " RETURNING 1");
 }
 
 char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
 {
     const pgs_entity_t *ent = bs->shape.ent;
-    pgs_sbuf_t sb = {0};
+    pgs_sbuf_t in = {0}, w = {0};
     int p = 8;
-    pgs_sbuf_puts(&sb, "WITH input AS (SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], "
-                       "$6::bigint[], $7::jsonb[]");
+    pgs_sbuf_puts(&in, "SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bigint[], "
+                       "$7::jsonb[]");
     for (int i = 0; i < ent->npk; i++)
-        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
+        pgs_sbuf_printf(&in, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
     for (int i = 0; i < bs->shape.ncols; i++)
-        pgs_sbuf_printf(&sb, ", $%d::%s[]", p++, ent->cols[bs->shape.cols[i]].type_sql);
+        pgs_sbuf_printf(&in, ", $%d::%s[]", p++, ent->cols[bs->shape.cols[i]].type_sql);
     if (bs->mask) {
         for (int i = 0; i < bs->shape.ncols; i++)
-            pgs_sbuf_printf(&sb, ", $%d::boolean[]", p++);
+            pgs_sbuf_printf(&in, ", $%d::boolean[]", p++);
     }
     if (bs->shape.has_expected_version)
-        pgs_sbuf_printf(&sb, ", $%d::bigint[]", p++);
-    pgs_sbuf_puts(&sb, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
+        pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
+    pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
     for (int i = 0; i < ent->npk; i++)
-        pgs_sbuf_printf(&sb, ", k%d", i);
+        pgs_sbuf_printf(&in, ", k%d", i);
     for (int i = 0; i < bs->shape.ncols; i++)
-        pgs_sbuf_printf(&sb, ", d%d", i);
+        pgs_sbuf_printf(&in, ", d%d", i);
     if (bs->mask) {
         for (int i = 0; i < bs->shape.ncols; i++)
-            pgs_sbuf_printf(&sb, ", m%d", i);
+            pgs_sbuf_printf(&in, ", m%d", i);
     }
     if (bs->shape.has_expected_version)
-        pgs_sbuf_puts(&sb, ", ev");
-    pgs_sbuf_puts(&sb, ", ord)), ins AS (INSERT INTO pgscribe.applied_commands (command_id, "
-                       "clinic_id, topic, kafka_partition, kafka_offset) SELECT command_id, $1, "
-                       "$2, kpart, koff FROM input ON CONFLICT (command_id) DO NOTHING "
-                       "RETURNING command_id), ");
-    /* a command id repeated inside one batch counts once: the first wins */
-    pgs_sbuf_puts(&sb, "fresh AS (SELECT DISTINCT ON (i.command_id) i.* FROM input i JOIN ins "
-                       "USING (command_id) ORDER BY i.command_id, i.ord), "
-                       "aud AS (INSERT INTO pgscribe.write_audit (command_id, clinic_id, actor, "
-                       "entity, op, row_key) SELECT command_id, $1, actor, ");
-    pgs_sbuf_quoted(&sb, ent->name, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', row_key FROM fresh), w AS (", pgs_op_name(bs->shape.op));
+        pgs_sbuf_puts(&in, ", ev");
+    pgs_sbuf_puts(&in, ", ord)");
     switch (bs->shape.op) {
     case PGS_OP_INSERT:
     case PGS_OP_UPSERT:
-        put_insert(&sb, schema, bs);
+        put_insert(&w, schema, bs);
         break;
     case PGS_OP_UPDATE:
-        put_update(&sb, schema, bs);
+        put_update(&w, schema, bs);
         break;
     case PGS_OP_DELETE:
-        put_delete(&sb, schema, bs);
+        put_delete(&w, schema, bs);
         break;
     }
-    pgs_sbuf_puts(&sb, ") SELECT pgscribe.expect_all((SELECT count(*) FROM fresh), "
-                       "(SELECT count(*) FROM w))");
-    return sb.buf;
+    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, w.buf);
+    free(in.buf);
+    free(w.buf);
+    return sql;
 }
 
 /* ---- parameters --------------------------------------------------------- */
@@ -297,25 +288,37 @@ static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)
         pgs_sbuf_puts(sb, "\"");
         return;
     }
-    const char *text = pgs_sqlgen_value_text(v, buf, &len);
+    const char *text = pgs_value_text(v, buf, &len);
     pgs_sqlbatch_put_element(sb, text, len);
-}
-
-static const pgs_value_t *field_value(const pgs_field_t *f, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(f[i].name, name) == 0)
-            return &f[i].value;
-    }
-    return NULL;
 }
 
 char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
 {
-    pgs_sbuf_puts(sb, "}");
+    /* no element means no separator was written, so no "{" either */
+    pgs_sbuf_puts(sb, sb->len ? "}" : "{}");
     char *s = sb->buf;
     memset(sb, 0, sizeof(*sb));
     return s;
+}
+
+char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%" PRId32, v[i]);
+    }
+    return pgs_sqlbatch_array_close(&sb);
+}
+
+char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%" PRId64, v[i]);
+    }
+    return pgs_sqlbatch_array_close(&sb);
 }
 
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i)
@@ -332,11 +335,9 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     int total =
         7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
-    out->values = calloc((size_t)total, sizeof(char *));
-    if (!out->values)
-        abort();
-    out->values[0] = strdup(n ? cmds[0]->clinic_id : "");
-    out->values[1] = strdup(topic);
+    out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
+    out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
+    out->values[1] = pgs_xalloc_strdup(topic);
     pgs_sbuf_t sb = {0};
     char num[32];
     /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
@@ -350,16 +351,8 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         pgs_sqlbatch_put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
     }
     out->values[3] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%d", (int)partitions[i]);
-    }
-    out->values[4] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)offsets[i]);
-    }
-    out->values[5] = pgs_sqlbatch_array_close(&sb);
+    out->values[4] = pgs_sqlbatch_array_int32(partitions, n);
+    out->values[5] = pgs_sqlbatch_array_int64(offsets, n);
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         const char *json = pgs_sqlgen_row_key_json(cmds[i]);
@@ -371,7 +364,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         const char *name = ent->cols[ent->pk[k]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, field_value(cmds[i]->key, cmds[i]->key_cnt, name));
+            put_value(&sb, pgs_command_field(cmds[i]->key, cmds[i]->key_cnt, name));
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -379,7 +372,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         const char *name = ent->cols[bs->shape.cols[c]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name));
+            put_value(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name));
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -388,7 +381,8 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
             const char *name = ent->cols[bs->shape.cols[c]].name;
             for (size_t i = 0; i < n; i++) {
                 pgs_sqlbatch_array_sep(&sb, i);
-                pgs_sbuf_puts(&sb, field_value(cmds[i]->data, cmds[i]->data_cnt, name) ? "t" : "f");
+                pgs_sbuf_puts(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name) ? "t"
+                                                                                             : "f");
             }
             out->values[p++] = pgs_sqlbatch_array_close(&sb);
         }

@@ -27,9 +27,9 @@ typedef struct {
  * @returns 0, or -1 when the command needs the single-command statement
  *          (a versioned UPSERT, or an array-typed column).
  */
-int pgs_bshape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, const pgs_shape_t *single,
-                  pgs_bshape_t *bs);
-int pgs_bshape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
+int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                          const pgs_shape_t *single, pgs_bshape_t *bs);
+int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
 
 /**
  * @brief SQL text (malloc'd). Parameters: $1 clinic_id, $2 topic, $3 uuid[]
@@ -60,6 +60,9 @@ void pgs_sqlbatch_params_free(pgs_batch_params_t *p);
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i);
 /** @brief Appends one quoted element (backslash and double quote escaped). */
 void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len);
+/** @brief The array literal of @p n integers ("{1,2,3}"; "{}" for none), malloc'd. */
+char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n);
+char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n);
 /** @brief Closes the literal with "}" and hands its text over (malloc'd). */
 char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb);
 

@@ -1,8 +1,12 @@
 /* SQL generation: statement text per command shape, and its bind parameters. */
 #include "sql/sqlgen.h"
+#include "common/hash.h"
 #include "common/sbuf.h"
+#include "sql/sqlenvelope.h"
+#include "codec/value.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,26 +18,7 @@
 
 /* ---- shapes ---- */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static const pgs_field_t *field_find(const pgs_field_t *fields, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(fields[i].name, name) == 0)
-            return &fields[i];
-    }
-    return NULL;
-}
-
-int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape)
+int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape)
 {
     memset(shape, 0, sizeof(*shape));
     shape->ent = ent;
@@ -43,7 +28,7 @@ int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t 
         /* validation allowed only a repeat of the command's clinic_id */
         if (strcmp(cmd->data[i].name, "clinic_id") == 0)
             continue;
-        int col = pgs_entity_column(ent, cmd->data[i].name);
+        int col = pgs_catalog_entity_column(ent, cmd->data[i].name);
         if (col < 0 || shape->ncols == SHAPE_MAX_COLS)
             return -1;
         int j = shape->ncols++;
@@ -56,20 +41,20 @@ int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t 
     if (PGS_PARAM_FIXED_COUNT + ent->npk + shape->ncols + 1 > PARAMS_MAX)
         return -1;
 
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv1a(h, ent->name, strlen(ent->name) + 1);
+    uint64_t h = PGS_HASH_FNV1A64_INIT;
+    h = pgs_hash_fnv1a64(h, ent->name, strlen(ent->name) + 1);
     unsigned char op = (unsigned char)shape->op, ev = (unsigned char)shape->has_expected_version;
-    h = fnv1a(h, &op, 1);
-    h = fnv1a(h, &ev, 1);
+    h = pgs_hash_fnv1a64(h, &op, 1);
+    h = pgs_hash_fnv1a64(h, &ev, 1);
     for (int i = 0; i < shape->ncols; i++) {
         uint32_t c = (uint32_t)shape->cols[i];
-        h = fnv1a(h, &c, sizeof(c));
+        h = pgs_hash_fnv1a64(h, &c, sizeof(c));
     }
     shape->hash = h;
     return 0;
 }
 
-int pgs_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b)
+int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b)
 {
     return a->hash == b->hash && a->ent == b->ent && a->op == b->op &&
            a->has_expected_version == b->has_expected_version && a->ncols == b->ncols &&
@@ -245,47 +230,33 @@ static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *sha
     pgs_sbuf_puts(sb, " AND EXISTS (SELECT 1 FROM ins)");
 }
 
-/* One statement records the command id, writes the audit row and applies
- * the write, so a command is never half-applied and a redelivery (ins
- * empty) changes nothing. expect_rows() turns "fresh command, no row
- * touched" into SQLSTATE PS001. */
+/* The write inside the envelope (sqlenvelope.c), which records the command
+ * id and writes the audit row in the same statement, so a command is never
+ * half-applied and a redelivery (ins empty) changes nothing. */
 char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
 {
     const pgs_entity_t *ent = shape->ent;
     int first_data = PGS_PARAM_FIXED_COUNT + 1 + ent->npk;
     int version_param = first_data + shape->ncols;
-    pgs_sbuf_t sb = {0};
-
-    pgs_sbuf_puts(&sb, "WITH ins AS (\n"
-                       "  INSERT INTO pgscribe.applied_commands"
-                       " (command_id, clinic_id, topic, kafka_partition, kafka_offset)\n"
-                       "  VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)\n"
-                       "  ON CONFLICT (command_id) DO NOTHING RETURNING command_id),\n"
-                       "aud AS (\n"
-                       "  INSERT INTO pgscribe.write_audit"
-                       " (command_id, clinic_id, actor, entity, op, row_key)\n"
-                       "  SELECT command_id, $2, $3, ");
-    pgs_sbuf_quoted(&sb, ent->name, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', $7::jsonb FROM ins),\nw AS (\n  ", pgs_op_name(shape->op));
+    pgs_sbuf_t w = {0};
     switch (shape->op) {
     case PGS_OP_INSERT:
-        sb_insert(&sb, schema, shape, first_data);
+        sb_insert(&w, schema, shape, first_data);
         break;
     case PGS_OP_UPSERT:
-        sb_insert(&sb, schema, shape, first_data);
-        sb_upsert_tail(&sb, shape, version_param);
+        sb_insert(&w, schema, shape, first_data);
+        sb_upsert_tail(&w, shape, version_param);
         break;
     case PGS_OP_UPDATE:
-        sb_update(&sb, schema, shape, first_data, version_param);
+        sb_update(&w, schema, shape, first_data, version_param);
         break;
     case PGS_OP_DELETE:
-        sb_delete(&sb, schema, shape, version_param);
+        sb_delete(&w, schema, shape, version_param);
         break;
     }
-    pgs_sbuf_puts(&sb, "\n  RETURNING 1)\n"
-                       "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
-                       " (SELECT count(*) FROM w)) AS fresh");
-    return sb.buf;
+    char *sql = pgs_sqlenvelope_statement(ent->name, shape->op, NULL, w.buf);
+    free(w.buf);
+    return sql;
 }
 
 /* ---- bind parameters ---- */
@@ -319,43 +290,6 @@ static void params_long(pgs_params_t *params, pgs_arena_t *arena, int64_t v)
     params_text(params, params_keep(params, arena, buf, (size_t)n), n);
 }
 
-/* float8in's spellings of the values printf cannot round-trip. */
-static const char *double_special(double d)
-{
-    if (isnan(d))
-        return "NaN";
-    if (isinf(d))
-        return d > 0 ? "Infinity" : "-Infinity";
-    return NULL;
-}
-
-const char *pgs_sqlgen_value_text(const pgs_value_t *v, char *buf, size_t *len)
-{
-    switch (v->type) {
-    case PGS_VAL_BOOL:
-        *len = v->u.b ? 4 : 5;
-        return v->u.b ? "true" : "false";
-    case PGS_VAL_LONG:
-        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%lld", (long long)v->u.l);
-        return buf;
-    case PGS_VAL_DOUBLE: {
-        const char *special = double_special(v->u.d);
-        if (special) {
-            *len = strlen(special);
-            return special;
-        }
-        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%.17g", v->u.d);
-        return buf;
-    }
-    case PGS_VAL_STRING:
-        *len = v->u.s.len;
-        return v->u.s.ptr;
-    default:
-        *len = 0;
-        return NULL;
-    }
-}
-
 static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_value_t *v)
 {
     char buf[PGS_VALUE_TEXT_MAX];
@@ -373,7 +307,7 @@ static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_val
         params->n++;
         break;
     default:
-        text = pgs_sqlgen_value_text(v, buf, &n);
+        text = pgs_value_text(v, buf, &n);
         if (text == buf)
             text = params_keep(params, arena, buf, n);
         params_text(params, text, (int)n);
@@ -427,19 +361,8 @@ static char *json_put_str(char *o, const char *s, size_t len)
 
 static char *json_put_base64(char *o, const unsigned char *s, size_t len)
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     *o++ = '"';
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= s[i + 2];
-        *o++ = b64[(v >> 18) & 63];
-        *o++ = b64[(v >> 12) & 63];
-        *o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < len ? b64[v & 63] : '=';
-    }
+    o += EVP_EncodeBlock((unsigned char *)o, s, (int)len);
     *o++ = '"';
     return o;
 }
@@ -474,17 +397,20 @@ const char *pgs_sqlgen_row_key_json(const pgs_command_t *cmd)
             o += sprintf(o, "null");
             break;
         case PGS_VAL_BOOL:
-            o += sprintf(o, "%s", v->u.b ? "true" : "false");
-            break;
         case PGS_VAL_LONG:
-            o += sprintf(o, "%" PRId64, v->u.l);
+        case PGS_VAL_DOUBLE: {
+            char buf[PGS_VALUE_TEXT_MAX];
+            size_t n;
+            const char *text = pgs_value_text(v, buf, &n);
+            int quote = v->type == PGS_VAL_DOUBLE && pgs_value_double_special(v->u.d);
+            if (quote)
+                *o++ = '"';
+            memcpy(o, text, n);
+            o += n;
+            if (quote)
+                *o++ = '"';
             break;
-        case PGS_VAL_DOUBLE:
-            if (double_special(v->u.d))
-                o += sprintf(o, "\"%s\"", double_special(v->u.d));
-            else
-                o += sprintf(o, "%.17g", v->u.d);
-            break;
+        }
         case PGS_VAL_STRING:
             o = json_put_str(o, v->u.s.ptr, v->u.s.len);
             break;
@@ -514,12 +440,12 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
     params_text(params, pgs_sqlgen_row_key_json(cmd), 0);
 
     for (int i = 0; i < ent->npk; i++) {
-        const pgs_field_t *f = field_find(cmd->key, cmd->key_cnt, ent->cols[ent->pk[i]].name);
-        params_value(params, cmd->arena, f ? &f->value : NULL);
+        params_value(params, cmd->arena,
+                     pgs_command_field(cmd->key, cmd->key_cnt, ent->cols[ent->pk[i]].name));
     }
     for (int i = 0; i < shape->ncols; i++) {
-        const pgs_field_t *f = field_find(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name);
-        params_value(params, cmd->arena, f ? &f->value : NULL);
+        params_value(params, cmd->arena,
+                     pgs_command_field(cmd->data, cmd->data_cnt, ent->cols[shape->cols[i]].name));
     }
     if (shape->has_expected_version)
         params_long(params, cmd->arena, cmd->expected_version);

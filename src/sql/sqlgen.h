@@ -9,6 +9,7 @@
 
 #include "catalog/catalog.h"
 #include "codec/command.h"
+#include "codec/value.h"
 
 /* The fixed leading parameters of every command statement. */
 enum {
@@ -33,9 +34,9 @@ typedef struct {
 } pgs_shape_t;
 
 /** @brief Computes the shape of a validated command. -1 if > 64 data columns. */
-int pgs_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape);
+int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_shape_t *shape);
 /** @returns 1 if equal. */
-int pgs_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
+int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
 
 /**
  * @brief SQL text of the shape's statement (malloc'd; see sqlgen.c for the
@@ -63,17 +64,6 @@ typedef struct {
  */
 void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const char *topic,
                        int32_t partition, int64_t offset, pgs_params_t *params);
-
-/** Room pgs_sqlgen_value_text needs in its buffer. */
-#define PGS_VALUE_TEXT_MAX 40
-
-/**
- * @brief Text of a bool, long, double or string value, spelled as PostgreSQL's
- *        input functions read it ("true", "-12", "1.5", "NaN", "Infinity").
- * @returns the text (@p buf or the value's own string) and its length in
- *          *len; NULL for null and bytes values.
- */
-const char *pgs_sqlgen_value_text(const pgs_value_t *v, char *buf, size_t *len);
 
 /** @brief The key map as compact JSON text, for the audit row (allocated in
  *         @p cmd's arena). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 struct pgs_stmts_s {
     char *schema;
@@ -17,20 +18,16 @@ struct pgs_stmts_s {
     size_t index_cap;
 };
 
-pgs_stmts_t *pgs_stmts_new(const char *schema)
+pgs_stmts_t *pgs_statements_new(const char *schema)
 {
-    pgs_stmts_t *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
-    st->schema = strdup(schema);
+    pgs_stmts_t *st = pgs_xalloc_calloc(1, sizeof(*st));
+    st->schema = pgs_xalloc_strdup(schema);
     st->index_cap = 256;
-    st->index = calloc(st->index_cap, sizeof(*st->index));
-    if (!st->schema || !st->index)
-        abort();
+    st->index = pgs_xalloc_calloc(st->index_cap, sizeof(*st->index));
     return st;
 }
 
-void pgs_stmts_free(pgs_stmts_t *st)
+void pgs_statements_free(pgs_stmts_t *st)
 {
     if (!st)
         return;
@@ -51,7 +48,8 @@ static int same(const pgs_stmt_t *s, int batch, const pgs_bshape_t *bs)
 {
     if (s->batch != batch)
         return 0;
-    return batch ? pgs_bshape_equal(&s->bs, bs) : pgs_shape_equal(&s->bs.shape, &bs->shape);
+    return batch ? pgs_sqlbatch_shape_equal(&s->bs, bs)
+                 : pgs_sqlgen_shape_equal(&s->bs.shape, &bs->shape);
 }
 
 static void index_put(pgs_stmts_t *st, size_t id)
@@ -74,17 +72,13 @@ static int lookup(pgs_stmts_t *st, int batch, const pgs_bshape_t *bs)
     if (2 * (st->n + 1) > st->index_cap) {
         free(st->index);
         st->index_cap *= 2;
-        st->index = calloc(st->index_cap, sizeof(*st->index));
-        if (!st->index)
-            abort();
+        st->index = pgs_xalloc_calloc(st->index_cap, sizeof(*st->index));
         for (size_t k = 0; k < st->n; k++)
             index_put(st, k);
     }
     if (st->n == st->cap) {
         st->cap = st->cap ? st->cap * 2 : 64;
-        st->v = realloc(st->v, st->cap * sizeof(*st->v));
-        if (!st->v)
-            abort();
+        st->v = pgs_xalloc_realloc(st->v, st->cap * sizeof(*st->v));
     }
     pgs_stmt_t *s = &st->v[st->n];
     memset(s, 0, sizeof(*s));
@@ -95,28 +89,28 @@ static int lookup(pgs_stmts_t *st, int batch, const pgs_bshape_t *bs)
     snprintf(s->name, sizeof(s->name), "pgs_%c%zu", batch ? 'b' : 's', st->n);
     pgs_latency_init(&s->latency);
     pgs_debug("apply", "new %s statement %s for %s op=%s", batch ? "multi-row" : "single", s->name,
-              bs->shape.ent->name, pgs_op_name(bs->shape.op));
+              bs->shape.ent->name, pgs_command_op_name(bs->shape.op));
     index_put(st, st->n);
     return (int)st->n++;
 }
 
-int pgs_stmts_single(pgs_stmts_t *st, const pgs_shape_t *shape)
+int pgs_statements_single(pgs_stmts_t *st, const pgs_shape_t *shape)
 {
     pgs_bshape_t bs = {.shape = *shape, .mask = 0};
     return lookup(st, 0, &bs);
 }
 
-int pgs_stmts_batch(pgs_stmts_t *st, const pgs_bshape_t *bs)
+int pgs_statements_batch(pgs_stmts_t *st, const pgs_bshape_t *bs)
 {
     return lookup(st, 1, bs);
 }
 
-pgs_stmt_t *pgs_stmts_get(pgs_stmts_t *st, int id)
+pgs_stmt_t *pgs_statements_get(pgs_stmts_t *st, int id)
 {
     return &st->v[id];
 }
 
-size_t pgs_stmts_count(const pgs_stmts_t *st)
+size_t pgs_statements_count(const pgs_stmts_t *st)
 {
     return st->n;
 }

@@ -20,14 +20,14 @@ typedef struct {
 
 typedef struct pgs_stmts_s pgs_stmts_t;
 
-pgs_stmts_t *pgs_stmts_new(const char *schema);
-void pgs_stmts_free(pgs_stmts_t *st);
+pgs_stmts_t *pgs_statements_new(const char *schema);
+void pgs_statements_free(pgs_stmts_t *st);
 /** @brief Id of the single-command statement of @p shape (registered on first use). */
-int pgs_stmts_single(pgs_stmts_t *st, const pgs_shape_t *shape);
+int pgs_statements_single(pgs_stmts_t *st, const pgs_shape_t *shape);
 /** @brief Id of the multi-row statement of @p bs (registered on first use). */
-int pgs_stmts_batch(pgs_stmts_t *st, const pgs_bshape_t *bs);
+int pgs_statements_batch(pgs_stmts_t *st, const pgs_bshape_t *bs);
 /** @brief The statement of an id; the pointer is valid until the next registration. */
-pgs_stmt_t *pgs_stmts_get(pgs_stmts_t *st, int id);
-size_t pgs_stmts_count(const pgs_stmts_t *st);
+pgs_stmt_t *pgs_statements_get(pgs_stmts_t *st, int id);
+size_t pgs_statements_count(const pgs_stmts_t *st);
 
 #endif

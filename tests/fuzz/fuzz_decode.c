@@ -106,8 +106,9 @@ static void fuzz_add_entity(pgs_catalog_t *cat, const char *name, const fuzz_col
 {
     pgs_entity_t *ent = pgs_catalog_add_entity(cat, name);
     for (size_t i = 0; i < n; i++)
-        pgs_entity_add_column(ent, cols[i].name, cols[i].type_sql, cols[i].oid, cols[i].is_pk,
-                              cols[i].not_null, cols[i].has_default, cols[i].is_phi);
+        pgs_catalog_entity_add_column(ent, cols[i].name, cols[i].type_sql, cols[i].oid,
+                                      cols[i].is_pk, cols[i].not_null, cols[i].has_default,
+                                      cols[i].is_phi);
 }
 
 /* Freed at exit so that LeakSanitizer's final check sees only real leaks:
@@ -149,7 +150,7 @@ static void fuzz_require(int ok, const char *what)
 /* A decode error's contract, for commands and audit events alike. */
 static void fuzz_decode_error(pgs_err_t err, const char *errstr, size_t errstr_size)
 {
-    fuzz_require(pgs_err_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
+    fuzz_require(pgs_error_class(err) == PGS_ECLASS_DECODE, "decode error of class decode");
     fuzz_require(memchr(errstr, '\0', errstr_size) != NULL, "errstr terminated");
     fuzz_require(errstr[0] != '\0', "decode error has a reason");
 }
@@ -182,7 +183,7 @@ static int fuzz_audit(const uint8_t *data, size_t size, int is_json)
     for (int i = 0; i < params.n; i++)
         fuzz_require(params.values[i] != NULL, "audit parameter built");
     pgs_sqlbatch_params_free(&params);
-    pgs_audit_event_free(ev);
+    pgs_command_audit_free(ev);
     return 0;
 }
 
@@ -211,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const pgs_entity_t *ent = NULL;
     err = pgs_catalog_validate(catalog, cmd, &ent, errstr, sizeof(errstr));
     if (err != PGS_OK) {
-        pgs_eclass_t klass = pgs_err_class(err);
+        pgs_eclass_t klass = pgs_error_class(err);
         fuzz_require(klass == PGS_ECLASS_VALIDATE || klass == PGS_ECLASS_TENANT,
                      "validation error of class validate or tenant");
         pgs_command_free(cmd);
@@ -219,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_require(ent != NULL, "validated command has an entity");
     pgs_shape_t shape;
-    if (pgs_shape_of(ent, cmd, &shape) == 0) {
+    if (pgs_sqlgen_shape_of(ent, cmd, &shape) == 0) {
         char *sql = pgs_sqlgen_statement(pgs_catalog_schema(catalog), &shape);
         fuzz_require(sql != NULL, "statement generated");
         free(sql);

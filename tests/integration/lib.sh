@@ -160,7 +160,7 @@ pgs_applied_now() {
     pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands" 2>/dev/null || echo -1
 }
 
-pgs_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+pgs_clock_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # pgs_pg ACTION: scripts/pg.sh start|stop|restart on the test's stack, output
 # kept in $T_DIR/pg.log.
@@ -185,7 +185,7 @@ _pgs_pg_guard_exit() {
 }
 
 # pgs_wait_growth SINCE_MS BASE [timeout]: waits until applied_commands holds
-# more than BASE rows and prints the ms elapsed since SINCE_MS (pgs_now_ms).
+# more than BASE rows and prints the ms elapsed since SINCE_MS (pgs_clock_now_ms).
 pgs_wait_growth() {
     local since=$1 base=$2 timeout=${3:-120}
     local deadline=$((SECONDS + timeout)) got
@@ -195,7 +195,7 @@ pgs_wait_growth() {
         [ $SECONDS -lt $deadline ] || fail "applied_commands stuck at $got rows for ${timeout}s"
         sleep 0.05
     done
-    echo $(($(pgs_now_ms) - since))
+    echo $(($(pgs_clock_now_ms) - since))
 }
 
 # pgs_rand_ms LO HI: a delay in [LO, HI] ms from bash's RANDOM (seed it with

@@ -21,7 +21,7 @@ def bad_command(rng, quantity):
     def rid():
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
-    # Field order and shape copied from pgs_codec_command_to_json (produce --emit).
+    # Field order and shape copied from pgs_codec_json_from_command (produce --emit).
     return {
         "command_id": rid(),
         "clinic_id": "clinic-%03d" % rng.randint(1, 20),

@@ -37,13 +37,13 @@ if a != b:
 "$PGSCRIBE_BIN" produce -c "$T_CONF" --count $N --clinics 20 --seed 7 \
     --emit "$T_DIR/commands.jsonl" --no-progress
 pgs_worker_start a
-since=$(pgs_now_ms)
+since=$(pgs_clock_now_ms)
 ms=$(pgs_wait_growth "$since" 0 120)
 note "worker applying after ${ms} ms"
 
 # The events go in behind 60 000 queued commands; each poll reads the events
 # first, so `applied` is no earlier than the moment they were all stored.
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 "$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count $A --clinics 20 --seed 3 \
     --emit "$T_DIR/audit.jsonl" --no-progress &
 prod_pid=$!
@@ -56,7 +56,7 @@ while :; do
     [ $SECONDS -lt $deadline ] || fail "only $stored of $A audit events stored within 120 s (applied commands: $applied)"
     sleep 0.05
 done
-took=$(($(pgs_now_ms) - t0))
+took=$(($(pgs_clock_now_ms) - t0))
 rc=0
 wait "$prod_pid" || rc=$?
 pgs_forget_pid "$prod_pid"
@@ -67,7 +67,7 @@ note "all $stored audit events stored ${took} ms after their produce started; ap
     fail "the flood was already applied ($applied) when the audit events were stored: the test shows no bulkhead"
 
 pgs_wait_applied $N 600
-note "all $N commands applied $(($(pgs_now_ms) - t0)) ms after the audit produce started"
+note "all $N commands applied $(($(pgs_clock_now_ms) - t0)) ms after the audit produce started"
 pgs_worker_stop "$W_PID"
 pgs_forget_pid "$W_PID"
 

@@ -22,7 +22,7 @@ P=$!
 T_PIDS+=("$P")
 
 run=1
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 pgs_worker_start "a$run"
 ms=$(pgs_wait_growth "$t0" 0)
 note "worker started, first command applied after $ms ms"
@@ -44,7 +44,7 @@ for ev in "${EVENTS[@]}"; do
         sleep 0.3
         base=$(pgs_applied_now)
         run=$((run + 1))
-        t0=$(pgs_now_ms)
+        t0=$(pgs_clock_now_ms)
         pgs_worker_start "a$run"
         ms=$(pgs_wait_growth "$t0" "$base")
         note "kill $kills after ${RAND_MS} ms at $base applied: worker restart → applied again in $ms ms"
@@ -52,7 +52,7 @@ for ev in "${EVENTS[@]}"; do
     else
         pg_restarts=$((pg_restarts + 1))
         pgs_pg restart
-        t0=$(pgs_now_ms)
+        t0=$(pgs_clock_now_ms)
         base=$(pgs_applied_now)
         ms=$(pgs_wait_growth "$t0" "$base")
         note "PostgreSQL restart $pg_restarts after ${RAND_MS} ms at $before applied: applied again in $ms ms"

@@ -31,7 +31,7 @@ sleep $OUTAGE_S
 kill -0 "$A" 2>/dev/null || fail "worker died during the database outage"
 grep -q "circuit breaker open" "$LOG" || fail "no 'circuit breaker open' in the worker log during the outage"
 pgs_pg start
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 base=$(pgs_applied_now)
 [ "$base" -lt $N ] || fail "nothing left to apply after the outage ($base rows)"
 resume_ms=$(pgs_wait_growth "$t0" "$base" 60)

@@ -47,7 +47,7 @@ stuck=$(pgs_applied_now)
 [ "$stuck" -eq "$during" ] || fail "rows were written while the database was read-only ($during → $stuck)"
 grep -q "25006" "$LOG" || fail "the worker did not log the read-only SQLSTATE 25006"
 read_only off
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 resume_ms=$(pgs_wait_growth "$t0" "$stuck" 60)
 note "writable again: applied_commands grew after $resume_ms ms (at $stuck rows)"
 

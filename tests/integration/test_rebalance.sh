@@ -23,18 +23,18 @@ B=$W_PID
     --emit "$T_DIR/commands.jsonl" --no-progress &
 P=$!
 T_PIDS+=("$P")
-start=$(pgs_now_ms)
+start=$(pgs_clock_now_ms)
 
 # at MS WHAT: waits until MS ms after the producer started, checks that
 # load is left, and prints what happens.
 at() {
     local due=$(($1 + start)) now
-    now=$(pgs_now_ms)
+    now=$(pgs_clock_now_ms)
     [ "$now" -ge "$due" ] || pgs_sleep_ms $((due - now))
     local got
     got=$(pgs_applied_now)
     [ "$got" -lt $N ] || fail "the load was over before: $2"
-    note "t+$(($(pgs_now_ms) - start)) ms, $got applied: $2"
+    note "t+$(($(pgs_clock_now_ms) - start)) ms, $got applied: $2"
 }
 
 # the stopped worker's log must show every assignment it got before its stop
@@ -62,24 +62,24 @@ at 1000 "start c"
 pgs_worker_launch c
 C=$W_PID
 at 2500 "stop b"
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 pgs_worker_stop "$B"
 drain=$(drained_on_stop b)
-note "b left in $(($(pgs_now_ms) - t0)) ms: $drain"
+note "b left in $(($(pgs_clock_now_ms) - t0)) ms: $drain"
 at 3500 "start d"
 pgs_worker_launch d
 D=$W_PID
 pgs_worker_wait_assigned d "$D"
 at 5000 "stop a"
-t0=$(pgs_now_ms)
+t0=$(pgs_clock_now_ms)
 pgs_worker_stop "$A"
 drain=$(drained_on_stop a)
-note "a left in $(($(pgs_now_ms) - t0)) ms: $drain"
+note "a left in $(($(pgs_clock_now_ms) - t0)) ms: $drain"
 
 wait "$P" || fail "producer failed"
 pgs_worker_wait_assigned c "$C"
 pgs_wait_applied $N 300
-note "all $N applied $(($(pgs_now_ms) - start)) ms after the load started"
+note "all $N applied $(($(pgs_clock_now_ms) - start)) ms after the load started"
 pgs_worker_stop "$C"
 drained_on_stop c >/dev/null
 pgs_worker_stop "$D"

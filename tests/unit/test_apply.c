@@ -128,11 +128,11 @@ static int setup(void **state)
     fx_set(fx, "retry.backoff_max_ms", "10");
     fx->cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(fx->cat, "patients");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
     fx->lanes = pgs_lanes_new();
     fx->epfd = epoll_create1(EPOLL_CLOEXEC);
     assert_true(fx->epfd >= 0);
@@ -200,7 +200,7 @@ static void fx_works(fx_t *fx, int n)
         wk->offset = k;
         char err[256];
         assert_int_equal(pgs_catalog_validate(fx->cat, c, &wk->ent, err, sizeof(err)), PGS_OK);
-        assert_int_equal(pgs_shape_of(wk->ent, c, &wk->shape), 0);
+        assert_int_equal(pgs_sqlgen_shape_of(wk->ent, c, &wk->shape), 0);
         wk->in_lane = 1;
         pgs_lanes_push(fx->lanes, &wk->lane, "c1", fx->ids[k], strlen(fx->ids[k]));
     }
@@ -220,8 +220,8 @@ static void fx_step(fx_t *fx)
 /* Drives the pool until @p finished works are settled or @p timeout_ms pass. */
 static void fx_run(fx_t *fx, int finished, int timeout_ms)
 {
-    int64_t deadline = pgs_now_us() + (int64_t)timeout_ms * 1000;
-    while (fx->finished < finished && pgs_now_us() < deadline)
+    int64_t deadline = pgs_clock_now_us() + (int64_t)timeout_ms * 1000;
+    while (fx->finished < finished && pgs_clock_now_us() < deadline)
         fx_step(fx);
     assert_int_equal(fx->finished, finished);
 }
@@ -304,8 +304,8 @@ static void test_retryable_error_backs_off_and_applies(void **state)
     fx_works(fx, 3);
     /* BEGIN, setup, PREPARE, command 0, command 1 fails */
     harness_pq_script("ok ok ok ok err=40001");
-    int64_t deadline = pgs_now_us() + 2000000;
-    while (fx->retried == 0 && pgs_now_us() < deadline)
+    int64_t deadline = pgs_clock_now_us() + 2000000;
+    while (fx->retried == 0 && pgs_clock_now_us() < deadline)
         fx_step(fx);
     /* settled, the failed transaction left the culprit in backoff and the
      * others back in their lanes, none of them finished */

@@ -19,31 +19,31 @@ static pgs_catalog_t *test_catalog(void)
 {
     pgs_catalog_t *cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(cat, "zebra");
-    pgs_entity_add_column(e, "id", "bigint", 20, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "id", "bigint", 20, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
 
     e = pgs_catalog_add_entity(cat, "patients");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "given_name", "text", 25, 0, 1, 0, 1);
-    pgs_entity_add_column(e, "birth_date", "date", 1082, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "active", "boolean", 16, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "created_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "given_name", "text", 25, 0, 1, 0, 1);
+    pgs_catalog_entity_add_column(e, "birth_date", "date", 1082, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "active", "boolean", 16, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "created_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
 
     /* primary key (clinic_id, visit_id, note_no), columns in another order */
     e = pgs_catalog_add_entity(cat, "visit_notes");
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "note_no", "integer", 23, 3, 1, 0, 0);
-    pgs_entity_add_column(e, "visit_id", "uuid", 2950, 2, 1, 0, 0);
-    pgs_entity_add_column(e, "body", "text", 25, 0, 1, 0, 1);
-    pgs_entity_add_column(e, "version", "text", 25, 0, 0, 0, 0); /* not an integer */
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "note_no", "integer", 23, 3, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "visit_id", "uuid", 2950, 2, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "body", "text", 25, 0, 1, 0, 1);
+    pgs_catalog_entity_add_column(e, "version", "text", 25, 0, 0, 0, 0); /* not an integer */
 
     e = pgs_catalog_add_entity(cat, "appointments");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
     return cat;
 }
 
@@ -114,7 +114,7 @@ static void expect_err(const pgs_catalog_t *cat, pgs_command_t *cmd, pgs_err_t w
     const pgs_entity_t *ent = NULL;
     pgs_err_t err = pgs_catalog_validate(cat, cmd, &ent, errstr, sizeof(errstr));
     if (err != want)
-        fail_msg("want %s, got %s (%s)", pgs_err_code(want), pgs_err_code(err), errstr);
+        fail_msg("want %s, got %s (%s)", pgs_error_code(want), pgs_error_code(err), errstr);
     if (want == PGS_OK) {
         assert_non_null(ent);
         assert_string_equal(ent->name, cmd->entity);
@@ -152,8 +152,8 @@ static void test_model(void **state)
     assert_int_equal(p->clinic_col, 1);
     assert_int_equal(p->version_col, 6);
     assert_int_equal(p->updated_at_col, 7);
-    assert_int_equal(pgs_entity_column(p, "photo"), 5);
-    assert_int_equal(pgs_entity_column(p, "nope"), -1);
+    assert_int_equal(pgs_catalog_entity_column(p, "photo"), 5);
+    assert_int_equal(pgs_catalog_entity_column(p, "nope"), -1);
     assert_string_equal(p->cols[3].type_sql, "date");
     assert_true(p->cols[2].is_phi);
 
@@ -467,10 +467,10 @@ static void test_clinic_in_key(void **state)
     (void)state;
     pgs_catalog_t *cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(cat, "charts");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 2, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "body", "text", 25, 0, 0, 0, 1);
-    assert_true(pgs_entity_pk_has_clinic(e));
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 2, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "body", "text", 25, 0, 0, 0, 1);
+    assert_true(pgs_catalog_entity_pk_has_clinic(e));
     assert_int_equal(e->npk, 1);
     assert_string_equal(e->cols[e->pk[0]].name, "id");
 
@@ -496,8 +496,8 @@ static void test_clinic_in_key(void **state)
     pgs_catalog_free(cat);
 
     cat = test_catalog();
-    assert_false(pgs_entity_pk_has_clinic(pgs_catalog_find(cat, "patients")));
-    assert_true(pgs_entity_pk_has_clinic(pgs_catalog_find(cat, "visit_notes")));
+    assert_false(pgs_catalog_entity_pk_has_clinic(pgs_catalog_find(cat, "patients")));
+    assert_true(pgs_catalog_entity_pk_has_clinic(pgs_catalog_find(cat, "visit_notes")));
     pgs_catalog_free(cat);
 }
 

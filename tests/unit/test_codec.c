@@ -133,7 +133,7 @@ static void expect_cmd_err(const void *buf, size_t len, int json, pgs_err_t want
     pgs_command_t *cmd = (pgs_command_t *)1;
     pgs_err_t got = pgs_codec_decode_command(codec, buf, len, json, &cmd, err, sizeof(err));
     if (got != want)
-        fail_msg("want %s, got %s (%s)", pgs_err_code(want), pgs_err_code(got), err);
+        fail_msg("want %s, got %s (%s)", pgs_error_code(want), pgs_error_code(got), err);
     assert_null(cmd);
     assert_true(err[0] != '\0');
     if (field && !strstr(err, field))
@@ -216,7 +216,7 @@ static void test_json_roundtrip(void **state)
         size_t len;
         char *buf = encode(in, 1, 0, &len);
         assert_null(memchr(buf, '\n', len)); /* compact, one line */
-        char *direct = pgs_codec_command_to_json(in);
+        char *direct = pgs_codec_json_from_command(in);
         assert_string_equal(direct, buf);
         free(direct);
         char err[256];
@@ -469,8 +469,20 @@ static void test_json_errors(void **state)
     expect_json_err(CMD_JSON(c, "\"insert\"", key, d, ev, at), PGS_E_DECODE_BAD_OP, "op");
     static const char *const bad_b64[] = {
         "{\"x\":{\"bytes\":\"" SECRET "\"}}", "{\"x\":{\"bytes\":\"AP8\"}}",
-        "{\"x\":{\"bytes\":\"AP9=\"}}",       "{\"x\":{\"bytes\":\"A===\"}}",
-        "{\"x\":{\"bytes\":\"AP 8\"}}",       "{\"x\":{\"bytes\":\"AP8=AP8=\"}}"};
+        "{\"x\":{\"bytes\":\"AP9=\"}}", "{\"x\":{\"bytes\":\"A===\"}}",
+        "{\"x\":{\"bytes\":\"AP 8\"}}", "{\"x\":{\"bytes\":\"AP8=AP8=\"}}",
+        /* whitespace anywhere, which a lenient decoder would skip */
+        "{\"x\":{\"bytes\":\" AP8=\"}}", "{\"x\":{\"bytes\":\"AP8=\\n\"}}",
+        "{\"x\":{\"bytes\":\"AP8=\\t\"}}", "{\"x\":{\"bytes\":\"\\r\\nAP8=\"}}",
+        "{\"x\":{\"bytes\":\"aGVs\\nbG8=\"}}",
+        /* padding: missing, misplaced, excess, or with nonzero unused bits */
+        "{\"x\":{\"bytes\":\"AP==\"}}", "{\"x\":{\"bytes\":\"A=P8\"}}",
+        "{\"x\":{\"bytes\":\"=AP8\"}}", "{\"x\":{\"bytes\":\"AA=A\"}}",
+        "{\"x\":{\"bytes\":\"====\"}}", "{\"x\":{\"bytes\":\"aGVsbG8\"}}",
+        "{\"x\":{\"bytes\":\"aGVsbG8==\"}}",
+        /* the URL-safe alphabet and stray characters */
+        "{\"x\":{\"bytes\":\"_-_-\"}}", "{\"x\":{\"bytes\":\"AP8-\"}}",
+        "{\"x\":{\"bytes\":\"AP.=\"}}"};
     for (size_t i = 0; i < sizeof(bad_b64) / sizeof(bad_b64[0]); i++)
         expect_json_err(CMD_JSON(c, op, key, bad_b64[i], ev, at), PGS_E_DECODE_BAD_BASE64, "data");
     /* numbers beyond int64 or double: a syntax error that says so (the
@@ -575,19 +587,19 @@ static void test_audit_duplicate_fields(void **state)
             pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err));
         if (!cases[i].field) {
             assert_int_equal(got, PGS_OK);
-            pgs_audit_event_free(out);
+            pgs_command_audit_free(out);
             continue;
         }
         if (got != PGS_E_DECODE_DUPLICATE_FIELD)
-            fail_msg("case %zu: want DECODE_DUPLICATE_FIELD, got %s (%s)", i, pgs_err_code(got),
+            fail_msg("case %zu: want DECODE_DUPLICATE_FIELD, got %s (%s)", i, pgs_error_code(got),
                      err);
         assert_null(out);
         if (!strstr(err, cases[i].field))
             fail_msg("errstr '%s' does not name %s", err, cases[i].field);
         assert_null(strstr(err, SECRET));
     }
-    assert_int_equal(pgs_err_class(PGS_E_DECODE_DUPLICATE_FIELD), PGS_ECLASS_DECODE);
-    assert_string_equal(pgs_err_code(PGS_E_DECODE_DUPLICATE_FIELD), "DECODE_DUPLICATE_FIELD");
+    assert_int_equal(pgs_error_class(PGS_E_DECODE_DUPLICATE_FIELD), PGS_ECLASS_DECODE);
+    assert_string_equal(pgs_error_code(PGS_E_DECODE_DUPLICATE_FIELD), "DECODE_DUPLICATE_FIELD");
 }
 
 /* content-type values are matched as MIME types: Java and HTTP-bridge
@@ -832,7 +844,7 @@ static void test_too_large(void **state)
 
 static pgs_audit_event_t *sample_audit(void)
 {
-    pgs_audit_event_t *ev = pgs_audit_event_new();
+    pgs_audit_event_t *ev = pgs_command_audit_new();
     ev->event_id = "0b7f4f3c-1d2e-4a5b-8c9d-aabbccddeeff";
     ev->clinic_id = "clinic-7";
     ev->actor = "user:42";
@@ -877,7 +889,7 @@ static void test_audit_roundtrip(void **state)
         assert_int_equal(pgs_codec_decode_audit(codec, buf, len, json, &out, err, sizeof(err)),
                          PGS_OK);
         assert_audits_equal(in, out);
-        pgs_audit_event_free(out);
+        pgs_command_audit_free(out);
         free(buf);
     }
     /* details defaults to {}; unknown outcome; bad event id */
@@ -892,7 +904,7 @@ static void test_audit_roundtrip(void **state)
                      PGS_OK);
     assert_int_equal(out->details_cnt, 0);
     assert_string_equal(out->action, "LOGIN");
-    pgs_audit_event_free(out);
+    pgs_command_audit_free(out);
     snprintf(text, sizeof(text), j, SECRET);
     assert_int_equal(pgs_codec_decode_audit(codec, text, strlen(text), 1, &out, err, sizeof(err)),
                      PGS_E_DECODE_WRONG_TYPE);
@@ -908,7 +920,7 @@ static void test_audit_roundtrip(void **state)
     free(buf);
     in->outcome = "MAYBE";
     assert_int_not_equal(pgs_codec_encode_audit(codec, in, 0, &buf, &len), 0);
-    pgs_audit_event_free(in);
+    pgs_command_audit_free(in);
 }
 
 static void test_metrics_to_json(void **state)

@@ -115,14 +115,15 @@ static void test_sqlstate_table(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         const char *s = table[i].state;
-        pgs_err_t got = pgs_pg_error_classify(s, table[i].msg);
-        if (got != table[i].err || pgs_sqlstate_is_outage(s) != table[i].outage)
+        pgs_err_t got = pgs_error_pg_classify(s, table[i].msg);
+        if (got != table[i].err || pgs_error_sqlstate_is_outage(s) != table[i].outage)
             fail_msg("SQLSTATE %s (%s): class %s outage %d, want %s outage %d", s ? s : "(null)",
-                     table[i].msg ? table[i].msg : "-", pgs_err_code(got),
-                     pgs_sqlstate_is_outage(s), pgs_err_code(table[i].err), table[i].outage);
+                     table[i].msg ? table[i].msg : "-", pgs_error_code(got),
+                     pgs_error_sqlstate_is_outage(s), pgs_error_code(table[i].err),
+                     table[i].outage);
         /* an outage is always transient: it must never dead-letter */
         if (table[i].outage)
-            assert_true(pgs_err_is_transient(got));
+            assert_true(pgs_error_is_transient(got));
     }
 }
 
@@ -130,9 +131,9 @@ static void test_sqlstate_table(void **state)
 static void test_sqlstate_only(void **state)
 {
     (void)state;
-    assert_int_equal(pgs_sqlstate_classify("42501"), PGS_E_DB_PERMANENT);
-    assert_int_equal(pgs_sqlstate_classify("25006"), PGS_E_DB_TRANSIENT);
-    assert_int_equal(pgs_sqlstate_classify("23505"), PGS_E_DB_PERMANENT);
+    assert_int_equal(pgs_error_sqlstate_classify("42501"), PGS_E_DB_PERMANENT);
+    assert_int_equal(pgs_error_sqlstate_classify("25006"), PGS_E_DB_TRANSIENT);
+    assert_int_equal(pgs_error_sqlstate_classify("23505"), PGS_E_DB_PERMANENT);
 }
 
 /* Every error has a code and a class, and codes are unique. */
@@ -140,13 +141,13 @@ static void test_error_list(void **state)
 {
     (void)state;
     for (int e = 1; e < PGS_E__COUNT; e++) {
-        const char *code = pgs_err_code((pgs_err_t)e);
+        const char *code = pgs_error_code((pgs_err_t)e);
         assert_non_null(code);
         assert_true(strlen(code) > 0);
-        assert_int_not_equal(pgs_err_class((pgs_err_t)e), PGS_ECLASS_NONE);
-        assert_string_not_equal(pgs_eclass_name(pgs_err_class((pgs_err_t)e)), "unknown");
+        assert_int_not_equal(pgs_error_class((pgs_err_t)e), PGS_ECLASS_NONE);
+        assert_string_not_equal(pgs_error_class_name(pgs_error_class((pgs_err_t)e)), "unknown");
         for (int f = 1; f < e; f++)
-            assert_string_not_equal(code, pgs_err_code((pgs_err_t)f));
+            assert_string_not_equal(code, pgs_error_code((pgs_err_t)f));
     }
 }
 

@@ -44,21 +44,21 @@ static void test_scoped_keys_reach_their_role_only(void **state)
     pgs_config_t *cfg = cfg_with(kv);
     char err[256];
 
-    rd_kafka_conf_t *c = pgs_kafka_conf_new(cfg, PGS_KAFKA_CONSUMER, NULL, NULL, err, sizeof(err));
+    rd_kafka_conf_t *c = pgs_kafkaconf_new(cfg, PGS_KAFKA_CONSUMER, NULL, NULL, err, sizeof(err));
     assert_non_null(c);
     assert_string_equal(get(c, "client.id"), "shared");
     assert_string_equal(get(c, "session.timeout.ms"), "6000");
     assert_string_not_equal(get(c, "linger.ms"), "25");
     rd_kafka_conf_destroy(c);
 
-    rd_kafka_conf_t *p = pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, NULL, NULL, err, sizeof(err));
+    rd_kafka_conf_t *p = pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, NULL, NULL, err, sizeof(err));
     assert_non_null(p);
     assert_string_equal(get(p, "client.id"), "shared");
     assert_string_equal(get(p, "linger.ms"), "25");
     assert_string_not_equal(get(p, "session.timeout.ms"), "6000");
     rd_kafka_conf_destroy(p);
 
-    rd_kafka_conf_t *a = pgs_kafka_conf_new(cfg, PGS_KAFKA_ADMIN, NULL, NULL, err, sizeof(err));
+    rd_kafka_conf_t *a = pgs_kafkaconf_new(cfg, PGS_KAFKA_ADMIN, NULL, NULL, err, sizeof(err));
     assert_non_null(a);
     assert_string_equal(get(a, "client.id"), "shared");
     assert_string_not_equal(get(a, "linger.ms"), "25");
@@ -77,14 +77,14 @@ static void test_precedence(void **state)
     setenv("PGSCRIBE_KAFKA", "env-host:9092", 1);
 
     rd_kafka_conf_t *p =
-        pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, defaults, NULL, err, sizeof(err));
+        pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, defaults, NULL, err, sizeof(err));
     assert_non_null(p);
     assert_string_equal(get(p, "bootstrap.servers"), "env-host:9092");
     assert_string_equal(get(p, "linger.ms"), "7");            /* the file beats a default */
     assert_string_equal(get(p, "batch.num.messages"), "123"); /* a default stays */
     rd_kafka_conf_destroy(p);
 
-    p = pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, defaults, "opt-host:9092", err, sizeof(err));
+    p = pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, defaults, "opt-host:9092", err, sizeof(err));
     assert_non_null(p);
     assert_string_equal(get(p, "bootstrap.servers"), "opt-host:9092"); /* --brokers wins */
     rd_kafka_conf_destroy(p);
@@ -100,12 +100,12 @@ static void test_bad_property_names_the_key_not_the_value(void **state)
     char err[256];
 
     /* not for producers: never handed to librdkafka there */
-    rd_kafka_conf_t *p = pgs_kafka_conf_new(cfg, PGS_KAFKA_PRODUCER, NULL, NULL, err, sizeof(err));
+    rd_kafka_conf_t *p = pgs_kafkaconf_new(cfg, PGS_KAFKA_PRODUCER, NULL, NULL, err, sizeof(err));
     assert_non_null(p);
     rd_kafka_conf_destroy(p);
 
     err[0] = '\0';
-    assert_null(pgs_kafka_conf_new(cfg, PGS_KAFKA_CONSUMER, NULL, NULL, err, sizeof(err)));
+    assert_null(pgs_kafkaconf_new(cfg, PGS_KAFKA_CONSUMER, NULL, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "kafka.consumer.no.such.property"));
     assert_null(strstr(err, "s3cret-value"));
     pgs_config_free(cfg);

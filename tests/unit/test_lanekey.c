@@ -20,15 +20,15 @@ static int setup(void **state)
     (void)state;
     cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(cat, "patients");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
     e = pgs_catalog_add_entity(cat, "notes");
-    pgs_entity_add_column(e, "ref", "text", 25, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "ref", "text", 25, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
     e = pgs_catalog_add_entity(cat, "visits");
-    pgs_entity_add_column(e, "no", "integer", 23, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "seq", "bigint", 20, 2, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "no", "integer", 23, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "seq", "bigint", 20, 2, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
     return 0;
 }
 
@@ -271,17 +271,17 @@ static void test_clinic_id_rules(void **state)
     char long_id[PGS_CLINIC_ID_MAX + 2];
     memset(long_id, 'c', sizeof(long_id) - 1);
     long_id[PGS_CLINIC_ID_MAX] = '\0';
-    assert_true(pgs_clinic_id_valid(long_id)); /* exactly 128 bytes */
+    assert_true(pgs_command_clinic_id_valid(long_id)); /* exactly 128 bytes */
     long_id[PGS_CLINIC_ID_MAX] = 'c';
     long_id[PGS_CLINIC_ID_MAX + 1] = '\0';
-    assert_false(pgs_clinic_id_valid(long_id));
-    assert_true(pgs_clinic_id_valid("clinic-0001"));
-    assert_true(pgs_clinic_id_valid("Klinik Zürich"));
-    assert_false(pgs_clinic_id_valid(""));
-    assert_false(pgs_clinic_id_valid(NULL));
-    assert_false(pgs_clinic_id_valid("A\x1fpatients\x1fx"));
-    assert_false(pgs_clinic_id_valid("a\nb"));
-    assert_false(pgs_clinic_id_valid("a\x7f"));
+    assert_false(pgs_command_clinic_id_valid(long_id));
+    assert_true(pgs_command_clinic_id_valid("clinic-0001"));
+    assert_true(pgs_command_clinic_id_valid("Klinik Zürich"));
+    assert_false(pgs_command_clinic_id_valid(""));
+    assert_false(pgs_command_clinic_id_valid(NULL));
+    assert_false(pgs_command_clinic_id_valid("A\x1fpatients\x1fx"));
+    assert_false(pgs_command_clinic_id_valid("a\nb"));
+    assert_false(pgs_command_clinic_id_valid("a\x7f"));
 
     /* and validation refuses such a command before anything else */
     tcmd_t t;

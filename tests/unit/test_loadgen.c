@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "codec/codec.h"
+#include "common/hash.h"
 #include "command/loadgen.h"
 
 #define N_COMMANDS 10000
@@ -98,9 +99,7 @@ typedef struct {
 
 static row_t *map_get(row_t *map, const char *key, size_t *distinct)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    uint64_t h = pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, key, strlen(key));
     for (size_t i = h % MAP_SLOTS;; i = (i + 1) % MAP_SLOTS) {
         if (!map[i].used) {
             map[i].used = 1;
@@ -425,9 +424,9 @@ static void test_audit_deterministic_and_apart(void **state)
         pgs_audit_event_t *ec = pgs_loadgen_next_audit(c);
         assert_true(audit_equal(ea, eb));
         differs_from_other_seed |= !audit_equal(ea, ec);
-        pgs_audit_event_free(ea);
-        pgs_audit_event_free(eb);
-        pgs_audit_event_free(ec);
+        pgs_command_audit_free(ea);
+        pgs_command_audit_free(eb);
+        pgs_command_audit_free(ec);
         pgs_command_free(cb);
         pgs_command_free(cref);
     }
@@ -508,7 +507,7 @@ static void test_audit_fields_valid(void **state)
             for (size_t j = 0; j < i; j++)
                 assert_string_not_equal(ev->details[j].name, ev->details[i].name);
         }
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     }
 
     /* Event ids never repeat: a repeat would be stored only once. */
@@ -554,10 +553,10 @@ static void test_audit_round_trip(void **state)
                 pgs_codec_decode_audit(codec, buf, len, json, &back, errstr, sizeof(errstr)),
                 PGS_OK);
             assert_true(audit_equal(ev, back));
-            pgs_audit_event_free(back);
+            pgs_command_audit_free(back);
             free(buf);
         }
-        pgs_audit_event_free(ev);
+        pgs_command_audit_free(ev);
     }
     pgs_loadgen_free(lg);
     pgs_codec_free(codec);

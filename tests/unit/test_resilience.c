@@ -104,16 +104,16 @@ static void test_latency_p99_and_timeout(void **state)
     pgs_latency_t l;
     pgs_latency_init(&l);
     assert_int_equal(l.p99_us, -1);
-    assert_int_equal(pgs_timeout_adaptive(l.p99_us, 10, 2000000, 30000000), 30000000);
+    assert_int_equal(pgs_latency_timeout_adaptive(l.p99_us, 10, 2000000, 30000000), 30000000);
     for (int i = 1; i <= 128; i++)
         pgs_latency_record(&l, i * 1000); /* 1..128 ms */
     assert_true(l.p99_us >= 126000 && l.p99_us <= 128000);
     /* 10 × 127 ms = 1.27 s, below the 2 s floor */
-    assert_int_equal(pgs_timeout_adaptive(l.p99_us, 10, 2000000, 30000000), 2000000);
-    assert_int_equal(pgs_timeout_adaptive(l.p99_us, 100, 2000000, 30000000),
+    assert_int_equal(pgs_latency_timeout_adaptive(l.p99_us, 10, 2000000, 30000000), 2000000);
+    assert_int_equal(pgs_latency_timeout_adaptive(l.p99_us, 100, 2000000, 30000000),
                      (int64_t)((double)l.p99_us * 100));
-    assert_int_equal(pgs_timeout_adaptive(l.p99_us, 1000, 2000000, 30000000), 30000000);
-    assert_int_equal(pgs_timeout_adaptive(l.p99_us, 10, 2000000, 0), 0);
+    assert_int_equal(pgs_latency_timeout_adaptive(l.p99_us, 1000, 2000000, 30000000), 30000000);
+    assert_int_equal(pgs_latency_timeout_adaptive(l.p99_us, 10, 2000000, 0), 0);
     /* the window forgets: 128 fast samples bring the p99 down */
     for (int i = 0; i < 128; i++)
         pgs_latency_record(&l, 500);

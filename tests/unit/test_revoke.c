@@ -106,8 +106,8 @@ static pgs_partition_t *first_assigned(pgs_worker_t *w)
 /* Polls (serving the rebalance callback) until the worker holds a partition. */
 static pgs_partition_t *wait_assigned(pgs_worker_t *w)
 {
-    int64_t deadline = pgs_now_us() + 30 * 1000000LL;
-    while (pgs_now_us() < deadline) {
+    int64_t deadline = pgs_clock_now_us() + 30 * 1000000LL;
+    while (pgs_clock_now_us() < deadline) {
         pgs_consume_poll(w, 100);
         pgs_partition_t *p = first_assigned(w);
         if (p && assignment_size(w) > 0)
@@ -121,8 +121,8 @@ static pgs_partition_t *wait_assigned(pgs_worker_t *w)
 /* Polls until the rebalance callback has marked a revocation. */
 static void wait_revoke_marked(pgs_worker_t *w)
 {
-    int64_t deadline = pgs_now_us() + 10 * 1000000LL;
-    while (!pgs_revoke_pending(w) && pgs_now_us() < deadline) {
+    int64_t deadline = pgs_clock_now_us() + 10 * 1000000LL;
+    while (!pgs_revoke_pending(w) && pgs_clock_now_us() < deadline) {
         pgs_consume_poll(w, 100);
         usleep(10000);
     }
@@ -169,8 +169,8 @@ static void test_drain_deadline_releases(void **state)
     p->outstanding = 1; /* never completes */
     assert_int_equal(rd_kafka_unsubscribe(w->consumer), RD_KAFKA_RESP_ERR_NO_ERROR);
     wait_revoke_marked(w);
-    int64_t t0 = pgs_now_us();
-    while (pgs_revoke_pending(w) && pgs_now_us() - t0 < 5 * 1000000LL) {
+    int64_t t0 = pgs_clock_now_us();
+    while (pgs_revoke_pending(w) && pgs_clock_now_us() - t0 < 5 * 1000000LL) {
         pgs_revoke_serve(w);
         usleep(10000);
     }

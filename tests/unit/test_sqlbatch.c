@@ -18,14 +18,14 @@ static pgs_catalog_t *catalog(void)
 {
     pgs_catalog_t *cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(cat, "patients");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "phone", "text", 25, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "tags", "text[]", 1009, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "phone", "text", 25, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "tags", "text[]", 1009, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
     return cat;
 }
 
@@ -62,8 +62,8 @@ static int bshape(const pgs_catalog_t *cat, const pgs_command_t *c, pgs_bshape_t
     char err[256];
     assert_int_equal(pgs_catalog_validate(cat, c, &ent, err, sizeof(err)), PGS_OK);
     pgs_shape_t single;
-    assert_int_equal(pgs_shape_of(ent, c, &single), 0);
-    return pgs_bshape_of(ent, c, &single, bs);
+    assert_int_equal(pgs_sqlgen_shape_of(ent, c, &single), 0);
+    return pgs_sqlbatch_shape_of(ent, c, &single, bs);
 }
 
 /* Partial UPDATEs of different columns share one multi-row statement (and
@@ -80,7 +80,7 @@ static void test_partial_updates_share_a_shape(void **state)
     pgs_bshape_t sa, sb;
     assert_int_equal(bshape(cat, a, &sa), 0);
     assert_int_equal(bshape(cat, b, &sb), 0);
-    assert_true(pgs_bshape_equal(&sa, &sb));
+    assert_true(pgs_sqlbatch_shape_equal(&sa, &sb));
     assert_true(sa.shape.hash == sb.shape.hash);
     assert_int_equal(sa.mask, 1);
     char *sql = pgs_sqlbatch_statement("clinic", &sa);
@@ -124,10 +124,10 @@ static void test_insert_shapes_keep_their_columns(void **state)
     pgs_bshape_t sa, sb;
     assert_int_equal(bshape(cat, a, &sa), 0);
     assert_int_equal(bshape(cat, b, &sb), 0);
-    assert_false(pgs_bshape_equal(&sa, &sb));
+    assert_false(pgs_sqlbatch_shape_equal(&sa, &sb));
     char *sql = pgs_sqlbatch_statement("clinic", &sa);
     assert_non_null(strstr(sql, "INSERT INTO \"clinic\".\"patients\" AS t"));
-    assert_non_null(strstr(sql, "FROM fresh f RETURNING 1"));
+    assert_non_null(strstr(sql, "FROM fresh f\n  RETURNING 1)"));
     free(sql);
     const pgs_command_t *cmds[1] = {a};
     int32_t part = 0;
@@ -160,12 +160,34 @@ static void test_versioned_upsert_and_arrays_stay_single(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Array literals of numbers, and of no element at all. */
+static void test_number_arrays(void **state)
+{
+    (void)state;
+    static const int32_t parts[] = {0, -1, 2147483647};
+    static const int64_t offs[] = {INT64_MIN, 0, 42};
+    char *s = pgs_sqlbatch_array_int32(parts, 3);
+    assert_string_equal(s, "{0,-1,2147483647}");
+    free(s);
+    s = pgs_sqlbatch_array_int64(offs, 3);
+    assert_string_equal(s, "{-9223372036854775808,0,42}");
+    free(s);
+    s = pgs_sqlbatch_array_int64(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+    pgs_sbuf_t sb = {0};
+    s = pgs_sqlbatch_array_close(&sb);
+    assert_string_equal(s, "{}");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_updates_share_a_shape),
         cmocka_unit_test(test_insert_shapes_keep_their_columns),
         cmocka_unit_test(test_versioned_upsert_and_arrays_stay_single),
+        cmocka_unit_test(test_number_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

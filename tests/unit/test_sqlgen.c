@@ -1,4 +1,5 @@
 /* Unit tests: statement shapes, generated SQL text and bind parameters. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,42 +18,42 @@ static pgs_catalog_t *test_catalog(void)
 {
     pgs_catalog_t *cat = pgs_catalog_new("clinic");
     pgs_entity_t *e = pgs_catalog_add_entity(cat, "patients");
-    pgs_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "given_name", "text", 25, 0, 1, 0, 1);
-    pgs_entity_add_column(e, "birth_date", "date", 1082, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "active", "boolean", 16, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
-    pgs_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "created_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
-    pgs_entity_add_column(e, "status", "clinic.appointment_status", 90001, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "id", "uuid", 2950, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "given_name", "text", 25, 0, 1, 0, 1);
+    pgs_catalog_entity_add_column(e, "birth_date", "date", 1082, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "active", "boolean", 16, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "photo", "bytea", 17, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "created_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "status", "clinic.appointment_status", 90001, 0, 0, 0, 0);
 
     /* primary key (clinic_id, visit_id, note_no); no version */
     e = pgs_catalog_add_entity(cat, "visit_notes");
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "note_no", "integer", 23, 3, 1, 0, 0);
-    pgs_entity_add_column(e, "visit_id", "uuid", 2950, 2, 1, 0, 0);
-    pgs_entity_add_column(e, "body", "text", 25, 0, 0, 0, 1);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "note_no", "integer", 23, 3, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "visit_id", "uuid", 2950, 2, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "body", "text", 25, 0, 0, 0, 1);
 
     e = pgs_catalog_add_entity(cat, "blobs");
-    pgs_entity_add_column(e, "digest", "bytea", 17, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "n", "bigint", 20, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "x", "double precision", 701, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "y", "double precision", 701, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "z", "double precision", 701, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "w", "double precision", 701, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "flag", "boolean", 16, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "m", "bigint", 20, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "note", "text", 25, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "raw", "bytea", 17, 0, 0, 0, 0);
-    pgs_entity_add_column(e, "empty", "bytea", 17, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "digest", "bytea", 17, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "n", "bigint", 20, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "x", "double precision", 701, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "y", "double precision", 701, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "z", "double precision", 701, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "w", "double precision", 701, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "flag", "boolean", 16, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "m", "bigint", 20, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "note", "text", 25, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "raw", "bytea", 17, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "empty", "bytea", 17, 0, 0, 0, 0);
 
     e = pgs_catalog_add_entity(cat, "we\"ird's");
-    pgs_entity_add_column(e, "i\"d", "integer", 23, 1, 1, 0, 0);
-    pgs_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
-    pgs_entity_add_column(e, "col\"umn", "text", 25, 0, 0, 0, 0);
+    pgs_catalog_entity_add_column(e, "i\"d", "integer", 23, 1, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "clinic_id", "text", 25, 0, 1, 0, 0);
+    pgs_catalog_entity_add_column(e, "col\"umn", "text", 25, 0, 0, 0, 0);
     return cat;
 }
 
@@ -100,7 +101,7 @@ static void shape_for(const pgs_catalog_t *cat, const pgs_command_t *cmd, pgs_sh
     pgs_err_t err = pgs_catalog_validate(cat, cmd, &ent, errstr, sizeof(errstr));
     if (err != PGS_OK)
         fail_msg("validate: %s", errstr);
-    assert_int_equal(pgs_shape_of(ent, cmd, shape), 0);
+    assert_int_equal(pgs_sqlgen_shape_of(ent, cmd, shape), 0);
 }
 
 /* Highest $n in @p sql, failing if some number below it is never used. */
@@ -175,20 +176,20 @@ static void test_shapes(void **state)
     assert_int_equal(s1.ncols, 2);
     assert_int_equal(s1.cols[0], 2); /* ascending column index */
     assert_int_equal(s1.cols[1], 3);
-    assert_true(pgs_shape_equal(&s1, &s2));
+    assert_true(pgs_sqlgen_shape_equal(&s1, &s2));
     assert_true(s1.hash == s2.hash);
-    assert_true(pgs_shape_equal(&s1, &s6)); /* a repeated clinic_id is not a column */
-    assert_false(pgs_shape_equal(&s1, &s3));
+    assert_true(pgs_sqlgen_shape_equal(&s1, &s6)); /* a repeated clinic_id is not a column */
+    assert_false(pgs_sqlgen_shape_equal(&s1, &s3));
     assert_true(s1.hash != s3.hash);
-    assert_false(pgs_shape_equal(&s1, &s4));
+    assert_false(pgs_sqlgen_shape_equal(&s1, &s4));
     assert_true(s1.hash != s4.hash);
-    assert_false(pgs_shape_equal(&s1, &s5));
+    assert_false(pgs_sqlgen_shape_equal(&s1, &s5));
     assert_true(s1.hash != s5.hash);
 
     /* unknown columns have no shape (validation rejects them first) */
     pgs_shape_t bad;
     add_str(c1, 0, "nope", "x");
-    assert_int_equal(pgs_shape_of(pgs_catalog_find(cat, "patients"), c1, &bad), -1);
+    assert_int_equal(pgs_sqlgen_shape_of(pgs_catalog_find(cat, "patients"), c1, &bad), -1);
 
     pgs_command_free(c1);
     pgs_command_free(c2);
@@ -461,13 +462,60 @@ static void test_row_key_json(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Every value type in the audit row's key JSON: numbers as JSON numbers,
+ * what JSON cannot hold as PostgreSQL's spelling in a string, bytes as
+ * padded base64. */
+static void test_row_key_json_types(void **state)
+{
+    (void)state;
+    pgs_command_t *cmd = cmd_new("visit_notes", PGS_OP_DELETE);
+    pgs_value_t *v = add_field(cmd, 1, "t");
+    v->type = PGS_VAL_BOOL;
+    v->u.b = 1;
+    v = add_field(cmd, 1, "f");
+    v->type = PGS_VAL_BOOL;
+    v->u.b = 0;
+    v = add_field(cmd, 1, "d");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = 0.1;
+    v = add_field(cmd, 1, "nan");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = NAN;
+    v = add_field(cmd, 1, "ninf");
+    v->type = PGS_VAL_DOUBLE;
+    v->u.d = -INFINITY;
+    v = add_field(cmd, 1, "n");
+    v->type = PGS_VAL_NULL;
+    v = add_field(cmd, 1, "b");
+    v->type = PGS_VAL_BYTES;
+    v->u.s.ptr = "\0\xff";
+    v->u.s.len = 2;
+    v = add_field(cmd, 1, "b3");
+    v->type = PGS_VAL_BYTES;
+    v->u.s.ptr = "abc";
+    v->u.s.len = 3;
+    v = add_field(cmd, 1, "l");
+    v->type = PGS_VAL_LONG;
+    v->u.l = INT64_MIN;
+    assert_string_equal(pgs_sqlgen_row_key_json(cmd),
+                        "{\"t\":true,\"f\":false,\"d\":0.10000000000000001,\"nan\":\"NaN\","
+                        "\"ninf\":\"-Infinity\",\"n\":null,\"b\":\"AP8=\",\"b3\":\"YWJj\","
+                        "\"l\":-9223372036854775808}");
+    pgs_command_free(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),     cmocka_unit_test(test_insert_sql),
-        cmocka_unit_test(test_upsert_sql), cmocka_unit_test(test_update_sql),
-        cmocka_unit_test(test_delete_sql), cmocka_unit_test(test_quoting),
-        cmocka_unit_test(test_params),     cmocka_unit_test(test_row_key_json),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_insert_sql),
+        cmocka_unit_test(test_upsert_sql),
+        cmocka_unit_test(test_update_sql),
+        cmocka_unit_test(test_delete_sql),
+        cmocka_unit_test(test_quoting),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_row_key_json),
+        cmocka_unit_test(test_row_key_json_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

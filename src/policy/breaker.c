@@ -1,32 +1,7 @@
-/* Resilience policies: backoff with full jitter, circuit breaker, adaptive
- * timeouts. Pure code, driven by the apply pool with explicit clocks. */
-#include "policy/resilience.h"
+/* The database circuit breaker, pure code: closed, open (probes only), half-open. */
+#include "policy/breaker.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-int64_t pgs_backoff_delay_us(int attempt, int64_t initial_us, int64_t max_us, uint64_t *rng)
-{
-    if (attempt < 1)
-        attempt = 1;
-    int64_t ceiling = initial_us;
-    for (int i = 1; i < attempt && ceiling < max_us; i++)
-        ceiling *= 2;
-    if (ceiling > max_us)
-        ceiling = max_us;
-    if (ceiling <= 0)
-        return 0;
-    return (int64_t)(xorshift64(rng) % (uint64_t)(ceiling + 1));
-}
 
 void pgs_breaker_init(pgs_breaker_t *b, int threshold, int64_t probe_initial_us,
                       int64_t probe_max_us)
@@ -104,47 +79,4 @@ const char *pgs_breaker_state_name(pgs_breaker_state_t s)
     default:
         return "closed";
     }
-}
-
-void pgs_latency_init(pgs_latency_t *l)
-{
-    memset(l, 0, sizeof(*l));
-    l->p99_us = -1;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-void pgs_latency_record(pgs_latency_t *l, int64_t us)
-{
-    l->samples_us[l->next] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-    l->next = (l->next + 1) % PGS_LATENCY_WINDOW;
-    if (l->count < UINT32_MAX)
-        l->count++;
-    if (l->count % 32 != 0)
-        return;
-    /* recompute the p99 over the window every 32 samples: cheap, and recent */
-    uint32_t n = l->count < PGS_LATENCY_WINDOW ? l->count : PGS_LATENCY_WINDOW;
-    uint32_t sorted[PGS_LATENCY_WINDOW];
-    memcpy(sorted, l->samples_us, n * sizeof(uint32_t));
-    qsort(sorted, n, sizeof(uint32_t), cmp_u32);
-    uint32_t idx = (uint32_t)((n * 99 + 99) / 100);
-    l->p99_us = sorted[idx > 0 ? idx - 1 : 0];
-}
-
-int64_t pgs_timeout_adaptive(int64_t p99_us, double factor, int64_t min_us, int64_t max_us)
-{
-    if (max_us <= 0)
-        return 0;
-    if (p99_us < 0)
-        return max_us;
-    int64_t t = (int64_t)((double)p99_us * factor);
-    if (t < min_us)
-        t = min_us;
-    if (t > max_us)
-        t = max_us;
-    return t;
 }

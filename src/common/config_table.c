@@ -1,0 +1,111 @@
+/* The settings table: every key's name, type, default, bounds, reloadability and help. */
+#include "common/config_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const cfg_def_t pgs_config_table[] = {
+    CF_STR("worker.id", "", 0,
+           "Worker identity stamped on logs, metrics and dead letters; empty means "
+           "hostname-pid chosen at start."),
+    CF_STR("consumer.group", "pgscribe", 0,
+           "Kafka consumer group id; workers sharing it split the topic partitions."),
+    CF_STR("topic.commands", "clinic.commands", 0, "Topic of WriteCommand messages to apply."),
+    CF_STR("topic.audit", "clinic.audit", 0,
+           "Topic of AuditEvent messages stored in the audit trail."),
+    CF_STR("topic.commands_dlq", "clinic.commands.dlq", 0,
+           "Dead-letter topic for commands that fail permanently."),
+    CF_STR("topic.audit_dlq", "clinic.audit.dlq", 0,
+           "Dead-letter topic for audit events that fail permanently."),
+    CF_STR("topic.metrics", "pgscribe.metrics", 0,
+           "Topic receiving one WorkerMetrics record per worker per interval."),
+    CF_STR_ENV("pg.conninfo", "", 0, "PGSCRIBE_PG_CONNINFO",
+               "libpq connection string or URI (empty uses the PG* environment variables); the "
+               "environment variable overrides it and is the preferred place for a password."),
+    CF_STR("pg.schema", "clinic", 0,
+           "Schema introspected for entities: tables with a clinic_id column, a primary key "
+           "and row-level security."),
+    CF_INT("apply.max_in_flight", "50", 1, 500, 0,
+           "Maximum concurrent transactions, which is also the number of PostgreSQL "
+           "connections."),
+    CF_BOOL("apply.adaptive_in_flight", "true", 0,
+            "Adapt the number of concurrent transactions, between 2 and apply.max_in_flight, to "
+            "the one that commits the most commands per second (starting at 8); false keeps "
+            "apply.max_in_flight."),
+    CF_INT("apply.max_batch", "100", 1, 1000, 0, "Maximum commands grouped into one transaction."),
+    CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
+           "Decoded commands buffered in memory before fetching from Kafka pauses."),
+    CF_INT("apply.multi_row_min", "8", 2, 1000, CF_RELOAD,
+           "Commands of one transaction sharing a statement shape that go in one multi-row "
+           "statement; fewer go one statement each."),
+    CF_INT("apply.partition_window_max", "5000", 10, 1000000, CF_RELOAD,
+           "A partition whose consumed but not yet completed messages exceed this is paused, "
+           "and resumed when half of them are done."),
+    CF_INT("apply.statement_timeout_ms", "30000", 0, 3600000, CF_RELOAD,
+           "Upper bound of the adaptive statement_timeout set on each transaction, in "
+           "milliseconds (0 disables statement and lock timeouts)."),
+    CF_INT("apply.statement_timeout_min_ms", "2000", 0, 3600000, CF_RELOAD,
+           "Lower bound of the adaptive statement_timeout, in milliseconds."),
+    CF_INT("apply.lock_timeout_ms", "5000", 0, 3600000, CF_RELOAD,
+           "Upper bound of the adaptive lock_timeout set on each transaction, in milliseconds "
+           "(0 disables it)."),
+    CF_DBL("apply.timeout_factor", "10", 1, 1000, CF_RELOAD,
+           "Adaptive timeouts are this factor times the p99 latency observed for the statement "
+           "shapes of a transaction, clamped to the bounds."),
+    CF_INT("retry.max_attempts", "10", 1, 1000, CF_RELOAD,
+           "Attempts of a command hit by transient database errors before it is dead-lettered "
+           "with class db-transient."),
+    CF_INT("retry.backoff_initial_ms", "100", 1, 60000, CF_RELOAD,
+           "First delay before retrying a transient database error; it doubles, with jitter, "
+           "on each attempt."),
+    CF_INT("retry.backoff_max_ms", "30000", 10, 600000, CF_RELOAD,
+           "Upper bound of the delay between retries of a transient error."),
+    CF_INT("breaker.failure_threshold", "5", 1, 1000, CF_RELOAD,
+           "Consecutive failed connection attempts or connection losses that open the circuit "
+           "breaker: dispatch stops and partitions pause until a probe succeeds."),
+    CF_INT("breaker.probe_interval_ms", "5000", 100, 600000, CF_RELOAD,
+           "Longest delay between database probes while the breaker is open; probes start at "
+           "250 ms and double up to this."),
+    CF_INT("audit.max_in_flight", "4", 1, 100, 0,
+           "Connections and concurrent transactions reserved for audit events, apart from the "
+           "command pool, so a flood of one cannot starve the other."),
+    CF_INT("audit.max_batch", "500", 1, 5000, 0, "Maximum audit events stored in one transaction."),
+    CF_INT("metrics.interval_ms", "10000", 100, 3600000, CF_RELOAD,
+           "Interval between WorkerMetrics records in milliseconds."),
+    CF_BOOL("metrics.per_clinic", "true", CF_RELOAD,
+            "Include per-clinic counts and database time in WorkerMetrics records."),
+    CF_INT("shutdown.drain_timeout_ms", "30000", 100, 600000, CF_RELOAD,
+           "Time allowed on shutdown or revocation for in-flight transactions to finish "
+           "before offsets are committed."),
+    CF_ENUM("log.level", "info", "debug|info|warn|error", CF_RELOAD,
+            "Lowest level of log lines written to stderr."),
+    CF_INT("log.slow_statement_ms", "1000", 0, 3600000, CF_RELOAD,
+           "Transactions slower than this many milliseconds are logged with their entities and "
+           "timing (0 disables it)."),
+    CF_ENUM("produce.encoding", "avro", "avro|json", 0,
+            "Encoding of the messages written by pgscribe produce."),
+};
+
+const size_t pgs_config_table_len = sizeof(pgs_config_table) / sizeof(pgs_config_table[0]);
+
+int pgs_config_table_find(const char *name)
+{
+    for (size_t i = 0; i < pgs_config_table_len; i++)
+        if (strcmp(pgs_config_table[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+void pgs_config_table_range(const cfg_def_t *def, char *buf, size_t size)
+{
+    if (def->type == CT_INT)
+        snprintf(buf, size, "%lld..%lld", (long long)def->min, (long long)def->max);
+    else
+        snprintf(buf, size, "%.15g..%.15g", def->min, def->max);
+}
+
+const char *pgs_config_table_type_name(cfg_type_t type)
+{
+    static const char *const names[] = {"string", "int", "double", "bool", "enum"};
+    return names[type];
+}

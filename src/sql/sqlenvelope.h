@@ -1,0 +1,27 @@
+/* The statement around every command write: idempotency record, audit row, write, row check. */
+#ifndef PGSCRIBE_SQLENVELOPE_H
+#define PGSCRIBE_SQLENVELOPE_H
+
+#include "codec/command.h"
+
+/**
+ * @brief The one shape of a command statement, for one command (bind
+ *        parameters) or many (arrays): record the command ids in
+ *        pgscribe.applied_commands (ON CONFLICT DO NOTHING), write one
+ *        pgscribe.write_audit row per fresh command, apply @p write (CTE w,
+ *        which this closes with RETURNING 1), and check through
+ *        pgscribe.expect_rows / expect_all that every fresh command touched
+ *        a row. A redelivered command is in no CTE after the first, so it
+ *        changes nothing.
+ * @param input NULL for one command, whose fields are the fixed bind
+ *        parameters $1..$7 of sqlgen.h; for many, the query the CTE "input"
+ *        is (columns command_id, actor, kpart, koff, row_key, ord; $1
+ *        clinic_id, $2 topic): a command id repeated in it counts once.
+ * @param write the INSERT, UPDATE or DELETE, reading its rows from bind
+ *        parameters (guarded by EXISTS (SELECT 1 FROM ins)) or from "fresh".
+ * @returns the SQL text (malloc'd).
+ */
+char *pgs_sqlenvelope_statement(const char *entity, pgs_op_t op, const char *input,
+                                const char *write);
+
+#endif
