@@ -112,6 +112,8 @@ pgs_err_t pgs_error_pg_classify(const char *s, const char *primary)
         return PGS_E_DB_TRANSIENT;
     if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
         return PGS_E_DB_ROW_PRECONDITION;
+    if (strcmp(s, PGS_SQLSTATE_OTHER_CLINIC) == 0)
+        return PGS_E_TENANT_MISMATCH;
     if (strcmp(s, "42501") == 0)
         return primary && strncmp(primary, RLS_CHECK_MESSAGE, strlen(RLS_CHECK_MESSAGE)) == 0
                    ? PGS_E_TENANT_RLS

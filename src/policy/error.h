@@ -89,4 +89,8 @@ int pgs_error_sqlstate_is_outage(const char *sqlstate);
  *  no row, or the row's version differs from expected_version. */
 #define PGS_SQLSTATE_ROW_PRECONDITION "PS001"
 
+/** SQLSTATE raised by pgscribe.expect_clinic() when a row of a multi-row
+ *  statement names another clinic than its transaction's. */
+#define PGS_SQLSTATE_OTHER_CLINIC "PS003"
+
 #endif

@@ -8,13 +8,15 @@
 #include <string.h>
 
 static const char *const AUDIT_SQL =
-    "WITH input AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], "
+    "WITH input AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], "
+    "$5::text[], "
     "$6::text[], $7::text[], $8::bigint[], $9::text[], $10::jsonb[], $11::int[], $12::bigint[]) "
-    "AS u(event_id, actor, action, resource_type, resource_id, outcome, occurred_ms, source, "
-    "details, kpart, koff)), "
+    "AS u(clinic_id, event_id, actor, action, resource_type, resource_id, outcome, occurred_ms, "
+    "source, details, kpart, koff)), "
     "ins AS (INSERT INTO pgscribe.audit_events (event_id, clinic_id, actor, action, "
     "resource_type, resource_id, outcome, occurred_at, source, details, kafka_topic, "
-    "kafka_partition, kafka_offset) SELECT event_id, $1, actor, action, resource_type, "
+    "kafka_partition, kafka_offset) SELECT event_id, pgscribe.expect_clinic(clinic_id), actor, "
+    "action, resource_type, "
     "resource_id, outcome, to_timestamp(occurred_ms / 1000.0), source, details, $13, kpart, koff "
     "FROM input ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
     "SELECT count(*)::int FROM ins";
@@ -56,7 +58,9 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
 {
     out->n = PGS_AUDITSQL_NPARAMS;
     out->values = pgs_xalloc_calloc(PGS_AUDITSQL_NPARAMS, sizeof(char *));
-    out->values[0] = pgs_xalloc_strdup(n ? evs[0]->clinic_id : "");
+    /* each row's own clinic, which pgscribe.expect_clinic checks against
+     * the transaction's: one scalar would write every row as the first's */
+    out->values[0] = string_array(evs, n, offsetof(pgs_audit_event_t, clinic_id));
     out->values[1] = string_array(evs, n, offsetof(pgs_audit_event_t, event_id));
     out->values[2] = string_array(evs, n, offsetof(pgs_audit_event_t, actor));
     out->values[3] = string_array(evs, n, offsetof(pgs_audit_event_t, action));

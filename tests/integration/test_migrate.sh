@@ -116,6 +116,20 @@ if qw -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" \
 else
     ok "worker cannot move a row to another clinic"
 fi
+# the tenant wall in SQL: a row of another clinic than the transaction's is
+# refused (PS003), and an audit row inserted through it is not written
+if qw -v VERBOSITY=verbose -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" \
+    -c "INSERT INTO pgscribe.audit_events (event_id, clinic_id, actor, action, resource_type, resource_id, outcome, occurred_at, source, kafka_topic, kafka_partition, kafka_offset) SELECT gen_random_uuid(), pgscribe.expect_clinic('B'), 'x', 'READ', 't', 'r', 'SUCCESS', now(), 's', 't', 0, 0" \
+    -c "COMMIT" >/dev/null 2>"$TMP/ps003.err"; then
+    fail "expect_clinic let a clinic B row through a clinic A transaction"
+else
+    grep -q 'PS003' "$TMP/ps003.err" && ok "expect_clinic refuses another clinic's row (PS003)" ||
+        fail "expect_clinic error: $(cat "$TMP/ps003.err")"
+fi
+[[ $(q "SELECT count(*) FROM pgscribe.audit_events") == 0 ]] && ok "the refused audit row was not written" ||
+    fail "an audit row was written through a refused expect_clinic"
+[[ $(qw -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" -c "SELECT pgscribe.expect_clinic('A')" -c "COMMIT" | sed -n 2p) == A ]] &&
+    ok "expect_clinic passes the transaction's own clinic" || fail "expect_clinic refused the transaction's clinic"
 if qw -v VERBOSITY=verbose -c "SELECT pgscribe.expect_rows(1, 0)" >/dev/null 2>"$TMP/ps001.err"; then
     fail "expect_rows(1, 0) did not raise"
 else

@@ -108,6 +108,8 @@ static const struct {
     {"42501", NULL, P, 0},
     /* pgscribe's own: no row matched, or its version differs */
     {PGS_SQLSTATE_ROW_PRECONDITION, NULL, RP, 0},
+    /* pgscribe's own: a row of another clinic than the transaction's */
+    {PGS_SQLSTATE_OTHER_CLINIC, NULL, PGS_E_TENANT_MISMATCH, 0},
 };
 
 static void test_sqlstate_table(void **state)
