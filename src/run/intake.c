@@ -50,6 +50,12 @@ static int key_crosses_wall(pgs_worker_t *w, pgs_work_t *work, const char *clini
     const rd_kafka_message_t *rkm = work->rkm;
     if (!pgs_intake_key_names_other_clinic(rkm->key, rkm->key_len, clinic_id, audit))
         return 0;
+    /* loud: a producer or gateway mixed up clinics; the line names the
+     * position only, never a clinic or the key (it may hold PHI) */
+    pgs_warn("intake",
+             "tenant violation: %s at partition=%d offset=%lld has a message key naming "
+             "another clinic than its body",
+             audit ? "audit event" : "command", (int)rkm->partition, (long long)rkm->offset);
     pgs_dlq_send(w, work, PGS_E_TENANT_KEY_MISMATCH, NULL,
                  audit ? "message key names another clinic than the event's clinic_id"
                        : "message key names another clinic than the command's clinic_id");
