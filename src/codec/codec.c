@@ -20,6 +20,7 @@ static const char *const schema_files[PGS_CODEC_MAX_ID + 1] = {
     [PGS_SCHEMA_ID_AUDIT_EVENT_V1] = "AuditEvent.v1.avsc",
     [PGS_SCHEMA_ID_WORKER_METRICS_V1] = "WorkerMetrics.v1.avsc",
     [PGS_SCHEMA_ID_WORKER_METRICS_V2] = "WorkerMetrics.v2.avsc",
+    [PGS_SCHEMA_ID_WORKER_METRICS_V3] = "WorkerMetrics.v3.avsc",
 };
 
 static const char *embedded_text(const char *name)
@@ -309,16 +310,17 @@ int pgs_codec_encode_audit(pgs_codec_t *codec, const pgs_audit_event_t *ev, int 
 int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *m, char **buf,
                              size_t *len)
 {
-    avro_value_t *rec = &codec->value[PGS_SCHEMA_ID_WORKER_METRICS_V2];
+    avro_value_t *rec = &codec->value[PGS_SCHEMA_ID_WORKER_METRICS_V3];
     if (pgs_codec_avro_from_metrics(m, rec))
         return -1;
-    return write_framed(rec, PGS_SCHEMA_ID_WORKER_METRICS_V2, buf, len);
+    return write_framed(rec, PGS_SCHEMA_ID_WORKER_METRICS_V3, buf, len);
 }
 
 pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t len, char **json,
                                     char *errstr, size_t errstr_size)
 {
-    static const int ids[] = {PGS_SCHEMA_ID_WORKER_METRICS_V1, PGS_SCHEMA_ID_WORKER_METRICS_V2, 0};
+    static const int ids[] = {PGS_SCHEMA_ID_WORKER_METRICS_V1, PGS_SCHEMA_ID_WORKER_METRICS_V2,
+                              PGS_SCHEMA_ID_WORKER_METRICS_V3, 0};
     avro_value_t *rec;
     *json = NULL;
     pgs_err_t err = read_framed(codec, buf, len, ids, "WorkerMetrics", &rec, errstr, errstr_size);

@@ -15,7 +15,8 @@
 #define PGS_SCHEMA_ID_WRITE_COMMAND_V2  2 /* current */
 #define PGS_SCHEMA_ID_AUDIT_EVENT_V1    3
 #define PGS_SCHEMA_ID_WORKER_METRICS_V1 4 /* older: no in-flight transactions */
-#define PGS_SCHEMA_ID_WORKER_METRICS_V2 5 /* current */
+#define PGS_SCHEMA_ID_WORKER_METRICS_V2 5 /* older: no tenant violations */
+#define PGS_SCHEMA_ID_WORKER_METRICS_V3 6 /* current */
 
 /** Largest message value the decoder accepts, and the largest string. */
 #define PGS_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
@@ -73,6 +74,7 @@ typedef struct {
     const char *clinic_id;
     int64_t applied;
     int64_t db_time_us;
+    int64_t tenant_violations; /* dead-lettered with class tenant */
 } pgs_clinic_stat_t;
 
 /** pgscribe.v1.WorkerMetrics: counts are for the interval [start, end). */
@@ -95,14 +97,15 @@ typedef struct {
     int64_t in_flight_limit;        /* transactions allowed at once */
     int64_t consumer_lag;
     const char *breaker_state; /* "closed", "open", "half-open" */
+    int64_t tenant_violations; /* dead-lettered with class tenant, all clinics */
     pgs_clinic_stat_t *clinics;
     size_t clinic_cnt;
 } pgs_metrics_record_t;
 
-/** @brief Avro (Confluent framed, schema id 5). *buf is malloc'd. */
+/** @brief Avro (Confluent framed, schema id 6). *buf is malloc'd. */
 int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *rec, char **buf,
                              size_t *len);
-/** @brief Decodes a metrics record (schema id 4 or 5) into a JSON object
+/** @brief Decodes a metrics record (schema id 4, 5 or 6) into a JSON object
  *         text (malloc'd), with the writer's fields. */
 pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t len, char **json,
                                     char *errstr, size_t errstr_size);

@@ -302,7 +302,8 @@ int pgs_codec_avro_from_metrics(const pgs_metrics_record_t *m, avro_value_t *rec
         set_long(rec, "in_flight_transactions", m->in_flight_transactions) ||
         set_long(rec, "in_flight_limit", m->in_flight_limit) ||
         set_long(rec, "consumer_lag", m->consumer_lag) ||
-        set_text(rec, "breaker_state", m->breaker_state))
+        set_text(rec, "breaker_state", m->breaker_state) ||
+        set_long(rec, "tenant_violations", m->tenant_violations))
         return -1;
     if (avro_value_get_by_name(rec, "commit_latency_ms", &lat, NULL) ||
         set_double(&lat, "p50", m->commit_p50_ms) || set_double(&lat, "p95", m->commit_p95_ms) ||
@@ -313,7 +314,8 @@ int pgs_codec_avro_from_metrics(const pgs_metrics_record_t *m, avro_value_t *rec
     for (size_t i = 0; i < m->clinic_cnt; i++) {
         const pgs_clinic_stat_t *c = &m->clinics[i];
         if (avro_value_append(&arr, &e, NULL) || set_text(&e, "clinic_id", c->clinic_id) ||
-            set_long(&e, "applied", c->applied) || set_long(&e, "db_time_us", c->db_time_us))
+            set_long(&e, "applied", c->applied) || set_long(&e, "db_time_us", c->db_time_us) ||
+            set_long(&e, "tenant_violations", c->tenant_violations))
             return -1;
     }
     return 0;

@@ -46,6 +46,7 @@ typedef enum {
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,
+    PGS_E_TENANT_KEY_MISMATCH, /* the Kafka message key names another clinic */
     /* database */
     PGS_E_DB_TRANSIENT,
     PGS_E_DB_PERMANENT,

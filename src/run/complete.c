@@ -37,20 +37,47 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
     pgs_complete_work_free(w, work);
 }
 
-void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
-                                int64_t db_time_us)
+/* The interval counters of @p clinic_id, made on first use. */
+static pgs_clinic_counter_t *clinic_counter(pgs_worker_t *w, const char *clinic_id)
 {
     pgs_clinic_counter_t *c = w->ctr.clinics;
     for (; c; c = c->next) {
         if (strcmp(c->clinic_id, clinic_id) == 0)
-            break;
+            return c;
     }
-    if (!c) {
-        c = calloc(1, sizeof(*c));
-        c->clinic_id = strdup(clinic_id);
-        c->next = w->ctr.clinics;
-        w->ctr.clinics = c;
-    }
+    c = calloc(1, sizeof(*c));
+    c->clinic_id = strdup(clinic_id);
+    if (!c->clinic_id)
+        abort();
+    c->next = w->ctr.clinics;
+    w->ctr.clinics = c;
+    return c;
+}
+
+void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
+                                int64_t db_time_us)
+{
+    pgs_clinic_counter_t *c = clinic_counter(w, clinic_id);
     c->applied += applied;
     c->db_time_us += db_time_us;
+}
+
+/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
+void pgs_complete_count_dead_letter(pgs_worker_t *w, const pgs_work_t *work)
+{
+    if (work->part->stream->kind == PGS_STREAM_COMMANDS) {
+        w->ctr.dead_lettered++;
+        w->ctr.total_dead_lettered++;
+    }
+    if (pgs_error_class(work->err) != PGS_ECLASS_TENANT)
+        return;
+    w->ctr.tenant_violations++;
+    /* a tenant error is found only after the body decoded, so its clinic
+     * (the one the message claimed to be) is known: the clinic whose
+     * producer or gateway sent it is the one the count is kept under */
+    const char *clinic_id = work->cmd     ? work->cmd->clinic_id
+                            : work->audit ? work->audit->clinic_id
+                                          : NULL;
+    if (clinic_id)
+        clinic_counter(w, clinic_id)->tenant_violations++;
 }

@@ -20,6 +20,13 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work);
  * @locality main thread; also librdkafka callback (through pgs_complete_work)
  */
 void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work);
+/**
+ * @brief Counts a dead letter the broker acknowledged: dead_lettered (command
+ *        stream), and a tenant violation under the message's clinic when its
+ *        class is tenant.
+ * @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb)
+ */
+void pgs_complete_count_dead_letter(pgs_worker_t *w, const pgs_work_t *work);
 /** @brief Adds a committed transaction to its clinic's interval counters. */
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
                                 int64_t db_time_us);

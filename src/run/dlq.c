@@ -123,9 +123,6 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
         dlq_produce(w, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
         return;
     }
-    if (work->part->stream->kind == PGS_STREAM_COMMANDS) {
-        w->ctr.dead_lettered++;
-        w->ctr.total_dead_lettered++;
-    }
+    pgs_complete_count_dead_letter(w, work);
     pgs_complete_work(w, work);
 }

@@ -24,6 +24,44 @@ static int is_json_message(const rd_kafka_message_t *rkm)
     return pgs_codec_headers_content_type(hdrs) == PGS_CONTENT_JSON;
 }
 
+int pgs_intake_key_names_other_clinic(const void *key, size_t key_len, const char *clinic_id,
+                                      int audit)
+{
+    if (!key || key_len == 0)
+        return 0; /* nothing named: the key only chose the partition */
+    const char *k = key;
+    size_t n = strlen(clinic_id);
+    /* the clinic part is compared as the whole prefix, not cut at the first
+     * '/': a clinic id may itself hold a '/' */
+    int prefixed = key_len > n && memcmp(k, clinic_id, n) == 0 && k[n] == '/';
+    if (audit)
+        return !(prefixed || (key_len == n && memcmp(k, clinic_id, n) == 0));
+    if (!memchr(k, '/', key_len))
+        return 0; /* not the contract's clinic_id/entity/key form: names no clinic */
+    return !prefixed;
+}
+
+/* A message whose Kafka key names another clinic than its body is refused
+ * before anything else looks at it: a producer (or gateway) that routed it
+ * as clinic A's must not get it written as clinic B's. The reason names
+ * neither clinic. */
+static int key_crosses_wall(pgs_worker_t *w, pgs_work_t *work, const char *clinic_id, int audit)
+{
+    const rd_kafka_message_t *rkm = work->rkm;
+    if (!pgs_intake_key_names_other_clinic(rkm->key, rkm->key_len, clinic_id, audit))
+        return 0;
+    /* loud: a producer or gateway mixed up clinics; the line names the
+     * position only, never a clinic or the key (it may hold PHI) */
+    pgs_warn("intake",
+             "tenant violation: %s at partition=%d offset=%lld has a message key naming "
+             "another clinic than its body",
+             audit ? "audit event" : "command", (int)rkm->partition, (long long)rkm->offset);
+    pgs_dlq_send(w, work, PGS_E_TENANT_KEY_MISMATCH, NULL,
+                 audit ? "message key names another clinic than the event's clinic_id"
+                       : "message key names another clinic than the command's clinic_id");
+    return 1;
+}
+
 /* The lane key of the message being taken in: one buffer, reused (intake
  * runs on the main thread only). */
 static pgs_sbuf_t lane_key;
@@ -45,6 +83,8 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }
+    if (key_crosses_wall(w, work, work->audit->clinic_id, 1))
+        return;
     /* every event is a lane of its own (an event is stored once, never
      * updated): a clinic's events are all ready together and go to the
      * database in batches of audit.max_batch */
@@ -97,6 +137,10 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }
+    /* (an invalid clinic_id is refused by validation, with its own code) */
+    if (pgs_command_clinic_id_valid(work->cmd->clinic_id) &&
+        key_crosses_wall(w, work, work->cmd->clinic_id, 0))
+        return;
     err = pgs_catalog_validate(w->catalog, work->cmd, &work->ent, errstr, sizeof(errstr));
     if (err == PGS_OK && pgs_sqlgen_shape_of(work->ent, work->cmd, &work->shape) != 0) {
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;

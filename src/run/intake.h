@@ -3,9 +3,21 @@
 #define PGSCRIBE_INTAKE_H
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
 
 typedef struct pgs_worker_s pgs_worker_t;
 
+/**
+ * @brief Does the Kafka message key name another clinic than @p clinic_id?
+ *        A command's key is `clinic_id/entity/key...`: when it holds a `/`,
+ *        it must begin with @p clinic_id followed by `/`; a key without `/`
+ *        (or none at all) names no clinic. An audit event's key (@p audit)
+ *        is the clinic id itself: when present it must be @p clinic_id, or
+ *        begin with @p clinic_id followed by `/`.
+ * @returns 1 if the key names another clinic, 0 if it is consistent.
+ */
+int pgs_intake_key_names_other_clinic(const void *key, size_t key_len, const char *clinic_id,
+                                      int audit);
 /** @brief Takes one consumed message (or consumer error) into the worker. */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
 

@@ -24,7 +24,7 @@ void pgs_metrics_counters_reset(pgs_counters_t *c)
     }
     c->clinics = NULL;
     c->consumed = c->applied = c->duplicates = c->retried = c->dead_lettered = 0;
-    c->transactions = 0;
+    c->transactions = c->tenant_violations = 0;
     pgs_hist_reset(&c->commit_latency);
 }
 
@@ -82,6 +82,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         clinics[i].clinic_id = cc->clinic_id;
         clinics[i].applied = cc->applied;
         clinics[i].db_time_us = cc->db_time_us;
+        clinics[i].tenant_violations = cc->tenant_violations;
     }
     const pgs_pool_t *cmd_pool = w->streams[PGS_STREAM_COMMANDS].pool;
     pgs_metrics_record_t rec = {
@@ -103,6 +104,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .in_flight_limit = cmd_pool ? pgs_pool_in_flight_limit(cmd_pool) : 0,
         .consumer_lag = w->consumer ? consumer_lag(w) : 0,
         .breaker_state = breaker_state(w),
+        .tenant_violations = c->tenant_violations,
         .clinics = clinics,
         .clinic_cnt = pgs_config_bool(w->cfg, "metrics.per_clinic") ? nclinics : 0,
     };
@@ -123,12 +125,12 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_info("metrics",
              "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
              "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
-             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld",
+             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld tenant_violations=%lld",
              (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
              (long long)rec.consumer_lag, (long long)rec.in_flight_transactions,
-             (long long)rec.in_flight_limit);
+             (long long)rec.in_flight_limit, (long long)rec.tenant_violations);
     pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",

@@ -14,12 +14,14 @@ typedef struct pgs_clinic_counter_s {
     char *clinic_id;
     int64_t applied;
     int64_t db_time_us;
+    int64_t tenant_violations; /* dead letters of class tenant naming this clinic */
     struct pgs_clinic_counter_s *next;
 } pgs_clinic_counter_t;
 
 /** Counters of the current metrics interval (reset by each report). */
 typedef struct {
     int64_t consumed, applied, duplicates, retried, dead_lettered, transactions;
+    int64_t tenant_violations; /* both streams' dead letters of class tenant */
     pgs_hist_t commit_latency;
     pgs_clinic_counter_t *clinics;
     /* totals since start, for the exit summary */

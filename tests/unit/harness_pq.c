@@ -18,6 +18,8 @@ struct pg_result {
     char sqlstate[8];
     char constraint[64];
     int ntuples;
+    int is_error; /* answers PG_DIAG_MESSAGE_PRIMARY and _DETAIL as PostgreSQL
+                     does: quoting a value and the key */
 };
 
 typedef struct answer_s {
@@ -162,6 +164,7 @@ static void answer(PGconn *c, int is_exec)
         memcpy(r.sqlstate, tok + 4, n);
         if (colon)
             snprintf(r.constraint, sizeof(r.constraint), "%s", colon + 1);
+        r.is_error = 1;
         c->aborted = 1;
     } else if (strncmp(tok, "row=", 4) == 0) {
         r.status = PGRES_TUPLES_OK;
@@ -380,6 +383,13 @@ char *PQresultErrorField(const PGresult *res, int fieldcode)
         return r->sqlstate;
     if (fieldcode == PG_DIAG_CONSTRAINT_NAME && r->constraint[0])
         return r->constraint;
+    /* what a server says about a row of another clinic: PHI and that
+     * clinic's id; pgscribe must pass neither on */
+    if (fieldcode == PG_DIAG_MESSAGE_PRIMARY && r->is_error)
+        return "invalid input value \"Secretname\"";
+    if (fieldcode == PG_DIAG_MESSAGE_DETAIL && r->is_error)
+        return "Key (clinic_id, id)=(clinic-other, 0b3c0f4e-0000-4000-8000-000000000000) "
+               "already exists.";
     return NULL;
 }
 

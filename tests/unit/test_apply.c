@@ -173,7 +173,7 @@ static void fx_pool(fx_t *fx)
 /* Queues @p n UPSERTs of patients, each of its own key (so one transaction
  * can carry them all), clinic c1; work i has offset i. A patient's name is
  * PHI: it must not reach a dead letter's message. */
-static void fx_works(fx_t *fx, int n)
+static void fx_works_op(fx_t *fx, int n, pgs_op_t op)
 {
     for (int i = 0; i < n; i++) {
         int k = fx->nworks++;
@@ -183,7 +183,7 @@ static void fx_works(fx_t *fx, int n)
         c->clinic_id = "c1";
         c->actor = "svc-test";
         c->entity = "patients";
-        c->op = PGS_OP_UPSERT;
+        c->op = op;
         c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
         c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
         c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
@@ -204,6 +204,11 @@ static void fx_works(fx_t *fx, int n)
         wk->in_lane = 1;
         pgs_lanes_push(fx->lanes, &wk->lane, "c1", fx->ids[k], strlen(fx->ids[k]));
     }
+}
+
+static void fx_works(fx_t *fx, int n)
+{
+    fx_works_op(fx, n, PGS_OP_UPSERT);
 }
 
 /* One turn of the worker's loop, as far as the pool is concerned. */
@@ -245,6 +250,9 @@ static void test_permanent_error_dead_letters_only_the_culprit(void **state)
     assert_int_equal(fx->attempts[2], 1);
     assert_non_null(strstr(fx->dead_msg[2], "constraint patients_pkey"));
     assert_null(strstr(fx->dead_msg[2], "Secretname"));
+    assert_null(strstr(fx->dead_msg[2], "clinic-other"));
+    assert_null(strstr(fx->dead_msg[2], "Key ("));
+    assert_null(strstr(fx->dead_msg[2], fx->ids[0]));
     for (int i = 0; i < 5; i++) {
         if (i == 2)
             continue;
@@ -260,6 +268,24 @@ static void test_permanent_error_dead_letters_only_the_culprit(void **state)
     /* the PREPARE was confirmed before the error: not sent again */
     assert_int_equal(harness_pq_count("PREPARE pgs_s"), 1);
     assert_int_equal(harness_pq_count("EXEC pgs_s"), 5 + 4);
+}
+
+/* An UPDATE that matches no row (missing here, or another clinic's, which
+ * RLS hides): the message is the same fixed sentence whatever the server
+ * said, naming neither the key, the value nor another clinic. */
+static void test_no_row_message_is_fixed(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works_op(fx, 1, PGS_OP_UPDATE);
+    /* BEGIN, setup, PREPARE, the command */
+    harness_pq_script("ok ok ok err=PS001");
+    fx_run(fx, 1, 2000);
+    assert_int_equal(fx->ndead, 1);
+    assert_string_equal(fx->dead_code[0], "PS001");
+    assert_int_equal(fx->dead_err[0], PGS_E_DB_ROW_PRECONDITION);
+    assert_string_equal(fx->dead_msg[0], "UPDATE on patients matched no row (missing, or version "
+                                         "differs from expected_version)");
 }
 
 /* The connection breaks after COMMIT is sent, before its answer: no command
@@ -450,6 +476,7 @@ static void test_mixed_clinic_batch_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_row_message_is_fixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_error_dead_letters_only_the_culprit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lost_connection_mid_commit_resends_in_doubt, setup,

@@ -926,7 +926,7 @@ static void test_audit_roundtrip(void **state)
 static void test_metrics_to_json(void **state)
 {
     (void)state;
-    pgs_clinic_stat_t clinics[] = {{"clinic-7", 1200, 345678}, {"clinic-9", 3, 12}};
+    pgs_clinic_stat_t clinics[] = {{"clinic-7", 1200, 345678, 0}, {"clinic-9", 3, 12, 2}};
     pgs_metrics_record_t m = {.worker_id = "worker-1",
                               .interval_start_ms = 1700000000000LL,
                               .interval_end_ms = 1700000010000LL,
@@ -945,12 +945,13 @@ static void test_metrics_to_json(void **state)
                               .in_flight_limit = 5,
                               .consumer_lag = 321,
                               .breaker_state = "half-open",
+                              .tenant_violations = 2,
                               .clinics = clinics,
                               .clinic_cnt = 2};
     char *buf, *text, err[256];
     size_t len;
     assert_int_equal(pgs_codec_encode_metrics(codec, &m, &buf, &len), 0);
-    assert_memory_equal(buf, "\0\0\0\0\5", 5);
+    assert_memory_equal(buf, "\0\0\0\0\6", 5);
     assert_int_equal(pgs_codec_metrics_to_json(codec, buf, len, &text, err, sizeof(err)), PGS_OK);
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
@@ -975,6 +976,11 @@ static void test_metrics_to_json(void **state)
                         "clinic-9");
     assert_int_equal(json_integer_value(json_object_get(json_array_get(cl, 0), "db_time_us")),
                      345678);
+    assert_int_equal(json_integer_value(json_object_get(root, "tenant_violations")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(cl, 0), "tenant_violations")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(cl, 1), "tenant_violations")), 2);
     json_decref(root);
     free(text);
     free(buf);
@@ -992,13 +998,13 @@ static void test_metrics_to_json(void **state)
     free(buf);
 }
 
-/* A record written with the older id 4 (no in-flight transactions) is still
- * read: workers of both versions may share a metrics topic. */
-static void test_metrics_v1_still_read(void **state)
+/* A record written with an older id (4: no in-flight transactions; 5: no
+ * tenant violations) is still read: workers of every version may share a
+ * metrics topic. */
+static void metrics_old_still_read(const char *file, char id)
 {
-    (void)state;
     char path[1024];
-    snprintf(path, sizeof(path), "%s/schemas/avro/WorkerMetrics.v1.avsc", PGS_SOURCE_DIR);
+    snprintf(path, sizeof(path), "%s/schemas/avro/%s", PGS_SOURCE_DIR, file);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     static char text[8192];
@@ -1027,7 +1033,8 @@ static void test_metrics_v1_still_read(void **state)
         assert_int_equal(avro_value_get_by_name(&lat, qs[i], &sub, NULL), 0);
         assert_int_equal(avro_value_set_double(&sub, 1.0), 0);
     }
-    static char buf[4096] = {0, 0, 0, 0, 4};
+    static char buf[4096] = {0, 0, 0, 0, 0};
+    buf[4] = id;
     avro_writer_t wr = avro_writer_memory(buf + 5, sizeof(buf) - 5);
     assert_int_equal(avro_value_write(wr, &rec), 0);
     size_t len = 5 + (size_t)avro_writer_tell(wr);
@@ -1043,9 +1050,25 @@ static void test_metrics_v1_still_read(void **state)
     assert_non_null(root);
     assert_string_equal(json_string_value(json_object_get(root, "worker_id")), "old-worker");
     assert_int_equal(json_integer_value(json_object_get(root, "applied")), 4);
-    assert_null(json_object_get(root, "in_flight_transactions"));
+    if (id == 4)
+        assert_null(json_object_get(root, "in_flight_transactions"));
+    else
+        assert_non_null(json_object_get(root, "in_flight_transactions"));
+    assert_null(json_object_get(root, "tenant_violations"));
     json_decref(root);
     free(json);
+}
+
+static void test_metrics_v1_still_read(void **state)
+{
+    (void)state;
+    metrics_old_still_read("WorkerMetrics.v1.avsc", 4);
+}
+
+static void test_metrics_v2_still_read(void **state)
+{
+    (void)state;
+    metrics_old_still_read("WorkerMetrics.v2.avsc", 5);
 }
 
 /* Repeated decodes reuse the codec's Avro values: under ASan/LSan this
@@ -1095,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_audit_roundtrip),
         cmocka_unit_test(test_metrics_to_json),
         cmocka_unit_test(test_metrics_v1_still_read),
+        cmocka_unit_test(test_metrics_v2_still_read),
         cmocka_unit_test(test_decode_loop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
