@@ -74,6 +74,13 @@ const cfg_def_t pgs_config_table[] = {
            "Interval between WorkerMetrics records in milliseconds."),
     CF_BOOL("metrics.per_clinic", "true", CF_RELOAD,
             "Include per-clinic counts and database time in WorkerMetrics records."),
+    CF_INT("metrics.per_clinic_max", "50", 0, 100000, CF_RELOAD,
+           "Clinics with series of their own on the HTTP /metrics endpoint, first seen first; "
+           "the others are summed under clinic=\"other\" (a cap on label cardinality)."),
+    CF_STR("http.listen", "", 0,
+           "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status) as host:port, "
+           "e.g. 127.0.0.1:9464 or [::1]:9464; empty turns it off. Bind to loopback unless a "
+           "scraper elsewhere needs it: the endpoint has no authentication."),
     CF_INT("shutdown.drain_timeout_ms", "30000", 100, 600000, CF_RELOAD,
            "Time allowed on shutdown or revocation for in-flight transactions to finish "
            "before offsets are committed."),

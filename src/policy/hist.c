@@ -39,6 +39,7 @@ void pgs_hist_record(pgs_hist_t *h, uint64_t value_us)
 {
     h->counts[bucket_of(value_us)]++;
     h->total++;
+    h->sum_us += value_us;
     if (value_us > h->max_us)
         h->max_us = value_us;
 }
@@ -77,6 +78,18 @@ void pgs_hist_merge(pgs_hist_t *dst, const pgs_hist_t *src)
     for (unsigned i = 0; i < PGS_HIST_BUCKETS; i++)
         dst->counts[i] += src->counts[i];
     dst->total += src->total;
+    dst->sum_us += src->sum_us;
     if (src->max_us > dst->max_us)
         dst->max_us = src->max_us;
+}
+
+uint64_t pgs_hist_count_le(const pgs_hist_t *h, uint64_t bound_us)
+{
+    if (bound_us >= h->max_us)
+        return h->total;
+    unsigned last = bucket_of(bound_us);
+    uint64_t n = 0;
+    for (unsigned i = 0; i <= last; i++)
+        n += h->counts[i];
+    return n;
 }

@@ -69,7 +69,10 @@ void pgs_complete_count_dead_letter(pgs_worker_t *w, const pgs_work_t *work)
         w->ctr.dead_lettered++;
         w->ctr.total_dead_lettered++;
     }
-    if (pgs_error_class(work->err) != PGS_ECLASS_TENANT)
+    pgs_eclass_t klass = pgs_error_class(work->err);
+    if ((unsigned)klass < 8)
+        w->ctr.dead_letters_by_class[klass]++;
+    if (klass != PGS_ECLASS_TENANT)
         return;
     w->ctr.tenant_violations++;
     /* a tenant error is found only after the body decoded, so its clinic

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "run/metrics.h"
 #include "run/pool.h"
 #include "run/worker.h"
@@ -25,7 +26,59 @@ void pgs_metrics_counters_reset(pgs_counters_t *c)
     c->clinics = NULL;
     c->consumed = c->applied = c->duplicates = c->retried = c->dead_lettered = 0;
     c->transactions = c->tenant_violations = 0;
+    memset(c->dead_letters_by_class, 0, sizeof(c->dead_letters_by_class));
     pgs_hist_reset(&c->commit_latency);
+}
+
+static pgs_clinic_total_t *clinic_total(pgs_totals_t *t, const char *clinic_id, size_t max)
+{
+    for (pgs_clinic_total_t *ct = t->clinics; ct; ct = ct->next) {
+        if (strcmp(ct->clinic_id, clinic_id) == 0)
+            return ct;
+    }
+    if (t->nclinics >= max)
+        return &t->other;
+    pgs_clinic_total_t *ct = pgs_xalloc_calloc(1, sizeof(*ct));
+    ct->clinic_id = pgs_xalloc_strdup(clinic_id);
+    ct->next = t->clinics;
+    t->clinics = ct;
+    t->nclinics++;
+    return ct;
+}
+
+void pgs_metrics_fold(pgs_counters_t *c, int64_t audit_stored, int64_t audit_duplicates,
+                      size_t per_clinic_max)
+{
+    pgs_totals_t *t = &c->totals;
+    t->consumed += c->consumed;
+    t->applied += c->applied;
+    t->duplicates += c->duplicates;
+    t->retried += c->retried;
+    t->transactions += c->transactions;
+    t->tenant_violations += c->tenant_violations;
+    for (int k = 0; k < 8; k++)
+        t->dead_letters_by_class[k] += c->dead_letters_by_class[k];
+    t->audit_stored += audit_stored;
+    t->audit_duplicates += audit_duplicates;
+    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next) {
+        pgs_clinic_total_t *ct = clinic_total(t, cc->clinic_id, per_clinic_max);
+        ct->applied += cc->applied;
+        ct->db_time_us += cc->db_time_us;
+        ct->tenant_violations += cc->tenant_violations;
+    }
+}
+
+void pgs_metrics_totals_free(pgs_totals_t *t)
+{
+    pgs_clinic_total_t *ct = t->clinics;
+    while (ct) {
+        pgs_clinic_total_t *n = ct->next;
+        free(ct->clinic_id);
+        free(ct);
+        ct = n;
+    }
+    t->clinics = NULL;
+    t->nclinics = 0;
 }
 
 /* Sum over assigned partitions of (high watermark - next offset to store),
@@ -135,6 +188,8 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",
                  (long long)audit->stored, (long long)audit->duplicates);
+    pgs_metrics_fold(c, audit->stored, audit->duplicates,
+                     (size_t)pgs_config_int(w->cfg, "metrics.per_clinic_max"));
     audit->stored = audit->duplicates = 0;
     free(clinics);
     pgs_metrics_counters_reset(c);

@@ -441,3 +441,11 @@ void pgs_pool_tick(pgs_pool_t *pool)
             break; /* the database is still away: try the others later */
     }
 }
+
+int pgs_pool_connected(const pgs_pool_t *pool)
+{
+    int n = 0;
+    for (int i = 0; pool && i < pool->nconns; i++)
+        n += pool->conns[i].state == C_IDLE || pool->conns[i].state == C_BUSY;
+    return n;
+}

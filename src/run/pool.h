@@ -84,6 +84,8 @@ int pgs_pool_busy(const pgs_pool_t *pool);
 /** @returns how many transactions the pool may have in flight now. */
 int pgs_pool_in_flight_limit(const pgs_pool_t *pool);
 int pgs_pool_size(const pgs_pool_t *pool);
+/** @returns how many of the pool's connections are open (idle or busy). */
+int pgs_pool_connected(const pgs_pool_t *pool);
 /** @returns how many works wait out a retry backoff. */
 size_t pgs_pool_waiting(const pgs_pool_t *pool);
 

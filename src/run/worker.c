@@ -248,6 +248,7 @@ static void worker_free(pgs_worker_t *w)
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
     pgs_metrics_counters_reset(&w->ctr);
+    pgs_metrics_totals_free(&w->ctr.totals);
     if (w->wake_fds[0] >= 0) {
         close(w->wake_fds[0]);
         close(w->wake_fds[1]);

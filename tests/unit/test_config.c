@@ -45,6 +45,8 @@ static const char *const all_keys[] = {
     "audit.max_batch",
     "metrics.interval_ms",
     "metrics.per_clinic",
+    "metrics.per_clinic_max",
+    "http.listen",
     "shutdown.drain_timeout_ms",
     "log.level",
     "log.slow_statement_ms",

@@ -136,12 +136,39 @@ static void test_large_values(void **state)
     assert_within(pgs_hist_percentile(&h, 50), 3600ULL * 1000000, 0.03);
 }
 
+/* Cumulative counts for Prometheus buckets, and the sum. */
+static void test_count_le_and_sum(void **state)
+{
+    (void)state;
+    pgs_hist_t *h = calloc(1, sizeof(*h));
+    for (uint64_t v = 1; v <= 10000; v++)
+        pgs_hist_record(h, v * 100); /* 100 us .. 1 s */
+    assert_int_equal(h->sum_us, 100ull * 10000 * 10001 / 2);
+    assert_int_equal(pgs_hist_count_le(h, 0), 0);
+    assert_int_equal(pgs_hist_count_le(h, 2000000), 10000); /* above the max: all */
+    static const uint64_t bounds[] = {1000, 5000, 25000, 100000, 500000};
+    uint64_t prev = 0;
+    for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+        uint64_t n = pgs_hist_count_le(h, bounds[i]);
+        uint64_t exact = bounds[i] / 100;
+        assert_true(n >= exact);                  /* never fewer than really at most */
+        assert_true(n <= exact + exact / 32 + 1); /* within a bucket's width */
+        assert_true(n >= prev);                   /* cumulative */
+        prev = n;
+    }
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uniform), cmocka_unit_test(test_single_value),
-        cmocka_unit_test(test_empty),   cmocka_unit_test(test_relative_error),
-        cmocka_unit_test(test_merge),   cmocka_unit_test(test_large_values),
+        cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_single_value),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_relative_error),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_large_values),
+        cmocka_unit_test(test_count_le_and_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
