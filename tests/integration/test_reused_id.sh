@@ -118,5 +118,36 @@ sys.exit(1 if problems else 0)
 PY
     fail "dead letters are not the four reusing commands as IDEMPOTENCY_KEY_REUSED (see above)"
 grep -q "$MARKER" "$T_DIR"/worker-*.log && fail "the worker log quotes a value"
+
+# READ COMMITTED: a re-delivery whose ON CONFLICT waited for a concurrent
+# transaction recording the same id (and digest) is a duplicate once that one
+# commits, though the statement's snapshot predates the record; with another
+# digest it is a reused id; a record not visible at all is a retry (40001).
+race() { # ID STORED_DIGEST SENT_DIGEST: the outcome of the worker's side
+    pgs_psql "$T_DB" -c "BEGIN; INSERT INTO pgscribe.applied_commands
+        (command_id, clinic_id, topic, kafka_partition, kafka_offset, digest)
+        VALUES ('$1', 'clinic-1', 't', 0, 0, '$2'); SELECT pg_sleep(2); COMMIT" >/dev/null &
+    local holder=$!
+    sleep 0.7
+    PGOPTIONS="-c client_min_messages=warning" psql -X -q -At \
+        -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U pgscribe_worker -d "$T_DB" \
+        -c "\\set VERBOSITY sqlstate" -c "WITH ins AS (INSERT INTO pgscribe.applied_commands
+          (command_id, clinic_id, topic, kafka_partition, kafka_offset, digest)
+          VALUES ('$1', 'clinic-1', 't', 0, 1, '$3') ON CONFLICT (command_id) DO NOTHING
+          RETURNING command_id),
+        seen AS (SELECT pgscribe.expect_same_command('$1', '$3', NULL) AS n
+          WHERE NOT EXISTS (SELECT 1 FROM ins))
+        SELECT (SELECT count(*) FROM ins) || '/' || (SELECT count(*) FROM seen)" 2>&1 || true
+    wait "$holder"
+}
+out=$(race 3b0e0000-0000-4000-8000-000000000001 '\x0102' '\x0102')
+[ "$out" = "0/1" ] || fail "concurrent re-delivery: $out (expected a duplicate, 0/1)"
+out=$(race 3b0e0000-0000-4000-8000-000000000002 '\x0102' '\x0103')
+case "$out" in *PS002*) ;; *) fail "concurrent reuse: $out (expected PS002)" ;; esac
+out=$(PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -h "$PGS_PG_HOST" \
+    -p "$PGS_PG_PORT" -U pgscribe_worker -d "$T_DB" -c "\\set VERBOSITY sqlstate" \
+    -c "SELECT pgscribe.expect_same_command('3b0e0000-0000-4000-8000-000000000003', '\x01', NULL)" \
+    2>&1 || true)
+case "$out" in *40001*) ;; *) fail "a record not visible: $out (expected 40001, a retry)" ;; esac
 echo "PASS: re-sent command counted as a duplicate; reused id (other data, other clinic," \
     "inside a multi-row statement, twice in one batch) dead-lettered IDEMPOTENCY_KEY_REUSED"
