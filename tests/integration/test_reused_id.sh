@@ -8,6 +8,10 @@
 # (the first applied, the other dead-lettered): only the reusing commands
 # are dead-lettered, the other ten are applied.
 . "$(dirname "$0")/lib.sh"
+# The worker runs as the ASan + UBSan build here: any memory error, UB or
+# leak makes it exit non-zero, which pgs_worker_stop reports.
+export PGSCRIBE_WORKER_BIN=${PGSCRIBE_ASAN_BIN:-$PGSCRIBE_BIN}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 T_PARTITIONS=1 # one partition: the second run finds every command waiting, in order
 pgs_test_init reused_id
 command -v kcat >/dev/null || fail "kcat is needed to send hand-made commands (scripts/deps.sh)"
