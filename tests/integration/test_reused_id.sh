@@ -153,5 +153,10 @@ out=$(PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -h "$PGS_PG_HOST
     -c "SELECT pgscribe.expect_same_command('3b0e0000-0000-4000-8000-000000000003', '\x01', NULL)" \
     2>&1 || true)
 case "$out" in *40001*) ;; *) fail "a record not visible: $out (expected 40001, a retry)" ;; esac
+# the comparison needs no read of the records: the worker role has none
+out=$(psql -X -q -At -h "$PGS_PG_HOST" -p "$PGS_PG_PORT" -U pgscribe_worker -d "$T_DB" \
+    -c "SELECT digest FROM pgscribe.applied_commands LIMIT 1" 2>&1) &&
+    fail "the worker role read applied_commands.digest: $out"
+case "$out" in *"permission denied"*) ;; *) fail "reading digests: unexpected $out" ;; esac
 echo "PASS: re-sent command counted as a duplicate; reused id (other data, other clinic," \
     "inside a multi-row statement, twice in one batch) dead-lettered IDEMPOTENCY_KEY_REUSED"
