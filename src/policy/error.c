@@ -41,6 +41,9 @@ static const err_info_t err_table[PGS_E__COUNT] = {
     [PGS_E_DB_TRANSIENT] = {"DB_TRANSIENT", PGS_ECLASS_DB_TRANSIENT},
     [PGS_E_DB_PERMANENT] = {"DB_PERMANENT", PGS_ECLASS_DB_PERMANENT},
     [PGS_E_DB_ROW_PRECONDITION] = {"DB_ROW_PRECONDITION", PGS_ECLASS_DB_PERMANENT},
+    /* db-permanent: found by the database (the stored digest), rolls back
+     * the transaction, and fails again on every retry */
+    [PGS_E_IDEMPOTENCY_KEY_REUSED] = {"IDEMPOTENCY_KEY_REUSED", PGS_ECLASS_DB_PERMANENT},
 };
 
 static const char *const class_names[] = {
@@ -67,6 +70,12 @@ pgs_eclass_t pgs_error_class(pgs_err_t err)
 const char *pgs_error_class_name(pgs_eclass_t klass)
 {
     return (unsigned)klass <= PGS_ECLASS_DB_PERMANENT ? class_names[klass] : "unknown";
+}
+
+int pgs_error_dead_letter_by_code(pgs_err_t err)
+{
+    /* PS001 keeps its SQLSTATE in dead letters: consumers already match it */
+    return err == PGS_E_IDEMPOTENCY_KEY_REUSED;
 }
 
 int pgs_error_is_transient(pgs_err_t err)
@@ -115,6 +124,8 @@ pgs_err_t pgs_error_pg_classify(const char *s, const char *primary)
         return PGS_E_DB_ROW_PRECONDITION;
     if (strcmp(s, PGS_SQLSTATE_OTHER_CLINIC) == 0)
         return PGS_E_TENANT_MISMATCH;
+    if (strcmp(s, PGS_SQLSTATE_IDEMPOTENCY_KEY_REUSED) == 0)
+        return PGS_E_IDEMPOTENCY_KEY_REUSED;
     if (strcmp(s, "42501") == 0)
         return primary && strncmp(primary, RLS_CHECK_MESSAGE, strlen(RLS_CHECK_MESSAGE)) == 0
                    ? PGS_E_TENANT_RLS

@@ -51,6 +51,7 @@ typedef enum {
     PGS_E_DB_TRANSIENT,
     PGS_E_DB_PERMANENT,
     PGS_E_DB_ROW_PRECONDITION,
+    PGS_E_IDEMPOTENCY_KEY_REUSED, /* a recorded command id, sent with other content */
     PGS_E__COUNT
 } pgs_err_t;
 
@@ -65,8 +66,9 @@ int pgs_error_is_transient(pgs_err_t err);
 
 /**
  * @brief Classifies a PostgreSQL SQLSTATE.
- * @returns PGS_E_DB_TRANSIENT, PGS_E_TENANT_RLS, PGS_E_DB_ROW_PRECONDITION or
- *          PGS_E_DB_PERMANENT. NULL (no SQLSTATE: connection lost) is transient.
+ * @returns PGS_E_DB_TRANSIENT, PGS_E_TENANT_RLS, PGS_E_DB_ROW_PRECONDITION,
+ *          PGS_E_IDEMPOTENCY_KEY_REUSED or PGS_E_DB_PERMANENT. NULL (no SQLSTATE: connection lost)
+ * is transient.
  */
 pgs_err_t pgs_error_sqlstate_classify(const char *sqlstate);
 
@@ -89,6 +91,14 @@ int pgs_error_sqlstate_is_outage(const char *sqlstate);
 /** SQLSTATE raised by pgscribe.expect_rows() when an UPDATE or DELETE finds
  *  no row, or the row's version differs from expected_version. */
 #define PGS_SQLSTATE_ROW_PRECONDITION "PS001"
+/** SQLSTATE raised by pgscribe.expect_same_command() when a command id
+ *  already recorded comes with other content (another digest). */
+#define PGS_SQLSTATE_IDEMPOTENCY_KEY_REUSED "PS002"
+
+/** @returns 1 if a dead letter of @p err carries the pgscribe code rather
+ *           than the SQLSTATE (errors pgscribe's own SQL functions raise
+ *           with a meaning of their own). */
+int pgs_error_dead_letter_by_code(pgs_err_t err);
 
 /** SQLSTATE raised by pgscribe.expect_clinic() when a row of a multi-row
  *  statement names another clinic than its transaction's. */

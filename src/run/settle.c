@@ -134,6 +134,14 @@ void pgs_settle_succeeded(pgs_conn_t *c)
     pool->ops.applied(pool->opaque, c->batch, n, applied, took, pgs_pool_work_clinic(c->batch[0]));
 }
 
+/* A database error's dead letter carries its SQLSTATE, except where the
+ * SQLSTATE is pgscribe's own with a code of its own (a reused command id:
+ * IDEMPOTENCY_KEY_REUSED); the logs keep the SQLSTATE. */
+static const char *dead_letter_code(const pgs_conn_t *c)
+{
+    return pgs_error_dead_letter_by_code(c->fail_err) ? pgs_error_code(c->fail_err) : c->fail_code;
+}
+
 /* The transaction failed: one command is at fault (permanent error) or the
  * whole transaction must be tried again (transient error). */
 static void batch_failed(pgs_conn_t *c)
@@ -145,7 +153,7 @@ static void batch_failed(pgs_conn_t *c)
             pgs_work_t *bad = c->batch[0];
             bad->attempts++;
             c->nbatch = 0;
-            pool->ops.dead_letter(pool->opaque, bad, c->fail_err, c->fail_code, c->fail_msg);
+            pool->ops.dead_letter(pool->opaque, bad, c->fail_err, dead_letter_code(c), c->fail_msg);
             return;
         }
         pgs_info("apply",
@@ -183,7 +191,7 @@ static void batch_failed(pgs_conn_t *c)
                  pgs_pool_work_entity(bad), pgs_pool_work_op(bad), (int)bad->part->partition,
                  (long long)bad->offset, c->fail_code, c->nbatch - 1);
         pgs_settle_requeue(c, c->fail_cmd);
-        pool->ops.dead_letter(pool->opaque, bad, c->fail_err, c->fail_code, c->fail_msg);
+        pool->ops.dead_letter(pool->opaque, bad, c->fail_err, dead_letter_code(c), c->fail_msg);
         return;
     }
     const char *code = c->fail_code[0] ? c->fail_code : pgs_error_code(PGS_E_DB_TRANSIENT);
@@ -237,7 +245,11 @@ static void describe_error(const PGresult *res, const pgs_work_t *wk, char *buf,
         n += snprintf(buf + n, size - (size_t)n, ", column %s", column);
     if (datatype && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, ", type %s", datatype);
-    if (state && strcmp(state, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
+    if (state && strcmp(state, PGS_SQLSTATE_IDEMPOTENCY_KEY_REUSED) == 0)
+        snprintf(buf, size,
+                 "command id already recorded for a command of other content (clinic, "
+                 "entity, op, key, data or expected_version differ)");
+    else if (state && strcmp(state, PGS_SQLSTATE_ROW_PRECONDITION) == 0)
         snprintf(buf, size,
                  "%s on %s matched no row (missing, or version differs from "
                  "expected_version)",

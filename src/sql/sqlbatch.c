@@ -221,6 +221,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
+    pgs_sbuf_printf(&in, ", $%d::bytea[]", p++);
     pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", k%d", i);
@@ -232,7 +233,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_puts(&in, ", ev");
-    pgs_sbuf_puts(&in, ", ord)");
+    pgs_sbuf_puts(&in, ", digest, ord)");
     switch (bs->shape.op) {
     case PGS_OP_INSERT:
     case PGS_OP_UPSERT:
@@ -245,7 +246,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
         put_delete(&w, schema, bs);
         break;
     }
-    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, w.buf);
+    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, 0, w.buf);
     free(in.buf);
     free(w.buf);
     return sql;
@@ -333,7 +334,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     const pgs_entity_t *ent = bs->shape.ent;
     int ncols = bs->shape.ncols;
     int total =
-        7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+        8 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
     out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
@@ -395,6 +396,14 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
+    /* the content digests, last: a repeated command id must repeat its content */
+    for (size_t i = 0; i < n; i++) {
+        char digest[PGS_SQLGEN_DIGEST_HEX_SIZE];
+        pgs_sqlgen_digest_hex(ent, cmds[i], digest);
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, digest, strlen(digest));
+    }
+    out->values[p++] = pgs_sqlbatch_array_close(&sb);
 }
 
 void pgs_sqlbatch_params_free(pgs_batch_params_t *p)

@@ -36,9 +36,11 @@ int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
  *        command ids, $4 text[] actors, $5 int[] partitions, $6 bigint[]
  *        offsets, $7 jsonb[] row keys, then one array per key column, one per
  *        data column (and one bool[] per column for a mask), then bigint[]
- *        expected versions. One result row: the number of commands applied
- *        (the others were duplicates). Raises PS001 when an UPDATE or DELETE
- *        matched fewer rows than it had fresh commands.
+ *        expected versions, then bytea[] content digests. One result row:
+ *        the number of commands applied (the others were duplicates). Raises
+ *        PS001 when an UPDATE or DELETE matched fewer rows than it had fresh
+ *        commands, PS002 when a command id was recorded (before, or by an
+ *        earlier row of the same statement) for other content.
  */
 char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs);
 

@@ -1,5 +1,6 @@
 /* SQL generation: statement text per command shape, and its bind parameters. */
 #include "sql/sqlgen.h"
+#include "catalog/digest.h"
 #include "common/hash.h"
 #include "common/sbuf.h"
 #include "sql/sqlenvelope.h"
@@ -38,7 +39,7 @@ int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_s
         }
         shape->cols[j] = col;
     }
-    if (PGS_PARAM_FIXED_COUNT + ent->npk + shape->ncols + 1 > PARAMS_MAX)
+    if (PGS_PARAM_FIXED_COUNT + ent->npk + shape->ncols + 2 > PARAMS_MAX)
         return -1;
 
     uint64_t h = PGS_HASH_FNV1A64_INIT;
@@ -254,9 +255,30 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
         sb_delete(&w, schema, shape, version_param);
         break;
     }
-    char *sql = pgs_sqlenvelope_statement(ent->name, shape->op, NULL, w.buf);
+    char *sql = pgs_sqlenvelope_statement(ent->name, shape->op, NULL,
+                                          pgs_sqlgen_digest_param(shape), w.buf);
     free(w.buf);
     return sql;
+}
+
+int pgs_sqlgen_digest_param(const pgs_shape_t *shape)
+{
+    return PGS_PARAM_FIXED_COUNT + shape->ent->npk + shape->ncols + shape->has_expected_version + 1;
+}
+
+void pgs_sqlgen_digest_hex(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                           char out[PGS_SQLGEN_DIGEST_HEX_SIZE])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[PGS_DIGEST_SIZE];
+    pgs_digest_command(ent, cmd, d);
+    out[0] = '\\';
+    out[1] = 'x';
+    for (int i = 0; i < PGS_DIGEST_SIZE; i++) {
+        out[2 + 2 * i] = hex[d[i] >> 4];
+        out[3 + 2 * i] = hex[d[i] & 15];
+    }
+    out[2 + 2 * PGS_DIGEST_SIZE] = '\0';
 }
 
 /* ---- bind parameters ---- */
@@ -449,4 +471,8 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
     }
     if (shape->has_expected_version)
         params_long(params, cmd->arena, cmd->expected_version);
+    char digest[PGS_SQLGEN_DIGEST_HEX_SIZE];
+    pgs_sqlgen_digest_hex(ent, cmd, digest);
+    params_text(params, params_keep(params, cmd->arena, digest, strlen(digest)),
+                (int)strlen(digest));
 }

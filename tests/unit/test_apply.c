@@ -406,6 +406,34 @@ static void test_multi_row_failure_falls_back_to_one_by_one(void **state)
     assert_int_equal(harness_pq_count("EXEC pgs_s"), 3 + 2);
 }
 
+/* A reused command id (PS002) in a multi-row statement: the commands go
+ * again one by one, and the reusing one is dead-lettered with the pgscribe
+ * code IDEMPOTENCY_KEY_REUSED, not the SQLSTATE. */
+static void test_reused_id_dead_letters_with_its_code(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "apply.multi_row_min", "2");
+    fx_pool(fx);
+    fx_works(fx, 3);
+    harness_pq_script("ok ok ok err=PS002 ok ok ok ok ok err=PS002");
+    fx_run(fx, 3, 2000);
+
+    assert_int_equal(fx->ndead, 1);
+    int dead = -1;
+    for (int i = 0; i < 3; i++) {
+        if (fx->fate[i] == W_DEAD)
+            dead = i;
+        else
+            assert_int_equal(fx->fate[i], W_APPLIED);
+    }
+    assert_true(dead >= 0);
+    assert_string_equal(fx->dead_code[dead], "IDEMPOTENCY_KEY_REUSED");
+    assert_int_equal(fx->dead_err[dead], PGS_E_IDEMPOTENCY_KEY_REUSED);
+    assert_int_equal(fx->attempts[dead], 1);
+    assert_non_null(strstr(fx->dead_msg[dead], "other content"));
+    assert_int_equal(fx->applied_n[0], 2);
+}
+
 /* A deferred constraint fails at COMMIT: the commands go again each in a
  * transaction of its own; the one that fails alone is dead-lettered. */
 static void test_commit_failure_sends_each_alone(void **state)
@@ -477,6 +505,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_row_message_is_fixed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_id_dead_letters_with_its_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_error_dead_letters_only_the_culprit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lost_connection_mid_commit_resends_in_doubt, setup,

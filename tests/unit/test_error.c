@@ -13,6 +13,7 @@
 #define P  PGS_E_DB_PERMANENT
 #define R  PGS_E_TENANT_RLS
 #define RP PGS_E_DB_ROW_PRECONDITION
+#define KR PGS_E_IDEMPOTENCY_KEY_REUSED
 
 static const char RLS_MSG[] = "new row violates row-level security policy for table \"patients\"";
 static const char GRANT_MSG[] = "permission denied for table patients";
@@ -110,6 +111,9 @@ static const struct {
     {PGS_SQLSTATE_ROW_PRECONDITION, NULL, RP, 0},
     /* pgscribe's own: a row of another clinic than the transaction's */
     {PGS_SQLSTATE_OTHER_CLINIC, NULL, PGS_E_TENANT_MISMATCH, 0},
+    /* pgscribe's own: a recorded command id came with other content */
+    {"PS002", NULL, KR, 0},
+    {"PS009", NULL, P, 0}, /* a pgscribe code not assigned */
 };
 
 static void test_sqlstate_table(void **state)
@@ -153,12 +157,28 @@ static void test_error_list(void **state)
     }
 }
 
+/* A reused command id is permanent, and its dead letter carries the
+ * pgscribe code; other database errors keep their SQLSTATE. */
+static void test_reused_id(void **state)
+{
+    (void)state;
+    assert_string_equal(PGS_SQLSTATE_IDEMPOTENCY_KEY_REUSED, "PS002");
+    assert_string_equal(pgs_error_code(KR), "IDEMPOTENCY_KEY_REUSED");
+    assert_int_equal(pgs_error_class(KR), PGS_ECLASS_DB_PERMANENT);
+    assert_false(pgs_error_is_transient(KR));
+    assert_true(pgs_error_dead_letter_by_code(KR));
+    assert_false(pgs_error_dead_letter_by_code(RP));
+    assert_false(pgs_error_dead_letter_by_code(P));
+    assert_false(pgs_error_dead_letter_by_code(R));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlstate_table),
         cmocka_unit_test(test_sqlstate_only),
         cmocka_unit_test(test_error_list),
+        cmocka_unit_test(test_reused_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,10 +135,58 @@ static void test_insert_shapes_keep_their_columns(void **state)
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&sa, cmds, &part, &off, 1, "t", &p);
     /* quote and backslash escaped inside the array element */
-    assert_string_equal(p.values[p.n - 1], "{\"5\\\"5\\\\5\"}");
+    assert_string_equal(p.values[p.n - 2], "{\"5\\\"5\\\\5\"}");
     pgs_sqlbatch_params_free(&p);
     pgs_command_free(a);
     pgs_command_free(b);
+    pgs_catalog_free(cat);
+}
+
+/* Digests in a multi-row statement: the last array; the idempotency record
+ * stores each row's, and a row that is not its id's fresh one (its id was
+ * recorded before, or an earlier row of the batch has it) is checked by
+ * pgscribe.expect_same_command against the stored or the first row's. */
+static void test_digests(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_command_t *a = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(a, "phone", PGS_VAL_STRING, "555", 3);
+    pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(b, "phone", PGS_VAL_STRING, "555", 3);
+    b->actor = "another-actor"; /* not content */
+    pgs_command_t *c = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(c, "phone", PGS_VAL_STRING, "556", 3);
+    pgs_bshape_t bs;
+    assert_int_equal(bshape(cat, a, &bs), 0);
+    char *sql = pgs_sqlbatch_statement("clinic", &bs);
+    /* $1 clinic, $2 topic, $3-$7 fixed arrays, $8 id, $9 phone, $10 digests */
+    assert_non_null(strstr(sql, ", $9::text[], $10::bytea[]) WITH ORDINALITY AS u("));
+    assert_non_null(strstr(sql, ", d0, digest, ord)"));
+    assert_non_null(strstr(sql, "kafka_offset, digest)\n  SELECT command_id, $1, $2, kpart, koff, "
+                                "digest FROM input\n  ON CONFLICT (command_id) DO NOTHING"));
+    assert_non_null(strstr(sql, "seen AS (SELECT pgscribe.expect_same_command(i.command_id, "
+                                "i.digest, f.digest) AS n FROM input i LEFT JOIN fresh f USING "
+                                "(command_id) WHERE f.ord IS DISTINCT FROM i.ord),"));
+    assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s"));
+    assert_null(strstr(sql, "$11"));
+    free(sql);
+    const pgs_command_t *cmds[3] = {a, b, c};
+    int32_t parts[3] = {0, 0, 0};
+    int64_t offs[3] = {1, 2, 3};
+    pgs_batch_params_t p;
+    pgs_sqlbatch_params(&bs, cmds, parts, offs, 3, "t", &p);
+    assert_int_equal(p.n, 10);
+    const char *d = p.values[9];
+    /* {"\\x<64>",...}: 3 elements of 69 characters, 2 commas, 2 braces */
+    assert_int_equal(strlen(d), 3 * 69 + 4);
+    assert_memory_equal(d, "{\"\\\\x", 5);
+    assert_memory_equal(d + 1, d + 71, 69);      /* a and b: same content */
+    assert_memory_not_equal(d + 1, d + 141, 69); /* c: other data */
+    pgs_sqlbatch_params_free(&p);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_command_free(c);
     pgs_catalog_free(cat);
 }
 
@@ -188,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_insert_shapes_keep_their_columns),
         cmocka_unit_test(test_versioned_upsert_and_arrays_stay_single),
         cmocka_unit_test(test_number_arrays),
+        cmocka_unit_test(test_digests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

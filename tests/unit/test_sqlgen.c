@@ -200,11 +200,29 @@ static void test_shapes(void **state)
     pgs_catalog_free(cat);
 }
 
+/* The digest is the statement's last parameter; a recorded id is checked
+ * against it (pgscribe.expect_same_command) before it counts as a duplicate. */
+static void assert_digest_check(const char *sql)
+{
+    char lit[256];
+    int d = max_placeholder(sql);
+    assert_contains(sql, "(command_id, clinic_id, topic, kafka_partition, kafka_offset, digest)");
+    snprintf(lit, sizeof(lit), "VALUES ($1::uuid, $2, $4, $5::int, $6::bigint, $%d::bytea)", d);
+    assert_contains(sql, lit);
+    snprintf(lit, sizeof(lit),
+             "seen AS (SELECT pgscribe.expect_same_command($1::uuid, $%d::bytea, NULL) AS n"
+             " WHERE NOT EXISTS (SELECT 1 FROM ins)),",
+             d);
+    assert_contains(sql, lit);
+    /* seen is read by the final SELECT, or it would never run */
+    assert_contains(sql, "AS fresh FROM (SELECT count(*) FROM seen) s");
+}
+
 static void assert_common(const char *sql, const char *op)
 {
     char lit[64];
     assert_contains(sql, "INSERT INTO pgscribe.applied_commands");
-    assert_contains(sql, "VALUES ($1::uuid, $2, $4, $5::int, $6::bigint)");
+    assert_digest_check(sql);
     assert_contains(sql, "ON CONFLICT (command_id) DO NOTHING RETURNING command_id");
     assert_contains(sql, "INSERT INTO pgscribe.write_audit");
     snprintf(lit, sizeof(lit), "'patients', '%s', $7::jsonb FROM ins", op);
@@ -230,7 +248,7 @@ static void test_insert_sql(void **state)
                          "$11::clinic.appointment_status WHERE EXISTS");
     assert_lacks(sql, "DO UPDATE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 11);
+    assert_int_equal(params.n, 12);
     assert_string_equal(params.values[8], "v");
     free(sql);
     pgs_command_free(cmd);
@@ -252,7 +270,7 @@ static void test_upsert_sql(void **state)
                          "EXCLUDED.\"given_name\", \"version\" = t.\"version\" + 1, "
                          "\"updated_at\" = now()");
     assert_contains(sql, "WHERE t.\"clinic_id\" = $2::text AND t.\"version\" = $10::bigint");
-    assert_int_equal(params.n, 10);
+    assert_int_equal(params.n, 11);
     assert_string_equal(params.values[9], "42");
     free(sql);
     pgs_command_free(cmd);
@@ -267,7 +285,7 @@ static void test_upsert_sql(void **state)
     assert_contains(sql, "(\"clinic_id\", \"visit_id\", \"note_no\")\n    SELECT $2::text, "
                          "$8::uuid, $9::integer WHERE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 9);
+    assert_int_equal(params.n, 10);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -298,7 +316,7 @@ static void test_update_sql(void **state)
     sql = statement_for(cat, cmd, &params);
     assert_contains(sql, "\"version\" = \"version\" + 1");
     assert_lacks(sql, "::bigint AND EXISTS");
-    assert_int_equal(params.n, 9);
+    assert_int_equal(params.n, 10);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -316,7 +334,7 @@ static void test_delete_sql(void **state)
     assert_common(sql, "DELETE");
     assert_contains(sql, "DELETE FROM \"clinic\".\"patients\"\n    WHERE \"id\" = $8::uuid AND "
                          "\"clinic_id\" = $2::text AND \"version\" = $9::bigint AND EXISTS");
-    assert_int_equal(params.n, 9);
+    assert_int_equal(params.n, 10);
     free(sql);
     pgs_command_free(cmd);
 
@@ -401,7 +419,11 @@ static void test_params(void **state)
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
     /* shape order = column order: n x y z w flag m note raw empty, from $9 */
-    assert_int_equal(params.n, 18);
+    assert_int_equal(params.n, 19);
+    /* the digest, last: bytea hex text */
+    assert_int_equal(params.formats[18], 0);
+    assert_int_equal(strlen(params.values[18]), 66);
+    assert_memory_equal(params.values[18], "\\x", 2);
     assert_string_equal(params.values[PGS_PARAM_COMMAND_ID], cmd->command_id);
     assert_string_equal(params.values[PGS_PARAM_CLINIC_ID], "c1");
     assert_string_equal(params.values[PGS_PARAM_ACTOR], "svc-test");
@@ -457,7 +479,7 @@ static void test_row_key_json(void **state)
     assert_string_equal(params.values[7], "a\"b\\c\n\x01"); /* strings travel as they are */
     assert_string_equal(params.values[8], "-7");
     assert_string_equal(params.values[9], "text");
-    assert_int_equal(params.n, 10);
+    assert_int_equal(params.n, 11);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
 }
@@ -504,6 +526,39 @@ static void test_row_key_json_types(void **state)
     pgs_command_free(cmd);
 }
 
+/* The digest parameter is the command's content: a re-send with another
+ * command id, actor or position binds the same one, other data another. */
+static void test_digest_param(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = test_catalog();
+    const char *cols[] = {"given_name"};
+    pgs_command_t *a = patient_cmd(PGS_OP_UPSERT, 1, cols);
+    pgs_command_t *b = patient_cmd(PGS_OP_UPSERT, 1, cols);
+    b->command_id = "00000000-0000-4000-8000-0000000000ff";
+    b->actor = "someone-else";
+    pgs_command_t *c = cmd_new("patients", PGS_OP_UPSERT);
+    add_str(c, 1, "id", "0b3c0f4e-0000-4000-8000-000000000001");
+    add_str(c, 0, "given_name", "w");
+    pgs_params_t pa, pb, pc;
+    char *sql = statement_for(cat, a, &pa);
+    free(sql);
+    pgs_shape_t shape;
+    shape_for(cat, b, &shape);
+    pgs_sqlgen_params(&shape, b, "other.topic", 7, 99, &pb);
+    sql = statement_for(cat, c, &pc);
+    assert_int_equal(pgs_sqlgen_digest_param(&shape), pa.n);
+    const char *da = pa.values[pa.n - 1], *db = pb.values[pb.n - 1], *dc = pc.values[pc.n - 1];
+    assert_string_equal(da, db);
+    assert_string_not_equal(da, dc);
+    assert_int_equal(pa.formats[pa.n - 1], 0);
+    free(sql);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_command_free(c);
+    pgs_catalog_free(cat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_row_key_json),
         cmocka_unit_test(test_row_key_json_types),
+        cmocka_unit_test(test_digest_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
