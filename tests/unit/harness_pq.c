@@ -241,8 +241,7 @@ PGconn *PQconnectStartParams(const char *const *keywords, const char *const *val
     if (H.fail_connects > 0) {
         H.fail_connects--;
         c->fail = 1;
-    }
-    if (H.stall_connects > 0) {
+    } else if (H.stall_connects > 0) {
         H.stall_connects--;
         c->stall = 1;
     }

@@ -38,7 +38,7 @@ void harness_pq_fail_connects(int n);
  *         reading and writing, its socket ready each time) before it is made. */
 void harness_pq_connect_polls(int n);
 
-/** @brief The next @p n non-blocking connects stall: every poll asks to read
+/** @brief The next @p n non-blocking connects not failing stall: every poll asks to read
  *         and the socket never becomes readable (a silent server). */
 void harness_pq_stall_connects(int n);
 
