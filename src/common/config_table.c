@@ -26,8 +26,8 @@ const cfg_def_t pgs_config_table[] = {
            "Schema introspected for entities: tables with a clinic_id column, a primary key "
            "and row-level security."),
     CF_INT("pg.connect_timeout_ms", "5000", 100, 600000, 0,
-           "Time a database connection may take to open, setup statements included, before "
-           "it is abandoned and retried with backoff (a connect_timeout in pg.conninfo wins)."),
+           "Time a database connection may take to open, setup included, before it is abandoned "
+           "and retried with backoff (connect_timeout in pg.conninfo wins)."),
     CF_INT("pg.keepalives_idle_s", "30", 1, 7200, 0,
            "TCP keepalive idle time of every database connection, in seconds, unless "
            "pg.conninfo sets keepalives_idle."),
@@ -38,13 +38,11 @@ const cfg_def_t pgs_config_table[] = {
            "Unanswered TCP keepalive probes after which a database connection is dead, unless "
            "pg.conninfo sets keepalives_count."),
     CF_INT("pg.tcp_user_timeout_ms", "30000", 0, 3600000, 0,
-           "TCP_USER_TIMEOUT of every database connection: sent data unacknowledged this long "
-           "breaks the connection (0 keeps the system default), unless pg.conninfo sets "
-           "tcp_user_timeout."),
+           "TCP_USER_TIMEOUT of database connections: data unacknowledged this long breaks it (0: "
+           "system default), unless pg.conninfo sets tcp_user_timeout."),
     CF_INT("pg.idle_in_transaction_timeout_ms", "60000", 0, 3600000, 0,
-           "idle_in_transaction_session_timeout of every pgscribe session, so a backend whose "
-           "worker vanished mid-transaction releases its row locks (0 leaves the server's "
-           "setting); options in pg.conninfo setting it win."),
+           "idle_in_transaction_session_timeout of pgscribe sessions: a backend whose worker "
+           "vanished mid-transaction frees its row locks (0: the server's setting)."),
     CF_INT("apply.max_in_flight", "50", 1, 500, 0,
            "Maximum concurrent transactions, which is also the number of PostgreSQL "
            "connections."),
@@ -73,14 +71,11 @@ const cfg_def_t pgs_config_table[] = {
            "Adaptive timeouts are this factor times the p99 latency observed for the statement "
            "shapes of a transaction, clamped to the bounds."),
     CF_INT("retry.max_attempts", "0", 0, 100000, CF_RELOAD,
-           "Upper bound of the attempts of a command hit by transient database errors (0: no "
-           "bound but retry.max_elapsed_ms) before it is dead-lettered with class "
-           "db-transient."),
+           "Upper bound of a command's attempts on transient database errors before a db-transient "
+           "dead letter (0: none; retry.max_elapsed_ms bounds them)."),
     CF_INT("retry.max_elapsed_ms", "600000", 1000, 86400000, CF_RELOAD,
-           "Time budget of a command hit by transient database errors (serialization "
-           "failures, deadlocks, lock and statement timeouts), from its first failure: once "
-           "spent, the next failure dead-letters it with class db-transient. Outages spend "
-           "none of it."),
+           "Retry time budget, from its first failure, of a command hit by transient errors "
+           "(40001, 40P01, 55P03, 57014...); then it is dead-lettered as db-transient."),
     CF_INT("retry.backoff_initial_ms", "100", 1, 60000, CF_RELOAD,
            "First delay before retrying a transient database error; it doubles, with jitter, "
            "on each attempt."),
