@@ -105,8 +105,10 @@ static void connect_unwatch(pgs_conn_t *c)
     c->watching = 0;
 }
 
-/* Watches the socket for @p events; libpq may have moved to another socket
- * (the next host or address of the conninfo). */
+/* Watches the socket for @p events. libpq may have moved to another socket
+ * (the next host or address of the conninfo), perhaps under the same
+ * number, whose closing dropped the old registration: so each call
+ * modifies, and adds when epoll no longer knows the descriptor. */
 static int connect_watch(pgs_conn_t *c, uint32_t events)
 {
     int fd = PQsocket(c->pg);
@@ -116,15 +118,21 @@ static int connect_watch(pgs_conn_t *c, uint32_t events)
     }
     if (fd < 0)
         return -1;
-    if (c->watching == events)
-        return 0;
-    pgs_pool_watch_t op = c->watching ? PGS_POOL_WATCH_MOD : PGS_POOL_WATCH_ADD;
-    if (c->pool->ops.watch(c->pool->opaque, fd, events, c, op) != 0) {
-        pgs_error("apply", "cannot watch connection socket: %s", strerror(errno));
-        return -1;
+    pgs_pool_t *pool = c->pool;
+    int rc = -1;
+    if (c->watching) {
+        rc = pool->ops.watch(pool->opaque, fd, events, c, PGS_POOL_WATCH_MOD);
+        if (rc != 0 && errno != ENOENT)
+            goto failed;
     }
+    if (rc != 0 && pool->ops.watch(pool->opaque, fd, events, c, PGS_POOL_WATCH_ADD) != 0)
+        goto failed;
     c->watching = events;
     return 0;
+failed:
+    pgs_error("apply", "cannot watch connection socket: %s", strerror(errno));
+    c->watching = 0;
+    return -1;
 }
 
 /* A connect attempt failed: the connection goes down and is retried after a
