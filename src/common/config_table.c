@@ -25,6 +25,24 @@ const cfg_def_t pgs_config_table[] = {
     CF_STR("pg.schema", "clinic", 0,
            "Schema introspected for entities: tables with a clinic_id column, a primary key "
            "and row-level security."),
+    CF_INT("pg.connect_timeout_ms", "5000", 100, 600000, 0,
+           "Time a database connection may take to open, setup included, before it is abandoned "
+           "and retried with backoff (connect_timeout in pg.conninfo wins)."),
+    CF_INT("pg.keepalives_idle_s", "30", 1, 7200, 0,
+           "TCP keepalive idle time of every database connection, in seconds, unless "
+           "pg.conninfo sets keepalives_idle."),
+    CF_INT("pg.keepalives_interval_s", "10", 1, 600, 0,
+           "Interval between TCP keepalive probes, in seconds, unless pg.conninfo sets "
+           "keepalives_interval."),
+    CF_INT("pg.keepalives_count", "3", 1, 100, 0,
+           "Unanswered TCP keepalive probes after which a database connection is dead, unless "
+           "pg.conninfo sets keepalives_count."),
+    CF_INT("pg.tcp_user_timeout_ms", "30000", 0, 3600000, 0,
+           "TCP_USER_TIMEOUT of database connections: data unacknowledged this long breaks it (0: "
+           "system default), unless pg.conninfo sets tcp_user_timeout."),
+    CF_INT("pg.idle_in_transaction_timeout_ms", "60000", 0, 3600000, 0,
+           "idle_in_transaction_session_timeout of pgscribe sessions: a backend whose worker "
+           "vanished mid-transaction frees its row locks (0: the server's setting)."),
     CF_INT("apply.max_in_flight", "50", 1, 500, 0,
            "Maximum concurrent transactions, which is also the number of PostgreSQL "
            "connections."),
@@ -52,9 +70,12 @@ const cfg_def_t pgs_config_table[] = {
     CF_DBL("apply.timeout_factor", "10", 1, 1000, CF_RELOAD,
            "Adaptive timeouts are this factor times the p99 latency observed for the statement "
            "shapes of a transaction, clamped to the bounds."),
-    CF_INT("retry.max_attempts", "10", 1, 1000, CF_RELOAD,
-           "Attempts of a command hit by transient database errors before it is dead-lettered "
-           "with class db-transient."),
+    CF_INT("retry.max_attempts", "0", 0, 100000, CF_RELOAD,
+           "Upper bound of a command's attempts on transient database errors before a db-transient "
+           "dead letter (0: none; retry.max_elapsed_ms bounds them)."),
+    CF_INT("retry.max_elapsed_ms", "600000", 1000, 86400000, CF_RELOAD,
+           "Retry time budget, from its first failure, of a command hit by transient errors "
+           "(40001, 40P01, 55P03, 57014...); then it is dead-lettered as db-transient."),
     CF_INT("retry.backoff_initial_ms", "100", 1, 60000, CF_RELOAD,
            "First delay before retrying a transient database error; it doubles, with jitter, "
            "on each attempt."),

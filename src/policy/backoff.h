@@ -1,4 +1,4 @@
-/* Retry backoff with full jitter, pure code. */
+/* Retry backoff with full jitter and the retry budget, pure code. */
 #ifndef PGSCRIBE_BACKOFF_H
 #define PGSCRIBE_BACKOFF_H
 
@@ -11,5 +11,14 @@
  *        ("full jitter"). @p rng is a xorshift state, never 0.
  */
 int64_t pgs_backoff_delay_us(int attempt, int64_t initial_us, int64_t max_us, uint64_t *rng);
+
+/**
+ * @brief Whether a command hit by a transient error has spent its retry
+ *        budget: @p attempts reached @p max_attempts (when > 0) or
+ *        @p elapsed_us since its first failure reached @p max_elapsed_us
+ *        (when > 0).
+ */
+int pgs_backoff_exhausted(int attempts, int max_attempts, int64_t elapsed_us,
+                          int64_t max_elapsed_us);
 
 #endif

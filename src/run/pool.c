@@ -11,19 +11,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "run/pool_internal.h"
-#include "sql/auditsql.h"
 
 /* The adaptive in-flight limit starts here (or at max_in_flight when lower)
  * and is re-weighed every window; see concurrency.h. */
 #define APPLY_INITIAL_IN_FLIGHT     8
 #define APPLY_CONCURRENCY_WINDOW_US 1000000
 #define APPLY_MAX_BATCH             1000
-
-/* Sets the tenant and the transaction's adaptive timeouts in one statement;
- * is_local = true: all three end with the transaction. */
-static const char *const SQL_TXN_SETUP =
-    "SELECT set_config('pgscribe.clinic_id', $1, true), set_config('statement_timeout', $2, true),"
-    " set_config('lock_timeout', $3, true)";
 
 const char *pgs_pool_work_clinic(const pgs_work_t *wk)
 {
@@ -47,69 +40,6 @@ static void conn_watch_update(pgs_conn_t *c)
     pgs_pool_t *pool = c->pool;
     pool->ops.watch(pool->opaque, c->fd, EPOLLIN | (c->want_write ? EPOLLOUT : 0u), c,
                     PGS_POOL_WATCH_MOD);
-}
-
-static int conn_open(pgs_conn_t *c)
-{
-    pgs_pool_t *pool = c->pool;
-    char err[256];
-    /* the conninfo's own settings win (expand_dbname); these are defaults */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "pgscribe", pool->conninfo, NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        /* libpq's message names host/socket, never the password */
-        snprintf(err, sizeof(err), "%s", PQerrorMessage(pg));
-        PQfinish(pg);
-        c->connect_failures++;
-        int64_t backoff = 100000LL << (c->connect_failures < 6 ? c->connect_failures : 6);
-        c->next_connect_us = pgs_clock_now_us() + backoff;
-        int64_t now = pgs_clock_now_us();
-        if (pool->breaker.state != PGS_BREAKER_OPEN && pgs_breaker_failure(&pool->breaker, now))
-            pgs_warn("apply", "circuit breaker open: database unreachable; dispatch stopped, "
-                              "partitions paused, probing");
-        if (now - pool->last_down_log_us > 5000000) {
-            pool->last_down_log_us = now;
-            pgs_warn("apply", "database connection failed: %s", err);
-        }
-        return -1;
-    }
-    PGresult *r = PQprepare(pg, "pgs_txn_setup", SQL_TXN_SETUP, 3, NULL);
-    if (PQresultStatus(r) == PGRES_COMMAND_OK && pool->audit) {
-        PQclear(r);
-        r = PQprepare(pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL);
-    }
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
-        PQclear(r);
-        PQfinish(pg);
-        c->next_connect_us = pgs_clock_now_us() + 1000000;
-        return -1;
-    }
-    PQclear(r);
-    if (PQsetnonblocking(pg, 1) != 0 || PQenterPipelineMode(pg) != 1) {
-        pgs_error("apply", "cannot enter pipeline mode: %s", PQerrorMessage(pg));
-        PQfinish(pg);
-        c->next_connect_us = pgs_clock_now_us() + 1000000;
-        return -1;
-    }
-    c->pg = pg;
-    c->fd = PQsocket(pg);
-    c->state = C_IDLE;
-    c->want_write = 0;
-    c->connect_failures = 0;
-    c->ever_opened = 1;
-    if (c->prepared)
-        memset(c->prepared, 0, c->prepared_cap);
-    if (pool->ops.watch(pool->opaque, c->fd, EPOLLIN, c, PGS_POOL_WATCH_ADD) != 0) {
-        pgs_error("apply", "cannot watch connection socket: %s", strerror(errno));
-        PQfinish(pg);
-        c->pg = NULL;
-        c->fd = -1;
-        c->state = C_DOWN;
-        return -1;
-    }
-    return 0;
 }
 
 static char *dup_or_empty(const char *s)
@@ -145,8 +75,9 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
                      250000, pgs_config_int(set->cfg, "breaker.probe_interval_ms") * 1000);
     pgs_concurrency_init(&pool->conc, set->adaptive, APPLY_INITIAL_IN_FLIGHT, size,
                          APPLY_CONCURRENCY_WINDOW_US, pgs_clock_now_us());
+    pgs_connect_params_init(&pool->params, pool->conninfo, set->cfg);
     int max_batch = pool->max_batch;
-    int opened = 0;
+    int opened = 0, opening = 0;
     for (int i = 0; i < size; i++) {
         pgs_conn_t *c = &pool->conns[i];
         c->pool = pool;
@@ -160,11 +91,15 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
         c->group_fresh = calloc((size_t)max_batch, sizeof(int));
         c->exp_cap = 4 * max_batch + 8;
         c->exp = calloc((size_t)c->exp_cap, sizeof(*c->exp));
-        /* with an adaptive limit, connections open as the limit needs them */
+        /* with an adaptive limit, connections open as the limit needs them;
+         * the first opens blocking, so that an unreachable database fails
+         * the start clearly, the others in the event loop */
         if (i >= pool->conc.limit)
             c->state = C_SPARE;
-        else if (conn_open(c) == 0)
-            opened++;
+        else if (i == 0)
+            opened += pgs_connect_open_blocking(c) == 0;
+        else if (opened > 0)
+            opening += pgs_connect_start(c) == 0;
     }
     if (opened == 0) {
         snprintf(errstr, errstr_size, "no database connection could be opened");
@@ -173,12 +108,12 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
     }
     if (set->adaptive)
         pgs_info("apply",
-                 "%s pool ready: %d of %d connections, pipeline mode, in-flight limit adaptive "
-                 "(up to %d connections, opened as the limit needs them)",
-                 pool->name, opened, pool->conc.limit, size);
+                 "%s pool ready: %d open and %d opening of %d connections, pipeline mode, "
+                 "in-flight limit adaptive (up to %d connections, opened as the limit needs them)",
+                 pool->name, opened, opening, pool->conc.limit, size);
     else
-        pgs_info("apply", "%s pool ready: %d of %d connections, pipeline mode", pool->name, opened,
-                 size);
+        pgs_info("apply", "%s pool ready: %d open and %d opening of %d connections, pipeline mode",
+                 pool->name, opened, opening, size);
     return pool;
 }
 
@@ -200,6 +135,7 @@ void pgs_pool_free(pgs_pool_t *pool)
         free(c->prepared);
     }
     pgs_statements_free(pool->stmts);
+    pgs_connect_params_free(&pool->params);
     free(pool->waiting);
     free(pool->conns);
     free(pool->conninfo);
@@ -249,6 +185,7 @@ void pgs_pool_conn_down(pgs_conn_t *c, const char *why)
         PQfinish(c->pg);
     c->pg = NULL;
     c->fd = -1;
+    c->watching = 0;
     c->state = C_DOWN;
     c->want_write = 0;
     c->next_connect_us = pgs_clock_now_us() + 200000;
@@ -273,6 +210,10 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
     pgs_conn_t *c = tag;
     if (!c->pg)
         return;
+    if (c->state == C_CONNECTING || c->state == C_SETUP) {
+        pgs_connect_on_event(c, events);
+        return;
+    }
     if (events & EPOLLOUT)
         pgs_pool_conn_flush(c);
     if (c->pg && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -357,23 +298,27 @@ int pgs_pool_in_flight_limit(const pgs_pool_t *pool)
 /* ---- breaker and upkeep ----------------------------------------------- */
 
 /* While the breaker is open, one connection at a time probes the database,
- * with doubling delays; a probe that connects half-opens the breaker and the
- * other connections follow. */
+ * with doubling delays; a probe that connects (connect.c, in the event loop)
+ * half-opens the breaker and the other connections follow. */
 static void breaker_probe(pgs_pool_t *pool, int64_t now)
 {
+    for (int i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].probing)
+            return; /* the probe under way answers first */
+    }
     if (!pgs_breaker_probe_due(&pool->breaker, now))
         return;
     for (int i = 0; i < pool->nconns; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->state != C_DOWN)
             continue;
-        if (conn_open(c) == 0) {
-            pgs_breaker_probe_ok(&pool->breaker, now);
-            pgs_info("apply", "circuit breaker half-open: probe connected, resuming work");
-        } else {
-            pgs_breaker_probe_failed(&pool->breaker, now);
-        }
+        c->probing = 1;
+        pgs_connect_start(c); /* a failure to start fails the probe there */
         return;
+    }
+    for (int i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state == C_CONNECTING || pool->conns[i].state == C_SETUP)
+            return; /* connects under way: they answer as probes would */
     }
     /* every connection is still up (errors came from the server): probing
      * means trying work again */
@@ -418,6 +363,8 @@ static void pool_wake_spares(pgs_pool_t *pool)
 void pgs_pool_tick(pgs_pool_t *pool)
 {
     int64_t now = pgs_clock_now_us();
+    for (int i = 0; i < pool->nconns; i++)
+        pgs_connect_check_timeout(&pool->conns[i], now);
     int before = pool->conc.limit;
     if (pgs_concurrency_tick(&pool->conc, now)) {
         pgs_debug("apply", "%s in-flight limit %d -> %d (%.0f commands/s)", pool->name, before,
@@ -434,10 +381,7 @@ void pgs_pool_tick(pgs_pool_t *pool)
         if (c->state != C_DOWN || now < c->next_connect_us)
             continue;
         attempts++;
-        int first = !c->ever_opened;
-        if (conn_open(c) == 0)
-            pgs_info("apply", "connection %d %s", c->id, first ? "opened" : "re-established");
-        else
+        if (pgs_connect_start(c) != 0)
             break; /* the database is still away: try the others later */
     }
 }

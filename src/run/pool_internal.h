@@ -33,8 +33,11 @@ typedef struct {
 } rexp_t;
 
 /* C_SPARE: never opened, because the adaptive in-flight limit has not
- * needed it yet; it becomes C_DOWN (to be opened) when the limit grows. */
-typedef enum { C_DOWN = 0, C_IDLE, C_BUSY, C_SPARE } cstate_t;
+ * needed it yet; it becomes C_DOWN (to be opened) when the limit grows.
+ * C_CONNECTING: PQconnectPoll is driven by the socket's readiness in the
+ * event loop; C_SETUP: connected, the setup PREPAREs are in flight and the
+ * connection takes no transaction until their sync confirms them. */
+typedef enum { C_DOWN = 0, C_IDLE, C_BUSY, C_SPARE, C_CONNECTING, C_SETUP } cstate_t;
 
 /* A PREPARE sent in a pipeline that then aborts never happens, so a shape
  * counts as prepared only once the server has confirmed it. */
@@ -71,9 +74,27 @@ typedef struct pgs_conn_s {
     int want_write;
     int64_t started_us;
     int64_t next_connect_us;
+    int64_t connect_deadline_us; /* C_CONNECTING or C_SETUP gives up then */
+    uint32_t watching;           /* the epoll events asked for while connecting */
+    int setup_left;              /* C_SETUP: results (and ends) still to read */
+    int setup_failed;
+    int probing; /* this connect is the open breaker's probe */
     int connect_failures;
     int ever_opened;
 } pgs_conn_t;
+
+/* Connection parameters, built once per pool: pgscribe's defaults
+ * (timeouts, keepalives) come before the user's conninfo, which libpq
+ * expands last so its own settings win; `options` comes after it, carrying
+ * idle_in_transaction_session_timeout ahead of the user's own options. */
+#define PGS_CONN_PARAMS_MAX 12
+typedef struct {
+    const char *keys[PGS_CONN_PARAMS_MAX];
+    const char *vals[PGS_CONN_PARAMS_MAX];
+    char num[6][24];
+    char *options;
+    int64_t connect_timeout_us; /* enforced by the pool: PQconnectPoll ignores it */
+} pgs_conn_params_t;
 
 struct pgs_pool_s {
     pgs_pool_ops_t ops;
@@ -93,7 +114,23 @@ struct pgs_pool_s {
     uint64_t rng;
     pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
     size_t nwaiting, waiting_cap;
+    pgs_conn_params_t params;
 };
+
+/* connect.c */
+/** @brief Builds @p p from the user's @p conninfo and the pg.* settings. */
+void pgs_connect_params_init(pgs_conn_params_t *p, const char *conninfo, const pgs_config_t *cfg);
+void pgs_connect_params_free(pgs_conn_params_t *p);
+/** @brief Opens @p c blocking (pool creation only): connected, prepared,
+ *         nonblocking and in pipeline mode, or -1. */
+int pgs_connect_open_blocking(pgs_conn_t *c);
+/** @brief Starts a non-blocking connect of @p c (C_CONNECTING), or -1 when it
+ *         failed at once (the failure is counted and backed off). */
+int pgs_connect_start(pgs_conn_t *c);
+/** @brief Socket readiness for a C_CONNECTING or C_SETUP connection. */
+void pgs_connect_on_event(pgs_conn_t *c, uint32_t events);
+/** @brief A connect under way for longer than connect_timeout fails. */
+void pgs_connect_check_timeout(pgs_conn_t *c, int64_t now);
 
 /* pool.c */
 /** @brief The connection is gone: settles or requeues its batch. */

@@ -16,22 +16,31 @@
 
 /* A transient error spends one attempt: the work waits out a backoff with
  * full jitter while its lane stays blocked (only its own key is held back,
- * and its offset cannot be stored), or is dead-lettered once the attempts
- * are used up. */
+ * and its offset cannot be stored), or is dead-lettered once its retry
+ * budget (retry.max_elapsed_ms from its first failure, and
+ * retry.max_attempts when set) is spent. */
 static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code, const char *msg)
 {
     const pgs_config_t *cfg = pool->cfg;
+    int64_t now = pgs_clock_now_us();
+    if (wk->attempts == 0)
+        wk->first_failure_us = now;
     wk->attempts++;
-    if (wk->attempts >= pgs_config_int(cfg, "retry.max_attempts")) {
-        pgs_warn("apply", "command out of attempts after %d: partition=%d offset=%lld code=%s",
-                 wk->attempts, (int)wk->part->partition, (long long)wk->offset, code);
+    int64_t elapsed = now - wk->first_failure_us;
+    if (pgs_backoff_exhausted(wk->attempts, (int)pgs_config_int(cfg, "retry.max_attempts"), elapsed,
+                              pgs_config_int(cfg, "retry.max_elapsed_ms") * 1000)) {
+        pgs_warn("apply",
+                 "command out of retry budget after %d attempt(s) over %lld ms: partition=%d "
+                 "offset=%lld code=%s",
+                 wk->attempts, (long long)(elapsed / 1000), (int)wk->part->partition,
+                 (long long)wk->offset, code);
         pool->ops.dead_letter(pool->opaque, wk, PGS_E_DB_TRANSIENT, code, msg);
         return;
     }
     int64_t delay =
         pgs_backoff_delay_us(wk->attempts, pgs_config_int(cfg, "retry.backoff_initial_ms") * 1000,
                              pgs_config_int(cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
-    wk->retry_at_us = pgs_clock_now_us() + delay;
+    wk->retry_at_us = now + delay;
     wk->state = PGS_WORK_QUEUED;
     if (pool->nwaiting == pool->waiting_cap) {
         pool->waiting_cap = pool->waiting_cap ? pool->waiting_cap * 2 : 64;

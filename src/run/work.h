@@ -57,7 +57,8 @@ typedef struct pgs_work_s {
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;
     int attempts;
-    int64_t retry_at_us; /* while waiting out a retry backoff */
+    int64_t retry_at_us;      /* while waiting out a retry backoff */
+    int64_t first_failure_us; /* its first transient failure: the retry budget's start */
     pgs_err_t err;
     char *errmsg; /* malloc'd, PHI-free; set when dead-lettered */
     char errcode[24];

@@ -37,6 +37,8 @@ static void on_signal(int sig)
         signal_worker->stop = 1;
 }
 
+static void reload_catalog_done(pgs_worker_t *w);
+
 void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
 {
     struct epoll_event evs[64];
@@ -46,6 +48,10 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
             char drain[64];
             while (read(w->wake_fds[0], drain, sizeof(drain)) > 0)
                 ;
+            continue;
+        }
+        if (w->reloader && evs[i].data.ptr == w->reloader) {
+            reload_catalog_done(w);
             continue;
         }
         pgs_pool_on_event(NULL, evs[i].data.ptr, evs[i].events);
@@ -59,18 +65,34 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
 }
 
 /* Introspects the target schema again (SIGHUP): new tables and columns are
- * accepted from then on. The old catalog stays alive until exit because
- * queued works and prepared shapes still point into it. */
+ * accepted from then on. The catalog queries block, so they run on the
+ * reloader's helper thread and connection (reload.c) while this loop goes
+ * on serving results, delivery reports and signals; the new catalog is
+ * swapped in when the reloader's eventfd says it is ready. */
 static void reload_catalog(pgs_worker_t *w)
 {
+    char errstr[256];
+    int rc = pgs_reload_start(w->reloader, errstr, sizeof(errstr));
+    if (rc == 1) {
+        w->reload_again = 1; /* this load may predate the change: another follows */
+        pgs_info("catalog", "SIGHUP: a catalog reload is under way; another follows it");
+    } else if (rc < 0) {
+        pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+    }
+}
+
+/* The old catalog stays alive until exit because queued works and prepared
+ * shapes still point into it. */
+static void reload_catalog_done(pgs_worker_t *w)
+{
     char errstr[512];
-    PGconn *pg = PQconnectdb(pgs_config_str(w->cfg, "pg.conninfo"));
     pgs_catalog_t *cat = NULL;
-    if (PQstatus(pg) == CONNECTION_OK)
-        cat = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, sizeof(errstr));
-    else
-        snprintf(errstr, sizeof(errstr), "%s", PQerrorMessage(pg));
-    PQfinish(pg);
+    if (!pgs_reload_take(w->reloader, &cat, errstr, sizeof(errstr)))
+        return;
+    if (w->reload_again) {
+        w->reload_again = 0;
+        reload_catalog(w);
+    }
     if (!cat) {
         pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
         return;
@@ -160,6 +182,20 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
     w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fds[0] = w->wake_fds[1] = -1;
+    w->reload_db.conninfo = strdup(pgs_config_str(w->cfg, "pg.conninfo"));
+    w->reload_db.schema = strdup(pgs_config_str(w->cfg, "pg.schema"));
+    w->reload_db.connect_timeout_s =
+        (int)((pgs_config_int(w->cfg, "pg.connect_timeout_ms") + 999) / 1000);
+    w->reloader = pgs_reload_new(pgs_reload_from_db, &w->reload_db);
+    if (!w->reloader || !w->reload_db.conninfo || !w->reload_db.schema) {
+        snprintf(errstr, errstr_size, "cannot set up the catalog reloader");
+        return PGS_EXIT_FAILURE;
+    }
+    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = w->reloader};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, pgs_reload_fd(w->reloader), &rev) != 0) {
+        snprintf(errstr, errstr_size, "cannot watch the catalog reloader: %s", strerror(errno));
+        return PGS_EXIT_FAILURE;
+    }
     w->codec = pgs_codec_new(errstr, errstr_size);
     if (!w->codec)
         return PGS_EXIT_FAILURE;
@@ -242,6 +278,9 @@ static void worker_free(pgs_worker_t *w)
         pgs_pool_free(st->pool);
         pgs_lanes_free(st->lanes);
     }
+    pgs_reload_free(w->reloader); /* waits for a load under way */
+    free((char *)w->reload_db.conninfo);
+    free((char *)w->reload_db.schema);
     pgs_catalog_free(w->catalog);
     for (size_t i = 0; i < w->retired_cnt; i++)
         pgs_catalog_free(w->retired_catalogs[i]);

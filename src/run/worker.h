@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "run/metrics.h"
 #include "run/pool.h"
+#include "run/reload.h"
 #include "run/revoke.h"
 #include "run/work.h"
 
@@ -35,6 +36,9 @@ struct pgs_worker_s {
     pgs_catalog_t *catalog;
     pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
     size_t retired_cnt;
+    pgs_reload_t *reloader;    /* SIGHUP's catalog load, on its helper thread */
+    pgs_reload_db_t reload_db; /* its own copies of the conninfo and schema */
+    int reload_again;          /* a SIGHUP came while a load was under way */
 
     size_t works_live; /* consumed, not completed */
     pgs_counters_t ctr;

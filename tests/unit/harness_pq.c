@@ -33,6 +33,8 @@ struct pg_conn {
     int fd;
     int aborted; /* an error came: the pipeline is aborted up to its sync */
     int lost;    /* the connection breaks once its answers so far are read */
+    int setup;   /* non-blocking connect: PREPAREs before the first sync are setup */
+    int polls_left, fail, stall;
     answer_t *head, *tail;
 };
 
@@ -40,6 +42,7 @@ static struct {
     char script[4096];
     size_t pos;
     int fail_connects;
+    int connect_polls, stall_connects, connects_started, polls;
     char log[HARNESS_MAX_LOG];
     size_t log_len;
 } H;
@@ -87,6 +90,26 @@ int harness_pq_left(void)
 void harness_pq_fail_connects(int n)
 {
     H.fail_connects = n;
+}
+
+void harness_pq_connect_polls(int n)
+{
+    H.connect_polls = n;
+}
+
+void harness_pq_stall_connects(int n)
+{
+    H.stall_connects = n;
+}
+
+int harness_pq_connects_started(void)
+{
+    return H.connects_started;
+}
+
+int harness_pq_polls(void)
+{
+    return H.polls;
 }
 
 int harness_pq_count(const char *prefix)
@@ -205,6 +228,59 @@ PGconn *PQconnectdbParams(const char *const *keywords, const char *const *values
     return c;
 }
 
+PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
+                             int expand_dbname)
+{
+    (void)keywords;
+    (void)values;
+    (void)expand_dbname;
+    PGconn *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    H.connects_started++;
+    c->status = CONNECTION_STARTED;
+    c->setup = 1;
+    c->polls_left = H.connect_polls;
+    if (H.fail_connects > 0) {
+        H.fail_connects--;
+        c->fail = 1;
+    } else if (H.stall_connects > 0) {
+        H.stall_connects--;
+        c->stall = 1;
+    }
+    c->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->fd < 0)
+        abort();
+    return c;
+}
+
+/* Asks alternately to read (the socket made readable, as a server's answer
+ * would) and to write (an eventfd is always writable), then answers. */
+PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+{
+    H.polls++;
+    uint64_t n;
+    while (read(conn->fd, &n, sizeof(n)) > 0)
+        ;
+    if (conn->stall)
+        return PGRES_POLLING_READING;
+    if (conn->polls_left > 0) {
+        if (conn->polls_left-- % 2 == 1) {
+            uint64_t one = 1;
+            if (write(conn->fd, &one, sizeof(one)) != sizeof(one))
+                abort();
+            return PGRES_POLLING_READING;
+        }
+        return PGRES_POLLING_WRITING;
+    }
+    if (conn->fail) {
+        conn->status = CONNECTION_BAD;
+        return PGRES_POLLING_FAILED;
+    }
+    conn->status = CONNECTION_OK;
+    return PGRES_POLLING_OK;
+}
+
 ConnStatusType PQstatus(const PGconn *conn)
 {
     return conn ? conn->status : CONNECTION_BAD;
@@ -284,6 +360,13 @@ int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nPa
     (void)query;
     (void)nParams;
     (void)paramTypes;
+    if (conn->setup) {
+        log_sent("SETUP PREPARE", stmtName);
+        struct pg_result r = {.status = PGRES_COMMAND_OK};
+        push(conn, A_RESULT, &r);
+        push(conn, A_END, NULL);
+        return 1;
+    }
     log_sent("PREPARE", stmtName);
     answer(conn, 0);
     return 1;
@@ -311,6 +394,7 @@ int PQpipelineSync(PGconn *conn)
         push(conn, A_RESULT, &r);
     }
     conn->aborted = 0;
+    conn->setup = 0;
     return 1;
 }
 

@@ -20,15 +20,31 @@ void harness_pq_reset(void);
  *                    multi-row statement)
  *   err=STATE[:CON]  an error with SQLSTATE STATE (and constraint CON)
  *   lost             the connection breaks before this answer
- * Once the script is used up, every statement is answered "ok".
+ * Once the script is used up, every statement is answered "ok". The setup
+ * PREPAREs of a non-blocking connect (those before its first sync) take
+ * none either: they are logged "SETUP PREPARE name" and answered ok, as the
+ * blocking PQprepare of a first connection is.
  */
 void harness_pq_script(const char *answers);
 
 /** @returns how many answers of the script are left. */
 int harness_pq_left(void);
 
-/** @brief The next @p n connection attempts fail. */
+/** @brief The next @p n connection attempts fail: a blocking connect at
+ *         once, a non-blocking one (PQconnectStartParams) at its last poll. */
 void harness_pq_fail_connects(int n);
+
+/** @brief Each later non-blocking connect asks for @p n polls (alternately
+ *         reading and writing, its socket ready each time) before it is made. */
+void harness_pq_connect_polls(int n);
+
+/** @brief The next @p n non-blocking connects not failing stall: every poll asks to read
+ *         and the socket never becomes readable (a silent server). */
+void harness_pq_stall_connects(int n);
+
+/** @returns non-blocking connects started and PQconnectPoll calls so far. */
+int harness_pq_connects_started(void);
+int harness_pq_polls(void);
 
 /** @returns how many statements sent so far start with @p prefix; the log
  *           names them "BEGIN", "COMMIT", "ROLLBACK", "PREPARE pgs_s1",

@@ -375,6 +375,122 @@ static void test_retryable_error_out_of_attempts_dead_letters(void **state)
     assert_int_equal(fx->applied_calls, 0);
 }
 
+/* Past the old count but within the time budget: with retry.max_attempts 0
+ * (the default) a command failing transiently twelve times in a row is
+ * retried each time and applies; nothing is dead-lettered. */
+static void test_retryable_error_past_count_within_budget_retries(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(pgs_config_int(fx->cfg, "retry.max_attempts"), 0);
+    fx_pool(fx);
+    fx_works(fx, 1);
+    /* BEGIN, setup, PREPARE, command fails; then eleven times ROLLBACK,
+     * BEGIN, setup, command fails; then ROLLBACK and the rest ok */
+    harness_pq_script("ok ok ok err=40001");
+    for (int i = 0; i < 11; i++)
+        harness_pq_script(i % 2 ? "ok ok ok err=40P01" : "ok ok ok err=55P03");
+    fx_run(fx, 1, 5000);
+
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->fate[0], W_APPLIED);
+    assert_int_equal(fx->attempts[0], 12);
+    assert_int_equal(fx->retried, 12);
+    assert_int_equal(harness_pq_left(), 0);
+}
+
+/* Past the time budget: a command that keeps failing is dead-lettered at the
+ * first failure after retry.max_elapsed_ms from its first one, as a
+ * transient error with the SQLSTATE, however few its attempts. */
+static void test_retryable_error_past_budget_dead_letters(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "retry.max_elapsed_ms", "1000");
+    fx_set(fx, "retry.backoff_initial_ms", "150");
+    fx_set(fx, "retry.backoff_max_ms", "300");
+    fx_pool(fx);
+    fx_works(fx, 1);
+    harness_pq_script("ok ok ok err=57014");
+    for (int i = 0; i < 150; i++)
+        harness_pq_script("ok ok ok err=57014");
+    int64_t t0 = pgs_clock_now_us();
+    fx_run(fx, 1, 5000);
+    int64_t took = pgs_clock_now_us() - t0;
+
+    assert_int_equal(fx->ndead, 1);
+    assert_string_equal(fx->dead_code[0], "57014");
+    assert_int_equal(fx->dead_err[0], PGS_E_DB_TRANSIENT);
+    assert_true(took >= 1000000);
+    assert_true(took < 3000000);
+    /* the budget, not a count, ended it: more than one attempt, far fewer
+     * than the script held */
+    assert_true(fx->attempts[0] > 1);
+    assert_true(fx->attempts[0] < 100);
+    assert_int_equal(fx->retried, fx->attempts[0] - 1);
+    assert_true(harness_pq_left() > 0);
+}
+
+/* A reconnect opens without blocking: the connect takes several polls, each
+ * run when epoll reports the socket ready, and the connection takes the
+ * batch back only after its setup statement is confirmed. */
+static void test_reconnect_takes_several_polls(void **state)
+{
+    fx_t *fx = *state;
+    fx_pool(fx);
+    fx_works(fx, 2);
+    harness_pq_connect_polls(5);
+    /* BEGIN, setup, PREPARE, command 0, then the connection breaks */
+    harness_pq_script("ok ok ok ok lost");
+    int seen_connecting = 0, seen_setup = 0;
+    int64_t deadline = pgs_clock_now_us() + 3000000;
+    while (fx->finished < 2 && pgs_clock_now_us() < deadline) {
+        fx_step(fx);
+        cstate_t st = fx->pool->conns[0].state;
+        seen_connecting |= st == C_CONNECTING;
+        seen_setup |= st == C_SETUP;
+        /* while connecting, a connection has no transaction */
+        if (st == C_CONNECTING || st == C_SETUP)
+            assert_int_equal(fx->pool->conns[0].nbatch, 0);
+    }
+    assert_int_equal(fx->finished, 2);
+    assert_true(seen_connecting);
+    assert_true(seen_setup);
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->fate[0], W_APPLIED);
+    assert_int_equal(fx->fate[1], W_APPLIED);
+    assert_int_equal(harness_pq_connects_started(), 1);
+    assert_int_equal(harness_pq_polls(), 6); /* five asked for, then OK */
+    /* the blocking first connection's setup, then the pipelined one */
+    assert_int_equal(harness_pq_count("SETUP PREPARE pgs_txn_setup"), 2);
+    assert_int_equal(harness_pq_count("BEGIN"), 2);
+}
+
+/* A reconnect that fails at its last poll goes down and is retried after a
+ * backoff; one that stalls (a silent server) is abandoned at
+ * pg.connect_timeout_ms. Neither loses or dead-letters a command. */
+static void test_reconnect_failure_and_timeout_retry(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "pg.connect_timeout_ms", "300");
+    fx_pool(fx);
+    fx_works(fx, 1);
+    harness_pq_connect_polls(2);
+    harness_pq_fail_connects(1);
+    harness_pq_stall_connects(2); /* the first fails before it could stall */
+    harness_pq_script("ok ok ok lost");
+    int64_t t0 = pgs_clock_now_us();
+    fx_run(fx, 1, 5000);
+    int64_t took = pgs_clock_now_us() - t0;
+
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->fate[0], W_APPLIED);
+    assert_int_equal(fx->attempts[0], 0);
+    /* failed, stalled, stalled, then connected */
+    assert_int_equal(harness_pq_connects_started(), 4);
+    assert_true(took >= 2 * 300000);
+    assert_int_equal(fx->pool->conns[0].connect_failures, 0);
+    assert_int_equal(fx->pool->conns[0].state, C_IDLE);
+}
+
 /* A multi-row statement fails with a permanent error: its commands go again
  * one statement each, and only the row at fault is dead-lettered. */
 static void test_multi_row_failure_falls_back_to_one_by_one(void **state)
@@ -514,6 +630,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retryable_error_out_of_attempts_dead_letters, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_error_past_count_within_budget_retries,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_error_past_budget_dead_letters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_takes_several_polls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_failure_and_timeout_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_row_failure_falls_back_to_one_by_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_sends_each_alone, setup, teardown),

@@ -26,6 +26,12 @@ static const char *const all_keys[] = {
     "topic.metrics",
     "pg.conninfo",
     "pg.schema",
+    "pg.connect_timeout_ms",
+    "pg.keepalives_idle_s",
+    "pg.keepalives_interval_s",
+    "pg.keepalives_count",
+    "pg.tcp_user_timeout_ms",
+    "pg.idle_in_transaction_timeout_ms",
     "apply.max_in_flight",
     "apply.adaptive_in_flight",
     "apply.max_batch",
@@ -37,6 +43,7 @@ static const char *const all_keys[] = {
     "apply.lock_timeout_ms",
     "apply.timeout_factor",
     "retry.max_attempts",
+    "retry.max_elapsed_ms",
     "retry.backoff_initial_ms",
     "retry.backoff_max_ms",
     "breaker.failure_threshold",
@@ -167,7 +174,10 @@ static void test_defaults(void **state)
     assert_int_equal(pgs_config_int(cfg, "apply.statement_timeout_min_ms"), 2000);
     assert_int_equal(pgs_config_int(cfg, "apply.lock_timeout_ms"), 5000);
     assert_true(pgs_config_double(cfg, "apply.timeout_factor") == 10.0);
-    assert_int_equal(pgs_config_int(cfg, "retry.max_attempts"), 10);
+    assert_int_equal(pgs_config_int(cfg, "retry.max_attempts"), 0);
+    assert_int_equal(pgs_config_int(cfg, "retry.max_elapsed_ms"), 600000);
+    assert_int_equal(pgs_config_int(cfg, "pg.connect_timeout_ms"), 5000);
+    assert_int_equal(pgs_config_int(cfg, "pg.idle_in_transaction_timeout_ms"), 60000);
     assert_int_equal(pgs_config_int(cfg, "retry.backoff_initial_ms"), 100);
     assert_int_equal(pgs_config_int(cfg, "retry.backoff_max_ms"), 30000);
     assert_int_equal(pgs_config_int(cfg, "breaker.failure_threshold"), 5);

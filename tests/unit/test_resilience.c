@@ -40,6 +40,25 @@ static void test_backoff_jitter_varies(void **state)
     assert_true(distinct > 40);
 }
 
+/* The retry budget: time from the first failure bounds the retries; a count
+ * bounds them only when set (0 = none). */
+static void test_backoff_budget(void **state)
+{
+    (void)state;
+    const int64_t ten_min = 600000000;
+    /* many quick failures within the budget: not exhausted without a count */
+    assert_false(pgs_backoff_exhausted(500, 0, 120000000, ten_min));
+    assert_false(pgs_backoff_exhausted(1, 0, 0, ten_min));
+    /* the budget spent: exhausted, however few the attempts */
+    assert_true(pgs_backoff_exhausted(2, 0, ten_min, ten_min));
+    assert_true(pgs_backoff_exhausted(2, 0, ten_min + 1, ten_min));
+    /* a count, when set, is an upper bound within the budget */
+    assert_true(pgs_backoff_exhausted(10, 10, 1000, ten_min));
+    assert_false(pgs_backoff_exhausted(9, 10, 1000, ten_min));
+    /* no budget (0) and no count: never exhausted (the config forbids it) */
+    assert_false(pgs_backoff_exhausted(100000, 0, ten_min * 100, 0));
+}
+
 static void test_breaker_opens_at_threshold(void **state)
 {
     (void)state;
@@ -125,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backoff_bounds_and_growth),
         cmocka_unit_test(test_backoff_jitter_varies),
+        cmocka_unit_test(test_backoff_budget),
         cmocka_unit_test(test_breaker_opens_at_threshold),
         cmocka_unit_test(test_breaker_probe_backoff_and_close),
         cmocka_unit_test(test_breaker_half_open_failure_reopens),
