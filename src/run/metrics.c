@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "run/dlq.h"
 #include "run/metrics.h"
 #include "run/pool.h"
 #include "run/worker.h"
@@ -123,12 +124,12 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_info("metrics",
              "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
              "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
-             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld",
+             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld dlq_pending=%zu",
              (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
              (long long)rec.consumer_lag, (long long)rec.in_flight_transactions,
-             (long long)rec.in_flight_limit);
+             (long long)rec.in_flight_limit, pgs_dlq_pending(w));
     pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",

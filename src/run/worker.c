@@ -53,6 +53,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_dispatch(w->streams[s].pool);
     rd_kafka_poll(w->producer, 0);
+    pgs_dlq_retry_due(w);
     pgs_consume_store_offsets(w);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_tick(w->streams[s].pool);
@@ -160,6 +161,7 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
     w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fds[0] = w->wake_fds[1] = -1;
+    pgs_dlq_init(w);
     w->codec = pgs_codec_new(errstr, errstr_size);
     if (!w->codec)
         return PGS_EXIT_FAILURE;
@@ -247,6 +249,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_catalog_free(w->retired_catalogs[i]);
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
+    pgs_retryq_free(&w->dlq_pending);
     pgs_metrics_counters_reset(&w->ctr);
     if (w->wake_fds[0] >= 0) {
         close(w->wake_fds[0]);
@@ -377,9 +380,10 @@ int pgs_cmd_run(int argc, char **argv)
     double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
-             "commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
+             "dlq_pending=%zu commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
              (long long)w->ctr.total_consumed, (long long)w->ctr.total_applied,
              (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered,
+             pgs_dlq_pending(w),
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
     signal_worker = NULL;

@@ -15,6 +15,7 @@
 #include "run/pool.h"
 #include "run/revoke.h"
 #include "run/work.h"
+#include "policy/retryq.h"
 
 struct pgs_worker_s {
     pgs_config_t *cfg;
@@ -36,7 +37,8 @@ struct pgs_worker_s {
     pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
     size_t retired_cnt;
 
-    size_t works_live; /* consumed, not completed */
+    size_t works_live;        /* consumed, not completed */
+    pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
