@@ -291,6 +291,12 @@ int pgs_cmd_run(int argc, char **argv)
     pgs_log_level_t lvl;
     if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
         pgs_log_set_level(lvl);
+    char why[256];
+    if (pgs_config_file_secret_exposed(path, why, sizeof(why)))
+        pgs_warn("worker",
+                 "config file %s holds a secret (%s) and is readable by its group or others; "
+                 "chmod 600 it or pass the secret through the environment",
+                 path, why);
     char errstr[512] = "";
     int rc = worker_init(w, errstr, sizeof(errstr));
     const char *conninfo = pgs_config_str(w->cfg, "pg.conninfo");
