@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "run/dlq.h"
+#include "run/lag.h"
 #include "run/metrics.h"
 #include "run/pool.h"
 #include "run/worker.h"
@@ -27,30 +28,6 @@ void pgs_metrics_counters_reset(pgs_counters_t *c)
     c->consumed = c->applied = c->duplicates = c->retried = c->dead_lettered = 0;
     c->transactions = 0;
     pgs_hist_reset(&c->commit_latency);
-}
-
-/* Sum over assigned partitions of (high watermark - next offset to store),
- * from the watermarks librdkafka caches from fetch responses. */
-static int64_t consumer_lag(pgs_worker_t *w)
-{
-    int64_t lag = 0;
-    pgs_stream_t *st = &w->streams[PGS_STREAM_COMMANDS];
-    for (int32_t i = 0; i < st->parts_cnt; i++) {
-        pgs_partition_t *p = st->parts[i];
-        if (!p || !p->assigned)
-            continue;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
-            continue;
-        int64_t pos = pgs_offsets_position(p->offsets);
-        if (pos < 0)
-            pos = lo;
-        if (hi > pos)
-            lag += hi - pos;
-    }
-    return lag;
 }
 
 /* The worse of the two pools' breakers. */
@@ -102,7 +79,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .in_flight = (int64_t)w->works_live,
         .in_flight_transactions = cmd_pool ? pgs_pool_busy(cmd_pool) : 0,
         .in_flight_limit = cmd_pool ? pgs_pool_in_flight_limit(cmd_pool) : 0,
-        .consumer_lag = w->consumer ? consumer_lag(w) : 0,
+        .consumer_lag = w->consumer ? pgs_lag_commands(w) : 0,
         .breaker_state = breaker_state(w),
         .clinics = clinics,
         .clinic_cnt = pgs_config_bool(w->cfg, "metrics.per_clinic") ? nclinics : 0,

@@ -222,6 +222,8 @@ static void worker_free(pgs_worker_t *w)
 {
     if (w->close_queue)
         rd_kafka_queue_destroy(w->close_queue);
+    if (w->lag_queue)
+        rd_kafka_queue_destroy(w->lag_queue);
     if (w->consumer_queue)
         rd_kafka_queue_destroy(w->consumer_queue);
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {

@@ -28,6 +28,7 @@ struct pgs_worker_s {
     rd_kafka_t *producer; /* dead letters and metrics; idempotent, acks=all */
     rd_kafka_queue_t *consumer_queue;
     rd_kafka_queue_t *close_queue; /* serves the rebalance of a closing consumer */
+    rd_kafka_queue_t *lag_queue;   /* committed offsets of new assignments (lag.c) */
     int wake_fds[2];               /* librdkafka writes here when a consumer queue fills */
     int epfd;
     pgs_revoke_t revoke; /* revoked partitions the main loop drains */
