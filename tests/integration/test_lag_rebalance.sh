@@ -40,11 +40,11 @@ seen = {}
 bad = []
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r["interval_start_ms"] < after:
+    if r["interval_start"] < after:
         continue
     seen[r["worker_id"]] = seen.get(r["worker_id"], 0) + 1
     if r["consumer_lag"] != 0:
-        bad.append((r["worker_id"], r["interval_start_ms"], r["consumer_lag"]))
+        bad.append((r["worker_id"], r["interval_start"], r["consumer_lag"]))
 if len(seen) != 2 or min(seen.values()) < 2:
     sys.exit("too few records after the rebalance: %r" % seen)
 if bad:
