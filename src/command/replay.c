@@ -1,5 +1,6 @@
 /* `pgscribe replay`: lists dead letters, or re-produces them (original key,
- * value and non-pgscribe headers) to their source topic once the cause is fixed. */
+ * value and non-pgscribe headers) to the source topic paired with their
+ * dead-letter topic once the cause is fixed, streaming in bounded memory. */
 #include <getopt.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -33,11 +34,18 @@ enum {
     OPT_TIMEOUT,
 };
 
-/* Delivery reports of the replay producer. */
+/* Dead letters in flight to the source topic at most: the replay holds this
+ * many copies, not the whole topic. */
+#define REPLAY_WINDOW 1000
+
+/* What one replay run read and did. */
 typedef struct {
-    long long delivered;
-    long long failed;
-} replay_dr_t;
+    long long read, matched;
+    long long replayable; /* --dry-run: would be produced */
+    long long skipped;    /* no source topic, or the value was omitted */
+    long long refused;    /* naming another topic than the paired source topic */
+    long long delivered, failed;
+} replay_count_t;
 
 static volatile sig_atomic_t replay_stop;
 
@@ -56,10 +64,12 @@ static void replay_usage(FILE *fp)
             "Lists dead letters, or re-produces them to their source topic.\n"
             "\n"
             "Reads a dead-letter topic from the beginning to its end and re-produces each\n"
-            "matching dead letter to its source topic (header pgscribe.source.topic) with\n"
-            "its original key, value and headers, minus the pgscribe.* headers. Replaying\n"
-            "twice is harmless: the worker applies each command id once. All given\n"
-            "filters must match.\n"
+            "matching dead letter, as it is read, to the source topic paired with that\n"
+            "dead-letter topic (topic.commands for topic.commands_dlq, topic.audit for\n"
+            "topic.audit_dlq) with its original key, value and headers, minus the\n"
+            "pgscribe.* headers. A dead letter whose pgscribe.source.topic header names\n"
+            "another topic is refused. Replaying twice is harmless: the worker applies\n"
+            "each command id once. All given filters must match.\n"
             "\n"
             "options:\n"
             "  -c, --config FILE    configuration file\n"
@@ -81,7 +91,7 @@ static void replay_usage(FILE *fp)
             "  0  ok\n"
             "  1  a delivery failed, or interrupted\n"
             "  2  bad arguments\n"
-            "  3  invalid configuration\n"
+            "  3  invalid configuration, or a --dlq topic paired with no source topic\n"
             "  5  Kafka error or time-out\n");
 }
 
@@ -173,10 +183,11 @@ static int replay_parse_args(int argc, char **argv, pgs_replay_opts_t *o)
 }
 
 static rd_kafka_conf_t *replay_base_conf(const pgs_replay_opts_t *o, const pgs_config_t *cfg,
-                                         pgs_kafka_role_t role)
+                                         pgs_kafka_role_t role, const char *const *defaults)
 {
     char errstr[256];
-    rd_kafka_conf_t *conf = pgs_kafkaconf_new(cfg, role, NULL, o->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_t *conf =
+        pgs_kafkaconf_new(cfg, role, defaults, o->brokers, errstr, sizeof(errstr));
     if (!conf)
         fprintf(stderr, "pgscribe replay: %s\n", errstr);
     return conf;
@@ -189,158 +200,33 @@ static int64_t replay_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads @p topic from the beginning to every partition's end and keeps the
- * matching dead letters in *out (they are printed instead with --list).
- * Keeping them until the end means a read that fails produces nothing.
- * The kept messages hold references into the consumer, which rd_kafka_destroy
- * would wait for: on success the consumer is handed back in *consumer, to be
- * closed with replay_close() once the messages are destroyed.
- * @returns PGS_EXIT_OK, PGS_EXIT_FAILURE (interrupted) or PGS_EXIT_KAFKA. */
-static int replay_read(const pgs_replay_opts_t *o, const pgs_config_t *cfg, pgs_codec_t *codec,
-                       const char *topic, rd_kafka_t **consumer, rd_kafka_message_t ***out,
-                       size_t *nout, long long *nread)
+/* The one source topic a dead letter of @p dlq may go back to: the topic the
+ * worker dead-letters from into it. A dead letter's own header only has to
+ * agree, so whoever can write to a dead-letter topic cannot make a replay
+ * write anywhere else. @returns NULL when @p dlq is neither configured one. */
+static const char *replay_paired_topic(const pgs_config_t *cfg, const char *dlq)
 {
-    char errstr[512];
-    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_CONSUMER);
-    if (!conf)
-        return PGS_EXIT_CONFIG;
-    char group[80];
-    snprintf(group, sizeof(group), "pgscribe-replay-%ld-%ld", (long)time(NULL), (long)getpid());
-    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "replay: %s\n", errstr);
-        return PGS_EXIT_KAFKA;
+    static const char *const pairs[][2] = {{"topic.commands_dlq", "topic.commands"},
+                                           {"topic.audit_dlq", "topic.audit"}};
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        const char *d = pgs_config_str(cfg, pairs[i][0]);
+        const char *src = pgs_config_str(cfg, pairs[i][1]);
+        if (*d && *src && strcmp(d, dlq) == 0 && strcmp(src, dlq) != 0)
+            return src;
     }
-    int rc = PGS_EXIT_OK;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    unsigned char *at_end = NULL;
-    rd_kafka_message_t **keep = NULL;
-    size_t nkeep = 0, cap = 0;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)o->timeout_ms);
-    if (err || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "replay: topic %s: %s\n", topic,
-                rd_kafka_err2str(err             ? err
-                                 : md->topic_cnt ? md->topics[0].err
-                                                 : err));
-        rc = PGS_EXIT_KAFKA;
-        goto out;
-    }
-    int nparts = md->topics[0].partition_cnt, maxpart = 0;
-    for (int i = 0; i < nparts; i++)
-        if (md->topics[0].partitions[i].id > maxpart)
-            maxpart = md->topics[0].partitions[i].id;
-    at_end = pgs_xalloc_calloc((size_t)maxpart + 1, 1);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
-    for (int i = 0; i < nparts; i++)
-        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    err = rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (err) {
-        fprintf(stderr, "replay: cannot assign %s: %s\n", topic, rd_kafka_err2str(err));
-        rc = PGS_EXIT_KAFKA;
-        goto out;
-    }
-    int ended = 0;
-    int64_t deadline = replay_now_ms() + o->timeout_ms;
-    while (ended < nparts) {
-        if (replay_stop) {
-            fprintf(stderr, "replay: interrupted before the end of %s\n", topic);
-            rc = PGS_EXIT_FAILURE;
-            goto out;
-        }
-        if (replay_now_ms() > deadline) {
-            fprintf(stderr, "replay: timed out before the end of %s (%d of %d partitions read)\n",
-                    topic, ended, nparts);
-            rc = PGS_EXIT_KAFKA;
-            goto out;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        deadline = replay_now_ms() + o->timeout_ms;
-        int p = m->partition;
-        int in_range = p >= 0 && p <= maxpart;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (in_range && !at_end[p]) {
-                at_end[p] = 1;
-                ended++;
-            }
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (m->err) {
-            /* a gap in what was read would make the replay incomplete */
-            fprintf(stderr, "replay: reading %s: %s\n", topic, rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            rc = PGS_EXIT_KAFKA;
-            goto out;
-        }
-        if (in_range && at_end[p]) { /* written after the end was seen */
-            at_end[p] = 0;
-            ended--;
-        }
-        (*nread)++;
-        rd_kafka_headers_t *hdrs = NULL;
-        if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            hdrs = NULL;
-        if (!pgs_replay_filter_matches(o, codec, m, hdrs)) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (nkeep == cap) {
-            cap = cap ? cap * 2 : 64;
-            keep = pgs_xalloc_realloc(keep, cap * sizeof(*keep));
-        }
-        keep[nkeep++] = m;
-    }
-out:
-    if (rc != PGS_EXIT_OK) {
-        for (size_t i = 0; i < nkeep; i++)
-            rd_kafka_message_destroy(keep[i]);
-        free(keep);
-        keep = NULL;
-        nkeep = 0;
-    }
-    *out = keep;
-    *nout = nkeep;
-    free(at_end);
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    if (rc == PGS_EXIT_OK) {
-        *consumer = rk;
-    } else {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-    return rc;
-}
-
-static void replay_close(rd_kafka_t *rk)
-{
-    if (!rk)
-        return;
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    return NULL;
 }
 
 static void replay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
-    replay_dr_t *dr = opaque;
+    replay_count_t *n = opaque;
     if (rkm->err) {
-        dr->failed++;
+        n->failed++;
         fprintf(stderr, "replay: not delivered to %s: %s\n", rd_kafka_topic_name(rkm->rkt),
                 rd_kafka_err2str(rkm->err));
     } else {
-        dr->delivered++;
+        n->delivered++;
     }
 }
 
@@ -360,76 +246,229 @@ static rd_kafka_headers_t *replay_headers(rd_kafka_headers_t *orig)
     return hdrs;
 }
 
-/* Produces every kept dead letter to its source topic and waits for every
- * delivery report. @returns PGS_EXIT_OK, PGS_EXIT_FAILURE or PGS_EXIT_KAFKA. */
-static int replay_produce(const pgs_replay_opts_t *o, const pgs_config_t *cfg, const char *dlq,
-                          rd_kafka_message_t **msgs, size_t n, long long *skipped, replay_dr_t *dr)
+static rd_kafka_t *replay_producer_new(const pgs_replay_opts_t *o, const pgs_config_t *cfg,
+                                       replay_count_t *n)
 {
-    char errstr[512], num[32];
-    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_PRODUCER);
+    char errstr[512], num[32], window[32];
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_PRODUCER, NULL);
     if (!conf)
-        return PGS_EXIT_CONFIG;
+        return NULL;
     snprintf(num, sizeof(num), "%ld", o->timeout_ms);
-    /* bounds the wait for each delivery report: a broker that never answers
-     * turns into failed deliveries, not a hang */
+    snprintf(window, sizeof(window), "%d", REPLAY_WINDOW);
+    /* message.timeout.ms bounds the wait for each delivery report: a broker
+     * that never answers turns into failed deliveries, not a hang */
     if (rd_kafka_conf_set(conf, "message.timeout.ms", num, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", window, errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
         fprintf(stderr, "replay: %s\n", errstr);
         rd_kafka_conf_destroy(conf);
-        return PGS_EXIT_KAFKA;
+        return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, replay_dr_cb);
-    rd_kafka_conf_set_opaque(conf, dr);
+    rd_kafka_conf_set_opaque(conf, n);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "replay: %s\n", errstr);
+    }
+    return rk;
+}
+
+/* Judges one matching dead letter and, unless --dry-run, produces it to
+ * @p paired once fewer than REPLAY_WINDOW are in flight. */
+static void replay_one(const pgs_replay_opts_t *o, rd_kafka_t *prod, const char *paired,
+                       const rd_kafka_message_t *m, rd_kafka_headers_t *orig, replay_count_t *n)
+{
+    char topic[256], omitted[32];
+    if (!pgs_replay_filter_header(orig, "pgscribe.source.topic", topic, sizeof(topic)) || !*topic) {
+        fprintf(stderr, "replay: partition %d offset %lld has no source topic; skipped\n",
+                (int)m->partition, (long long)m->offset);
+        n->skipped++;
+        return;
+    }
+    if (strcmp(topic, paired) != 0) {
+        /* the name is not echoed: it is whatever the writer put there */
+        fprintf(stderr,
+                "replay: partition %d offset %lld names another source topic than %s; "
+                "refused\n",
+                (int)m->partition, (long long)m->offset, paired);
+        n->refused++;
+        return;
+    }
+    if (pgs_replay_filter_header(orig, "pgscribe.value_omitted_bytes", omitted, sizeof(omitted))) {
+        fprintf(stderr,
+                "replay: partition %d offset %lld was dead-lettered without its value (%s "
+                "bytes); skipped, re-produce it from its source offset\n",
+                (int)m->partition, (long long)m->offset, omitted);
+        n->skipped++;
+        return;
+    }
+    if (o->dry_run) {
+        n->replayable++;
+        return;
+    }
+    while (rd_kafka_outq_len(prod) >= REPLAY_WINDOW)
+        rd_kafka_poll(prod, 50);
+    rd_kafka_headers_t *hdrs = replay_headers(orig);
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err = rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(paired), RD_KAFKA_V_KEY(m->key, m->key_len),
+                                RD_KAFKA_V_VALUE(m->payload, m->len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(prod, 50);
+    }
+    if (err) {
+        rd_kafka_headers_destroy(hdrs); /* only handed over on success */
+        fprintf(stderr, "replay: partition %d offset %lld: cannot produce to %s: %s\n",
+                (int)m->partition, (long long)m->offset, paired, rd_kafka_err2str(err));
+        n->failed++;
+        return;
+    }
+    rd_kafka_poll(prod, 0);
+}
+
+/* A consumer of every partition of @p topic from its beginning, under a group
+ * of its own that commits nothing: each replay reads the whole topic, so no
+ * dead letter is ever marked done by a replay that did not deliver it.
+ * @returns PGS_EXIT_OK with the partition count in @p nparts. */
+static int replay_consumer_new(const pgs_replay_opts_t *o, const pgs_config_t *cfg,
+                               const char *topic, rd_kafka_t **out, int *nparts, int *maxpart)
+{
+    /* the prefetch, not the topic, bounds what is read ahead */
+    static const char *const defaults[] = {"queued.max.messages.kbytes", "4096", NULL};
+    char errstr[512];
+    rd_kafka_conf_t *conf = replay_base_conf(o, cfg, PGS_KAFKA_CONSUMER, defaults);
+    if (!conf)
+        return PGS_EXIT_CONFIG;
+    char group[80];
+    snprintf(group, sizeof(group), "pgscribe-replay-%ld-%ld", (long)time(NULL), (long)getpid());
+    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         fprintf(stderr, "replay: %s\n", errstr);
         return PGS_EXIT_KAFKA;
     }
-    int rc = PGS_EXIT_OK;
-    for (size_t i = 0; i < n && !replay_stop; i++) {
-        rd_kafka_message_t *m = msgs[i];
-        rd_kafka_headers_t *orig = NULL;
-        if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            orig = NULL;
-        char topic[256];
-        if (!pgs_replay_filter_header(orig, "pgscribe.source.topic", topic, sizeof(topic)) ||
-            !*topic || strcmp(topic, dlq) == 0) {
-            fprintf(stderr,
-                    "replay: partition %d offset %lld has no usable source topic; skipped\n",
-                    (int)m->partition, (long long)m->offset);
-            (*skipped)++;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)o->timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "replay: topic %s: %s\n", topic,
+                rd_kafka_err2str(err             ? err
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : err));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        return PGS_EXIT_KAFKA;
+    }
+    *nparts = md->topics[0].partition_cnt;
+    *maxpart = 0;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*nparts);
+    for (int i = 0; i < *nparts; i++) {
+        int32_t id = md->topics[0].partitions[i].id;
+        if (id > *maxpart)
+            *maxpart = id;
+        rd_kafka_topic_partition_list_add(parts, topic, id)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_metadata_destroy(md);
+    err = rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        fprintf(stderr, "replay: cannot assign %s: %s\n", topic, rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        return PGS_EXIT_KAFKA;
+    }
+    *out = rk;
+    return PGS_EXIT_OK;
+}
+
+/* Reads @p topic from the beginning to every partition's end and lists,
+ * counts or produces each matching dead letter as it is read: memory holds
+ * the prefetch and the in-flight window, never the topic. A read that fails
+ * part way leaves what was produced replayed (replaying again is harmless:
+ * the worker applies each command id once).
+ * @returns PGS_EXIT_OK, PGS_EXIT_FAILURE (interrupted, a list write failed)
+ *          or PGS_EXIT_KAFKA. */
+static int replay_run(const pgs_replay_opts_t *o, const pgs_config_t *cfg, pgs_codec_t *codec,
+                      const char *topic, const char *paired, rd_kafka_t *prod, replay_count_t *n)
+{
+    rd_kafka_t *rk = NULL;
+    int nparts = 0, maxpart = 0;
+    int rc = replay_consumer_new(o, cfg, topic, &rk, &nparts, &maxpart);
+    if (rc != PGS_EXIT_OK)
+        return rc;
+    unsigned char *at_end = pgs_xalloc_calloc((size_t)maxpart + 1, 1);
+    int ended = 0;
+    int64_t deadline = replay_now_ms() + o->timeout_ms;
+    while (ended < nparts) {
+        if (replay_stop) {
+            fprintf(stderr, "replay: interrupted before the end of %s\n", topic);
+            rc = PGS_EXIT_FAILURE;
+            break;
+        }
+        if (replay_now_ms() > deadline) {
+            fprintf(stderr, "replay: timed out before the end of %s (%d of %d partitions read)\n",
+                    topic, ended, nparts);
+            rc = PGS_EXIT_KAFKA;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (prod)
+            rd_kafka_poll(prod, 0);
+        if (!m)
+            continue;
+        deadline = replay_now_ms() + o->timeout_ms;
+        int p = m->partition;
+        int in_range = p >= 0 && p <= maxpart;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (in_range && !at_end[p]) {
+                at_end[p] = 1;
+                ended++;
+            }
+            rd_kafka_message_destroy(m);
             continue;
         }
-        rd_kafka_headers_t *hdrs = replay_headers(orig);
-        rd_kafka_resp_err_t err;
-        for (;;) {
-            err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-                                    RD_KAFKA_V_VALUE(m->payload, m->len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                break;
-            rd_kafka_poll(rk, 100);
+        if (m->err) {
+            /* a gap in what was read would make the replay incomplete */
+            fprintf(stderr, "replay: reading %s: %s\n", topic, rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            rc = PGS_EXIT_KAFKA;
+            break;
         }
-        if (err) {
-            rd_kafka_headers_destroy(hdrs); /* only handed over on success */
-            fprintf(stderr, "replay: partition %d offset %lld: cannot produce to %s: %s\n",
-                    (int)m->partition, (long long)m->offset, topic, rd_kafka_err2str(err));
-            dr->failed++;
-            continue;
+        if (in_range && at_end[p]) { /* written after the end was seen */
+            at_end[p] = 0;
+            ended--;
         }
-        rd_kafka_poll(rk, 0);
+        n->read++;
+        rd_kafka_headers_t *hdrs = NULL;
+        if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            hdrs = NULL;
+        if (pgs_replay_filter_matches(o, codec, m, hdrs)) {
+            n->matched++;
+            if (o->list) {
+                if (pgs_replay_filter_print(m, hdrs) != 0) {
+                    fprintf(stderr, "replay: cannot write the list\n");
+                    rc = PGS_EXIT_FAILURE;
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+            } else {
+                replay_one(o, prod, paired, m, hdrs, n);
+            }
+        }
+        rd_kafka_message_destroy(m);
     }
-    /* message.timeout.ms guarantees every queued message gets its report */
-    while (rd_kafka_outq_len(rk) > 0)
-        rd_kafka_poll(rk, 100);
-    char fatal[256];
-    if (rd_kafka_fatal_error(rk, fatal, sizeof(fatal))) {
-        fprintf(stderr, "replay: producer failed: %s\n", fatal);
-        rc = PGS_EXIT_KAFKA;
-    }
+    free(at_end);
+    rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rc;
 }
@@ -443,11 +482,8 @@ int pgs_cmd_replay(int argc, char **argv)
     o.clinics = pgs_xalloc_calloc((size_t)argc + 1, sizeof(char *));
     pgs_config_t *cfg = NULL;
     pgs_codec_t *codec = NULL;
-    rd_kafka_t *consumer = NULL;
-    rd_kafka_message_t **msgs = NULL;
-    size_t nmatch = 0;
-    long long nread = 0, skipped = 0;
-    replay_dr_t dr = {0};
+    rd_kafka_t *prod = NULL;
+    replay_count_t n = {0};
     char errstr[512];
 
     int rc = replay_parse_args(argc, argv, &o);
@@ -467,63 +503,60 @@ int pgs_cmd_replay(int argc, char **argv)
         rc = PGS_EXIT_CONFIG;
         goto out;
     }
+    const char *paired = replay_paired_topic(cfg, dlq);
+    if (!paired && !o.list) {
+        fprintf(stderr,
+                "replay: %s is neither topic.commands_dlq nor topic.audit_dlq: no source topic is "
+                "paired with it\n",
+                dlq);
+        rc = PGS_EXIT_CONFIG;
+        goto out;
+    }
     codec = pgs_codec_new(errstr, sizeof(errstr));
     if (!codec) {
         fprintf(stderr, "replay: %s\n", errstr);
         rc = PGS_EXIT_FAILURE;
         goto out;
     }
+    if (!o.list && !o.dry_run && !(prod = replay_producer_new(&o, cfg, &n))) {
+        rc = PGS_EXIT_KAFKA;
+        goto out;
+    }
     signal(SIGINT, replay_on_stop);
     signal(SIGTERM, replay_on_stop);
-    rc = replay_read(&o, cfg, codec, dlq, &consumer, &msgs, &nmatch, &nread);
-    if (rc != PGS_EXIT_OK)
-        goto out;
-
+    rc = replay_run(&o, cfg, codec, dlq, paired, prod, &n);
+    if (prod) {
+        /* message.timeout.ms guarantees every queued message gets its report */
+        while (rd_kafka_outq_len(prod) > 0)
+            rd_kafka_poll(prod, 100);
+        char fatal[256];
+        if (rd_kafka_fatal_error(prod, fatal, sizeof(fatal))) {
+            fprintf(stderr, "replay: producer failed: %s\n", fatal);
+            if (rc == PGS_EXIT_OK)
+                rc = PGS_EXIT_KAFKA;
+        }
+    }
     if (o.list) {
-        for (size_t i = 0; i < nmatch; i++) {
-            rd_kafka_headers_t *hdrs = NULL;
-            if (rd_kafka_message_headers(msgs[i], &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                hdrs = NULL;
-            if (pgs_replay_filter_print(msgs[i], hdrs) != 0) {
-                fprintf(stderr, "replay: cannot write the list\n");
-                rc = PGS_EXIT_FAILURE;
-                goto out;
-            }
-        }
-        fprintf(stderr, "replay: %zu of %lld dead letter(s) in %s match\n", nmatch, nread, dlq);
-        goto out;
+        if (rc == PGS_EXIT_OK)
+            fprintf(stderr, "replay: %lld of %lld dead letter(s) in %s match\n", n.matched, n.read,
+                    dlq);
+    } else if (o.dry_run) {
+        if (rc == PGS_EXIT_OK)
+            printf("would replay %lld of %lld matching dead letter(s) (%lld skipped, %lld "
+                   "refused; %lld read from %s)\n",
+                   n.replayable, n.matched, n.skipped, n.refused, n.read, dlq);
+    } else {
+        printf("replayed %lld of %lld matching dead letter(s) (%lld skipped, %lld failed, %lld "
+               "refused; %lld read from %s)\n",
+               n.delivered, n.matched, n.skipped, n.failed, n.refused, n.read, dlq);
+        if (rc == PGS_EXIT_OK && (n.failed > 0 || replay_stop))
+            rc = PGS_EXIT_FAILURE;
     }
-    if (o.dry_run) {
-        long long replayable = 0;
-        for (size_t i = 0; i < nmatch; i++) {
-            rd_kafka_headers_t *hdrs = NULL;
-            char topic[256];
-            if (rd_kafka_message_headers(msgs[i], &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                hdrs = NULL;
-            if (pgs_replay_filter_header(hdrs, "pgscribe.source.topic", topic, sizeof(topic)) &&
-                *topic && strcmp(topic, dlq) != 0)
-                replayable++;
-            else
-                skipped++;
-        }
-        printf("would replay %lld of %zu matching dead letter(s) (%lld skipped; %lld read from "
-               "%s)\n",
-               replayable, nmatch, skipped, nread, dlq);
-        goto out;
-    }
-    rc = replay_produce(&o, cfg, dlq, msgs, nmatch, &skipped, &dr);
-    printf("replayed %lld of %zu matching dead letter(s) (%lld skipped, %lld failed; %lld read "
-           "from %s)\n",
-           dr.delivered, nmatch, skipped, dr.failed, nread, dlq);
-    if (rc == PGS_EXIT_OK && (dr.failed > 0 || replay_stop))
-        rc = PGS_EXIT_FAILURE;
 
 out:
     fflush(stdout);
-    for (size_t i = 0; i < nmatch; i++)
-        rd_kafka_message_destroy(msgs[i]);
-    free(msgs);
-    replay_close(consumer);
+    if (prod)
+        rd_kafka_destroy(prod);
     pgs_codec_free(codec);
     pgs_config_free(cfg);
     free(o.classes);

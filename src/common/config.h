@@ -52,8 +52,20 @@ int pgs_config_reload(pgs_config_t *cur, const pgs_config_t *next, char *errstr,
 void pgs_config_print_help(FILE *fp);
 /** @brief Markdown reference table (docs/config-reference.md). */
 void pgs_config_print_markdown(FILE *fp);
-/** @brief Effective values, one `name = value` per line; secrets (any key
- *         containing "password" or conninfo password=...) masked. */
+/** @brief Effective values, one `name = value` per line; secrets masked: the
+ *         conninfo options whose dispchar is "*" (password, sslpassword) in any
+ *         value that parses as a conninfo, a URL's user:password@, and
+ *         librdkafka's sensitive properties (pgs_config_kafka_sensitive). */
 void pgs_config_print_values(const pgs_config_t *cfg, FILE *fp);
+/** @returns 1 if librdkafka property @p name (no kafka. prefix) holds a secret. */
+int pgs_config_kafka_sensitive(const char *name);
+/** @returns 1 if value @p v holds a secret that --print would mask. */
+int pgs_config_value_secret(const char *v);
+/**
+ * @brief Whether the config file at @p path holds a secret (a sensitive
+ *        kafka key, a conninfo password) and is group- or world-accessible.
+ * @returns 1 with the line, key name (never the value) and mode in @p why.
+ */
+int pgs_config_file_secret_exposed(const char *path, char *why, size_t why_size);
 
 #endif

@@ -1,9 +1,15 @@
-/* Config output: --help-config text, the Markdown reference and masked effective values. */
+/* Config output: --help-config text, the Markdown reference, masked effective
+ * values, and the check for a readable config file that holds a secret. */
 #include "common/config_internal.h"
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <libpq-fe.h>
 
 static void cfg_describe_bounds(const cfg_def_t *def, char *buf, size_t size)
 {
@@ -93,12 +99,64 @@ void pgs_config_print_markdown(FILE *fp)
                 "unchanged without the prefix, e.g. `kafka.bootstrap.servers`. |\n");
 }
 
-/* Writes @p v with the password of a libpq conninfo (keyword or URI form)
- * or of any URL's user:password@ replaced by the mask. */
-static void cfg_print_masked(FILE *fp, const char *v)
+/* librdkafka's properties marked sensitive (_RK_SENSITIVE in its
+ * configuration table, CONFIGURATION.md), and those of later releases that
+ * hold keys or credentials; names with "password" or "secret" are masked too. */
+static const char *const kafka_sensitive[] = {
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl_key",
+    "ssl.ca.pem",
+    "ssl.keystore.password",
+    "sasl.username",
+    "sasl.password",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.assertion.private.key.file",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+    "https.ca.pem",
+    NULL,
+};
+
+int pgs_config_kafka_sensitive(const char *name)
 {
-    static const char kw[] = "password";
-    const size_t kwlen = sizeof(kw) - 1;
+    for (const char *const *k = kafka_sensitive; *k; k++) {
+        if (strcasecmp(name, *k) == 0)
+            return 1;
+    }
+    return strcasestr(name, "password") || strcasestr(name, "secret");
+}
+
+/* The keywords of @p v's secret options when it parses as a libpq conninfo
+ * (every option whose dispchar is "*", e.g. password, sslpassword), else
+ * "password" alone: a text that is not a conninfo may still be a URL or a
+ * fragment of one. @returns the count written to @p kw (at most @p max). */
+static int conninfo_secret_keywords(const char *v, char kw[][32], int max)
+{
+    int n = 0;
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(v, &err);
+    PQfreemem(err);
+    if (opts) {
+        for (PQconninfoOption *o = opts; o->keyword && n < max; o++) {
+            if (o->dispchar && o->dispchar[0] == '*')
+                snprintf(kw[n++], sizeof(kw[0]), "%s", o->keyword);
+        }
+        PQconninfoFree(opts);
+    }
+    if (n == 0)
+        snprintf(kw[n++], sizeof(kw[0]), "password");
+    return n;
+}
+
+/* Writes @p v with the secret options of a libpq conninfo (keyword or URI
+ * form) and any URL's user:password@ replaced by the mask. */
+static void cfg_mask_text(FILE *fp, const char *v)
+{
+    char kw[8][32];
+    int nkw = conninfo_secret_keywords(v, kw, 8);
     const char *p = v;
     while (*p) {
         if (strncmp(p, "://", 3) == 0) {
@@ -119,8 +177,13 @@ static void cfg_print_masked(FILE *fp, const char *v)
             continue;
         }
         int boundary = p == v || isspace((unsigned char)p[-1]) || p[-1] == '?' || p[-1] == '&';
-        if (boundary && strncmp(p, kw, kwlen) == 0) {
-            const char *q = p + kwlen;
+        int k = -1;
+        for (int i = 0; boundary && i < nkw && k < 0; i++) {
+            if (strncmp(p, kw[i], strlen(kw[i])) == 0)
+                k = i;
+        }
+        if (k >= 0) {
+            const char *q = p + strlen(kw[k]);
             while (*q == ' ' || *q == '\t')
                 q++;
             if (*q == '=') {
@@ -137,13 +200,62 @@ static void cfg_print_masked(FILE *fp, const char *v)
                     while (*q && !isspace((unsigned char)*q) && *q != '&')
                         q++;
                 }
-                fputs("password=" MASK, fp);
+                fprintf(fp, "%s=" MASK, kw[k]);
                 p = q;
                 continue;
             }
         }
         fputc(*p++, fp);
     }
+}
+
+/* @returns 1 if the masked text @p m still gives a secret option a value
+ * other than the mask (a spelling the text masker did not follow). */
+static int conninfo_leaks(const char *m)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(m, &err);
+    PQfreemem(err);
+    if (!opts)
+        return 0;
+    int leak = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (o->dispchar && o->dispchar[0] == '*' && o->val && strcmp(o->val, MASK) != 0)
+            leak = 1;
+    }
+    PQconninfoFree(opts);
+    return leak;
+}
+
+/* Writes @p v masked; a value whose masked form would still parse to a
+ * secret is written as the mask alone. */
+static void cfg_print_masked(FILE *fp, const char *v)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) {
+        fputs(*v ? MASK : "", fp);
+        return;
+    }
+    cfg_mask_text(mem, v);
+    fclose(mem);
+    fputs(conninfo_leaks(buf) ? MASK : buf, fp);
+    free(buf);
+}
+
+int pgs_config_value_secret(const char *v)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem)
+        return 0;
+    cfg_print_masked(mem, v);
+    fclose(mem);
+    int secret = strcmp(buf, v) != 0;
+    free(buf);
+    return secret;
 }
 
 void pgs_config_print_values(const pgs_config_t *cfg, FILE *fp)
@@ -157,10 +269,76 @@ void pgs_config_print_values(const pgs_config_t *cfg, FILE *fp)
     for (size_t k = 0; k < cfg->nkafka; k++) {
         const char *name = cfg->kafka[k].name;
         fprintf(fp, KAFKA_PREFIX "%s = ", name);
-        if (strcasestr(name, "password") || strcasestr(name, "secret"))
+        if (pgs_config_kafka_sensitive(name))
             fputs(MASK, fp);
         else
             cfg_print_masked(fp, cfg->kafka[k].value);
         fputc('\n', fp);
     }
+}
+
+/* The librdkafka property an INI line's @p key names in @p section (a
+ * [kafka], [kafka.consumer] or [kafka.producer] section, or a kafka.* key
+ * outside one), or NULL. */
+static const char *file_kafka_name(const char *key, const char *section)
+{
+    static const char *const prefixes[] = {"kafka.consumer.", "kafka.producer.", "kafka.", NULL};
+    if (strcasecmp(section, "kafka") == 0 || strcasecmp(section, "kafka.consumer") == 0 ||
+        strcasecmp(section, "kafka.producer") == 0)
+        return key;
+    if (*section)
+        return NULL;
+    for (const char *const *p = prefixes; *p; p++) {
+        if (strncasecmp(key, *p, strlen(*p)) == 0)
+            return key + strlen(*p);
+    }
+    return NULL;
+}
+
+int pgs_config_file_secret_exposed(const char *path, char *why, size_t why_size)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+        return 0;
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    char line[8192], section[128] = "";
+    int lineno = 0, found = 0;
+    while (!found && fgets(line, sizeof(line), fp)) {
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        s[strcspn(s, "\r\n")] = '\0';
+        if (*s == '[') {
+            char *e = strchr(s, ']');
+            if (e)
+                snprintf(section, sizeof(section), "%.*s", (int)(e - s - 1), s + 1);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (*s == '#' || *s == ';' || !eq)
+            continue;
+        char *kend = eq;
+        while (kend > s && isspace((unsigned char)kend[-1]))
+            kend--;
+        *kend = '\0';
+        char *val = eq + 1;
+        while (isspace((unsigned char)*val))
+            val++;
+        const char *kname = file_kafka_name(s, section);
+        if (*val &&
+            ((kname && pgs_config_kafka_sensitive(kname)) || pgs_config_value_secret(val))) {
+            /* the key's name only: never the value */
+            snprintf(why, why_size, "line %d, key %s%s%s", lineno, section, *section ? "." : "", s);
+            found = 1;
+        }
+    }
+    fclose(fp);
+    if (found && why_size > 0) {
+        size_t n = strlen(why);
+        snprintf(why + n, why_size - n, "; mode %04o", (unsigned)(st.st_mode & 07777));
+    }
+    return found;
 }

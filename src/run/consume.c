@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "run/consume.h"
 #include "run/intake.h"
+#include "run/lag.h"
 #include "run/pool.h"
 #include "run/revoke.h"
 #include "run/worker.h"
@@ -123,9 +124,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->paused = 0;
             p->generation++;
             p->dirty = 0;
+            p->committed = PGS_LAG_COMMITTED_UNKNOWN;
             pgs_offsets_free(p->offsets);
             p->offsets = pgs_offsets_new();
         }
+        pgs_lag_request(w, rk, parts);
         pgs_info("consume", "assigned %d partition(s)", parts->cnt);
         rd_kafka_error_t *error = NULL;
         if (cooperative)

@@ -6,13 +6,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "policy/error.h"
+#include "policy/retryq.h"
 #include "run/complete.h"
 #include "run/dlq.h"
 #include "run/worker.h"
 
-/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
+/* a refused dead letter is produced again after 100 ms .. 10 s (full jitter) */
+#define DLQ_RETRY_INITIAL_US 100000
+#define DLQ_RETRY_MAX_US     10000000
+
+/* @locality main thread */
 static void rfc3339_now(char *buf, size_t size)
 {
     struct timespec ts;
@@ -24,15 +30,15 @@ static void rfc3339_now(char *buf, size_t size)
     snprintf(buf, size, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
-/* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
+/* @locality main thread */
 static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
 {
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-/* Produces the dead letter of @p work (again, after a failed delivery).
- * @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb, main
- *           thread, inside rd_kafka_poll or rd_kafka_flush of the producer) */
+/* Produces the dead letter of @p work (again, after a refusal), or records
+ * it for a retry; it never polls, so it is safe wherever a work completes.
+ * @locality main thread */
 static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 {
     rd_kafka_message_t *rkm = work->rkm;
@@ -63,31 +69,48 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
         hdr_add(hdrs, "pgscribe.value_omitted_bytes", num);
     }
 
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
-            RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-            RD_KAFKA_V_VALUE(omit_value ? NULL : rkm->payload, omit_value ? 0 : rkm->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-            RD_KAFKA_V_OPAQUE(work), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-            return; /* headers now belong to librdkafka */
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(w->producer, 10);
-            continue;
-        }
-        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !omit_value) {
-            rd_kafka_headers_destroy(hdrs);
-            dlq_produce(w, work, 1);
-            return;
-        }
-        rd_kafka_headers_destroy(hdrs);
-        pgs_error("dlq", "cannot produce dead letter for partition %d offset %lld: %s",
-                  (int)rkm->partition, (long long)rkm->offset, rd_kafka_err2str(err));
-        /* leave the work pending: its offset is never stored, so the message is
-         * consumed again after a restart rather than lost */
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
+        RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+        RD_KAFKA_V_VALUE(omit_value ? NULL : rkm->payload, omit_value ? 0 : rkm->len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(work),
+        RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return; /* headers now belong to librdkafka */
+    rd_kafka_headers_destroy(hdrs);
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !omit_value) {
+        dlq_produce(w, work, 1);
         return;
     }
+    /* a full queue or a refusal: the main loop tries again after a backoff
+     * (pgs_dlq_retry_due); until then the offset is not stored, so after a
+     * restart the message is consumed again rather than lost */
+    int n = pgs_retryq_fail(&w->dlq_pending, work, omit_value, pgs_clock_now_us());
+    pgs_warn("dlq", "cannot produce dead letter for partition %d offset %lld (try %d): %s",
+             (int)rkm->partition, (long long)rkm->offset, n, rd_kafka_err2str(err));
+}
+
+void pgs_dlq_init(pgs_worker_t *w)
+{
+    pgs_retryq_init(&w->dlq_pending, DLQ_RETRY_INITIAL_US, DLQ_RETRY_MAX_US,
+                    (uint64_t)pgs_clock_now_us() ^ (uint64_t)(uintptr_t)w);
+}
+
+void pgs_dlq_retry_due(pgs_worker_t *w)
+{
+    /* one pass over what is due: an item refused again at once waits anew */
+    for (size_t n = pgs_retryq_count(&w->dlq_pending); n > 0; n--) {
+        int omit = 0;
+        pgs_work_t *work = pgs_retryq_take_due(&w->dlq_pending, pgs_clock_now_us(), &omit);
+        if (!work)
+            return;
+        dlq_produce(w, work, omit);
+    }
+}
+
+size_t pgs_dlq_pending(const pgs_worker_t *w)
+{
+    return pgs_retryq_count(&w->dlq_pending);
 }
 
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
@@ -118,11 +141,21 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
         return;
     }
     if (rkm->err) {
-        pgs_warn("dlq", "dead letter not acknowledged (%s); producing it again",
+        /* only recorded here: producing (or polling) again inside the
+         * callback would re-enter librdkafka; the main loop retries it */
+        int n =
+            pgs_retryq_fail(&w->dlq_pending, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+                            pgs_clock_now_us());
+        pgs_warn("dlq",
+                 "dead letter for partition %d offset %lld not acknowledged (try %d): %s; "
+                 "retrying with backoff",
+                 (int)work->part->partition, (long long)work->offset, n,
                  rd_kafka_err2str(rkm->err));
-        dlq_produce(w, work, rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
         return;
     }
+    if (pgs_retryq_done(&w->dlq_pending, work))
+        pgs_info("dlq", "dead letter for partition %d offset %lld delivered after a retry",
+                 (int)work->part->partition, (long long)work->offset);
     pgs_complete_count_dead_letter(w, work);
     pgs_complete_work(w, work);
 }

@@ -16,8 +16,18 @@ typedef struct pgs_worker_s pgs_worker_t;
  */
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
                   const char *msg);
+/** @brief Sets up the pending set of refused dead letters. */
+void pgs_dlq_init(pgs_worker_t *w);
 /**
- * @brief Delivery-report callback of the shared producer.
+ * @brief Produces again the refused dead letters whose backoff is over.
+ * @locality main thread; never inside a librdkafka callback
+ */
+void pgs_dlq_retry_due(pgs_worker_t *w);
+/** @returns the dead letters refused and not yet delivered. */
+size_t pgs_dlq_pending(const pgs_worker_t *w);
+/**
+ * @brief Delivery-report callback of the shared producer: completes an
+ *        acknowledged dead letter; a refused one is only recorded.
  * @locality librdkafka callback (main thread, inside rd_kafka_poll or
  *           rd_kafka_flush of the producer)
  */

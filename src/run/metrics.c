@@ -10,6 +10,8 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "run/dlq.h"
+#include "run/lag.h"
 #include "run/metrics.h"
 #include "run/pool.h"
 #include "run/worker.h"
@@ -81,30 +83,6 @@ void pgs_metrics_totals_free(pgs_totals_t *t)
     t->nclinics = 0;
 }
 
-/* Sum over assigned partitions of (high watermark - next offset to store),
- * from the watermarks librdkafka caches from fetch responses. */
-static int64_t consumer_lag(pgs_worker_t *w)
-{
-    int64_t lag = 0;
-    pgs_stream_t *st = &w->streams[PGS_STREAM_COMMANDS];
-    for (int32_t i = 0; i < st->parts_cnt; i++) {
-        pgs_partition_t *p = st->parts[i];
-        if (!p || !p->assigned)
-            continue;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
-            continue;
-        int64_t pos = pgs_offsets_position(p->offsets);
-        if (pos < 0)
-            pos = lo;
-        if (hi > pos)
-            lag += hi - pos;
-    }
-    return lag;
-}
-
 /* The worse of the two pools' breakers. */
 static const char *breaker_state(const pgs_worker_t *w)
 {
@@ -155,7 +133,7 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
         .in_flight = (int64_t)w->works_live,
         .in_flight_transactions = cmd_pool ? pgs_pool_busy(cmd_pool) : 0,
         .in_flight_limit = cmd_pool ? pgs_pool_in_flight_limit(cmd_pool) : 0,
-        .consumer_lag = w->consumer ? consumer_lag(w) : 0,
+        .consumer_lag = w->consumer ? pgs_lag_commands(w) : 0,
         .breaker_state = breaker_state(w),
         .tenant_violations = c->tenant_violations,
         .clinics = clinics,
@@ -178,12 +156,13 @@ void pgs_metrics_maybe_report(pgs_worker_t *w, int force)
     pgs_info("metrics",
              "interval: consumed=%lld applied=%lld duplicates=%lld retried=%lld "
              "dead_lettered=%lld transactions=%lld commit_p50_ms=%.2f commit_p99_ms=%.2f "
-             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld tenant_violations=%lld",
+             "in_flight=%lld lag=%lld txns=%lld txn_limit=%lld tenant_violations=%lld "
+             "dlq_pending=%zu",
              (long long)rec.consumed, (long long)rec.applied, (long long)rec.duplicates,
              (long long)rec.retried, (long long)rec.dead_lettered, (long long)rec.transactions,
              rec.commit_p50_ms, rec.commit_p99_ms, (long long)rec.in_flight,
              (long long)rec.consumer_lag, (long long)rec.in_flight_transactions,
-             (long long)rec.in_flight_limit, (long long)rec.tenant_violations);
+             (long long)rec.in_flight_limit, (long long)rec.tenant_violations, pgs_dlq_pending(w));
     pgs_stream_t *audit = &w->streams[PGS_STREAM_AUDIT];
     if (audit->stored || audit->duplicates)
         pgs_info("metrics", "interval: audit_events stored=%lld duplicates=%lld",

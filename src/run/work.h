@@ -29,6 +29,7 @@ typedef struct pgs_partition_s {
     int paused;          /* fetching paused (window, backlog or breaker) */
     pgs_offsets_t *offsets;
     size_t outstanding; /* works of this partition not yet completed */
+    int64_t committed;  /* committed offset at assignment, for the lag (run/lag.h) */
 } pgs_partition_t;
 
 typedef enum {

@@ -59,6 +59,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_dispatch(w->streams[s].pool);
     rd_kafka_poll(w->producer, 0);
+    pgs_dlq_retry_due(w);
     pgs_consume_store_offsets(w);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_tick(w->streams[s].pool);
@@ -196,6 +197,7 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "cannot watch the catalog reloader: %s", strerror(errno));
         return PGS_EXIT_FAILURE;
     }
+    pgs_dlq_init(w);
     w->codec = pgs_codec_new(errstr, errstr_size);
     if (!w->codec)
         return PGS_EXIT_FAILURE;
@@ -256,6 +258,8 @@ static void worker_free(pgs_worker_t *w)
 {
     if (w->close_queue)
         rd_kafka_queue_destroy(w->close_queue);
+    if (w->lag_queue)
+        rd_kafka_queue_destroy(w->lag_queue);
     if (w->consumer_queue)
         rd_kafka_queue_destroy(w->consumer_queue);
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
@@ -286,6 +290,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_catalog_free(w->retired_catalogs[i]);
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
+    pgs_retryq_free(&w->dlq_pending);
     pgs_metrics_counters_reset(&w->ctr);
     pgs_metrics_totals_free(&w->ctr.totals);
     if (w->wake_fds[0] >= 0) {
@@ -328,6 +333,12 @@ int pgs_cmd_run(int argc, char **argv)
     pgs_log_level_t lvl;
     if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
         pgs_log_set_level(lvl);
+    char why[256];
+    if (pgs_config_file_secret_exposed(path, why, sizeof(why)))
+        pgs_warn("worker",
+                 "config file %s holds a secret (%s) and is readable by its group or others; "
+                 "chmod 600 it or pass the secret through the environment",
+                 path, why);
     char errstr[512] = "";
     int rc = worker_init(w, errstr, sizeof(errstr));
     const char *conninfo = pgs_config_str(w->cfg, "pg.conninfo");
@@ -417,9 +428,10 @@ int pgs_cmd_run(int argc, char **argv)
     double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
-             "commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
+             "dlq_pending=%zu commit_p50_ms=%.2f commit_p99_ms=%.2f uptime_s=%.1f",
              (long long)w->ctr.total_consumed, (long long)w->ctr.total_applied,
              (long long)w->ctr.total_duplicates, (long long)w->ctr.total_dead_lettered,
+             pgs_dlq_pending(w),
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
     signal_worker = NULL;

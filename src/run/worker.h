@@ -16,6 +16,7 @@
 #include "run/reload.h"
 #include "run/revoke.h"
 #include "run/work.h"
+#include "policy/retryq.h"
 
 struct pgs_worker_s {
     pgs_config_t *cfg;
@@ -28,6 +29,7 @@ struct pgs_worker_s {
     rd_kafka_t *producer; /* dead letters and metrics; idempotent, acks=all */
     rd_kafka_queue_t *consumer_queue;
     rd_kafka_queue_t *close_queue; /* serves the rebalance of a closing consumer */
+    rd_kafka_queue_t *lag_queue;   /* committed offsets of new assignments (lag.c) */
     int wake_fds[2];               /* librdkafka writes here when a consumer queue fills */
     int epfd;
     pgs_revoke_t revoke; /* revoked partitions the main loop drains */
@@ -40,7 +42,8 @@ struct pgs_worker_s {
     pgs_reload_db_t reload_db; /* its own copies of the conninfo and schema */
     int reload_again;          /* a SIGHUP came while a load was under way */
 
-    size_t works_live; /* consumed, not completed */
+    size_t works_live;        /* consumed, not completed */
+    pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;

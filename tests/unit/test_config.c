@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "common/cli.h"
 #include "common/config.h"
@@ -512,7 +513,8 @@ static void test_masking(void **state)
     assert_non_null(strstr(out, "\npg.conninfo = host=db password=***** dbname=clinic\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.oauthbearer.token.endpoint.url = "
                                 "https://idp:*****@idp.example:8443/token\n"));
-    assert_non_null(strstr(out, "\nkafka.sasl.username = pgscribe\n"));
+    /* librdkafka marks sasl.username sensitive too */
+    assert_non_null(strstr(out, "\nkafka.sasl.username = *****\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.password = *****\n"));
     assert_non_null(strstr(out, "\nkafka.ssl.key.password = *****\n"));
     assert_non_null(strstr(out, "\nkafka.sasl.oauthbearer.client.secret = *****\n"));
@@ -546,6 +548,91 @@ static void test_masking(void **state)
     assert_null(strstr(out, "qpw"));
     free(out);
     pgs_config_free(cfg);
+}
+
+/* Every conninfo option whose dispchar is "*" and every property librdkafka
+ * marks sensitive is masked, whatever its spelling. */
+static void test_masking_sensitive_keys(void **state)
+{
+    (void)state;
+    char errstr[256];
+    int nerr;
+    unsetenv("PGSCRIBE_PG_CONNINFO");
+    pgs_config_t *cfg =
+        load_text("pg.conninfo = host=db sslpassword = 'ssl pw1' password=pw2 dbname=clinic\n"
+                  "[kafka]\n"
+                  "client.rack = postgresql://db/clinic?sslpassword=pw3&user=admin\n"
+                  "ssl.key.pem = -----BEGIN PRIVATE KEY-----pw4\n"
+                  "ssl.ca.pem = pw5\n"
+                  "sasl.oauthbearer.config = principal=admin secretpw6\n"
+                  "ssl.key.location = /keys/pw7.pem\n"
+                  "SSL.KEYSTORE.PASSWORD = pw8\n"
+                  "[kafka.producer]\n"
+                  "sasl.password = pw9\n"
+                  "linger.ms = 5\n",
+                  &nerr, errstr, sizeof(errstr));
+    assert_int_equal(nerr, 0);
+    char *out = capture_values(cfg);
+    assert_non_null(strstr(out, "\npg.conninfo = host=db sslpassword=***** password=***** "
+                                "dbname=clinic\n"));
+    assert_non_null(
+        strstr(out, "\nkafka.client.rack = postgresql://db/clinic?sslpassword=*****&user=admin\n"));
+    assert_non_null(strstr(out, "\nkafka.ssl.key.pem = *****\n"));
+    assert_non_null(strstr(out, "\nkafka.sasl.oauthbearer.config = *****\n"));
+    assert_non_null(strstr(out, "linger.ms = 5\n"));
+    const char *leaks[] = {"pw1", "pw2", "pw3", "pw4", "pw5", "pw6", "pw7", "pw8", "pw9"};
+    for (size_t i = 0; i < sizeof(leaks) / sizeof(leaks[0]); i++) {
+        if (strstr(out, leaks[i]))
+            fail_msg("%s leaked in:\n%s", leaks[i], out);
+    }
+    free(out);
+    pgs_config_free(cfg);
+
+    assert_true(pgs_config_kafka_sensitive("ssl_key"));
+    assert_true(pgs_config_kafka_sensitive("sasl.oauthbearer.client.secret"));
+    assert_false(pgs_config_kafka_sensitive("bootstrap.servers"));
+    assert_true(pgs_config_value_secret("host=db password=x"));
+    assert_true(pgs_config_value_secret("https://u:p@h/"));
+    assert_false(pgs_config_value_secret("host=db user=w"));
+    assert_false(pgs_config_value_secret("clinic.commands"));
+}
+
+/* The worker's start-up check: a file holding a secret is flagged only when
+ * its group or others may read it, and the reason names the key, never the
+ * value. */
+static void test_secret_file_mode(void **state)
+{
+    (void)state;
+    char why[256] = "";
+    int nerr;
+    char errstr[256];
+    pgs_config_t *cfg =
+        load_text("[pg]\nconninfo = host=db password=filepw\n", &nerr, errstr, sizeof(errstr));
+    pgs_config_free(cfg);
+    assert_int_equal(chmod(tmp_path, 0600), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(tmp_path, why, sizeof(why)), 0);
+    assert_int_equal(chmod(tmp_path, 0640), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(tmp_path, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "pg.conninfo"));
+    assert_non_null(strstr(why, "0640"));
+    assert_null(strstr(why, "filepw"));
+    assert_int_equal(chmod(tmp_path, 0604), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(tmp_path, why, sizeof(why)), 1);
+
+    cfg = load_text("[kafka]\nsasl.password = kpw\n", &nerr, errstr, sizeof(errstr));
+    pgs_config_free(cfg);
+    assert_int_equal(chmod(tmp_path, 0644), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(tmp_path, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "kafka.sasl.password"));
+    assert_null(strstr(why, "kpw"));
+
+    /* no secret in the file (the password comes from the environment) */
+    cfg = load_text("[pg]\nconninfo = host=db dbname=clinic\n[kafka]\nacks = all\n", &nerr, errstr,
+                    sizeof(errstr));
+    pgs_config_free(cfg);
+    assert_int_equal(chmod(tmp_path, 0644), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(tmp_path, why, sizeof(why)), 0);
+    assert_int_equal(pgs_config_file_secret_exposed(NULL, why, sizeof(why)), 0);
 }
 
 static void test_reload(void **state)
@@ -758,6 +845,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_masking_sensitive_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_and_markdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_config_file, setup, teardown),

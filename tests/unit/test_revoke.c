@@ -63,6 +63,8 @@ static pgs_worker_t *worker_new(const char *group, const char *drain_ms)
 static void worker_free(pgs_worker_t *w)
 {
     rd_kafka_queue_destroy(w->consumer_queue);
+    if (w->lag_queue) /* a queue still held would keep rd_kafka_destroy waiting */
+        rd_kafka_queue_destroy(w->lag_queue);
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
         rd_kafka_queue_destroy(w->streams[s].queue);
         for (int32_t i = 0; i < w->streams[s].parts_cnt; i++) {
