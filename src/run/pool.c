@@ -140,7 +140,8 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
     pool->rng = (uint64_t)pgs_clock_now_us() | 1;
-    pool->stmts = pgs_statements_new(set->schema);
+    pool->stmts =
+        pgs_statements_new(set->schema, (size_t)pgs_config_int(set->cfg, "apply.max_statements"));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(set->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(set->cfg, "breaker.probe_interval_ms") * 1000);
     pgs_concurrency_init(&pool->conc, set->adaptive, APPLY_INITIAL_IN_FLIGHT, size,
@@ -198,6 +199,7 @@ void pgs_pool_free(pgs_pool_t *pool)
         free(c->group_fresh);
         free(c->exp);
         free(c->prepared);
+        free(c->prepared_serial);
     }
     pgs_statements_free(pool->stmts);
     free(pool->waiting);

@@ -47,12 +47,11 @@ typedef struct pgs_work_s {
     pgs_audit_event_t *audit; /* an audit stream's message */
     const pgs_entity_t *ent;
     pgs_shape_t shape;
-    int stmt_known; /* stmt and bstmt resolved by the apply pool */
-    int stmt;       /* single-command statement id */
-    int bstmt;      /* multi-row statement id, or -1 */
-    int isolate;    /* its multi-row statement failed: send it alone */
-    int in_doubt;   /* re-sent after its connection went with the outcome unknown */
-    int alone;      /* its transaction failed at COMMIT: send it in one of its own */
+    int stmt;     /* single-command statement handle (statements.h), per transaction */
+    int bstmt;    /* multi-row statement handle, or -1 */
+    int isolate;  /* its multi-row statement failed: send it alone */
+    int in_doubt; /* re-sent after its connection went with the outcome unknown */
+    int alone;    /* its transaction failed at COMMIT: send it in one of its own */
     pgs_work_state_t state;
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;
