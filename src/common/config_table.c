@@ -36,9 +36,8 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
            "Decoded commands buffered in memory before fetching from Kafka pauses."),
     CF_INT("apply.max_statements", "512", 16, 60000, 0,
-           "Statement shapes (single-command and multi-row) kept prepared; the least recently "
-           "used beyond this are deallocated on every connection and their SQL freed, so "
-           "memory stays bounded however many distinct column sets producers send."),
+           "Statement shapes kept prepared; beyond this the least recently used is deallocated "
+           "on every connection and its SQL freed."),
     CF_INT("apply.multi_row_min", "8", 2, 1000, CF_RELOAD,
            "Commands of one transaction sharing a statement shape that go in one multi-row "
            "statement; fewer go one statement each."),
