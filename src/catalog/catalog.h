@@ -23,6 +23,9 @@ typedef struct {
     int has_default;
     int is_pk;
     int is_phi; /* marked in pgscribe.column_policy */
+    /* GENERATED ALWAYS AS (expr) or GENERATED ALWAYS AS IDENTITY: the
+     * database writes it; a command may not, and no statement names it */
+    int generated;
 } pgs_column_t;
 
 typedef struct pgs_entity_s {
@@ -62,6 +65,8 @@ typedef struct {
 const char *pgs_catalog_table_problem(const pgs_table_facts_t *facts);
 
 /** @returns nonzero when clinic_id is part of @p ent's primary key. */
+/** @brief Marks column @p col of @p ent generated (see pgs_column_t). */
+void pgs_catalog_entity_set_generated(pgs_entity_t *ent, int col);
 int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent);
 
 /**

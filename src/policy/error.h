@@ -43,6 +43,7 @@ typedef enum {
     PGS_E_VALIDATE_UNEXPECTED_DATA,
     PGS_E_VALIDATE_NO_VERSION,
     PGS_E_VALIDATE_BAD_CLINIC_ID,
+    PGS_E_VALIDATE_GENERATED_COLUMN,
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,
