@@ -187,6 +187,12 @@ void pgs_pool_free(pgs_pool_t *pool)
 {
     if (!pool)
         return;
+    if (!pool->audit)
+        pgs_info("apply",
+                 "%s pool: %zu statements held at stop, %llu evicted (apply.max_statements %lld)",
+                 pool->name, pgs_statements_count(pool->stmts),
+                 (unsigned long long)pgs_statements_evicted(pool->stmts),
+                 (long long)pgs_config_int(pool->cfg, "apply.max_statements"));
     for (int i = 0; i < pool->nconns; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->pg)
