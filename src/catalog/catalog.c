@@ -1,6 +1,7 @@
 /* Catalog: the target schema's entities, introspected from pg_catalog. */
 #include "catalog/catalog.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct pgs_catalog_s {
     pgs_entity_t **ents; /* sorted by name; pointers stay valid as the array grows */
     size_t n;
     size_t cap;
+    atomic_size_t refs; /* works pointing into it (pgs_catalog_ref) */
 };
 
 pgs_catalog_t *pgs_catalog_new(const char *schema)
@@ -40,6 +42,22 @@ static void entity_free(pgs_entity_t *ent)
     free(ent->pk);
     free(ent->name);
     free(ent);
+}
+
+pgs_catalog_t *pgs_catalog_ref(pgs_catalog_t *cat)
+{
+    atomic_fetch_add(&cat->refs, 1);
+    return cat;
+}
+
+void pgs_catalog_unref(pgs_catalog_t *cat)
+{
+    atomic_fetch_sub(&cat->refs, 1);
+}
+
+size_t pgs_catalog_refs(const pgs_catalog_t *cat)
+{
+    return atomic_load(&((pgs_catalog_t *)cat)->refs);
 }
 
 void pgs_catalog_free(pgs_catalog_t *cat)

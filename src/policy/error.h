@@ -54,6 +54,9 @@ typedef enum {
     PGS_E__COUNT
 } pgs_err_t;
 
+/** Room for any dead-letter code: pgscribe's and a SQLSTATE, with its NUL. */
+#define PGS_ERROR_CODE_MAX 40
+
 /** @brief Dead-letter code, e.g. "DECODE_BAD_MAGIC". */
 const char *pgs_error_code(pgs_err_t err);
 /** @brief The class of an error code. */

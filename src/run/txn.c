@@ -117,6 +117,11 @@ static int deallocate_evicted(pgs_conn_t *c)
     return 0;
 }
 
+size_t pgs_pool_drop_catalog(pgs_pool_t *pool, const pgs_catalog_t *cat)
+{
+    return pool && !pool->audit ? pgs_statements_drop_catalog(pool->stmts, cat) : 0;
+}
+
 void pgs_txn_record_latency(pgs_conn_t *c, int64_t took)
 {
     pgs_pool_t *pool = c->pool;

@@ -45,6 +45,7 @@ typedef struct pgs_work_s {
     rd_kafka_message_t *rkm;  /* kept until done: a dead letter needs the original */
     pgs_command_t *cmd;       /* a command stream's message; NULL when decoding failed */
     pgs_audit_event_t *audit; /* an audit stream's message */
+    pgs_catalog_t *cat;       /* a command's: referenced, so ent outlives a reload */
     const pgs_entity_t *ent;
     pgs_shape_t shape;
     int stmt;     /* single-command statement handle (statements.h), per transaction */
@@ -58,8 +59,8 @@ typedef struct pgs_work_s {
     int attempts;
     int64_t retry_at_us; /* while waiting out a retry backoff */
     pgs_err_t err;
-    char *errmsg; /* malloc'd, PHI-free; set when dead-lettered */
-    char errcode[24];
+    char *errmsg;                     /* malloc'd, PHI-free; set when dead-lettered */
+    char errcode[PGS_ERROR_CODE_MAX]; /* a dead letter's code, never cut short */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own

@@ -33,7 +33,7 @@ struct pgs_worker_s {
 
     pgs_codec_t *codec;
     pgs_catalog_t *catalog;
-    pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
+    pgs_catalog_t **retired_catalogs; /* replaced by a reload, still referenced by works */
     size_t retired_cnt;
 
     size_t works_live; /* consumed, not completed */

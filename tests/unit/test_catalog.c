@@ -380,6 +380,22 @@ static void test_generated_columns(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Works hold references to the catalog they were validated against; the
+ * worker frees a retired catalog when the count is back to zero. */
+static void test_refs(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = generated_catalog();
+    assert_int_equal(pgs_catalog_refs(cat), 0);
+    assert_ptr_equal(pgs_catalog_ref(cat), cat);
+    pgs_catalog_ref(cat);
+    assert_int_equal(pgs_catalog_refs(cat), 2);
+    pgs_catalog_unref(cat);
+    pgs_catalog_unref(cat);
+    assert_int_equal(pgs_catalog_refs(cat), 0);
+    pgs_catalog_free(cat);
+}
+
 static void test_op_rules(void **state)
 {
     (void)state;
@@ -576,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_key_rules),
         cmocka_unit_test(test_data_rules),
         cmocka_unit_test(test_generated_columns),
+        cmocka_unit_test(test_refs),
         cmocka_unit_test(test_op_rules),
         cmocka_unit_test(test_expected_version),
         cmocka_unit_test(test_types),
