@@ -1,6 +1,7 @@
 /* Catalog: the target schema's entities, introspected from pg_catalog. */
 #include "catalog/catalog.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct pgs_catalog_s {
     pgs_entity_t **ents; /* sorted by name; pointers stay valid as the array grows */
     size_t n;
     size_t cap;
+    atomic_size_t refs; /* works pointing into it (pgs_catalog_ref) */
 };
 
 pgs_catalog_t *pgs_catalog_new(const char *schema)
@@ -40,6 +42,22 @@ static void entity_free(pgs_entity_t *ent)
     free(ent->pk);
     free(ent->name);
     free(ent);
+}
+
+pgs_catalog_t *pgs_catalog_ref(pgs_catalog_t *cat)
+{
+    atomic_fetch_add(&cat->refs, 1);
+    return cat;
+}
+
+void pgs_catalog_unref(pgs_catalog_t *cat)
+{
+    atomic_fetch_sub(&cat->refs, 1);
+}
+
+size_t pgs_catalog_refs(const pgs_catalog_t *cat)
+{
+    return atomic_load(&((pgs_catalog_t *)cat)->refs);
 }
 
 void pgs_catalog_free(pgs_catalog_t *cat)
@@ -94,6 +112,12 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
     return ent;
 }
 
+void pgs_catalog_entity_set_generated(pgs_entity_t *ent, int col)
+{
+    if (col >= 0 && col < ent->ncols)
+        ent->cols[col].generated = 1;
+}
+
 /* @p is_pk is nonzero for primary key columns; its value is the column's
  * position in the key (1-based, as pgs_catalog_load passes it), so columns
  * added in attnum order still yield the key's own order. Equal values keep
@@ -111,6 +135,7 @@ void pgs_catalog_entity_add_column(pgs_entity_t *ent, const char *name, const ch
     col->not_null = not_null;
     col->has_default = has_default;
     col->is_phi = is_phi;
+    col->generated = 0;
 
     ent->pk = pgs_xalloc_realloc(ent->pk, (size_t)ent->ncols * sizeof(*ent->pk));
     ent->npk = 0;
@@ -198,6 +223,7 @@ int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,"               \
     " a.attnotnull,"                                                                               \
     " (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,"                \
+    " (a.attgenerated <> '' OR a.attidentity = 'a') AS generated,"                                 \
     " COALESCE((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"              \
     "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \
     " c.relrowsecurity, c.relforcerowsecurity, i.indexrelid IS NOT NULL AS has_pk,"                \
@@ -225,6 +251,7 @@ enum {
     COL_OID,
     COL_NOTNULL,
     COL_DEF,
+    COL_GENERATED,
     COL_PKPOS,
     COL_RLS,
     COL_FORCE,
@@ -293,6 +320,8 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
             (unsigned)strtoul(PQgetvalue(res, r, COL_OID), NULL, 10),
             atoi(PQgetvalue(res, r, COL_PKPOS)), bool_at(res, r, COL_NOTNULL),
             bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
+        if (bool_at(res, r, COL_GENERATED))
+            pgs_catalog_entity_set_generated(ent, ent->ncols - 1);
     }
     if (!pgs_catalog_entity_pk_has_clinic(ent))
         pgs_warn("catalog",

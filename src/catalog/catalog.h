@@ -23,6 +23,9 @@ typedef struct {
     int has_default;
     int is_pk;
     int is_phi; /* marked in pgscribe.column_policy */
+    /* GENERATED ALWAYS AS (expr) or GENERATED ALWAYS AS IDENTITY: the
+     * database writes it; a command may not, and no statement names it */
+    int generated;
 } pgs_column_t;
 
 typedef struct pgs_entity_s {
@@ -41,6 +44,12 @@ typedef struct pgs_catalog_s pgs_catalog_t;
 /** @brief Empty catalog for schema @p schema (tests build one by hand). */
 pgs_catalog_t *pgs_catalog_new(const char *schema);
 void pgs_catalog_free(pgs_catalog_t *cat);
+/** @brief One more holder of pointers into @p cat (a work); returns @p cat. */
+pgs_catalog_t *pgs_catalog_ref(pgs_catalog_t *cat);
+/** @brief That holder is gone. */
+void pgs_catalog_unref(pgs_catalog_t *cat);
+/** @returns the holders of @p cat: a retired catalog with none can be freed. */
+size_t pgs_catalog_refs(const pgs_catalog_t *cat);
 const char *pgs_catalog_schema(const pgs_catalog_t *cat);
 pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name);
 /** @brief Appends a column; recomputes pk, clinic_col, version_col, updated_at_col. */
@@ -62,6 +71,8 @@ typedef struct {
 const char *pgs_catalog_table_problem(const pgs_table_facts_t *facts);
 
 /** @returns nonzero when clinic_id is part of @p ent's primary key. */
+/** @brief Marks column @p col of @p ent generated (see pgs_column_t). */
+void pgs_catalog_entity_set_generated(pgs_entity_t *ent, int col);
 int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent);
 
 /**

@@ -153,6 +153,9 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
         if (is_reserved(ent, col))
             return fail(PGS_E_VALIDATE_RESERVED_COLUMN, errstr, errstr_size, ent->name,
                         "column managed by pgscribe", f->name);
+        if (ent->cols[col].generated)
+            return fail(PGS_E_VALIDATE_GENERATED_COLUMN, errstr, errstr_size, ent->name,
+                        "generated column, written by the database", f->name);
         for (int j = 0; j < *ndata; j++) {
             if (cols[j] == col)
                 return fail(PGS_E_VALIDATE_KEY_MISMATCH, errstr, errstr_size, ent->name,

@@ -43,6 +43,7 @@ typedef enum {
     PGS_E_VALIDATE_UNEXPECTED_DATA,
     PGS_E_VALIDATE_NO_VERSION,
     PGS_E_VALIDATE_BAD_CLINIC_ID,
+    PGS_E_VALIDATE_GENERATED_COLUMN,
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,
@@ -54,6 +55,9 @@ typedef enum {
     PGS_E_IDEMPOTENCY_KEY_REUSED, /* a recorded command id, sent with other content */
     PGS_E__COUNT
 } pgs_err_t;
+
+/** Room for any dead-letter code: pgscribe's and a SQLSTATE, with its NUL. */
+#define PGS_ERROR_CODE_MAX 40
 
 /** @brief Dead-letter code, e.g. "DECODE_BAD_MAGIC". */
 const char *pgs_error_code(pgs_err_t err);

@@ -13,6 +13,8 @@ void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work)
         rd_kafka_message_destroy(work->rkm);
     pgs_command_free(work->cmd);
     pgs_command_audit_free(work->audit);
+    if (work->cat)
+        pgs_catalog_unref(work->cat);
     work->part->stream->live--;
     free(work->errmsg);
     if (work->part->outstanding > 0)

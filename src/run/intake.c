@@ -141,7 +141,8 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     if (pgs_command_clinic_id_valid(work->cmd->clinic_id) &&
         key_crosses_wall(w, work, work->cmd->clinic_id, 0))
         return;
-    err = pgs_catalog_validate(w->catalog, work->cmd, &work->ent, errstr, sizeof(errstr));
+    work->cat = pgs_catalog_ref(w->catalog);
+    err = pgs_catalog_validate(work->cat, work->cmd, &work->ent, errstr, sizeof(errstr));
     if (err == PGS_OK && pgs_sqlgen_shape_of(work->ent, work->cmd, &work->shape) != 0) {
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;
         snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);

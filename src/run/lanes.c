@@ -12,7 +12,11 @@
 /* Emptied lanes kept for reuse: a busy key pushes and completes thousands of
  * times a second, and each time its lane empties. */
 #define PGS_LANES_FREE_MAX 1024
-#define PGS_HTAB_INITIAL   64
+/* Groups of clinics no longer seen are released once they hold no lane; a
+ * few are kept for reuse, as a clinic whose one key is busy empties its
+ * group with every command. */
+#define PGS_GROUPS_FREE_MAX 64
+#define PGS_HTAB_INITIAL    64
 
 /* Chained hash node shared by lanes and groups; always the first member so a
  * node pointer converts to its container. */
@@ -37,6 +41,8 @@ typedef struct pgs_group_s {
     struct pgs_group_s *ring_prev; /* ring of groups with ready items */
     struct pgs_group_s *ring_next;
     int in_ring;
+    size_t nlanes; /* lanes of the group; at 0 (and out of the ring) it goes */
+    struct pgs_group_s *free_next;
 } pgs_group_t;
 
 struct pgs_lane_s {
@@ -53,6 +59,8 @@ struct pgs_lanes_s {
     pgs_group_t *cursor; /* next group to serve; NULL when nothing is ready */
     pgs_lane_t *free_lanes;
     size_t free_count;
+    pgs_group_t *free_groups;
+    size_t free_groups_count;
     size_t queued;
     size_t ready;
     size_t in_flight;
@@ -204,11 +212,39 @@ static pgs_group_t *group_get(pgs_lanes_t *lanes, const char *name)
     pgs_hnode_t *n = htab_find(&lanes->groups, hash, name, len);
     if (n)
         return (pgs_group_t *)n;
-    pgs_group_t *g = pgs_xalloc_malloc(sizeof(*g));
-    memset(g, 0, sizeof(*g));
+    pgs_group_t *g = lanes->free_groups;
+    if (g) {
+        lanes->free_groups = g->free_next;
+        lanes->free_groups_count--;
+        pgs_hnode_t keep = g->node; /* its key buffer is reused */
+        memset(g, 0, sizeof(*g));
+        g->node.key = keep.key;
+        g->node.key_cap = keep.key_cap;
+    } else {
+        g = pgs_xalloc_malloc(sizeof(*g));
+        memset(g, 0, sizeof(*g));
+    }
     node_set_key(&g->node, hash, name, len);
     htab_insert(&lanes->groups, &g->node);
     return g;
+}
+
+/* A group without lanes and out of the ring (so without ready items) leaves
+ * the table; while a purge sweeps the ring, a group still in it waits for
+ * sweep_ready. */
+static void group_release_if_empty(pgs_lanes_t *lanes, pgs_group_t *g)
+{
+    if (g->nlanes > 0 || g->in_ring)
+        return;
+    htab_remove(&lanes->groups, &g->node);
+    if (lanes->free_groups_count >= PGS_GROUPS_FREE_MAX) {
+        free(g->node.key);
+        free(g);
+        return;
+    }
+    g->free_next = lanes->free_groups;
+    lanes->free_groups = g;
+    lanes->free_groups_count++;
 }
 
 static pgs_lane_t *lane_alloc(pgs_lanes_t *lanes)
@@ -227,8 +263,11 @@ static pgs_lane_t *lane_alloc(pgs_lanes_t *lanes)
 static void lane_release(pgs_lanes_t *lanes, pgs_lane_t *lane)
 {
     htab_remove(&lanes->lanes, &lane->node);
+    pgs_group_t *g = lane->group;
     lane->head = lane->tail = NULL;
     lane->group = NULL;
+    g->nlanes--;
+    group_release_if_empty(lanes, g);
     if (lanes->free_count >= PGS_LANES_FREE_MAX) {
         free(lane->node.key);
         free(lane);
@@ -275,6 +314,12 @@ void pgs_lanes_free(pgs_lanes_t *lanes)
         return;
     htab_free_nodes(&lanes->lanes);
     htab_free_nodes(&lanes->groups);
+    while (lanes->free_groups) {
+        pgs_group_t *next = lanes->free_groups->free_next;
+        free(lanes->free_groups->node.key);
+        free(lanes->free_groups);
+        lanes->free_groups = next;
+    }
     while (lanes->free_lanes) {
         pgs_lane_t *next = lanes->free_lanes->free_next;
         free(lanes->free_lanes->node.key);
@@ -320,6 +365,7 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
     lane = lane_alloc(lanes);
     node_set_key(&lane->node, hash, key, key_len);
     lane->group = g;
+    g->nlanes++;
     lane->head = lane->tail = item;
     htab_insert(&lanes->lanes, &lane->node);
     item->lane = lane;
@@ -431,8 +477,10 @@ static void sweep_ready(pgs_lanes_t *lanes)
             g->ready_tail = *p;
             p = &(*p)->ready_next;
         }
-        if (!g->ready_head)
+        if (!g->ready_head) {
             ring_remove(lanes, g);
+            group_release_if_empty(lanes, g);
+        }
         if (at_end)
             break;
         g = next;
@@ -477,6 +525,11 @@ size_t pgs_lanes_queued(const pgs_lanes_t *lanes)
 size_t pgs_lanes_ready(const pgs_lanes_t *lanes)
 {
     return lanes->ready;
+}
+
+size_t pgs_lanes_groups(const pgs_lanes_t *lanes)
+{
+    return lanes->groups.count;
 }
 
 size_t pgs_lanes_in_flight(const pgs_lanes_t *lanes)

@@ -50,5 +50,7 @@ size_t pgs_lanes_purge(pgs_lanes_t *lanes, int (*pred)(pgs_lane_item_t *item, vo
 size_t pgs_lanes_queued(const pgs_lanes_t *lanes); /* all items, in flight or not */
 size_t pgs_lanes_ready(const pgs_lanes_t *lanes);  /* items ready to take */
 size_t pgs_lanes_in_flight(const pgs_lanes_t *lanes);
+/** @returns the clinic groups held: those with at least one lane. */
+size_t pgs_lanes_groups(const pgs_lanes_t *lanes);
 
 #endif

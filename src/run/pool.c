@@ -70,7 +70,8 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
     pool->nconns = size;
     pool->conns = calloc((size_t)size, sizeof(*pool->conns));
     pool->rng = (uint64_t)pgs_clock_now_us() | 1;
-    pool->stmts = pgs_statements_new(set->schema);
+    pool->stmts =
+        pgs_statements_new(set->schema, (size_t)pgs_config_int(set->cfg, "apply.max_statements"));
     pgs_breaker_init(&pool->breaker, (int)pgs_config_int(set->cfg, "breaker.failure_threshold"),
                      250000, pgs_config_int(set->cfg, "breaker.probe_interval_ms") * 1000);
     pgs_concurrency_init(&pool->conc, set->adaptive, APPLY_INITIAL_IN_FLIGHT, size,
@@ -121,6 +122,12 @@ void pgs_pool_free(pgs_pool_t *pool)
 {
     if (!pool)
         return;
+    if (!pool->audit)
+        pgs_info("apply",
+                 "%s pool: %zu statements held at stop, %llu evicted (apply.max_statements %lld)",
+                 pool->name, pgs_statements_count(pool->stmts),
+                 (unsigned long long)pgs_statements_evicted(pool->stmts),
+                 (long long)pgs_config_int(pool->cfg, "apply.max_statements"));
     for (int i = 0; i < pool->nconns; i++) {
         pgs_conn_t *c = &pool->conns[i];
         if (c->pg)
@@ -133,6 +140,7 @@ void pgs_pool_free(pgs_pool_t *pool)
         free(c->group_fresh);
         free(c->exp);
         free(c->prepared);
+        free(c->prepared_serial);
     }
     pgs_statements_free(pool->stmts);
     pgs_connect_params_free(&pool->params);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catalog/catalog.h"
 #include "common/config.h"
 #include "policy/error.h"
 #include "run/lanes.h"
@@ -66,6 +67,9 @@ typedef struct {
 pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *ops, void *opaque,
                          char *errstr, size_t errstr_size);
 void pgs_pool_free(pgs_pool_t *pool);
+/** @brief Drops the pool's statements of @p cat's entities (a retired
+ *         catalog no work points into any more). @returns how many. */
+size_t pgs_pool_drop_catalog(pgs_pool_t *pool, const pgs_catalog_t *cat);
 /** @brief Starts transactions on idle connections for ready lane items. */
 void pgs_pool_dispatch(pgs_pool_t *pool);
 /** @brief Handles I/O readiness of the connection registered with @p tag

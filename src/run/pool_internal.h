@@ -18,8 +18,9 @@ typedef enum {
     R_BEGIN,
     R_CLINIC,
     R_PREPARE,
-    R_CMD,   /* single-command statement of batch index idx */
-    R_MULTI, /* multi-row statement of group idx */
+    R_DEALLOCATE, /* of a statement the registry evicted; before BEGIN */
+    R_CMD,        /* single-command statement of batch index idx */
+    R_MULTI,      /* multi-row statement of group idx */
     R_COMMIT,
     R_ROLLBACK,
     R_SYNC
@@ -29,7 +30,7 @@ typedef struct {
     rkind_t kind;
     int idx;   /* batch index (R_CMD) or group (R_MULTI); for R_PREPARE, of what follows */
     int multi; /* R_PREPARE: it precedes an R_MULTI */
-    int stmt;  /* R_PREPARE: statement id */
+    int stmt;  /* R_PREPARE: statement handle */
 } rexp_t;
 
 /* C_SPARE: never opened, because the adaptive in-flight limit has not
@@ -49,7 +50,8 @@ typedef struct pgs_conn_s {
     PGconn *pg;
     int fd;
     cstate_t state;
-    unsigned char *prepared; /* by shape id: PREP_NONE, PREP_SENT, PREP_DONE */
+    unsigned char *prepared;   /* by registry slot: PREP_NONE, PREP_SENT, PREP_DONE */
+    uint64_t *prepared_serial; /* by registry slot: the statement prepared there */
     size_t prepared_cap;
     pgs_work_t **batch;
     int nbatch;
@@ -158,7 +160,11 @@ int pgs_txn_one_clinic(pgs_work_t *const *works, int n);
 int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n);
 /** @brief Appends the result the pipeline will answer next. */
 void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx);
+/** @brief Marks the statement of handle @p sid PREP_NONE/SENT/DONE on @p c. */
 void pgs_txn_set_prepared(pgs_conn_t *c, int sid, int on);
+/** @brief Feeds the adaptive timeouts with a committed transaction's time,
+ *         for each statement it used that the registry still holds. */
+void pgs_txn_record_latency(pgs_conn_t *c, int64_t took);
 /** @brief After a failed pipeline: every PREPARE not confirmed did not happen. */
 void pgs_txn_forget_unconfirmed(pgs_conn_t *c);
 

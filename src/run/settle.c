@@ -80,26 +80,6 @@ void pgs_settle_requeue(pgs_conn_t *c, int skip)
     c->nbatch = 0;
 }
 
-/* Feeds the adaptive timeouts: the transaction's time is recorded for each
- * statement shape it used. */
-static void record_latency(pgs_conn_t *c, int64_t took)
-{
-    pgs_pool_t *pool = c->pool;
-    if (pool->audit) {
-        pgs_latency_record(&pool->audit_latency, took);
-        return;
-    }
-    for (int g = 0; g < c->ngroups; g++)
-        pgs_latency_record(&pgs_statements_get(pool->stmts, c->group_stmt[g])->latency, took);
-    int last = -1;
-    for (int i = 0; i < c->nbatch; i++) {
-        int sid = c->batch[i]->stmt;
-        if (c->group_of[i] < 0 && sid != last)
-            pgs_latency_record(&pgs_statements_get(pool->stmts, sid)->latency, took);
-        last = sid;
-    }
-}
-
 void pgs_settle_succeeded(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
@@ -109,7 +89,7 @@ void pgs_settle_succeeded(pgs_conn_t *c)
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
     pgs_concurrency_done(&pool->conc, c->nbatch);
-    record_latency(c, took);
+    pgs_txn_record_latency(c, took);
     int64_t slow_ms = pgs_config_int(pool->cfg, "log.slow_statement_ms");
     if (slow_ms > 0 && took / 1000 >= slow_ms)
         pgs_warn("apply", "slow transaction: %d %s of clinic %s, first %s on %s, %lld ms",

@@ -22,23 +22,28 @@
 
 #define TXN_MAX_BATCH 1000
 
-/* Resolves (once per work) its single-command statement and, when it can go
- * in a multi-row statement, that one too. */
+/* Resolves, for each transaction that carries the work, its single-command
+ * statement and, when it can go in a multi-row statement, that one too: a
+ * handle from an earlier transaction may name a statement since evicted,
+ * and the lookup marks the statement in use for this transaction's epoch. */
 static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
 {
-    if (wk->stmt_known)
-        return;
     wk->stmt = pgs_statements_single(pool->stmts, &wk->shape);
     pgs_bshape_t bs;
     wk->bstmt = pgs_sqlbatch_shape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
                     ? pgs_statements_batch(pool->stmts, &bs)
                     : -1;
-    wk->stmt_known = 1;
 }
 
+/* What @p c has of statement @p sid: a slot prepared with another serial
+ * holds an evicted statement, not this one. */
 static int conn_prep_state(pgs_conn_t *c, int sid)
 {
-    return (size_t)sid < c->prepared_cap ? c->prepared[sid] : PREP_NONE;
+    size_t slot = pgs_statements_slot(sid);
+    const pgs_stmt_t *st = pgs_statements_get(c->pool->stmts, sid);
+    if (slot >= c->prepared_cap || !st || c->prepared_serial[slot] != st->serial)
+        return PREP_NONE;
+    return c->prepared[slot];
 }
 
 void pgs_txn_forget_unconfirmed(pgs_conn_t *c)
@@ -49,19 +54,94 @@ void pgs_txn_forget_unconfirmed(pgs_conn_t *c)
     }
 }
 
+/* PREP_SENT records the serial of the statement sent, so that its
+ * confirmation (PREP_DONE) stays true of that statement even when the
+ * registry evicts it meanwhile. */
 void pgs_txn_set_prepared(pgs_conn_t *c, int sid, int on)
 {
-    if ((size_t)sid >= c->prepared_cap) {
+    size_t slot = pgs_statements_slot(sid);
+    if (slot >= c->prepared_cap) {
         size_t cap = c->prepared_cap ? c->prepared_cap : 64;
-        while (cap <= (size_t)sid)
+        while (cap <= slot)
             cap *= 2;
         c->prepared = realloc(c->prepared, cap);
-        if (!c->prepared)
+        c->prepared_serial = realloc(c->prepared_serial, cap * sizeof(*c->prepared_serial));
+        if (!c->prepared || !c->prepared_serial)
             abort();
         memset(c->prepared + c->prepared_cap, 0, cap - c->prepared_cap);
+        memset(c->prepared_serial + c->prepared_cap, 0,
+               (cap - c->prepared_cap) * sizeof(*c->prepared_serial));
         c->prepared_cap = cap;
     }
-    c->prepared[sid] = (unsigned char)on;
+    if (on == PREP_SENT) {
+        const pgs_stmt_t *st = pgs_statements_get(c->pool->stmts, sid);
+        c->prepared_serial[slot] = st ? st->serial : 0;
+    }
+    c->prepared[slot] = (unsigned char)on;
+}
+
+/* Statements this connection prepared that the registry has evicted (their
+ * slot is empty or holds another serial) are deallocated first thing in the
+ * pipeline, before BEGIN: DEALLOCATE is not transactional, so what follows
+ * cannot undo it, and it runs before anything that could abort the pipeline.
+ * Only confirmed ones are named, so none fails for want of the statement. */
+static int deallocate_evicted(pgs_conn_t *c)
+{
+    pgs_stmts_t *stmts = c->pool->stmts;
+    size_t stale = 0;
+    for (size_t slot = 0; slot < c->prepared_cap; slot++)
+        stale += c->prepared[slot] == PREP_DONE &&
+                 c->prepared_serial[slot] != pgs_statements_slot_serial(stmts, slot);
+    /* the expected list holds a whole transaction after the deallocations */
+    int need = (int)stale + 4 * c->pool->max_batch + 8;
+    if (need > c->exp_cap) {
+        c->exp = realloc(c->exp, (size_t)need * sizeof(*c->exp));
+        if (!c->exp)
+            abort();
+        c->exp_cap = need;
+    }
+    for (size_t slot = 0; slot < c->prepared_cap; slot++) {
+        if (c->prepared[slot] == PREP_NONE ||
+            c->prepared_serial[slot] == pgs_statements_slot_serial(stmts, slot))
+            continue;
+        if (c->prepared[slot] == PREP_DONE) {
+            char sql[48] = "DEALLOCATE ";
+            pgs_statements_name(c->prepared_serial[slot], sql + 11, sizeof(sql) - 11);
+            if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0))
+                return -1;
+            pgs_txn_expect(c, R_DEALLOCATE, -1);
+        }
+        c->prepared[slot] = PREP_NONE;
+        c->prepared_serial[slot] = 0;
+    }
+    return 0;
+}
+
+size_t pgs_pool_drop_catalog(pgs_pool_t *pool, const pgs_catalog_t *cat)
+{
+    return pool && !pool->audit ? pgs_statements_drop_catalog(pool->stmts, cat) : 0;
+}
+
+void pgs_txn_record_latency(pgs_conn_t *c, int64_t took)
+{
+    pgs_pool_t *pool = c->pool;
+    if (pool->audit) {
+        pgs_latency_record(&pool->audit_latency, took);
+        return;
+    }
+    for (int g = 0; g < c->ngroups; g++) {
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, c->group_stmt[g]);
+        if (st)
+            pgs_latency_record(&st->latency, took);
+    }
+    int last = -1;
+    for (int i = 0; i < c->nbatch; i++) {
+        int sid = c->batch[i]->stmt;
+        pgs_stmt_t *st = pgs_statements_get(pool->stmts, sid);
+        if (c->group_of[i] < 0 && sid != last && st)
+            pgs_latency_record(&st->latency, took);
+        last = sid;
+    }
 }
 
 void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx)
@@ -312,11 +392,14 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     memcpy(c->batch, works, (size_t)n * sizeof(*works));
     const char *clinic = pgs_pool_work_clinic(works[0]);
     if (!pool->audit) {
+        pgs_statements_epoch(pool->stmts);
         for (int i = 0; i < n; i++)
             work_statements(pool, works[i]);
         group_batch(c);
     }
 
+    if (!pool->audit && deallocate_evicted(c) != 0)
+        return -1;
     if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
         return -1;
     pgs_txn_expect(c, R_BEGIN, -1);

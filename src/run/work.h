@@ -46,14 +46,14 @@ typedef struct pgs_work_s {
     rd_kafka_message_t *rkm;  /* kept until done: a dead letter needs the original */
     pgs_command_t *cmd;       /* a command stream's message; NULL when decoding failed */
     pgs_audit_event_t *audit; /* an audit stream's message */
+    pgs_catalog_t *cat;       /* a command's: referenced, so ent outlives a reload */
     const pgs_entity_t *ent;
     pgs_shape_t shape;
-    int stmt_known; /* stmt and bstmt resolved by the apply pool */
-    int stmt;       /* single-command statement id */
-    int bstmt;      /* multi-row statement id, or -1 */
-    int isolate;    /* its multi-row statement failed: send it alone */
-    int in_doubt;   /* re-sent after its connection went with the outcome unknown */
-    int alone;      /* its transaction failed at COMMIT: send it in one of its own */
+    int stmt;     /* single-command statement handle (statements.h), per transaction */
+    int bstmt;    /* multi-row statement handle, or -1 */
+    int isolate;  /* its multi-row statement failed: send it alone */
+    int in_doubt; /* re-sent after its connection went with the outcome unknown */
+    int alone;    /* its transaction failed at COMMIT: send it in one of its own */
     pgs_work_state_t state;
     uint32_t generation; /* of its partition's assignment when consumed */
     int in_lane;
@@ -61,8 +61,8 @@ typedef struct pgs_work_s {
     int64_t retry_at_us;      /* while waiting out a retry backoff */
     int64_t first_failure_us; /* its first transient failure: the retry budget's start */
     pgs_err_t err;
-    char *errmsg; /* malloc'd, PHI-free; set when dead-lettered */
-    char errcode[24];
+    char *errmsg;                     /* malloc'd, PHI-free; set when dead-lettered */
+    char errcode[PGS_ERROR_CODE_MAX]; /* a dead letter's code, never cut short */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own

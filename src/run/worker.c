@@ -38,6 +38,7 @@ static void on_signal(int sig)
 }
 
 static void reload_catalog_done(pgs_worker_t *w);
+static void reap_catalogs(pgs_worker_t *w);
 
 void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
 {
@@ -63,13 +64,40 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     pgs_consume_store_offsets(w);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_tick(w->streams[s].pool);
+    if (w->retired_cnt > 0)
+        reap_catalogs(w);
+}
+
+/* A retired catalog is freed once no work points into it (each command's
+ * work holds a reference); the statements of its entities go first, as
+ * their shapes point into it too. */
+static void reap_catalogs(pgs_worker_t *w)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < w->retired_cnt; i++) {
+        pgs_catalog_t *cat = w->retired_catalogs[i];
+        if (pgs_catalog_refs(cat) > 0) {
+            w->retired_catalogs[kept++] = cat;
+            continue;
+        }
+        size_t dropped = 0;
+        for (int s = 0; s < PGS_STREAM__COUNT; s++)
+            dropped += pgs_pool_drop_catalog(w->streams[s].pool, cat);
+        pgs_catalog_free(cat);
+        pgs_info("catalog",
+                 "catalog before the reload freed: no work uses it, %zu statements dropped",
+                 dropped);
+    }
+    w->retired_cnt = kept;
 }
 
 /* Introspects the target schema again (SIGHUP): new tables and columns are
  * accepted from then on. The catalog queries block, so they run on the
  * reloader's helper thread and connection (reload.c) while this loop goes
  * on serving results, delivery reports and signals; the new catalog is
- * swapped in when the reloader's eventfd says it is ready. */
+ * swapped in when the reloader's eventfd says it is ready. The old catalog
+ * is retired, and freed by reap_catalogs once the works consumed before the
+ * reload are done. */
 static void reload_catalog(pgs_worker_t *w)
 {
     char errstr[256];
@@ -82,8 +110,8 @@ static void reload_catalog(pgs_worker_t *w)
     }
 }
 
-/* The old catalog stays alive until exit because queued works and prepared
- * shapes still point into it. */
+/* The reloader's catalog is ready: it takes over, and the old one is retired
+ * until reap_catalogs finds no work pointing into it. */
 static void reload_catalog_done(pgs_worker_t *w)
 {
     char errstr[512];

@@ -36,7 +36,7 @@ struct pgs_worker_s {
 
     pgs_codec_t *codec;
     pgs_catalog_t *catalog;
-    pgs_catalog_t **retired_catalogs; /* still referenced by shapes and works */
+    pgs_catalog_t **retired_catalogs; /* replaced by a reload, still referenced by works */
     size_t retired_cnt;
     pgs_reload_t *reloader;    /* SIGHUP's catalog load, on its helper thread */
     pgs_reload_db_t reload_db; /* its own copies of the conninfo and schema */

@@ -23,8 +23,8 @@ static int is_array_type(const pgs_column_t *c)
 static int updatable(const pgs_entity_t *ent, int i)
 {
     const pgs_column_t *c = &ent->cols[i];
-    return !c->is_pk && i != ent->clinic_col && i != ent->version_col && i != ent->updated_at_col &&
-           strcmp(c->name, "created_at") != 0;
+    return !c->is_pk && !c->generated && i != ent->clinic_col && i != ent->version_col &&
+           i != ent->updated_at_col && strcmp(c->name, "created_at") != 0;
 }
 
 int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,

@@ -133,6 +133,11 @@ static int setup(void **state)
     pgs_catalog_entity_add_column(e, "given_name", "text", 25, 0, 0, 0, 1);
     pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
     pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    for (int i = 0; i < 4; i++) {
+        char col[16];
+        snprintf(col, sizeof(col), "extra_%d", i);
+        pgs_catalog_entity_add_column(e, col, "text", 25, 0, 0, 0, 0);
+    }
     fx->lanes = pgs_lanes_new();
     fx->epfd = epoll_create1(EPOLL_CLOEXEC);
     assert_true(fx->epfd >= 0);
@@ -594,6 +599,87 @@ static void test_no_connection_fails_pool_creation(void **state)
  * two clinics (here: a command of c2 queued in c1's group, as a lane bug
  * would), the transaction builder refuses to send it and the command of the
  * other clinic runs in a transaction of its own clinic. */
+/* Queues one UPDATE of patients setting the one column extra_<col>: each
+ * column is a statement shape of its own. */
+static void fx_update_work(fx_t *fx, int col)
+{
+    int k = fx->nworks++;
+    snprintf(fx->ids[k], sizeof(fx->ids[k]), "0b3c0f4e-0000-4000-8000-%012d", k);
+    pgs_command_t *c = pgs_command_new();
+    c->command_id = fx->ids[k];
+    c->clinic_id = "c1";
+    c->actor = "svc-test";
+    c->entity = "patients";
+    c->op = PGS_OP_UPDATE;
+    c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
+    c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
+    c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
+    c->key[0].value.u.s.ptr = fx->ids[k];
+    c->key[0].value.u.s.len = strlen(fx->ids[k]);
+    c->key_cnt = 1;
+    static const char *const names[] = {"extra_0", "extra_1", "extra_2", "extra_3"};
+    c->data[0] = (pgs_field_t){names[col], {.type = PGS_VAL_STRING}};
+    c->data[0].value.u.s.ptr = "v";
+    c->data[0].value.u.s.len = 1;
+    c->data_cnt = 1;
+    pgs_work_t *wk = calloc(1, sizeof(*wk));
+    wk->cmd = c;
+    wk->part = &fx->part;
+    wk->offset = k;
+    char err[256];
+    assert_int_equal(pgs_catalog_validate(fx->cat, c, &wk->ent, err, sizeof(err)), PGS_OK);
+    assert_int_equal(pgs_sqlgen_shape_of(wk->ent, c, &wk->shape), 0);
+    wk->in_lane = 1;
+    pgs_lanes_push(fx->lanes, &wk->lane, "c1", fx->ids[k], strlen(fx->ids[k]));
+}
+
+/* The registry keeps apply.max_statements shapes: with 4, the four
+ * single-column UPDATEs (one multi-row statement serves every column set of
+ * an UPDATE) make five statements, and the least recently used, the first
+ * shape's, goes; the connection deallocates it before its next BEGIN. The
+ * first shape used again is prepared anew under a fresh name, and evicts the
+ * next one, which the connection drops in turn. */
+static void test_evicted_statement_deallocated_and_prepared_again(void **state)
+{
+    fx_t *fx = *state;
+    fx_set(fx, "apply.max_statements", "4");
+    pgs_pool_settings_t set = {
+        .name = "commands",
+        .topic = "clinic.commands",
+        .conninfo = "host=harness",
+        .schema = pgs_catalog_schema(fx->cat),
+        .size = 1,
+        .max_batch = 1,
+        .lanes = fx->lanes,
+        .cfg = fx->cfg,
+    };
+    char err[256];
+    fx->pool = pgs_pool_new(&set, &fx_ops, fx, err, sizeof(err));
+    assert_non_null(fx->pool);
+    for (int col = 0; col < 4; col++)
+        fx_update_work(fx, col);
+    fx_run(fx, 4, 2000);
+    const char *log = harness_pq_log();
+    assert_non_null(strstr(log, "PREPARE pgs_s1\nEXEC pgs_s1\n"));
+    assert_non_null(strstr(log, "DEALLOCATE pgs_s1\nBEGIN\n"));
+    assert_non_null(strstr(log, "PREPARE pgs_s5\nEXEC pgs_s5\n"));
+    assert_null(strstr(log, "DEALLOCATE pgs_b"));        /* never prepared */
+    assert_int_equal(harness_pq_count("DEALLOCATE"), 1); /* pgs_s3, s4, s5 still held */
+    assert_int_equal(pgs_statements_count(fx->pool->stmts), 4);
+
+    fx_update_work(fx, 0);
+    fx_run(fx, 5, 2000);
+    log = harness_pq_log();
+    assert_non_null(strstr(log, "DEALLOCATE pgs_s3\nBEGIN\n"));
+    assert_non_null(strstr(log, "PREPARE pgs_s6\nEXEC pgs_s6\n"));
+    assert_int_equal(harness_pq_count("PREPARE pgs_s1"), 1); /* that name is never reused */
+    assert_int_equal(harness_pq_count("DEALLOCATE"), 2);
+    assert_int_equal(fx->ndead, 0);
+    assert_int_equal(fx->applied_calls, 5);
+    assert_int_equal(pgs_statements_count(fx->pool->stmts), 4);
+    assert_int_equal(pgs_statements_evicted(fx->pool->stmts), 2);
+}
+
 static void test_mixed_clinic_batch_refused(void **state)
 {
     fx_t *fx = *state;
@@ -640,6 +726,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_sends_each_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mixed_clinic_batch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evicted_statement_deallocated_and_prepared_again,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_connection_fails_pool_creation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

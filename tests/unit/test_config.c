@@ -37,6 +37,7 @@ static const char *const all_keys[] = {
     "apply.adaptive_in_flight",
     "apply.max_batch",
     "apply.backlog_max",
+    "apply.max_statements",
     "apply.multi_row_min",
     "apply.partition_window_max",
     "apply.statement_timeout_ms",

@@ -150,6 +150,7 @@ static void test_error_list(void **state)
         const char *code = pgs_error_code((pgs_err_t)e);
         assert_non_null(code);
         assert_true(strlen(code) > 0);
+        assert_true(strlen(code) < PGS_ERROR_CODE_MAX); /* dead letters hold it whole */
         assert_int_not_equal(pgs_error_class((pgs_err_t)e), PGS_ECLASS_NONE);
         assert_string_not_equal(pgs_error_class_name(pgs_error_class((pgs_err_t)e)), "unknown");
         for (int f = 1; f < e; f++)

@@ -310,6 +310,12 @@ static size_t heap_in_use(void)
 #endif
 }
 
+static int purge_all_of_group_7(pgs_lane_item_t *item, void *opaque)
+{
+    (void)opaque;
+    return WITEM(item)->seq == 7;
+}
+
 static void test_lane_recycling(void **state)
 {
     (void)state;
@@ -329,6 +335,55 @@ static void test_lane_recycling(void **state)
         pgs_lanes_complete(l, out[0]);
     }
     assert_int_equal(heap_in_use(), before);
+    assert_counts(l, 0, 0, 0);
+    pgs_lanes_free(l);
+}
+
+/* Clinics come and go: 10 000 clinics each seen once leave no group behind,
+ * and the heap does not grow with them (a few groups are kept for reuse).
+ * Purging a clinic's queued items releases its group too, after the ready
+ * FIFOs are swept. */
+static void test_groups_of_gone_clinics_freed(void **state)
+{
+    (void)state;
+    pgs_lanes_t *l = pgs_lanes_new();
+    witem_t w[3];
+    memset(w, 0, sizeof(w));
+    pgs_lane_item_t *out[2];
+    for (int c = 0; c < 100; c++) {
+        push(l, &w[0], c, 1);
+        assert_int_equal(pgs_lanes_take(l, out, 1), 1);
+        pgs_lanes_complete(l, out[0]);
+    }
+    size_t before = heap_in_use();
+    for (int c = 100; c < 10100; c++) {
+        push(l, &w[0], c, 1);
+        push(l, &w[1], c, 2);
+        assert_int_equal(pgs_lanes_groups(l), 1);
+        assert_int_equal(pgs_lanes_take(l, out, 2), 2);
+        pgs_lanes_retry(l, out[1]); /* one goes back; the group stays */
+        pgs_lanes_complete(l, out[0]);
+        assert_int_equal(pgs_lanes_groups(l), 1);
+        assert_int_equal(pgs_lanes_take(l, out, 1), 1);
+        pgs_lanes_complete(l, out[0]);
+        assert_int_equal(pgs_lanes_groups(l), 0);
+    }
+    assert_int_equal(heap_in_use(), before);
+    assert_counts(l, 0, 0, 0);
+
+    /* a purge empties clinic 7's group while clinic 8 keeps its own */
+    w[0].seq = w[1].seq = 7;
+    w[2].seq = 8;
+    push(l, &w[0], 7, 1);
+    push(l, &w[1], 7, 2);
+    push(l, &w[2], 8, 1);
+    assert_int_equal(pgs_lanes_groups(l), 2);
+    assert_int_equal(pgs_lanes_purge(l, purge_all_of_group_7, NULL, NULL), 2);
+    assert_int_equal(pgs_lanes_groups(l), 1);
+    assert_int_equal(pgs_lanes_take(l, out, 2), 1);
+    assert_ptr_equal(out[0], &w[2].li);
+    pgs_lanes_complete(l, out[0]);
+    assert_int_equal(pgs_lanes_groups(l), 0);
     assert_counts(l, 0, 0, 0);
     pgs_lanes_free(l);
 }
@@ -581,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_purge_preserves_order),
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_lane_recycling),
+        cmocka_unit_test(test_groups_of_gone_clinics_freed),
         cmocka_unit_test(test_model_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
