@@ -222,6 +222,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     if (bs->shape.has_expected_version)
         pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
     pgs_sbuf_printf(&in, ", $%d::bytea[]", p++);
+    pgs_sbuf_printf(&in, ", $%d::text[]", p++);
     pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", k%d", i);
@@ -233,7 +234,13 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_puts(&in, ", ev");
-    pgs_sbuf_puts(&in, ", digest, ord)");
+    pgs_sbuf_puts(&in, ", digest, clinic, ord)");
+    /* The tenant wall's SQL check: every row names its own clinic, which
+     * pgscribe.expect_clinic compares with the transaction's (PS003 if it
+     * differs) and which must be $1, the clinic the statement writes under;
+     * a row of another clinic fails the statement instead of being written
+     * as $1's. */
+    pgs_sbuf_printf(&in, " WHERE pgscribe.expect_clinic(u.clinic) = $1::text");
     switch (bs->shape.op) {
     case PGS_OP_INSERT:
     case PGS_OP_UPSERT:
@@ -334,7 +341,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     const pgs_entity_t *ent = bs->shape.ent;
     int ncols = bs->shape.ncols;
     int total =
-        8 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+        9 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
     out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
@@ -402,6 +409,12 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         pgs_sqlgen_digest_hex(ent, cmds[i], digest);
         pgs_sqlbatch_array_sep(&sb, i);
         pgs_sqlbatch_put_element(&sb, digest, strlen(digest));
+    }
+    out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    /* each row's own clinic, for the statement's pgscribe.expect_clinic */
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sqlbatch_put_element(&sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
 }
