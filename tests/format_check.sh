@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
-for f in src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c; do
+for f in src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/unit/*/*.c tests/fuzz/*.c; do
     [ -e "$f" ] || continue
     if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
         echo "not clang-formatted: $f"
