@@ -30,6 +30,8 @@ void pgs_retryq_free(pgs_retryq_t *q);
  *        full-jitter delay grown with its failure count from @p now_us;
  *        @p flags are added to those it has.
  * @returns its failure count.
+ * @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb);
+ *           pure, no I/O, never re-enters librdkafka.
  */
 int pgs_retryq_fail(pgs_retryq_t *q, void *item, int flags, int64_t now_us);
 /**

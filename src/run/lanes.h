@@ -34,7 +34,9 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
 size_t pgs_lanes_take(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max);
 
 /** @brief The in-flight head of its lane is finished: removed, and the next
- *         item of the lane becomes ready. */
+ *         item of the lane becomes ready.
+ *  @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb,
+ *            through pgs_complete_work, on the main thread inside rd_kafka_poll) */
 void pgs_lanes_complete(pgs_lanes_t *lanes, pgs_lane_item_t *item);
 /** @brief The in-flight head goes back to ready, at the front of its group. */
 void pgs_lanes_retry(pgs_lanes_t *lanes, pgs_lane_item_t *item);
