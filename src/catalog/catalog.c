@@ -402,7 +402,8 @@ pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, 
     res = NULL;
 
     /* inside the same snapshot as the tables it judges */
-    if (pgs_catalog_check_role(conn, cat, errstr, errstr_size) != 0)
+    if (pgs_catalog_check_role(conn, cat, errstr, errstr_size) != 0 ||
+        pgs_catalog_check_schema(conn, errstr, errstr_size) != 0)
         goto fail;
 
     in_tx = 0;

@@ -98,6 +98,15 @@ pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, 
 int pgs_catalog_check_role(PGconn *conn, const pgs_catalog_t *cat, char *errstr,
                            size_t errstr_size);
 
+/**
+ * @brief Refuses a database older than this worker: every pgscribe function,
+ *        table and column its generated statements name must exist (else
+ *        each PREPARE would fail with a permanent error and dead-letter
+ *        every command).
+ * @returns 0, or -1 naming what is missing and the migration that makes it.
+ */
+int pgs_catalog_check_schema(PGconn *conn, char *errstr, size_t errstr_size);
+
 const pgs_entity_t *pgs_catalog_find(const pgs_catalog_t *cat, const char *entity);
 size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);
 const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i);

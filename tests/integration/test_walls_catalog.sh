@@ -45,6 +45,14 @@ pgs_psql "$T_DB" -c "ALTER TABLE clinic.encounters OWNER TO pgscribe_worker" >/d
 expect_refusal owner "$WORKER_CONNINFO" 'owns entity table clinic.encounters'
 pgs_psql "$T_DB" -c "ALTER TABLE clinic.encounters OWNER TO postgres" >/dev/null
 
+# --- a database older than the worker: refused at start, never a dead letter
+# for each command that names what the migration would have made
+pgs_psql "$T_DB" -c "ALTER FUNCTION pgscribe.expect_same_command(uuid, bytea, bytea)
+    RENAME TO expect_same_command_moved" >/dev/null
+expect_refusal old_schema "$WORKER_CONNINFO" 'lacks pgscribe.expect_same_command\(\) \(migration 0009\).*pgscribe migrate'
+pgs_psql "$T_DB" -c "ALTER FUNCTION pgscribe.expect_same_command_moved(uuid, bytea, bytea)
+    RENAME TO expect_same_command" >/dev/null
+
 # --- tables that are not entities, and one whose key omits clinic_id
 pgs_psql "$T_DB" <<'SQL' >/dev/null
 CREATE TABLE clinic.unforced (id uuid, clinic_id text NOT NULL, body text,
