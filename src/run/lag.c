@@ -59,28 +59,33 @@ void pgs_lag_serve(pgs_worker_t *w)
     }
 }
 
+int64_t pgs_lag_partition(pgs_worker_t *w, const pgs_stream_t *st, const pgs_partition_t *p)
+{
+    if (!p || !p->assigned || !w->consumer)
+        return -1;
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    int64_t pos = p->offsets ? pgs_offsets_position(p->offsets) : -1;
+    if (pos < 0) {
+        if (p->committed == PGS_LAG_COMMITTED_UNKNOWN)
+            return 0;
+        pos = p->committed >= 0 ? p->committed : lo;
+    }
+    return hi > pos ? hi - pos : 0;
+}
+
 int64_t pgs_lag_commands(pgs_worker_t *w)
 {
     pgs_lag_serve(w);
     int64_t lag = 0;
     pgs_stream_t *st = &w->streams[PGS_STREAM_COMMANDS];
     for (int32_t i = 0; i < st->parts_cnt; i++) {
-        pgs_partition_t *p = st->parts[i];
-        if (!p || !p->assigned)
-            continue;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(w->consumer, st->topic, p->partition, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
-            continue;
-        int64_t pos = p->offsets ? pgs_offsets_position(p->offsets) : -1;
-        if (pos < 0) {
-            if (p->committed == PGS_LAG_COMMITTED_UNKNOWN)
-                continue;
-            pos = p->committed >= 0 ? p->committed : lo;
-        }
-        if (hi > pos)
-            lag += hi - pos;
+        int64_t l = pgs_lag_partition(w, st, st->parts[i]);
+        if (l > 0)
+            lag += l;
     }
     return lag;
 }

@@ -35,4 +35,14 @@ void pgs_lag_serve(pgs_worker_t *w);
  */
 int64_t pgs_lag_commands(pgs_worker_t *w);
 
+typedef struct pgs_stream_s pgs_stream_t;
+typedef struct pgs_partition_s pgs_partition_t;
+/**
+ * @brief Lag of one partition of @p st, as pgs_lag_commands counts it.
+ * @returns the lag, or -1 when the partition is not assigned or its high
+ *          watermark is not known yet.
+ * @locality main thread; never blocks
+ */
+int64_t pgs_lag_partition(pgs_worker_t *w, const pgs_stream_t *st, const pgs_partition_t *p);
+
 #endif

@@ -51,6 +51,10 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
                 ;
             continue;
         }
+        if (w->http && evs[i].data.ptr == w->http) {
+            pgs_http_serve(w->http);
+            continue;
+        }
         if (w->reloader && evs[i].data.ptr == w->reloader) {
             reload_catalog_done(w);
             continue;
@@ -66,6 +70,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
         pgs_pool_tick(w->streams[s].pool);
     if (w->retired_cnt > 0)
         reap_catalogs(w);
+    pgs_http_serve(w->http); /* its timeouts; requests come through epoll */
 }
 
 /* A retired catalog is freed once no work points into it (each command's
@@ -321,6 +326,7 @@ static void worker_free(pgs_worker_t *w)
     pgs_retryq_free(&w->dlq_pending);
     pgs_metrics_counters_reset(&w->ctr);
     pgs_metrics_totals_free(&w->ctr.totals);
+    pgs_http_stop(w->http);
     if (w->wake_fds[0] >= 0) {
         close(w->wake_fds[0]);
         close(w->wake_fds[1]);
@@ -400,6 +406,15 @@ int pgs_cmd_run(int argc, char **argv)
     if (rc == 0 && (producer_start(w, errstr, sizeof(errstr)) != 0 ||
                     pgs_consume_start(w, errstr, sizeof(errstr)) != 0))
         rc = PGS_EXIT_KAFKA;
+    const char *listen = pgs_config_str(w->cfg, "http.listen");
+    if (rc == 0 && listen && *listen) {
+        w->http = pgs_http_start(w, listen, errstr, sizeof(errstr));
+        if (!w->http)
+            rc = PGS_EXIT_CONFIG;
+        else
+            pgs_info("http", "listening on %s (port %d): /metrics /livez /readyz /status", listen,
+                     pgs_http_port(w->http));
+    }
     if (rc != 0) {
         pgs_error("worker", "cannot start: %s", errstr);
         worker_free(w);

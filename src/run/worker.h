@@ -11,6 +11,7 @@
 #include "catalog/catalog.h"
 #include "codec/codec.h"
 #include "common/config.h"
+#include "run/http.h"
 #include "run/metrics.h"
 #include "run/pool.h"
 #include "run/reload.h"
@@ -47,6 +48,8 @@ struct pgs_worker_s {
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
+
+    pgs_http_t *http; /* /metrics, /livez, /readyz, /status; NULL when off */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

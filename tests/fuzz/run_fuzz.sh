@@ -18,7 +18,7 @@ command -v "$CC" >/dev/null || { echo "FAIL: $CC not found (scripts/deps.sh)" >&
 WORK=$(mktemp -d /tmp/pgscribe-fuzz.XXXXXX)
 [ "${PGS_FUZZ_KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 
-PKGS="rdkafka libpq avro-c jansson libcrypto inih"
+PKGS="rdkafka libpq avro-c jansson libcrypto inih libmicrohttpd"
 # shellcheck disable=SC2086
 CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -DPGS_VERSION=\"fuzz\" -I$REPO/src
         $(pkg-config --cflags $PKGS) -fsanitize=fuzzer-no-link,address,undefined

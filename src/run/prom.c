@@ -1,0 +1,203 @@
+/* Prometheus /metrics: rendered on request from the counters every stage
+ * adds to (metrics.h), so a scrape and a WorkerMetrics record never
+ * disagree; names follow Prometheus' conventions (pgscribe_ prefix, base
+ * units, _total counters). Nothing here carries a message value. */
+#include "run/prom.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/promtext.h"
+#include "policy/error.h"
+#include "run/lag.h"
+#include "run/lanes.h"
+#include "run/pool.h"
+#include "run/worker.h"
+
+/* Commit latency buckets, seconds. */
+static const double LATENCY_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
+
+static void counter(pgs_sbuf_t *sb, const char *name, const char *help, double v)
+{
+    pgs_promtext_family(sb, name, "counter", help);
+    pgs_promtext_sample(sb, name, NULL, 0, v);
+}
+
+static void commit_histogram(pgs_sbuf_t *sb, const pgs_hist_t *h)
+{
+    const char *name = "pgscribe_commit_latency_seconds";
+    pgs_promtext_family(sb, name, "histogram",
+                        "Time from BEGIN to COMMIT's answer of each committed transaction.");
+    char le[32];
+    const char *labels[2] = {"le", le};
+    for (size_t i = 0; i < sizeof(LATENCY_BUCKETS) / sizeof(LATENCY_BUCKETS[0]); i++) {
+        snprintf(le, sizeof(le), "%g", LATENCY_BUCKETS[i]);
+        pgs_promtext_sample(sb, "pgscribe_commit_latency_seconds_bucket", labels, 1,
+                            (double)pgs_hist_count_le(h, (uint64_t)(LATENCY_BUCKETS[i] * 1e6)));
+    }
+    snprintf(le, sizeof(le), "+Inf");
+    pgs_promtext_sample(sb, "pgscribe_commit_latency_seconds_bucket", labels, 1, (double)h->total);
+    pgs_promtext_sample(sb, "pgscribe_commit_latency_seconds_sum", NULL, 0,
+                        (double)h->sum_us / 1e6);
+    pgs_promtext_sample(sb, "pgscribe_commit_latency_seconds_count", NULL, 0, (double)h->total);
+}
+
+static void streams(pgs_worker_t *w, pgs_sbuf_t *sb)
+{
+    static const struct {
+        const char *name, *help;
+    } gauges[] = {
+        {"pgscribe_in_flight_transactions", "Transactions open now, per stream."},
+        {"pgscribe_in_flight_limit", "Transactions the stream's pool may have open now."},
+        {"pgscribe_pool_connections", "Open database connections, per stream."},
+        {"pgscribe_pool_size", "Database connections the stream's pool may open."},
+        {"pgscribe_lane_commands", "Commands queued in lanes, in flight or not, per stream."},
+    };
+    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+        pgs_promtext_family(sb, gauges[g].name, "gauge", gauges[g].help);
+        for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+            const pgs_stream_t *st = &w->streams[s];
+            const char *labels[2] = {"stream", st->name};
+            double v = 0;
+            switch (g) {
+            case 0:
+                v = st->pool ? pgs_pool_busy(st->pool) : 0;
+                break;
+            case 1:
+                v = st->pool ? pgs_pool_in_flight_limit(st->pool) : 0;
+                break;
+            case 2:
+                v = pgs_pool_connected(st->pool);
+                break;
+            case 3:
+                v = st->pool ? pgs_pool_size(st->pool) : 0;
+                break;
+            default:
+                v = st->lanes ? (double)pgs_lanes_queued(st->lanes) : 0;
+                break;
+            }
+            pgs_promtext_sample(sb, gauges[g].name, labels, 1, v);
+        }
+    }
+    static const char *const states[] = {"closed", "half-open", "open"};
+    pgs_promtext_family(sb, "pgscribe_breaker_state", "gauge",
+                        "1 for the circuit breaker's current state, per stream.");
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        const pgs_stream_t *st = &w->streams[s];
+        const char *now = st->pool ? pgs_pool_breaker_state(st->pool) : "closed";
+        for (size_t k = 0; k < 3; k++) {
+            const char *labels[4] = {"stream", st->name, "state", states[k]};
+            pgs_promtext_sample(sb, "pgscribe_breaker_state", labels, 2,
+                                strcmp(now, states[k]) == 0);
+        }
+    }
+    pgs_promtext_family(sb, "pgscribe_consumer_lag_messages", "gauge",
+                        "High watermark minus the next offset to commit, per assigned partition.");
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        const pgs_stream_t *st = &w->streams[s];
+        for (int32_t i = 0; i < st->parts_cnt; i++) {
+            int64_t lag = pgs_lag_partition(w, st, st->parts[i]);
+            if (lag < 0)
+                continue;
+            char part[16];
+            snprintf(part, sizeof(part), "%d", (int)st->parts[i]->partition);
+            const char *labels[4] = {"topic", st->topic, "partition", part};
+            pgs_promtext_sample(sb, "pgscribe_consumer_lag_messages", labels, 2, (double)lag);
+        }
+    }
+}
+
+/* Per-clinic series: the clinics that have totals of their own, then the
+ * rest summed as clinic="other"; the interval under way is added to each. */
+static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
+{
+    static const struct {
+        const char *name, *help;
+    } fams[] = {
+        {"pgscribe_clinic_commands_applied_total", "Commands applied, per clinic."},
+        {"pgscribe_clinic_db_seconds_total",
+         "Database time of the clinic's committed transactions (BEGIN to COMMIT)."},
+        {"pgscribe_clinic_tenant_violations_total",
+         "Dead letters of class tenant, per clinic the message claimed."},
+    };
+    const pgs_totals_t *t = &w->ctr.totals;
+    for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+        pgs_promtext_family(sb, fams[f].name, "counter", fams[f].help);
+        int other_has_interval = 0;
+        double other = 0;
+        for (const pgs_clinic_total_t *ct = t->clinics;; ct = ct->next) {
+            const pgs_clinic_total_t *cur = ct ? ct : &t->other;
+            double v = f == 0   ? (double)cur->applied
+                       : f == 1 ? (double)cur->db_time_us / 1e6
+                                : (double)cur->tenant_violations;
+            /* the interval's counts of this clinic (or, for "other", of
+             * every clinic without totals of its own) */
+            for (const pgs_clinic_counter_t *cc = w->ctr.clinics; cc; cc = cc->next) {
+                int mine = 0;
+                if (ct)
+                    mine = strcmp(cc->clinic_id, ct->clinic_id) == 0;
+                else {
+                    mine = 1;
+                    for (const pgs_clinic_total_t *x = t->clinics; x && mine; x = x->next)
+                        mine = strcmp(cc->clinic_id, x->clinic_id) != 0;
+                    other_has_interval |= mine;
+                }
+                if (mine)
+                    v += f == 0   ? (double)cc->applied
+                         : f == 1 ? (double)cc->db_time_us / 1e6
+                                  : (double)cc->tenant_violations;
+            }
+            if (!ct) {
+                other = v;
+                break;
+            }
+            const char *labels[2] = {"clinic", ct->clinic_id};
+            pgs_promtext_sample(sb, fams[f].name, labels, 1, v);
+        }
+        if (other > 0 || other_has_interval) {
+            const char *labels[2] = {"clinic", "other"};
+            pgs_promtext_sample(sb, fams[f].name, labels, 1, other);
+        }
+    }
+}
+
+void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
+{
+    const pgs_counters_t *c = &w->ctr;
+    const pgs_totals_t *t = &c->totals;
+    const char *info[4] = {"version", PGS_VERSION, "worker", w->worker_id};
+    pgs_promtext_family(sb, "pgscribe_build_info", "gauge", "Always 1; labels name the build.");
+    pgs_promtext_sample(sb, "pgscribe_build_info", info, 2, 1);
+    counter(sb, "pgscribe_commands_consumed_total", "Commands consumed from the commands topic.",
+            (double)(t->consumed + c->consumed));
+    counter(sb, "pgscribe_commands_applied_total",
+            "Commands applied: their write committed with their idempotency record.",
+            (double)(t->applied + c->applied));
+    counter(sb, "pgscribe_commands_duplicate_total",
+            "Commands found already applied (re-deliveries): counted, not written again.",
+            (double)(t->duplicates + c->duplicates));
+    counter(sb, "pgscribe_commands_retried_total",
+            "Transient failures of a command that wait out a backoff.",
+            (double)(t->retried + c->retried));
+    counter(sb, "pgscribe_transactions_total", "Transactions committed by the commands pool.",
+            (double)(t->transactions + c->transactions));
+    counter(sb, "pgscribe_tenant_violations_total",
+            "Dead letters of class tenant: commands or audit events that crossed the wall.",
+            (double)(t->tenant_violations + c->tenant_violations));
+    counter(sb, "pgscribe_audit_events_stored_total", "Audit events stored.",
+            (double)(t->audit_stored + w->streams[PGS_STREAM_AUDIT].stored));
+    pgs_promtext_family(sb, "pgscribe_dead_letters_total", "counter",
+                        "Dead letters acknowledged by the broker, by error class (both streams).");
+    for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++) {
+        const char *labels[2] = {"class", pgs_error_class_name((pgs_eclass_t)k)};
+        pgs_promtext_sample(sb, "pgscribe_dead_letters_total", labels, 1,
+                            (double)(t->dead_letters_by_class[k] + c->dead_letters_by_class[k]));
+    }
+    pgs_promtext_family(sb, "pgscribe_works_in_flight", "gauge",
+                        "Messages consumed and not yet completed (applied or dead-lettered).");
+    pgs_promtext_sample(sb, "pgscribe_works_in_flight", NULL, 0, (double)w->works_live);
+    commit_histogram(sb, &c->total_commit_latency);
+    streams(w, sb);
+    clinics(w, sb);
+}
