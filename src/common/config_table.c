@@ -53,9 +53,11 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("apply.max_batch", "100", 1, 1000, 0, "Maximum commands grouped into one transaction."),
     CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
            "Decoded commands buffered in memory before fetching from Kafka pauses."),
-    CF_INT("apply.max_statements", "512", 4, 60000, 0,
+    CF_INT("apply.max_statements", "4096", 4, 60000, 0,
            "Statement shapes kept prepared; beyond this the least recently used is deallocated "
-           "on every connection and its SQL freed."),
+           "on every connection and its SQL freed. A load with more shapes in use than this "
+           "(each partial-UPDATE column set sent alone is one) re-prepares on every eviction; "
+           "each prepared shape costs each connection's backend some 30-40 KB."),
     CF_INT("apply.multi_row_min", "8", 2, 1000, CF_RELOAD,
            "Commands of one transaction sharing a statement shape that go in one multi-row "
            "statement; fewer go one statement each."),

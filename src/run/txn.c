@@ -22,17 +22,32 @@
 
 #define TXN_MAX_BATCH 1000
 
-/* Resolves, for each transaction that carries the work, its single-command
- * statement and, when it can go in a multi-row statement, that one too: a
- * handle from an earlier transaction may name a statement since evicted,
- * and the lookup marks the statement in use for this transaction's epoch. */
+/* Resolves, for each transaction that carries the work (a handle from an
+ * earlier transaction may name a statement since evicted, and the lookup
+ * marks the statement in use for this transaction's epoch), the multi-row
+ * statement of a work, and its single-command one only when it
+ * cannot travel in a multi-row statement: registering every work's exact
+ * shape (each partial UPDATE's column set is one) would flood the bounded
+ * registry with statements never sent, and evict the hot multi-row ones,
+ * each eviction a DEALLOCATE and a PREPARE again. single_statements()
+ * resolves the rest once the batch is grouped. */
 static void work_statements(pgs_pool_t *pool, pgs_work_t *wk)
 {
-    wk->stmt = pgs_statements_single(pool->stmts, &wk->shape);
     pgs_bshape_t bs;
     wk->bstmt = pgs_sqlbatch_shape_of(wk->ent, wk->cmd, &wk->shape, &bs) == 0
                     ? pgs_statements_batch(pool->stmts, &bs)
                     : -1;
+    wk->stmt = wk->bstmt < 0 || wk->isolate ? pgs_statements_single(pool->stmts, &wk->shape) : -1;
+}
+
+/* The single-command statements of the works group_batch left alone. */
+static void single_statements(pgs_conn_t *c)
+{
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        if (c->group_of[i] < 0 && wk->stmt < 0)
+            wk->stmt = pgs_statements_single(c->pool->stmts, &wk->shape);
+    }
 }
 
 /* What @p c has of statement @p sid: a slot prepared with another serial
@@ -298,10 +313,10 @@ static int send_singles(pgs_conn_t *c)
             continue;
         pgs_work_t *wk = c->batch[i];
         pgs_stmt_t *st = pgs_statements_get(pool->stmts, wk->stmt);
-        if (ensure_prepared(c, wk->stmt, i, 0) != 0)
-            return -1;
         pgs_sqlgen_params(&wk->shape, wk->cmd, pool->topic, wk->part->partition, wk->offset,
                           &params);
+        if (ensure_prepared(c, wk->stmt, i, 0) != 0)
+            return -1;
         if (!PQsendQueryPrepared(c->pg, st->name, params.n, params.values, params.lengths,
                                  params.formats, 0))
             return -1;
@@ -396,6 +411,7 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
         for (int i = 0; i < n; i++)
             work_statements(pool, works[i]);
         group_batch(c);
+        single_statements(c);
     }
 
     if (!pool->audit && deallocate_evicted(c) != 0)
