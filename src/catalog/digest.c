@@ -13,16 +13,13 @@
 #include "catalog/keyform.h"
 #include "codec/value.h"
 #include "common/sbuf.h"
+#include "common/tuple.h"
 
 /* Part tags of the encoding; each part is tag, 4-byte big-endian length,
  * bytes. A value PostgreSQL would reject keeps its sent text (tag 'R'). */
 static void part(pgs_sbuf_t *sb, char tag, const char *s, size_t len)
 {
-    unsigned char hdr[5] = {(unsigned char)tag, (unsigned char)(len >> 24),
-                            (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-                            (unsigned char)len};
-    pgs_sbuf_putn(sb, (const char *)hdr, sizeof(hdr));
-    pgs_sbuf_putn(sb, s, len);
+    pgs_tuple_put(sb, tag, s, len);
 }
 
 static void part_str(pgs_sbuf_t *sb, char tag, const char *s)

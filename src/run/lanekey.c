@@ -8,48 +8,30 @@
 #include <string.h>
 
 #include "catalog/keyform.h"
+#include "common/tuple.h"
 
 /* Part tags: a value in its canonical form, one PostgreSQL would reject (kept
  * as sent, so it still has a lane of its own), or a key column not given. */
-#define PART_TEXT      'T'
-#define PART_RAW       'R'
-#define PART_ABSENT    'A'
-#define PART_HEADER_SZ 5
-
-/* Appends the tag and a placeholder length; patch_len fills it in. */
-static size_t part_open(pgs_sbuf_t *out, char tag)
-{
-    char hdr[PART_HEADER_SZ] = {tag, 0, 0, 0, 0};
-    pgs_sbuf_putn(out, hdr, sizeof(hdr));
-    return out->len;
-}
-
-static void part_close(pgs_sbuf_t *out, size_t start)
-{
-    uint32_t n = (uint32_t)(out->len - start);
-    unsigned char *p = (unsigned char *)out->buf + start - 4;
-    p[0] = (unsigned char)(n >> 24);
-    p[1] = (unsigned char)(n >> 16);
-    p[2] = (unsigned char)(n >> 8);
-    p[3] = (unsigned char)n;
-}
+#define PART_TEXT   'T'
+#define PART_RAW    'R'
+#define PART_ABSENT 'A'
 
 static void part_text(pgs_sbuf_t *out, const char *s)
 {
-    size_t start = part_open(out, PART_TEXT);
+    size_t start = pgs_tuple_open(out, PART_TEXT);
     pgs_sbuf_putn(out, s ? s : "", s ? strlen(s) : 0);
-    part_close(out, start);
+    pgs_tuple_close(out, start);
 }
 
 static void part_key(pgs_sbuf_t *out, const pgs_column_t *col, const pgs_value_t *v)
 {
-    size_t start = part_open(out, PART_TEXT);
+    size_t start = pgs_tuple_open(out, PART_TEXT);
     if (pgs_keyform_append(out, col, v) == 0) {
-        part_close(out, start);
+        pgs_tuple_close(out, start);
         return;
     }
-    out->len = start - PART_HEADER_SZ;
-    start = part_open(out, PART_RAW);
+    out->len = start - PGS_TUPLE_HEADER_SIZE;
+    start = pgs_tuple_open(out, PART_RAW);
     switch (v->type) {
     case PGS_VAL_STRING:
     case PGS_VAL_BYTES:
@@ -67,7 +49,7 @@ static void part_key(pgs_sbuf_t *out, const pgs_column_t *col, const pgs_value_t
     default:
         break; /* null: matches no row; an empty raw part */
     }
-    part_close(out, start);
+    pgs_tuple_close(out, start);
 }
 
 void pgs_lanekey_command(pgs_sbuf_t *out, const pgs_command_t *cmd, const pgs_entity_t *ent)
@@ -85,8 +67,8 @@ void pgs_lanekey_command(pgs_sbuf_t *out, const pgs_command_t *cmd, const pgs_en
         if (v) {
             part_key(out, col, v);
         } else {
-            size_t start = part_open(out, PART_ABSENT);
-            part_close(out, start);
+            size_t start = pgs_tuple_open(out, PART_ABSENT);
+            pgs_tuple_close(out, start);
         }
     }
 }
