@@ -244,3 +244,29 @@ pgs_forget_pid() {
     done
     T_PIDS=("${keep[@]:-}")
 }
+
+# pgs_mock_cluster_start BROKERS: starts `pgscribe broker`, librdkafka's mock
+# cluster (the fault injector), with a control FIFO kept open on fd 9 (one
+# writer for the whole test, so its reader sees one ordered stream of
+# commands); points $T_CONF and $PGSCRIBE_KAFKA at it. Sets CTL, B_PID, MOCK.
+pgs_mock_cluster_start() {
+    CTL=$T_DIR/broker.ctl
+    mkfifo "$CTL"
+    "$PGSCRIBE_BIN" broker --brokers "$1" --control "$CTL" >"$T_DIR/broker.out" 2>"$T_DIR/broker.log" &
+    B_PID=$!
+    T_PIDS+=("$B_PID")
+    local deadline=$((SECONDS + 20))
+    until grep -q '^bootstrap=' "$T_DIR/broker.out"; do
+        kill -0 "$B_PID" 2>/dev/null || fail "mock broker exited: $(cat "$T_DIR/broker.log")"
+        [ $SECONDS -lt $deadline ] || fail "mock broker printed no bootstrap line within 20 s"
+        sleep 0.1
+    done
+    MOCK=$(sed -n 's/^bootstrap=//p' "$T_DIR/broker.out")
+    note "mock cluster at $MOCK"
+    exec 9>"$CTL"
+    local mock_conf=$T_DIR/pgscribe-mock.conf
+    sed "s|^bootstrap.servers = .*|bootstrap.servers = $MOCK|" "$T_CONF" >"$mock_conf"
+    grep -q "^bootstrap.servers = $MOCK\$" "$mock_conf" || fail "no bootstrap.servers line to replace"
+    T_CONF=$mock_conf # the helpers here (worker, metrics) now talk to the mock
+    export PGSCRIBE_KAFKA=$MOCK
+}

@@ -19,29 +19,8 @@ N=20000
 BAD=50
 t_start=$SECONDS
 
-# --- the mock cluster, its control FIFO and a config that points at it
-CTL=$T_DIR/broker.ctl
-mkfifo "$CTL"
-"$PGSCRIBE_BIN" broker --brokers 3 --control "$CTL" >"$T_DIR/broker.out" 2>"$T_DIR/broker.log" &
-B_PID=$!
-T_PIDS+=("$B_PID")
-deadline=$((SECONDS + 20))
-until grep -q '^bootstrap=' "$T_DIR/broker.out"; do
-    kill -0 "$B_PID" 2>/dev/null || fail "mock broker exited: $(cat "$T_DIR/broker.log")"
-    [ $SECONDS -lt $deadline ] || fail "mock broker printed no bootstrap line within 20 s"
-    sleep 0.1
-done
-MOCK=$(sed -n 's/^bootstrap=//p' "$T_DIR/broker.out")
-note "mock cluster at $MOCK"
-# One writer for the whole test: the broker's reader then sees a single,
-# ordered stream of commands.
-exec 9>"$CTL"
-
-MOCK_CONF=$T_DIR/pgscribe-mock.conf
-sed "s|^bootstrap.servers = .*|bootstrap.servers = $MOCK|" "$T_CONF" >"$MOCK_CONF"
-grep -q "^bootstrap.servers = $MOCK\$" "$MOCK_CONF" || fail "no bootstrap.servers line to replace"
-T_CONF=$MOCK_CONF # the lib.sh helpers (worker, metrics) now talk to the mock
-export PGSCRIBE_KAFKA=$MOCK
+# --- the mock cluster, its control FIFO (fd 9) and a config that points at it
+pgs_mock_cluster_start 3
 
 # ctl COMMAND: sends one command and waits for the broker's answer, left in
 # CTL_ANSWER.

@@ -19,26 +19,8 @@ GOOD=30
 REFUSALS=6
 t_start=$SECONDS
 
-CTL=$T_DIR/broker.ctl
-mkfifo "$CTL"
-"$PGSCRIBE_BIN" broker --brokers 2 --control "$CTL" >"$T_DIR/broker.out" 2>"$T_DIR/broker.log" &
-B_PID=$!
-T_PIDS+=("$B_PID")
-deadline=$((SECONDS + 20))
-until grep -q '^bootstrap=' "$T_DIR/broker.out"; do
-    kill -0 "$B_PID" 2>/dev/null || fail "mock broker exited: $(cat "$T_DIR/broker.log")"
-    [ $SECONDS -lt $deadline ] || fail "mock broker printed no bootstrap line within 20 s"
-    sleep 0.1
-done
-MOCK=$(sed -n 's/^bootstrap=//p' "$T_DIR/broker.out")
-note "mock cluster at $MOCK"
-exec 9>"$CTL"
-MOCK_CONF=$T_DIR/pgscribe-mock.conf
-sed "s|^bootstrap.servers = .*|bootstrap.servers = $MOCK|" "$T_CONF" >"$MOCK_CONF"
-grep -q "^bootstrap.servers = $MOCK\$" "$MOCK_CONF" || fail "no bootstrap.servers line to replace"
-sed -i 's/^interval_ms = 1000$/interval_ms = 300/' "$MOCK_CONF"
-T_CONF=$MOCK_CONF
-export PGSCRIBE_KAFKA=$MOCK
+pgs_mock_cluster_start 2
+sed -i 's/^interval_ms = 1000$/interval_ms = 300/' "$T_CONF"
 
 ctl() {
     local before
