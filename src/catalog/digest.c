@@ -33,24 +33,26 @@ static void part_value(pgs_sbuf_t *sb, const pgs_column_t *col, const pgs_value_
         part(sb, 'N', "", 0);
         return;
     }
-    pgs_sbuf_t val = {0};
-    if (pgs_keyform_append(&val, col, v) == 0) {
-        part(sb, 'V', val.buf ? val.buf : "", val.len);
-    } else {
-        /* a value no input function of the column takes: its type and sent
-         * text, so the encoding stays a function of the command alone */
-        char buf[PGS_VALUE_TEXT_MAX];
-        size_t n = 0;
-        const char *text = v->type == PGS_VAL_STRING || v->type == PGS_VAL_BYTES
-                               ? (v->u.s.ptr ? v->u.s.ptr : "")
-                               : pgs_value_text(v, buf, &n);
-        if (v->type == PGS_VAL_STRING || v->type == PGS_VAL_BYTES)
-            n = v->u.s.len;
-        pgs_sbuf_printf(&val, "%d:", (int)v->type);
-        pgs_sbuf_putn(&val, text, n);
-        part(sb, 'R', val.buf, val.len);
+    /* written in place: no buffer per value on the per-command path */
+    size_t start = pgs_tuple_open(sb, 'V');
+    if (pgs_keyform_append(sb, col, v) == 0) {
+        pgs_tuple_close(sb, start);
+        return;
     }
-    free(val.buf);
+    /* a value no input function of the column takes: its type and sent
+     * text, so the encoding stays a function of the command alone */
+    sb->len = start - PGS_TUPLE_HEADER_SIZE;
+    start = pgs_tuple_open(sb, 'R');
+    char buf[PGS_VALUE_TEXT_MAX];
+    size_t n = 0;
+    const char *text = v->type == PGS_VAL_STRING || v->type == PGS_VAL_BYTES
+                           ? (v->u.s.ptr ? v->u.s.ptr : "")
+                           : pgs_value_text(v, buf, &n);
+    if (v->type == PGS_VAL_STRING || v->type == PGS_VAL_BYTES)
+        n = v->u.s.len;
+    pgs_sbuf_printf(sb, "%d:", (int)v->type);
+    pgs_sbuf_putn(sb, text, n);
+    pgs_tuple_close(sb, start);
 }
 
 static const pgs_field_t *find(const pgs_field_t *fields, size_t n, const char *name)
