@@ -247,6 +247,19 @@ pgs_content_t pgs_codec_headers_content_type(const rd_kafka_headers_t *hdrs)
     return found;
 }
 
+int pgs_codec_headers_traceparent(const rd_kafka_headers_t *hdrs, pgs_traceparent_t *out)
+{
+    const char *name;
+    const void *val, *last = NULL;
+    size_t size, last_size = 0;
+    for (size_t i = 0; hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
+        if (name && strcasecmp(name, "traceparent") == 0) {
+            last = val;
+            last_size = size;
+        }
+    return last ? pgs_traceparent_parse(last, last_size, out) : -1;
+}
+
 /* Frames the filled value: 0x00, big-endian id, Avro binary. */
 static int write_framed(avro_value_t *rec, int id, char **buf, size_t *len)
 {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "codec/command.h"
+#include "common/traceparent.h"
 #include "policy/error.h"
 
 /* Schema ids of the schemas shipped in schemas/avro (see its README). */
@@ -62,6 +63,11 @@ pgs_content_t pgs_codec_content_type(const void *value, size_t size);
 /** @brief The content type of a message's headers: the last header whose
  *         name is content-type in any letter case (NONE if there is none). */
 pgs_content_t pgs_codec_headers_content_type(const rd_kafka_headers_t *hdrs);
+/** @brief The W3C trace context of a message: its last `traceparent`
+ *         header (name in any letter case), when that header is valid.
+ * @returns 0 and fills @p out, or -1 when there is none or it is invalid
+ *          (an invalid traceparent starts no trace; it is not an error). */
+int pgs_codec_headers_traceparent(const rd_kafka_headers_t *hdrs, pgs_traceparent_t *out);
 
 /** @brief Encodes a command. Avro uses @p schema_id (1 or 2). *buf is malloc'd. */
 int pgs_codec_encode_command(pgs_codec_t *codec, const pgs_command_t *cmd, int json, int schema_id,

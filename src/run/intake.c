@@ -16,11 +16,14 @@
 #include "run/lanekey.h"
 #include "run/worker.h"
 
-static int is_json_message(const rd_kafka_message_t *rkm)
+/* Reads what the headers say: the content type (the answer) and the
+ * trace context (into the work). */
+static int is_json_message(pgs_work_t *work)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_message_headers(work->rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
+    work->traced = pgs_codec_headers_traceparent(hdrs, &work->trace) == 0;
     return pgs_codec_headers_content_type(hdrs) == PGS_CONTENT_JSON;
 }
 
@@ -71,7 +74,7 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
 {
     char errstr[256] = "";
     rd_kafka_message_t *rkm = work->rkm;
-    pgs_err_t err = pgs_codec_decode_audit(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
+    pgs_err_t err = pgs_codec_decode_audit(w->codec, rkm->payload, rkm->len, is_json_message(work),
                                            &work->audit, errstr, sizeof(errstr));
     if (err == PGS_OK && !pgs_command_clinic_id_valid(work->audit->clinic_id)) {
         err = PGS_E_VALIDATE_BAD_CLINIC_ID;
@@ -131,8 +134,9 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     w->ctr.consumed++;
     w->ctr.total_consumed++;
 
-    pgs_err_t err = pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(rkm),
-                                             &work->cmd, errstr, sizeof(errstr));
+    pgs_err_t err =
+        pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(work),
+                                 &work->cmd, errstr, sizeof(errstr));
     if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;

@@ -63,6 +63,8 @@ typedef struct pgs_work_s {
     pgs_err_t err;
     char *errmsg;                     /* malloc'd, PHI-free; set when dead-lettered */
     char errcode[PGS_ERROR_CODE_MAX]; /* a dead letter's code, never cut short */
+    int traced;                       /* the message carried a valid traceparent header */
+    pgs_traceparent_t trace;          /* its W3C trace context, when traced */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own
