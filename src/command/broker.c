@@ -4,6 +4,7 @@
  * the process. */
 #include "command/broker.h"
 #include "common/cli.h"
+#include "common/kafkaconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -533,6 +534,7 @@ int pgs_cmd_broker(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
 
     conf = rd_kafka_conf_new();
+    pgs_kafkaconf_route_logs(conf);
     /* This handle only hosts the mock cluster and never connects: its notice
      * about having no bootstrap.servers is noise. */
     if (rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {

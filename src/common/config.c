@@ -1,6 +1,7 @@
 /* Configuration: loading, validation, environment overrides, typed getters and reload over the
  * settings table. */
 #include "common/config_internal.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -411,8 +412,8 @@ static int cfg_lookup(const char *name, cfg_type_t type)
 {
     int idx = pgs_config_table_find(name);
     if (idx < 0 || pgs_config_table[idx].type != type) {
-        fprintf(stderr, "pgscribe: config key '%s' %s\n", name,
-                idx < 0 ? "is not in the table" : "read with the wrong type");
+        pgs_error("config", "config key '%s' %s", name,
+                  idx < 0 ? "is not in the table" : "read with the wrong type");
         abort();
     }
     return idx;

@@ -112,6 +112,9 @@ const cfg_def_t pgs_config_table[] = {
            "before offsets are committed."),
     CF_ENUM("log.level", "info", "debug|info|warn|error", CF_RELOAD,
             "Lowest level of log lines written to stderr."),
+    CF_ENUM("log.format", "logfmt", "logfmt|json", CF_RELOAD,
+            "Format of the log lines on stderr: logfmt (key=value) or json (one object per "
+            "line). librdkafka's and libpq's messages are written in the same format."),
     CF_INT("log.slow_statement_ms", "1000", 0, 3600000, CF_RELOAD,
            "Transactions slower than this many milliseconds are logged with their entities and "
            "timing (0 disables it)."),

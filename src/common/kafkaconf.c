@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+
 typedef struct {
     rd_kafka_conf_t *conf;
     char *errstr;
@@ -44,11 +46,29 @@ static void conf_set(const char *name, const char *value, void *opaque)
     }
 }
 
+/* @locality any librdkafka thread */
+void pgs_kafkaconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    pgs_log_level_t lvl = level <= 3   ? PGS_LOG_ERROR
+                          : level == 4 ? PGS_LOG_WARN
+                          : level <= 6 ? PGS_LOG_INFO
+                                       : PGS_LOG_DEBUG;
+    const char *kv[] = {"fac", fac ? fac : "-", "name", rk ? rd_kafka_name(rk) : "-", NULL};
+    pgs_log_kv(lvl, "kafka", kv, "%s", buf ? buf : "");
+}
+
+void pgs_kafkaconf_route_logs(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, pgs_kafkaconf_log_cb);
+}
+
 rd_kafka_conf_t *pgs_kafkaconf_new(const pgs_config_t *cfg, pgs_kafka_role_t role,
                                    const char *const *defaults, const char *brokers, char *errstr,
                                    size_t errstr_size)
 {
     conf_ctx_t ctx = {rd_kafka_conf_new(), errstr, errstr_size, role, 0};
+    /* first: librdkafka must never print its own `%N|...` lines */
+    pgs_kafkaconf_route_logs(ctx.conf);
     const char *env = getenv("PGSCRIBE_KAFKA");
     conf_set("bootstrap.servers", env && *env ? env : PGS_KAFKA_DEFAULT_BROKERS, &ctx);
     for (size_t i = 0; defaults && defaults[i]; i += 2)

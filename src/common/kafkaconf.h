@@ -35,4 +35,17 @@ rd_kafka_conf_t *pgs_kafkaconf_new(const pgs_config_t *cfg, pgs_kafka_role_t rol
                                    const char *const *defaults, const char *brokers, char *errstr,
                                    size_t errstr_size);
 
+/**
+ * @brief librdkafka's log callback: each line goes to pgscribe's log writer
+ *        with module=kafka, fac= and name= (syslog levels 0-3 error, 4 warn,
+ *        5-6 info, 7 debug). pgs_kafkaconf_new() sets it on every
+ *        configuration it builds.
+ * @locality any librdkafka thread
+ */
+void pgs_kafkaconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/** @brief Sets pgs_kafkaconf_log_cb() on @p conf (for handles built without
+ *         pgs_kafkaconf_new(), such as the mock cluster's). */
+void pgs_kafkaconf_route_logs(rd_kafka_conf_t *conf);
+
 #endif

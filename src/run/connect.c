@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "run/pgnotice.h"
 #include "run/pool_internal.h"
 #include "sql/auditsql.h"
 
@@ -135,11 +136,53 @@ failed:
     return -1;
 }
 
+/* Where a connection goes, for the log: host, port and dbname only, never
+ * the password or other options. The attempt's own values (libpq's
+ * defaults and environment applied) when there is one, else the conninfo's. */
+static void conn_target(const pgs_conn_t *c, char *host, char *port, char *db, size_t size)
+{
+    snprintf(host, size, "-");
+    snprintf(port, size, "-");
+    snprintf(db, size, "-");
+    if (c->pg) {
+        const char *h = PQhost(c->pg), *p = PQport(c->pg), *d = PQdb(c->pg);
+        snprintf(host, size, "%s", h && *h ? h : "-");
+        snprintf(port, size, "%s", p && *p ? p : "-");
+        snprintf(db, size, "%s", d && *d ? d : "-");
+        return;
+    }
+    PQconninfoOption *opts = PQconninfoParse(c->pool->conninfo ? c->pool->conninfo : "", NULL);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            snprintf(host, size, "%s", o->val);
+        else if (strcmp(o->keyword, "port") == 0)
+            snprintf(port, size, "%s", o->val);
+        else if (strcmp(o->keyword, "dbname") == 0)
+            snprintf(db, size, "%s", o->val);
+    }
+    PQconninfoFree(opts);
+}
+
 /* A connect attempt failed: the connection goes down and is retried after a
- * doubling backoff; failures feed the breaker (or fail its probe). */
+ * doubling backoff; failures feed the breaker (or fail its probe). The
+ * database being unreachable is an error line, at most one per pool every
+ * 10 s, with how many failures it stands for. */
 static void connect_failed(pgs_conn_t *c, const char *why)
 {
     pgs_pool_t *pool = c->pool;
+    int64_t now = pgs_clock_now_us(), suppressed = 0;
+    if (pgs_lograte_allow(&pool->down_log, now, 10000000, &suppressed)) {
+        char host[256], port[256], db[256], id[16], sup[24];
+        conn_target(c, host, port, db, sizeof(host));
+        snprintf(id, sizeof(id), "%d", c->id);
+        snprintf(sup, sizeof(sup), "%lld", (long long)suppressed);
+        /* libpq's message names host/socket, never the password */
+        const char *kv[] = {"pool", pool->name, "host",   host, "port",       port, "dbname", db,
+                            "conn", id,         "reason", why,  "suppressed", sup,  NULL};
+        pgs_log_kv(PGS_LOG_ERROR, "apply", kv, "postgresql unreachable");
+    }
     connect_unwatch(c);
     if (c->pg)
         PQfinish(c->pg);
@@ -148,7 +191,6 @@ static void connect_failed(pgs_conn_t *c, const char *why)
     c->state = C_DOWN;
     c->want_write = 0;
     c->connect_failures++;
-    int64_t now = pgs_clock_now_us();
     int64_t backoff = 100000LL << (c->connect_failures < 6 ? c->connect_failures : 6);
     c->next_connect_us = now + backoff;
     if (c->probing) {
@@ -158,11 +200,6 @@ static void connect_failed(pgs_conn_t *c, const char *why)
                pgs_breaker_failure(&pool->breaker, now)) {
         pgs_warn("apply", "circuit breaker open: database unreachable; dispatch stopped, "
                           "partitions paused, probing");
-    }
-    if (now - pool->last_down_log_us > 5000000) {
-        pool->last_down_log_us = now;
-        /* libpq's message names host/socket, never the password */
-        pgs_warn("apply", "database connection %d failed: %s", c->id, why);
     }
 }
 
@@ -205,6 +242,7 @@ int pgs_connect_open_blocking(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
     c->pg = PQconnectdbParams(pool->params.keys, pool->params.vals, 1);
+    pgs_pgnotice_attach(c->pg);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         connect_failed_pq(c, "");
         return -1;
@@ -237,6 +275,7 @@ int pgs_connect_start(pgs_conn_t *c)
     c->fd = -1;
     c->watching = 0;
     c->pg = PQconnectStartParams(pool->params.keys, pool->params.vals, 1);
+    pgs_pgnotice_attach(c->pg);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         connect_failed_pq(c, "");
         return -1;

@@ -172,6 +172,7 @@ int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         return -1;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    pgs_reach_conf(w, conf);
     rd_kafka_conf_set_opaque(conf, w);
     w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!w->consumer)

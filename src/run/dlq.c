@@ -113,6 +113,34 @@ size_t pgs_dlq_pending(const pgs_worker_t *w)
     return pgs_retryq_count(&w->dlq_pending);
 }
 
+/* One warn line per dead letter: where the message was, which command and
+ * clinic, the class and code. The message is PHI-free by contract (errors.md);
+ * the command's values never appear. */
+static void dlq_log(const pgs_work_t *work)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%d", (int)work->part->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)work->offset);
+    const char *id = "-", *clinic = "-";
+    if (work->cmd) {
+        id = work->cmd->command_id ? work->cmd->command_id : "-";
+        clinic = work->cmd->clinic_id ? work->cmd->clinic_id : "-";
+    } else if (work->audit) {
+        id = work->audit->event_id ? work->audit->event_id : "-";
+        clinic = work->audit->clinic_id ? work->audit->clinic_id : "-";
+    }
+    const char *kv[] = {"topic",      work->part->stream->topic,
+                        "partition",  part,
+                        "offset",     off,
+                        "command_id", id,
+                        "clinic",     clinic,
+                        "class",      pgs_error_class_name(pgs_error_class(work->err)),
+                        "code",       work->errcode,
+                        "reason",     work->errmsg,
+                        NULL};
+    pgs_log_kv(PGS_LOG_WARN, "dlq", kv, "dead-lettering");
+}
+
 void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *code,
                   const char *msg)
 {
@@ -122,9 +150,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
              code && *code ? code : pgs_error_code(err));
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
-    pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
-             (int)work->part->partition, (long long)work->offset,
-             pgs_error_class_name(pgs_error_class(err)), work->errcode, work->errmsg);
+    dlq_log(work);
     dlq_produce(w, work, 0);
 }
 

@@ -24,6 +24,7 @@
 #include "run/lanes.h"
 #include "run/pool.h"
 #include "run/prom.h"
+#include "run/reach.h"
 #include "run/worker.h"
 
 struct pgs_http_s {
@@ -76,7 +77,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     return ret;
 }
 
-static int assigned_partitions(const pgs_worker_t *w)
+int pgs_http_assigned_partitions(const pgs_worker_t *w)
 {
     int n = 0;
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
@@ -87,24 +88,39 @@ static int assigned_partitions(const pgs_worker_t *w)
     return n;
 }
 
-/* Ready: partitions assigned, each pool connected, no breaker open. */
-static enum MHD_Result readyz(pgs_worker_t *w, struct MHD_Connection *conn, int verbose)
+int pgs_http_readiness(const pgs_worker_t *w, pgs_sbuf_t *sb)
 {
-    pgs_sbuf_t sb = {0};
     int ok = 1;
-    int parts = assigned_partitions(w);
+    int parts = pgs_http_assigned_partitions(w);
     ok &= parts > 0;
-    pgs_sbuf_printf(&sb, "[%s]assigned: %d partition(s)\n", parts > 0 ? "+" : "-", parts);
+    if (sb)
+        pgs_sbuf_printf(sb, "[%s]assigned: %d partition(s)\n", parts > 0 ? "+" : "-", parts);
+    int kafka = pgs_reach_kafka_ok(w);
+    ok &= kafka;
+    if (sb)
+        pgs_sbuf_printf(sb, "[%s]kafka: %s\n", kafka ? "+" : "-",
+                        kafka ? "brokers reachable" : "all brokers down");
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
         const pgs_stream_t *st = &w->streams[s];
         int conns = pgs_pool_connected(st->pool);
         const char *breaker = st->pool ? pgs_pool_breaker_state(st->pool) : "closed";
         int closed = strcmp(breaker, "open") != 0;
         ok &= conns > 0 && closed;
-        pgs_sbuf_printf(&sb, "[%s]%s database: %d connection(s)\n", conns > 0 ? "+" : "-", st->name,
+        if (!sb)
+            continue;
+        pgs_sbuf_printf(sb, "[%s]%s database: %d connection(s)\n", conns > 0 ? "+" : "-", st->name,
                         conns);
-        pgs_sbuf_printf(&sb, "[%s]%s breaker: %s\n", closed ? "+" : "-", st->name, breaker);
+        pgs_sbuf_printf(sb, "[%s]%s breaker: %s\n", closed ? "+" : "-", st->name, breaker);
     }
+    return ok;
+}
+
+/* Ready: partitions assigned, Kafka reachable, each pool connected, no
+ * breaker open (pgs_http_readiness; systemd's READY=1 asks the same). */
+static enum MHD_Result readyz(pgs_worker_t *w, struct MHD_Connection *conn, int verbose)
+{
+    pgs_sbuf_t sb = {0};
+    int ok = pgs_http_readiness(w, &sb);
     pgs_sbuf_printf(&sb, "readyz check %s\n", ok ? "passed" : "failed");
     if (!verbose) {
         free(sb.buf);

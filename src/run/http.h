@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/sbuf.h"
+
 typedef struct pgs_worker_s pgs_worker_t;
 typedef struct pgs_http_s pgs_http_t;
 
@@ -21,6 +23,15 @@ pgs_http_t *pgs_http_start(pgs_worker_t *w, const char *listen, char *errstr, si
 /** @brief Serves what is ready (the loop saw the handle's descriptor, or a
  *         tick passed). @locality main thread */
 void pgs_http_serve(pgs_http_t *http);
+/**
+ * @brief The readiness /readyz reports: partitions assigned, Kafka reachable
+ *        (run/reach.h), each pool connected with its breaker not open. Appends
+ *        one `[+]`/`[-]` line per check to @p sb when not NULL.
+ * @returns 1 when ready. @locality main thread
+ */
+int pgs_http_readiness(const pgs_worker_t *w, pgs_sbuf_t *sb);
+/** @returns the partitions assigned and not being revoked, over both streams. */
+int pgs_http_assigned_partitions(const pgs_worker_t *w);
 /** @returns the port actually bound. */
 int pgs_http_port(const pgs_http_t *http);
 void pgs_http_stop(pgs_http_t *http);

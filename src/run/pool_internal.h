@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "policy/concurrency.h"
+#include "policy/lograte.h"
 #include "policy/resilience.h"
 #include "run/pool.h"
 #include "run/work.h" /* pgs_work_t's fields; the pool uses no worker state */
@@ -110,7 +111,7 @@ struct pgs_pool_s {
     pgs_conn_t *conns;
     int nconns;
     pgs_stmts_t *stmts;
-    int64_t last_down_log_us;
+    pgs_lograte_t down_log; /* "postgresql unreachable" lines (connect.c) */
     pgs_breaker_t breaker;
     pgs_concurrency_t conc; /* how many of the connections may be busy */
     uint64_t rng;

@@ -13,6 +13,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "run/pgnotice.h"
+
 struct pgs_reload_s {
     pgs_reload_load_fn load;
     void *arg;
@@ -33,6 +35,7 @@ pgs_catalog_t *pgs_reload_from_db(void *arg, char *errstr, size_t errstr_size)
     const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
     const char *vals[] = {timeout, "pgscribe-catalog", db->conninfo, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    pgs_pgnotice_attach(pg);
     pgs_catalog_t *cat = NULL;
     if (PQstatus(pg) == CONNECTION_OK)
         cat = pgs_catalog_load(pg, db->schema, errstr, errstr_size);

@@ -20,8 +20,11 @@
 #include "run/consume.h"
 #include "run/dlq.h"
 #include "run/metrics.h"
+#include "run/notify.h"
 #include "run/outcome.h"
+#include "run/pgnotice.h"
 #include "run/pool.h"
+#include "run/reach.h"
 #include "run/revoke.h"
 #include "run/worker.h"
 
@@ -107,6 +110,7 @@ static void reload_catalog(pgs_worker_t *w)
 {
     char errstr[256];
     int rc = pgs_reload_start(w->reloader, errstr, sizeof(errstr));
+    w->catalog_loading = rc >= 0;
     if (rc == 1) {
         w->reload_again = 1; /* this load may predate the change: another follows */
         pgs_info("catalog", "SIGHUP: a catalog reload is under way; another follows it");
@@ -123,6 +127,7 @@ static void reload_catalog_done(pgs_worker_t *w)
     pgs_catalog_t *cat = NULL;
     if (!pgs_reload_take(w->reloader, &cat, errstr, sizeof(errstr)))
         return;
+    w->catalog_loading = 0;
     if (w->reload_again) {
         w->reload_again = 0;
         reload_catalog(w);
@@ -136,6 +141,36 @@ static void reload_catalog_done(pgs_worker_t *w)
     w->retired_catalogs[w->retired_cnt++] = w->catalog;
     w->catalog = cat;
     pgs_info("catalog", "SIGHUP: catalog reloaded, %zu entities", pgs_catalog_entity_count(cat));
+}
+
+/* The worker's first load: each error (file:line: key: why) is an error line
+ * of the log writer, as everything else the worker writes to stderr. */
+static pgs_config_t *load_config_logged(const char *path)
+{
+    pgs_config_t *cfg = pgs_config_new();
+    if (!cfg || !path)
+        return cfg;
+    size_t size = 65536;
+    char *errs = calloc(1, size);
+    if (!errs || pgs_config_load(cfg, path, errs, size) > 0) {
+        for (char *line = errs ? strtok(errs, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            pgs_error("config", "%s", line);
+        pgs_config_free(cfg);
+        cfg = NULL;
+    }
+    free(errs);
+    return cfg;
+}
+
+/* log.level and log.format, at the start and on each SIGHUP */
+static void log_settings(const pgs_config_t *cfg)
+{
+    pgs_log_level_t lvl;
+    if (pgs_log_level_parse(pgs_config_str(cfg, "log.level"), &lvl) == 0)
+        pgs_log_set_level(lvl);
+    pgs_log_format_t fmt;
+    if (pgs_log_format_parse(pgs_config_str(cfg, "log.format"), &fmt) == 0)
+        pgs_log_set_format(fmt);
 }
 
 static void reload_config(pgs_worker_t *w, const char *path)
@@ -156,9 +191,7 @@ static void reload_config(pgs_worker_t *w, const char *path)
     int fixed = pgs_config_reload(w->cfg, next, errs, sizeof(errs));
     if (fixed > 0)
         pgs_warn("worker", "SIGHUP: %d key(s) need a restart and were kept: %s", fixed, errs);
-    pgs_log_level_t lvl;
-    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
-        pgs_log_set_level(lvl);
+    log_settings(w->cfg);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_reconfigure(w->streams[s].pool);
     pgs_info("worker", "SIGHUP: configuration reloaded");
@@ -240,6 +273,7 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
 static int load_catalog(pgs_worker_t *w, const char *conninfo, char *errstr, size_t errstr_size)
 {
     PGconn *pg = PQconnectdb(conninfo);
+    pgs_pgnotice_attach(pg);
     if (PQstatus(pg) != CONNECTION_OK) {
         snprintf(errstr, errstr_size, "database: %s", PQerrorMessage(pg));
         PQfinish(pg);
@@ -282,6 +316,7 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
         return -1;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, pgs_dlq_delivery_cb);
+    pgs_reach_conf(w, conf);
     rd_kafka_conf_set_opaque(conf, w);
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
     return w->producer ? 0 : -1;
@@ -289,6 +324,7 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 
 static void worker_free(pgs_worker_t *w)
 {
+    pgs_reach_free(w);
     if (w->close_queue)
         rd_kafka_queue_destroy(w->close_queue);
     if (w->lag_queue)
@@ -361,12 +397,10 @@ int pgs_cmd_run(int argc, char **argv)
     pgs_worker_t wk = {0}, *w = &wk;
     w->epfd = -1;
     w->wake_fds[0] = w->wake_fds[1] = -1;
-    w->cfg = pgs_cli_load_config(path);
+    w->cfg = load_config_logged(path);
     if (!w->cfg)
         return PGS_EXIT_CONFIG;
-    pgs_log_level_t lvl;
-    if (pgs_log_level_parse(pgs_config_str(w->cfg, "log.level"), &lvl) == 0)
-        pgs_log_set_level(lvl);
+    log_settings(w->cfg);
     char why[256];
     if (pgs_config_file_secret_exposed(path, why, sizeof(why)))
         pgs_warn("worker",
@@ -438,15 +472,21 @@ int pgs_cmd_run(int argc, char **argv)
              "(max_in_flight=%d max_batch=%d)",
              PGS_VERSION, cmds->topic, pgs_pool_size(cmds->pool), cmds->max_batch, audit->topic,
              pgs_pool_size(audit->pool), audit->max_batch);
+    pgs_notify_init(w);
     while (!w->stop) {
-        if (w->reload)
+        if (w->reload) {
+            pgs_notify_reloading(w);
             reload_config(w, path);
+        }
         pgs_consume_update_pauses(w);
         int got = pgs_consume_poll(w, 5000);
         pgs_worker_step(w, got > 0 ? 0 : 20);
         pgs_revoke_serve(w);
         pgs_metrics_maybe_report(w, 0);
+        pgs_reach_tick(w);
+        pgs_notify_tick(w);
     }
+    pgs_notify_stopping(w);
 
     pgs_info("worker", "stopping: draining %zu command(s) within %lld ms", w->works_live,
              (long long)pgs_config_int(w->cfg, "shutdown.drain_timeout_ms"));

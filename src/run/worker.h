@@ -13,7 +13,9 @@
 #include "common/config.h"
 #include "run/http.h"
 #include "run/metrics.h"
+#include "run/notify.h"
 #include "run/pool.h"
+#include "run/reach.h"
 #include "run/reload.h"
 #include "run/revoke.h"
 #include "run/work.h"
@@ -42,6 +44,7 @@ struct pgs_worker_s {
     pgs_reload_t *reloader;    /* SIGHUP's catalog load, on its helper thread */
     pgs_reload_db_t reload_db; /* its own copies of the conninfo and schema */
     int reload_again;          /* a SIGHUP came while a load was under way */
+    int catalog_loading;       /* a SIGHUP's catalog load is under way */
 
     size_t works_live;        /* consumed, not completed */
     pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
@@ -49,7 +52,9 @@ struct pgs_worker_s {
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
 
-    pgs_http_t *http; /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_http_t *http;    /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_reach_t reach;   /* whether Kafka answers (reach.c) */
+    pgs_notify_t notify; /* systemd notifications (notify.c) */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

@@ -293,6 +293,35 @@ char *PQerrorMessage(const PGconn *conn)
     return msg;
 }
 
+PQnoticeReceiver PQsetNoticeReceiver(PGconn *conn, PQnoticeReceiver proc, void *arg)
+{
+    (void)conn;
+    (void)proc;
+    (void)arg;
+    return NULL;
+}
+
+char *PQhost(const PGconn *conn)
+{
+    (void)conn;
+    static char host[] = "harness";
+    return host;
+}
+
+char *PQport(const PGconn *conn)
+{
+    (void)conn;
+    static char port[] = "5432";
+    return port;
+}
+
+char *PQdb(const PGconn *conn)
+{
+    (void)conn;
+    static char db[] = "harness";
+    return db;
+}
+
 void PQfinish(PGconn *conn)
 {
     if (!conn)

@@ -58,6 +58,7 @@ static const char *const all_keys[] = {
     "http.listen",
     "shutdown.drain_timeout_ms",
     "log.level",
+    "log.format",
     "log.slow_statement_ms",
     "produce.encoding",
 };

@@ -1,0 +1,145 @@
+/* Kafka reachability: librdkafka reports an unreachable cluster through its
+ * error callback, often many times a second across the consumer and the
+ * producer. pgscribe writes its own line per cause instead, naming the
+ * brokers, at a bounded rate, and says so again when contact is back; the
+ * kafka check of /readyz and systemd's READY follow the same state. */
+#include "run/reach.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "run/worker.h"
+
+#define REACH_LOG_INTERVAL_US   10000000LL
+#define REACH_PROBE_INTERVAL_US 1000000LL
+
+static const char *const cause_names[PGS_REACH__COUNT] = {"all_brokers_down", "transport",
+                                                          "resolve"};
+
+void pgs_reach_conf(pgs_worker_t *w, rd_kafka_conf_t *conf)
+{
+    size_t size = sizeof(w->reach.brokers);
+    if (!w->reach.brokers[0] &&
+        rd_kafka_conf_get(conf, "bootstrap.servers", w->reach.brokers, &size) != RD_KAFKA_CONF_OK)
+        snprintf(w->reach.brokers, sizeof(w->reach.brokers), "-");
+    rd_kafka_conf_set_error_cb(conf, pgs_reach_error_cb);
+}
+
+static int cause_of(int err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        return PGS_REACH_ALL_DOWN;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        return PGS_REACH_TRANSPORT;
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        return PGS_REACH_RESOLVE;
+    default:
+        return -1;
+    }
+}
+
+void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    pgs_worker_t *w = opaque;
+    pgs_reach_t *r = &w->reach;
+    int cause = cause_of(err);
+    const char *name = rd_kafka_name(rk);
+    if (cause < 0) {
+        int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+        const char *kv[] = {"code",   rd_kafka_err2name(err), "name", name,
+                            "reason", reason ? reason : "",   NULL};
+        pgs_log_kv(fatal ? PGS_LOG_ERROR : PGS_LOG_WARN, "kafka", kv, "kafka error");
+        return;
+    }
+    int64_t now = pgs_clock_now_us(), suppressed = 0;
+    if (cause == PGS_REACH_ALL_DOWN && !r->kafka_down) {
+        r->kafka_down = 1;
+        r->down_since_us = now;
+    }
+    if (!r->kafka_trouble) {
+        r->kafka_trouble = 1;
+        r->probe_next_us = now + REACH_PROBE_INTERVAL_US;
+    }
+    if (!pgs_lograte_allow(&r->rate[cause], now, REACH_LOG_INTERVAL_US, &suppressed))
+        return;
+    char sup[24];
+    snprintf(sup, sizeof(sup), "%lld", (long long)suppressed);
+    const char *kv[] = {"cause",  cause_names[cause],   "brokers",    r->brokers, "name", name,
+                        "reason", reason ? reason : "", "suppressed", sup,        NULL};
+    pgs_log_kv(PGS_LOG_WARN, "kafka", kv, "kafka unreachable");
+}
+
+static void contact_back(pgs_worker_t *w)
+{
+    pgs_reach_t *r = &w->reach;
+    char down[32] = "0";
+    if (r->kafka_down)
+        snprintf(down, sizeof(down), "%.1f", (double)(pgs_clock_now_us() - r->down_since_us) / 1e6);
+    const char *kv[] = {"brokers", r->brokers, "down_s", down, NULL};
+    pgs_log_kv(PGS_LOG_INFO, "kafka", kv, "kafka reachable again");
+    r->kafka_down = 0;
+    r->kafka_trouble = 0;
+    for (int i = 0; i < PGS_REACH__COUNT; i++)
+        pgs_lograte_reset(&r->rate[i]);
+}
+
+/* One answer of the probe: any answer from the coordinator is contact. */
+static void probe_answered(pgs_worker_t *w, rd_kafka_event_t *ev)
+{
+    pgs_reach_t *r = &w->reach;
+    r->probe_outstanding = 0;
+    int ok = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    const rd_kafka_DescribeConsumerGroups_result_t *res =
+        rd_kafka_event_DescribeConsumerGroups_result(ev);
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t **groups =
+        res ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = rd_kafka_ConsumerGroupDescription_error(groups[i]) == NULL;
+    if (ok && r->kafka_trouble)
+        contact_back(w);
+}
+
+void pgs_reach_tick(pgs_worker_t *w)
+{
+    pgs_reach_t *r = &w->reach;
+    if (!r->probe_queue) {
+        if (!w->consumer)
+            return;
+        r->probe_queue = rd_kafka_queue_new(w->consumer);
+    }
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(r->probe_queue, 0)) != NULL) {
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT)
+            probe_answered(w, ev);
+        rd_kafka_event_destroy(ev);
+    }
+    int64_t now = pgs_clock_now_us();
+    if (!r->kafka_trouble || r->probe_outstanding || now < r->probe_next_us)
+        return;
+    r->probe_next_us = now + REACH_PROBE_INTERVAL_US;
+    char errstr[256];
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(w->consumer, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, 3000, errstr, sizeof(errstr));
+    const char *group = pgs_config_str(w->cfg, "consumer.group");
+    rd_kafka_DescribeConsumerGroups(w->consumer, &group, 1, opts, r->probe_queue);
+    rd_kafka_AdminOptions_destroy(opts);
+    r->probe_outstanding = 1;
+}
+
+int pgs_reach_kafka_ok(const pgs_worker_t *w)
+{
+    return !w->reach.kafka_down;
+}
+
+void pgs_reach_free(pgs_worker_t *w)
+{
+    if (w->reach.probe_queue)
+        rd_kafka_queue_destroy(w->reach.probe_queue);
+    w->reach.probe_queue = NULL;
+}

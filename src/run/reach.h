@@ -1,0 +1,56 @@
+/* Whether Kafka answers: librdkafka's error callback turned into pgscribe's
+ * own bounded-rate lines, and the readiness check behind /readyz. */
+#ifndef PGSCRIBE_REACH_H
+#define PGSCRIBE_REACH_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "policy/lograte.h"
+
+typedef struct pgs_worker_s pgs_worker_t;
+
+/** The causes librdkafka reports for an unreachable cluster. */
+enum { PGS_REACH_ALL_DOWN = 0, PGS_REACH_TRANSPORT, PGS_REACH_RESOLVE, PGS_REACH__COUNT };
+
+typedef struct {
+    char brokers[512]; /* bootstrap.servers, named in the lines */
+    int kafka_down;    /* ALL_BROKERS_DOWN since the last successful contact */
+    int kafka_trouble; /* an unreachable line was written since then */
+    int64_t down_since_us;
+    pgs_lograte_t rate[PGS_REACH__COUNT];
+    rd_kafka_queue_t *probe_queue; /* answers of the contact probe */
+    int probe_outstanding;
+    int64_t probe_next_us;
+} pgs_reach_t;
+
+/**
+ * @brief Records the brokers a configuration names, before rd_kafka_new(),
+ *        and sets pgs_reach_error_cb() on it (opaque: the worker).
+ */
+void pgs_reach_conf(pgs_worker_t *w, rd_kafka_conf_t *conf);
+
+/**
+ * @brief librdkafka's error callback for the worker's handles: an
+ *        unreachable cluster (ALL_BROKERS_DOWN, _TRANSPORT, _RESOLVE) is a warn
+ *        line naming the brokers, at most one per cause every 10 s with
+ *        suppressed=N; any other error is a warn (error when fatal) line.
+ * @locality main thread (served by rd_kafka_poll / rd_kafka_consumer_poll)
+ */
+void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+
+/**
+ * @brief While an unreachable line stands, probes the group coordinator
+ *        (DescribeConsumerGroups, at most one a second, answered on its own
+ *        queue); its first answer is the successful contact: an info line, and
+ *        the kafka check of /readyz passes again.
+ * @locality main thread
+ */
+void pgs_reach_tick(pgs_worker_t *w);
+
+/** @returns 1 unless all brokers went down since the last successful contact. */
+int pgs_reach_kafka_ok(const pgs_worker_t *w);
+
+void pgs_reach_free(pgs_worker_t *w);
+
+#endif
