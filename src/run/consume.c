@@ -18,6 +18,7 @@
 #include "run/intake.h"
 #include "run/lag.h"
 #include "run/pool.h"
+#include "run/reach.h"
 #include "run/revoke.h"
 #include "run/worker.h"
 
@@ -140,6 +141,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_error_destroy(error);
         }
         route_partitions(w, rk, parts);
+        pgs_reach_contact(w);
         return;
     }
     /* a revocation, or a rebalance error (handled as a revocation of the
@@ -225,6 +227,8 @@ int pgs_consume_poll(pgs_worker_t *w, int max)
             rd_kafka_message_t *rkm = rd_kafka_consume_queue(st->queue, 0);
             if (!rkm)
                 break;
+            if (!rkm->err)
+                pgs_reach_contact(w); /* fetched: Kafka answers */
             pgs_intake_message(w, rkm);
             n++;
         }

@@ -12,6 +12,7 @@
 #include "policy/retryq.h"
 #include "run/complete.h"
 #include "run/dlq.h"
+#include "run/reach.h"
 #include "run/worker.h"
 
 /* a refused dead letter is produced again after 100 ms .. 10 s (full jitter) */
@@ -161,7 +162,9 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
     (void)rk;
     pgs_worker_t *w = opaque;
     pgs_work_t *work = rkm->_private;
-    if (!work) { /* a metrics record */
+    if (!rkm->err)
+        pgs_reach_contact(w); /* the broker acknowledged: Kafka answers */
+    if (!work) {              /* a metrics record */
         if (rkm->err)
             pgs_warn("metrics", "metrics record not delivered: %s", rd_kafka_err2str(rkm->err));
         return;

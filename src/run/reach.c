@@ -13,8 +13,7 @@
 #include "common/log.h"
 #include "run/worker.h"
 
-#define REACH_LOG_INTERVAL_US   10000000LL
-#define REACH_PROBE_INTERVAL_US 1000000LL
+#define REACH_LOG_INTERVAL_US 10000000LL
 
 static const char *const cause_names[PGS_REACH__COUNT] = {"all_brokers_down", "transport",
                                                           "resolve"};
@@ -60,10 +59,7 @@ void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaqu
         r->kafka_down = 1;
         r->down_since_us = now;
     }
-    if (!r->kafka_trouble) {
-        r->kafka_trouble = 1;
-        r->probe_next_us = now + REACH_PROBE_INTERVAL_US;
-    }
+    r->kafka_trouble = 1;
     if (!pgs_lograte_allow(&r->rate[cause], now, REACH_LOG_INTERVAL_US, &suppressed))
         return;
     char sup[24];
@@ -87,59 +83,13 @@ static void contact_back(pgs_worker_t *w)
         pgs_lograte_reset(&r->rate[i]);
 }
 
-/* One answer of the probe: any answer from the coordinator is contact. */
-static void probe_answered(pgs_worker_t *w, rd_kafka_event_t *ev)
+void pgs_reach_contact(pgs_worker_t *w)
 {
-    pgs_reach_t *r = &w->reach;
-    r->probe_outstanding = 0;
-    int ok = rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    const rd_kafka_DescribeConsumerGroups_result_t *res =
-        rd_kafka_event_DescribeConsumerGroups_result(ev);
-    size_t n = 0;
-    const rd_kafka_ConsumerGroupDescription_t **groups =
-        res ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = rd_kafka_ConsumerGroupDescription_error(groups[i]) == NULL;
-    if (ok && r->kafka_trouble)
+    if (w->reach.kafka_trouble)
         contact_back(w);
-}
-
-void pgs_reach_tick(pgs_worker_t *w)
-{
-    pgs_reach_t *r = &w->reach;
-    if (!r->probe_queue) {
-        if (!w->consumer)
-            return;
-        r->probe_queue = rd_kafka_queue_new(w->consumer);
-    }
-    rd_kafka_event_t *ev;
-    while ((ev = rd_kafka_queue_poll(r->probe_queue, 0)) != NULL) {
-        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT)
-            probe_answered(w, ev);
-        rd_kafka_event_destroy(ev);
-    }
-    int64_t now = pgs_clock_now_us();
-    if (!r->kafka_trouble || r->probe_outstanding || now < r->probe_next_us)
-        return;
-    r->probe_next_us = now + REACH_PROBE_INTERVAL_US;
-    char errstr[256];
-    rd_kafka_AdminOptions_t *opts =
-        rd_kafka_AdminOptions_new(w->consumer, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, 3000, errstr, sizeof(errstr));
-    const char *group = pgs_config_str(w->cfg, "consumer.group");
-    rd_kafka_DescribeConsumerGroups(w->consumer, &group, 1, opts, r->probe_queue);
-    rd_kafka_AdminOptions_destroy(opts);
-    r->probe_outstanding = 1;
 }
 
 int pgs_reach_kafka_ok(const pgs_worker_t *w)
 {
     return !w->reach.kafka_down;
-}
-
-void pgs_reach_free(pgs_worker_t *w)
-{
-    if (w->reach.probe_queue)
-        rd_kafka_queue_destroy(w->reach.probe_queue);
-    w->reach.probe_queue = NULL;
 }

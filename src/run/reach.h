@@ -19,9 +19,6 @@ typedef struct {
     int kafka_trouble; /* an unreachable line was written since then */
     int64_t down_since_us;
     pgs_lograte_t rate[PGS_REACH__COUNT];
-    rd_kafka_queue_t *probe_queue; /* answers of the contact probe */
-    int probe_outstanding;
-    int64_t probe_next_us;
 } pgs_reach_t;
 
 /**
@@ -40,17 +37,15 @@ void pgs_reach_conf(pgs_worker_t *w, rd_kafka_conf_t *conf);
 void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 
 /**
- * @brief While an unreachable line stands, probes the group coordinator
- *        (DescribeConsumerGroups, at most one a second, answered on its own
- *        queue); its first answer is the successful contact: an info line, and
- *        the kafka check of /readyz passes again.
+ * @brief A successful contact with the cluster (a message consumed, an
+ *        assignment, a delivery acknowledged): after an unreachable line, an
+ *        info line says Kafka is reachable again and the kafka check of
+ *        /readyz passes again. Cheap when nothing was wrong.
  * @locality main thread
  */
-void pgs_reach_tick(pgs_worker_t *w);
+void pgs_reach_contact(pgs_worker_t *w);
 
 /** @returns 1 unless all brokers went down since the last successful contact. */
 int pgs_reach_kafka_ok(const pgs_worker_t *w);
-
-void pgs_reach_free(pgs_worker_t *w);
 
 #endif

@@ -324,7 +324,6 @@ static int producer_start(pgs_worker_t *w, char *errstr, size_t errstr_size)
 
 static void worker_free(pgs_worker_t *w)
 {
-    pgs_reach_free(w);
     if (w->close_queue)
         rd_kafka_queue_destroy(w->close_queue);
     if (w->lag_queue)
@@ -483,7 +482,6 @@ int pgs_cmd_run(int argc, char **argv)
         pgs_worker_step(w, got > 0 ? 0 : 20);
         pgs_revoke_serve(w);
         pgs_metrics_maybe_report(w, 0);
-        pgs_reach_tick(w);
         pgs_notify_tick(w);
     }
     pgs_notify_stopping(w);
