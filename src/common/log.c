@@ -77,16 +77,16 @@ void pgs_log_set_worker(const char *worker_id)
     snprintf(log_worker, sizeof(log_worker), "%s", worker_id);
 }
 
-/* A logfmt value: bare when it is a plain token, else quoted with \" \\ \n
+/* A logfmt value: bare when it is a plain token (and @p quote is 0), else quoted with \" \\ \n
  * escapes. Control bytes become spaces: one event stays on one line. */
 static void putch(pgs_sbuf_t *sb, char ch)
 {
     pgs_sbuf_putn(sb, &ch, 1);
 }
 
-static void logfmt_value(pgs_sbuf_t *sb, const char *v)
+static void logfmt_value(pgs_sbuf_t *sb, const char *v, int quote)
 {
-    int bare = *v != '\0';
+    int bare = !quote && *v != '\0';
     for (const char *p = v; *p && bare; p++)
         bare = (unsigned char)*p > ' ' && *p != '"' && *p != '=' && *p != '\\' && *p != 0x7f;
     if (bare) {
@@ -156,7 +156,8 @@ static void field(pgs_sbuf_t *sb, pgs_log_format_t fmt, int first, const char *k
             putch(sb, ' ');
         pgs_sbuf_puts(sb, key);
         putch(sb, '=');
-        logfmt_value(sb, value);
+        /* msg is always quoted, as it always was: greps of msg="... hold */
+        logfmt_value(sb, value, strcmp(key, "msg") == 0);
     }
 }
 

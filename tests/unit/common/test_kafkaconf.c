@@ -148,10 +148,13 @@ static void test_log_cb_maps_syslog_levels(void **state)
 {
     (void)state;
     char *out = capture_stderr(levels);
-    assert_non_null(strstr(out, "level=error worker=- module=kafka msg=three fac=FAIL name=-\n"));
-    assert_non_null(strstr(out, "level=warn worker=- module=kafka msg=four fac=GETPID name=-\n"));
-    assert_non_null(strstr(out, "level=info worker=- module=kafka msg=six fac=INFO name=-\n"));
-    assert_non_null(strstr(out, "level=debug worker=- module=kafka msg=seven fac=BROKER name=-\n"));
+    assert_non_null(
+        strstr(out, "level=error worker=- module=kafka msg=\"three\" fac=FAIL name=-\n"));
+    assert_non_null(
+        strstr(out, "level=warn worker=- module=kafka msg=\"four\" fac=GETPID name=-\n"));
+    assert_non_null(strstr(out, "level=info worker=- module=kafka msg=\"six\" fac=INFO name=-\n"));
+    assert_non_null(
+        strstr(out, "level=debug worker=- module=kafka msg=\"seven\" fac=BROKER name=-\n"));
 }
 
 /* A real handle built from pgs_kafkaconf_new logs through the writer, never

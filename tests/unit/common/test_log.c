@@ -29,7 +29,7 @@ static void test_logfmt_quotes_and_escapes(void **state)
     free(s);
     const char *empty[] = {"k", "", "eq", "a=b", NULL};
     s = line(PGS_LOG_LOGFMT, "ok", empty);
-    assert_non_null(strstr(s, " msg=ok k=\"\" eq=\"a=b\"\n"));
+    assert_non_null(strstr(s, " msg=\"ok\" k=\"\" eq=\"a=b\"\n"));
     free(s);
 }
 
