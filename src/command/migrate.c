@@ -2,6 +2,7 @@
  * transaction with its bookkeeping row, refusing files changed after applying. */
 #include "command/migrate.h"
 #include "common/cli.h"
+#include "run/pgnotice.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -464,6 +465,7 @@ int pgs_cmd_migrate(int argc, char **argv)
 
     /* PQerrorMessage names host and port at most, never the password. */
     conn = PQconnectdb(conninfo);
+    pgs_pgnotice_attach(conn); /* warnings as log lines, without their text */
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "pgscribe migrate: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
         rc = PGS_EXIT_DATABASE;

@@ -13,6 +13,7 @@
 #include "common/cli.h"
 #include "common/duration.h"
 #include "common/clock.h"
+#include "run/pgnotice.h"
 
 /* Below this age prune refuses without --force. */
 #define PRUNE_MIN_AGE_S     (24 * 3600)
@@ -185,6 +186,7 @@ int pgs_cmd_prune(int argc, char **argv)
         return PGS_EXIT_USAGE;
     }
     PGconn *pg = PQconnectdb(pgs_cli_admin_conninfo(conninfo));
+    pgs_pgnotice_attach(pg); /* warnings as log lines, without their text */
     if (PQstatus(pg) != CONNECTION_OK) {
         /* libpq's message names host and user, never the password */
         fprintf(stderr, "pgscribe prune: cannot connect: %s", PQerrorMessage(pg));

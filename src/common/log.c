@@ -13,8 +13,9 @@
 
 #include "common/sbuf.h"
 
-static pgs_log_level_t log_level = PGS_LOG_INFO;
-static pgs_log_format_t log_format = PGS_LOG_LOGFMT;
+/* set on the main thread (start, SIGHUP), read on any */
+static _Atomic pgs_log_level_t log_level = PGS_LOG_INFO;
+static _Atomic pgs_log_format_t log_format = PGS_LOG_LOGFMT;
 static char log_worker[128] = "-";
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const format_names[] = {"logfmt", "json"};
