@@ -14,6 +14,7 @@
 #include "run/http.h"
 #include "run/metrics.h"
 #include "run/pool.h"
+#include "run/profile.h"
 #include "run/reload.h"
 #include "run/revoke.h"
 #include "run/work.h"
@@ -49,7 +50,8 @@ struct pgs_worker_s {
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
 
-    pgs_http_t *http; /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_http_t *http;       /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_profile_t *profile; /* statement profiles; /profile */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;
