@@ -59,6 +59,10 @@ static const char *const all_keys[] = {
     "shutdown.drain_timeout_ms",
     "log.level",
     "log.slow_statement_ms",
+    "profile.window_ms",
+    "profile.slow_p99_ms",
+    "profile.explain_interval_s",
+    "profile.explain_timeout_ms",
     "produce.encoding",
 };
 #define NKEYS (sizeof(all_keys) / sizeof(all_keys[0]))
