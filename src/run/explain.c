@@ -1,6 +1,7 @@
 /* EXPLAIN of a slow shape's sample (see explain.h). The statement is
  * PREPAREd on the side connection and run with EXPLAIN EXECUTE under
- * plan_cache_mode = force_generic_plan: its bind values go as parameters,
+ * plan_cache_mode = force_generic_plan: its values travel only as bind
+ * parameters (into transaction-local settings the EXECUTE arguments read),
  * and the generic plan names them $n, so no value reaches the plan text.
  * Errors keep only their SQLSTATE: PostgreSQL's message can quote a value. */
 #include "run/explain.h"
@@ -115,6 +116,71 @@ static int side_connect(pgs_explain_t *x)
     return -1;
 }
 
+/* A value as text for set_config: a binary one (bytea) as its hex input. */
+static char *value_text(const pgs_explain_t *x, int i)
+{
+    if (!x->formats[i])
+        return pgs_xalloc_strdup(x->values[i]);
+    static const char hex[] = "0123456789abcdef";
+    size_t n = (size_t)x->lengths[i];
+    char *t = pgs_xalloc_malloc(2 * n + 3);
+    t[0] = '\\';
+    t[1] = 'x';
+    for (size_t k = 0; k < n; k++) {
+        t[2 + 2 * k] = hex[(unsigned char)x->values[i][k] >> 4];
+        t[3 + 2 * k] = hex[(unsigned char)x->values[i][k] & 15];
+    }
+    t[2 * n + 2] = '\0';
+    return t;
+}
+
+/* EXPLAIN EXECUTE takes no bind parameters (its arguments are evaluated
+ * apart from the protocol's), and a value must never be SQL text: each
+ * value goes as a bind parameter into a transaction-local setting, and the
+ * EXECUTE arguments read them back, cast to the statement's own types. */
+static int stage_values(pgs_explain_t *x, PGresult *desc, pgs_sbuf_t *args)
+{
+    int np = PQnparams(desc);
+    pgs_sbuf_t oids = {0};
+    pgs_sbuf_puts(&oids, "{");
+    for (int i = 0; i < np; i++)
+        pgs_sbuf_printf(&oids, "%s%u", i ? "," : "", (unsigned)PQparamtype(desc, i));
+    pgs_sbuf_puts(&oids, "}");
+    const char *p1[1] = {oids.buf};
+    PGresult *types = PQexecParams(x->pg,
+                                   "SELECT format_type(t, NULL) FROM unnest($1::oid[])"
+                                   " WITH ORDINALITY AS u(t, i) ORDER BY i",
+                                   1, NULL, p1, NULL, NULL, 0);
+    free(oids.buf);
+    if (PQresultStatus(types) != PGRES_TUPLES_OK || PQntuples(types) != np)
+        return failed(x, "type names", types);
+    for (int i = 0; i < np; i++) {
+        const char *type = PQgetvalue(types, i, 0);
+        pgs_sbuf_puts(args, i ? ", " : "(");
+        if (!x->values[i]) {
+            pgs_sbuf_printf(args, "NULL::%s", type);
+            continue;
+        }
+        char name[48];
+        snprintf(name, sizeof(name), "pgscribe.explain_%d", i + 1);
+        char *text = value_text(x, i);
+        const char *p2[2] = {name, text};
+        PGresult *r =
+            PQexecParams(x->pg, "SELECT set_config($1, $2, true)", 2, NULL, p2, NULL, NULL, 0);
+        free(text);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            PQclear(types);
+            return failed(x, "staging a value", r);
+        }
+        PQclear(r);
+        pgs_sbuf_printf(args, "current_setting('%s')::%s", name, type);
+    }
+    if (np > 0)
+        pgs_sbuf_puts(args, ")");
+    PQclear(types);
+    return 0;
+}
+
 /* The plan of the prepared statement, run once with the sample's values. */
 static int explain_execute(pgs_explain_t *x)
 {
@@ -128,22 +194,16 @@ static int explain_execute(pgs_explain_t *x)
                  x->n);
         return -1;
     }
-    /* the outer $k take the prepared statement's own types, so a binary
-     * value arrives as what it is */
-    Oid *types = pgs_xalloc_calloc((size_t)np + 1, sizeof(Oid));
-    for (int i = 0; i < np; i++)
-        types[i] = PQparamtype(r, i);
-    PQclear(r);
     pgs_sbuf_t sb = {0};
     pgs_sbuf_puts(&sb, "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) EXECUTE " EXPLAIN_NAME);
-    for (int i = 0; i < np; i++)
-        pgs_sbuf_printf(&sb, "%s$%d", i ? ", " : "(", i + 1);
-    if (np > 0)
-        pgs_sbuf_puts(&sb, ")");
-    r = PQexecParams(x->pg, sb.buf, np, types, (const char *const *)x->values, x->lengths,
-                     x->formats, 0);
+    int staged = stage_values(x, r, &sb);
+    PQclear(r);
+    if (staged != 0) {
+        free(sb.buf);
+        return -1;
+    }
+    r = PQexec(x->pg, sb.buf);
     free(sb.buf);
-    free(types);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return failed(x, "EXPLAIN", r);
     pgs_sbuf_t plan = {0};
