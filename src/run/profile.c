@@ -31,7 +31,8 @@ typedef struct {
     int64_t last_explain_us; /* when its last EXPLAIN was asked for; 0 never */
     time_t last_explain_at;  /* wall time of its last logged EXPLAIN */
     uint64_t explains;
-    char *plan; /* the last one */
+    uint64_t slow_windows; /* windows whose p99 reached profile.slow_p99_ms */
+    char *plan;            /* the last one */
 } row_t;
 
 struct pgs_profile_s {
@@ -202,8 +203,10 @@ static void close_window(pgs_profile_t *p, int64_t now)
             continue;
         r->window_p99_us = (int64_t)pgs_hist_percentile(&r->window, 99);
         pgs_hist_reset(&r->window);
+        int slow = slow_us > 0 && r->window_p99_us >= slow_us;
+        r->slow_windows += slow;
         int recent = r->last_explain_us > 0 && now - r->last_explain_us < interval_us;
-        if (slow_us > 0 && r->window_p99_us >= slow_us && !recent && r->window_p99_us > worst) {
+        if (slow && !recent && r->window_p99_us > worst) {
             worst = r->window_p99_us;
             worst_row = i;
         }
@@ -263,6 +266,7 @@ void pgs_profile_json(const pgs_profile_t *p, const char *worker_id, pgs_sbuf_t 
         json_object_set_new(o, "window_p99_ms",
                             r->window_p99_us >= 0 ? json_real(ms((uint64_t)r->window_p99_us))
                                                   : json_null());
+        json_object_set_new(o, "slow_windows", json_integer((json_int_t)r->slow_windows));
         json_object_set_new(o, "explains", json_integer((json_int_t)r->explains));
         char at[32] = "";
         if (r->last_explain_at) {

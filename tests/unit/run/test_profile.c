@@ -134,6 +134,10 @@ static void test_slow_window_rate_limit(void **state)
     pgs_profile_tick(p, pgs_clock_now_us() + 500000);
     assert_false(pgs_profile_wants_sample(p, slow)); /* within the interval */
     assert_true(pgs_profile_wants_sample(p, fast) == 0);
+    pgs_sbuf_t sb = {0};
+    pgs_profile_json(p, "w-1", &sb);
+    assert_non_null(strstr(sb.buf, "\"slow_windows\": 2"));
+    free(sb.buf);
     pgs_profile_free(p);
     pgs_config_free(cfg);
 }
