@@ -131,6 +131,14 @@ int pgs_cmd_profile(int argc, char **argv)
             fprintf(stderr, "pgscribe profile: http.listen is empty: give --url\n");
             return PGS_EXIT_CONFIG;
         }
+        size_t n = strlen(listen);
+        if (n >= 2 && strcmp(listen + n - 2, ":0") == 0) {
+            fprintf(stderr,
+                    "pgscribe profile: http.listen %s has port 0, picked at start: give "
+                    "--url with the port the worker's start line names\n",
+                    listen);
+            return PGS_EXIT_CONFIG;
+        }
         url = listen;
     }
     char host[256], upath[512];
