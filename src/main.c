@@ -24,6 +24,8 @@ static const struct {
     {"migrate", pgs_cmd_migrate, "apply the versioned SQL migrations"},
     {"produce", pgs_cmd_produce, "produce commands from JSON lines or a generated load"},
     {"metrics", pgs_cmd_metrics, "read WorkerMetrics records from the metrics topic"},
+    {"top", pgs_cmd_top, "live view of the workers and the busiest clinics, like top"},
+    {"profile", pgs_cmd_profile, "print a running worker's statement profiles"},
     {"replay", pgs_cmd_replay, "list dead letters, or re-produce them to their source topic"},
     {"prune", pgs_cmd_prune, "delete idempotency records older than a given age"},
     {"topics", pgs_cmd_topics, "create the configured topics if they are missing"},

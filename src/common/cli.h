@@ -17,6 +17,8 @@ int pgs_cmd_produce(int argc, char **argv);
 int pgs_cmd_broker(int argc, char **argv);
 int pgs_cmd_check_config(int argc, char **argv);
 int pgs_cmd_metrics(int argc, char **argv);
+int pgs_cmd_top(int argc, char **argv);
+int pgs_cmd_profile(int argc, char **argv);
 int pgs_cmd_topics(int argc, char **argv);
 int pgs_cmd_replay(int argc, char **argv);
 int pgs_cmd_prune(int argc, char **argv);

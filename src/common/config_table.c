@@ -104,7 +104,8 @@ const cfg_def_t pgs_config_table[] = {
            "Clinics with series of their own on the HTTP /metrics endpoint, first seen first; "
            "the others are summed under clinic=\"other\" (a cap on label cardinality)."),
     CF_STR("http.listen", "", 0,
-           "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status) as host:port, "
+           "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status, /profile) as "
+           "host:port, "
            "e.g. 127.0.0.1:9464 or [::1]:9464; empty turns it off. Bind to loopback unless a "
            "scraper elsewhere needs it: the endpoint has no authentication."),
     CF_INT("shutdown.drain_timeout_ms", "30000", 100, 600000, CF_RELOAD,
@@ -118,6 +119,17 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("log.slow_statement_ms", "1000", 0, 3600000, CF_RELOAD,
            "Transactions slower than this many milliseconds are logged with their entities and "
            "timing (0 disables it)."),
+    CF_INT("profile.window_ms", "10000", 100, 3600000, CF_RELOAD,
+           "Window over which each statement shape's p99 latency is judged against "
+           "profile.slow_p99_ms."),
+    CF_INT("profile.slow_p99_ms", "1000", 0, 3600000, CF_RELOAD,
+           "A statement shape whose p99 over a window reaches this many milliseconds gets one "
+           "EXPLAIN (ANALYZE, BUFFERS) of a sample execution, logged at warn with a generic plan "
+           "(0 disables it)."),
+    CF_INT("profile.explain_interval_s", "300", 1, 86400, CF_RELOAD,
+           "Least time between two EXPLAINs of one statement shape; one EXPLAIN runs at a time."),
+    CF_INT("profile.explain_timeout_ms", "5000", 100, 600000, CF_RELOAD,
+           "statement_timeout and lock_timeout of an EXPLAIN on its side connection."),
     CF_ENUM("produce.encoding", "avro", "avro|json", 0,
             "Encoding of the messages written by pgscribe produce."),
 };

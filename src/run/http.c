@@ -1,6 +1,7 @@
 /* HTTP endpoint (libmicrohttpd): /metrics in Prometheus' text format,
  * /livez and /readyz with the HTTP status as the answer (?verbose for
- * humans, as Kubernetes' own endpoints do), /status as JSON. The server runs
+ * humans, as Kubernetes' own endpoints do), /status and /profile (the
+ * statement profiles, profile.c) as JSON. The server runs
  * in the worker's one epoll loop (MHD_USE_EPOLL, no thread of its own), so a
  * handler sees the worker as it is between two loop turns, and /livez is
  * answered only while the loop turns. */
@@ -224,7 +225,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = strlen(text);
         return answer(conn, MHD_HTTP_OK, "application/json", text, n);
     }
-    const char *nf = "not found: /metrics, /livez, /readyz, /status\n";
+    if (strcmp(url, "/profile") == 0 && w->profile) {
+        pgs_sbuf_t sb = {0};
+        pgs_profile_json(w->profile, w->worker_id, &sb);
+        return answer(conn, MHD_HTTP_OK, "application/json", sb.buf, sb.len);
+    }
+    const char *nf = "not found: /metrics, /livez, /readyz, /status, /profile\n";
     return answer(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup(nf), strlen(nf));
 }
 

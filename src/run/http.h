@@ -1,4 +1,4 @@
-/* HTTP endpoint: /metrics, /livez, /readyz and /status on the worker's loop. */
+/* HTTP endpoint: /metrics, /livez, /readyz, /status and /profile on the worker's loop. */
 #ifndef PGSCRIBE_HTTP_H
 #define PGSCRIBE_HTTP_H
 

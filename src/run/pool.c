@@ -65,6 +65,7 @@ pgs_pool_t *pgs_pool_new(const pgs_pool_settings_t *set, const pgs_pool_ops_t *o
     pool->max_batch = set->max_batch < APPLY_MAX_BATCH ? set->max_batch : APPLY_MAX_BATCH;
     pool->lanes = set->lanes;
     pool->cfg = set->cfg;
+    pool->profile = set->profile;
     pgs_latency_init(&pool->audit_latency);
     int size = set->size;
     pool->nconns = size;

@@ -60,6 +60,8 @@ typedef struct {
     /* apply.*, retry.*, breaker.* and log.slow_statement_ms; read while
      * running, so reloaded values apply (the breaker's on reconfigure) */
     const pgs_config_t *cfg;
+    /* statement profile the pool counts its statements in (may be NULL) */
+    struct pgs_profile_s *profile;
 } pgs_pool_settings_t;
 
 /** @brief Opens the pool's first connections. @returns the pool, or NULL

@@ -11,6 +11,7 @@
 #include "policy/lograte.h"
 #include "policy/resilience.h"
 #include "run/pool.h"
+#include "run/profile.h"
 #include "run/work.h" /* pgs_work_t's fields; the pool uses no worker state */
 #include "sql/statements.h"
 
@@ -32,6 +33,8 @@ typedef struct {
     int idx;   /* batch index (R_CMD) or group (R_MULTI); for R_PREPARE, of what follows */
     int multi; /* R_PREPARE: it precedes an R_MULTI */
     int stmt;  /* R_PREPARE: statement handle */
+    int prof;  /* R_CMD, R_MULTI: the shape's profile slot, or -1 */
+    int64_t sent_us;
 } rexp_t;
 
 /* C_SPARE: never opened, because the adaptive in-flight limit has not
@@ -118,6 +121,8 @@ struct pgs_pool_s {
     pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
     size_t nwaiting, waiting_cap;
     pgs_conn_params_t params;
+    pgs_profile_t *profile; /* NULL: no statement profile */
+    int audit_slot[2];      /* the audit statement's profile slots (single, multi), plus 1 */
 };
 
 /* connect.c */

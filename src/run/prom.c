@@ -200,4 +200,6 @@ void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
     commit_histogram(sb, &c->total_commit_latency);
     streams(w, sb);
     clinics(w, sb);
+    if (w->profile)
+        pgs_profile_prom(w->profile, sb);
 }

@@ -307,6 +307,22 @@ static void on_sync(pgs_conn_t *c)
     pgs_pool_conn_flush(c);
 }
 
+/* A statement's first result ends its time in the pipeline; one the
+ * pipeline skipped (aborted) never ran and is not counted. */
+static void profile_result(pgs_conn_t *c, rexp_t *e, PGresult *res, ExecStatusType st)
+{
+    if (e->prof < 0 || !c->pool->profile || st == PGRES_PIPELINE_ABORTED)
+        return;
+    uint64_t rows = 0;
+    if (st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *v = PQgetvalue(res, 0, 0);
+        rows = e->kind == R_MULTI ? strtoull(v, NULL, 10) : v[0] == '1';
+    }
+    pgs_profile_record(c->pool->profile, e->prof, pgs_clock_now_us() - e->sent_us, rows,
+                       st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK);
+    e->prof = -1;
+}
+
 void pgs_settle_read(pgs_conn_t *c)
 {
     if (!PQconsumeInput(c->pg)) {
@@ -336,6 +352,7 @@ void pgs_settle_read(pgs_conn_t *c)
             continue;
         }
         ExecStatusType st = PQresultStatus(res);
+        profile_result(c, e, res, st);
         switch (st) {
         case PGRES_TUPLES_OK:
             if (e->kind == R_CMD && PQntuples(res) == 1)

@@ -166,6 +166,35 @@ void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx)
     e->idx = idx;
     e->multi = 0;
     e->stmt = -1;
+    e->prof = -1;
+    e->sent_us = 0;
+}
+
+/* The profile slot of statement @p st, kept in the statement; NULL is the
+ * audit statement, multi-row or (an isolated event) single. */
+static int profile_slot(pgs_pool_t *pool, pgs_stmt_t *st, int multi)
+{
+    if (!pool->profile)
+        return -1;
+    if (!st) {
+        if (!pool->audit_slot[multi])
+            pool->audit_slot[multi] =
+                pgs_profile_slot(pool->profile, pool->name, "audit_events", "INSERT", multi) + 1;
+        return pool->audit_slot[multi] - 1;
+    }
+    if (!st->stats_slot)
+        st->stats_slot = pgs_profile_slot(pool->profile, pool->name, st->bs.shape.ent->name,
+                                          pgs_command_op_name(st->bs.shape.op), st->batch) +
+                         1;
+    return st->stats_slot - 1;
+}
+
+/* A statement's result is expected: its profile slot and send time go with it. */
+static void expect_statement(pgs_conn_t *c, rkind_t kind, int idx, int slot)
+{
+    pgs_txn_expect(c, kind, idx);
+    c->exp[c->nexp - 1].prof = slot;
+    c->exp[c->nexp - 1].sent_us = pgs_clock_now_us();
 }
 
 /* Sends PREPARE for statement @p sid unless this connection has it. */
@@ -294,12 +323,17 @@ static int send_groups(pgs_conn_t *c)
             return -1;
         pgs_batch_params_t bp;
         pgs_sqlbatch_params(&st->bs, cmds, parts, offs, n, pool->topic, &bp);
+        int slot = profile_slot(pool, st, 1);
+        if (pgs_profile_wants_sample(pool->profile, slot))
+            pgs_profile_offer_sample(pool->profile, slot, st->sql,
+                                     pgs_pool_work_clinic(c->batch[0]), bp.n,
+                                     (const char *const *)bp.values, NULL, NULL);
         int ok = PQsendQueryPrepared(c->pg, st->name, bp.n, (const char *const *)bp.values, NULL,
                                      NULL, 0);
         pgs_sqlbatch_params_free(&bp);
         if (!ok)
             return -1;
-        pgs_txn_expect(c, R_MULTI, g);
+        expect_statement(c, R_MULTI, g, slot);
     }
     return 0;
 }
@@ -317,10 +351,14 @@ static int send_singles(pgs_conn_t *c)
                           &params);
         if (ensure_prepared(c, wk->stmt, i, 0) != 0)
             return -1;
+        int slot = profile_slot(pool, st, 0);
+        if (pgs_profile_wants_sample(pool->profile, slot))
+            pgs_profile_offer_sample(pool->profile, slot, st->sql, pgs_pool_work_clinic(wk),
+                                     params.n, params.values, params.lengths, params.formats);
         if (!PQsendQueryPrepared(c->pg, st->name, params.n, params.values, params.lengths,
                                  params.formats, 0))
             return -1;
-        pgs_txn_expect(c, R_CMD, i);
+        expect_statement(c, R_CMD, i, slot);
     }
     return 0;
 }
@@ -358,7 +396,7 @@ static int send_audit(pgs_conn_t *c)
         pgs_sqlbatch_params_free(&bp);
         if (!ok)
             return -1;
-        pgs_txn_expect(c, R_MULTI, 0);
+        expect_statement(c, R_MULTI, 0, profile_slot(pool, NULL, 1));
     }
     for (int i = 0; i < c->nbatch; i++) {
         if (c->group_of[i] >= 0)
@@ -371,7 +409,7 @@ static int send_audit(pgs_conn_t *c)
         pgs_sqlbatch_params_free(&bp);
         if (!ok)
             return -1;
-        pgs_txn_expect(c, R_CMD, i);
+        expect_statement(c, R_CMD, i, profile_slot(pool, NULL, 0));
     }
     return 0;
 }

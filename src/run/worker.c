@@ -73,6 +73,8 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
         pgs_pool_tick(w->streams[s].pool);
     if (w->retired_cnt > 0)
         reap_catalogs(w);
+    if (w->profile)
+        pgs_profile_tick(w->profile, pgs_clock_now_us());
     pgs_http_serve(w->http); /* its timeouts; requests come through epoll */
 }
 
@@ -350,6 +352,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_pool_free(st->pool);
         pgs_lanes_free(st->lanes);
     }
+    pgs_profile_free(w->profile); /* waits for an EXPLAIN under way */
     pgs_reload_free(w->reloader); /* waits for a load under way */
     free((char *)w->reload_db.conninfo);
     free((char *)w->reload_db.schema);
@@ -414,6 +417,7 @@ int pgs_cmd_run(int argc, char **argv)
     if (rc == 0) {
         /* one pool per stream: the bulkheads */
         const char *sizes[PGS_STREAM__COUNT] = {"apply.max_in_flight", "audit.max_in_flight"};
+        w->profile = pgs_profile_new(w->cfg, conninfo);
         for (int s = 0; s < PGS_STREAM__COUNT && rc == 0; s++) {
             pgs_stream_t *st = &w->streams[s];
             st->lanes = pgs_lanes_new();
@@ -430,6 +434,7 @@ int pgs_cmd_run(int argc, char **argv)
                 .max_batch = st->max_batch,
                 .lanes = st->lanes,
                 .cfg = w->cfg,
+                .profile = w->profile,
             };
             st->pool = pgs_pool_new(&set, &pgs_outcome_ops, w, errstr, sizeof(errstr));
             if (!st->pool)
@@ -445,8 +450,8 @@ int pgs_cmd_run(int argc, char **argv)
         if (!w->http)
             rc = PGS_EXIT_CONFIG;
         else
-            pgs_info("http", "listening on %s (port %d): /metrics /livez /readyz /status", listen,
-                     pgs_http_port(w->http));
+            pgs_info("http", "listening on %s (port %d): /metrics /livez /readyz /status /profile",
+                     listen, pgs_http_port(w->http));
     }
     if (rc != 0) {
         pgs_error("worker", "cannot start: %s", errstr);

@@ -15,6 +15,7 @@
 #include "run/metrics.h"
 #include "run/notify.h"
 #include "run/pool.h"
+#include "run/profile.h"
 #include "run/reach.h"
 #include "run/reload.h"
 #include "run/revoke.h"
@@ -52,9 +53,10 @@ struct pgs_worker_s {
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
 
-    pgs_http_t *http;    /* /metrics, /livez, /readyz, /status; NULL when off */
-    pgs_reach_t reach;   /* whether Kafka answers (reach.c) */
-    pgs_notify_t notify; /* systemd notifications (notify.c) */
+    pgs_http_t *http;       /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_profile_t *profile; /* statement profiles; /profile */
+    pgs_reach_t reach;      /* whether Kafka answers (reach.c) */
+    pgs_notify_t notify;    /* systemd notifications (notify.c) */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

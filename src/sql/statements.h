@@ -24,6 +24,7 @@ typedef struct {
     uint64_t serial;
     char name[32];
     pgs_latency_t latency; /* of the transactions that carried it */
+    int stats_slot;        /* the owner's statistics row of the shape, plus 1; 0 not yet */
 } pgs_stmt_t;
 
 typedef struct pgs_stmts_s pgs_stmts_t;

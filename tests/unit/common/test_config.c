@@ -60,6 +60,10 @@ static const char *const all_keys[] = {
     "log.level",
     "log.format",
     "log.slow_statement_ms",
+    "profile.window_ms",
+    "profile.slow_p99_ms",
+    "profile.explain_interval_s",
+    "profile.explain_timeout_ms",
     "produce.encoding",
 };
 #define NKEYS (sizeof(all_keys) / sizeof(all_keys[0]))
