@@ -44,6 +44,13 @@ typedef struct {
      *         is a SQLSTATE (or NULL for pgs_error_code(err)); @p msg is PHI-free. */
     void (*dead_letter)(void *opaque, pgs_work_t *work, pgs_err_t err, const char *code,
                         const char *msg);
+    /** @brief @p work waits for a catalog that knows what it names (its
+     *         catalog_wait_until_us is set): the callee validates it again
+     *         against the newest catalog.
+     *  @returns 0: valid now, send it; 1: still waiting (the pool holds it,
+     *           its lane blocked, and asks again later); -1: given up, the
+     *           callee has dead-lettered it. May be NULL (nothing waits). */
+    int (*revalidate)(void *opaque, pgs_work_t *work);
 } pgs_pool_ops_t;
 
 /** What a pool serves and how. Strings are copied. */
