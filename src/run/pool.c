@@ -163,6 +163,37 @@ size_t pgs_pool_waiting(const pgs_pool_t *pool)
     return pool->nwaiting;
 }
 
+size_t pgs_pool_held(const pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk), int catalog_only)
+{
+    size_t n = 0;
+    for (size_t i = 0; pool && i < pool->nwaiting; i++) {
+        const pgs_work_t *wk = pool->waiting[i];
+        if (!pred(wk) || (catalog_only && !wk->catalog_wait_until_us))
+            continue;
+        /* it, and its lane's works queued behind it, which wait with it */
+        for (const pgs_lane_item_t *it = &wk->lane; it; it = it->lane_next)
+            n++;
+    }
+    return n;
+}
+
+size_t pgs_pool_unhold(pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk))
+{
+    size_t keep = 0, n = 0;
+    for (size_t i = 0; pool && i < pool->nwaiting; i++) {
+        pgs_work_t *wk = pool->waiting[i];
+        if (pred(wk)) {
+            pgs_lanes_retry(pool->lanes, &wk->lane);
+            n++;
+        } else {
+            pool->waiting[keep++] = wk;
+        }
+    }
+    if (pool)
+        pool->nwaiting = keep;
+    return n;
+}
+
 void pgs_pool_conn_flush(pgs_conn_t *c)
 {
     int r = PQflush(c->pg);

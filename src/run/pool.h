@@ -99,5 +99,13 @@ int pgs_pool_size(const pgs_pool_t *pool);
 int pgs_pool_connected(const pgs_pool_t *pool);
 /** @returns how many works wait out a retry backoff. */
 size_t pgs_pool_waiting(const pgs_pool_t *pool);
+/** @returns how many works the pool holds back (a retry backoff, or with
+ *           @p catalog_only only a wait for the catalog) for which @p pred is
+ *           1, with the works queued behind them in their lanes. */
+size_t pgs_pool_held(const pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk), int catalog_only);
+/** @brief The works held back for which @p pred is 1 go back to their lanes,
+ *         queued and not in flight, so a lane purge can drop them (a revoked
+ *         partition's next owner consumes them again). @returns how many. */
+size_t pgs_pool_unhold(pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk));
 
 #endif
