@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -21,7 +22,8 @@ struct pgs_catalog_s {
     pgs_entity_t **ents; /* sorted by name; pointers stay valid as the array grows */
     size_t n;
     size_t cap;
-    atomic_size_t refs; /* works pointing into it (pgs_catalog_ref) */
+    atomic_size_t refs;   /* works pointing into it (pgs_catalog_ref) */
+    uint64_t fingerprint; /* of the introspection's answer (pgs_catalog_fingerprint) */
 };
 
 pgs_catalog_t *pgs_catalog_new(const char *schema)
@@ -354,11 +356,40 @@ static int exec_ok(PGconn *conn, const char *sql, char *errstr, size_t errstr_si
  * pinned to pg_catalog, so format_type() schema-qualifies every user type
  * (enums, domains) and the casts in generated SQL do not depend on the
  * worker connections' search_path. */
+/* FNV-1a over every value of the introspection's answer, each with its
+ * length, so that any change in a column, type, key, policy or PHI mark of
+ * the schema changes it. */
+static uint64_t answer_fingerprint(const PGresult *res, int has_policy)
+{
+    uint64_t h = pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, &has_policy, sizeof(has_policy));
+    int rows = PQntuples(res), cols = PQnfields(res);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            uint32_t len = (uint32_t)PQgetlength(res, r, c);
+            h = pgs_hash_fnv1a64(h, &len, sizeof(len));
+            h = pgs_hash_fnv1a64(h, PQgetvalue(res, r, c), len);
+        }
+    return h ? h : 1; /* 0 means "none known" to pgs_catalog_load_changed */
+}
+
+uint64_t pgs_catalog_fingerprint(const pgs_catalog_t *cat)
+{
+    return cat ? cat->fingerprint : 0;
+}
+
 pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size)
+{
+    int unchanged;
+    return pgs_catalog_load_changed(conn, schema, 0, &unchanged, errstr, errstr_size);
+}
+
+pgs_catalog_t *pgs_catalog_load_changed(PGconn *conn, const char *schema, uint64_t known,
+                                        int *unchanged, char *errstr, size_t errstr_size)
 {
     pgs_catalog_t *cat = NULL;
     PGresult *res = NULL;
     int in_tx = 0;
+    *unchanged = 0;
     const char *params[1] = {schema};
 
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -385,10 +416,21 @@ pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, 
         set_pq_error(conn, "introspecting the schema", errstr, errstr_size);
         goto fail;
     }
+    uint64_t fingerprint = answer_fingerprint(res, has_policy);
+    if (known != 0 && fingerprint == known) {
+        *unchanged = 1; /* nothing to build, nothing to warn about again */
+        PQclear(res);
+        res = NULL;
+        in_tx = 0;
+        if (!exec_ok(conn, "COMMIT", errstr, errstr_size))
+            goto fail;
+        return NULL;
+    }
     if (!has_policy)
         pgs_debug("catalog", "pgscribe.column_policy missing: no column is marked PHI");
 
     cat = pgs_catalog_new(schema);
+    cat->fingerprint = fingerprint;
     int nrows = PQntuples(res);
     for (int first = 0; first < nrows;) {
         int end = first + 1;

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codec/command.h"
 #include "policy/error.h"
@@ -88,6 +89,19 @@ int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent);
  * @returns a catalog, or NULL with the reason in @p errstr.
  */
 pgs_catalog_t *pgs_catalog_load(PGconn *conn, const char *schema, char *errstr, size_t errstr_size);
+/**
+ * @brief pgs_catalog_load, unless the schema's introspection gives the same
+ *        answer as the catalog whose fingerprint is @p known (0: none known):
+ *        then nothing is built or warned about again, and NULL is returned
+ *        with *unchanged set to 1 and @p errstr untouched.
+ * @returns a new catalog (*unchanged 0), or NULL: unchanged, or an error
+ *          with the reason in @p errstr (*unchanged 0).
+ */
+pgs_catalog_t *pgs_catalog_load_changed(PGconn *conn, const char *schema, uint64_t known,
+                                        int *unchanged, char *errstr, size_t errstr_size);
+/** @returns the fingerprint of the schema answer @p cat was built from
+ *           (0 for a catalog not loaded from a database). */
+uint64_t pgs_catalog_fingerprint(const pgs_catalog_t *cat);
 
 /**
  * @brief Refuses a role that row-level security would not bind: a superuser,

@@ -278,14 +278,16 @@ static const applied_t *find_applied(const applied_t *applied, int n, int versio
 }
 
 /* The file and its bookkeeping row commit together or not at all. */
+/* Runs one migration and records it, in a transaction of its own; with
+ * @p dry, inside the caller's transaction, which the caller rolls back. */
 static int apply_one(PGconn *conn, const pgs_migrate_file_t *file, const char *sql,
-                     const char *checksum)
+                     const char *checksum, int dry)
 {
     char version[16];
     const char *params[3] = {version, file->name, checksum};
     PGresult *res;
 
-    if (exec_ok(conn, "BEGIN", "BEGIN") != 0)
+    if (!dry && exec_ok(conn, "BEGIN", "BEGIN") != 0)
         return -1;
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
@@ -314,10 +316,10 @@ static int apply_one(PGconn *conn, const pgs_migrate_file_t *file, const char *s
         goto rollback;
     }
     PQclear(res);
-    return exec_ok(conn, "COMMIT", file->name);
+    return dry ? 0 : exec_ok(conn, "COMMIT", file->name);
 
 rollback:
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+    if (!dry && PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
     return -1;
 }
@@ -325,7 +327,8 @@ rollback:
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status] [--help]\n"
+            "usage: pgscribe migrate [--dir DIR] [--conninfo CONNINFO] [--status | --dry-run]\n"
+            "                        [--help]\n"
             "Applies the versioned SQL migrations, each once.\n"
             "\n"
             "Applies DIR/NNNN_name.sql (default " DEFAULT_DIR ") in version order, each once,\n"
@@ -340,6 +343,9 @@ static void usage(FILE *out)
             "                       then $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
             "  --status             list each version as applied, pending or changed;\n"
             "                       exits 1 if one is changed\n"
+            "  --dry-run            run every pending migration in one transaction, then\n"
+            "                       roll it back: shows what would be applied and that it\n"
+            "                       runs on this database (its locks are taken meanwhile)\n"
             "  -h, --help           show this help\n"
             "\n"
             "exit codes:\n"
@@ -403,15 +409,13 @@ static int print_status(const pgs_migrate_file_t *files, size_t n, const loaded_
 int pgs_cmd_migrate(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"conninfo", required_argument, NULL, 'c'},
-        {"status", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'}, {"conninfo", required_argument, NULL, 'c'},
+        {"status", no_argument, NULL, 's'},    {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     const char *dir = DEFAULT_DIR;
     const char *conninfo = NULL;
-    int status_only = 0;
+    int status_only = 0, dry = 0;
     int rc = PGS_EXIT_FAILURE;
     int opt;
     char errstr[512];
@@ -435,6 +439,9 @@ int pgs_cmd_migrate(int argc, char **argv)
         case 's':
             status_only = 1;
             break;
+        case 'n':
+            dry = 1;
+            break;
         case 'h':
             usage(stdout);
             return PGS_EXIT_OK;
@@ -442,6 +449,11 @@ int pgs_cmd_migrate(int argc, char **argv)
             usage(stderr);
             return PGS_EXIT_USAGE;
         }
+    }
+    if (status_only && dry) {
+        fprintf(stderr, "pgscribe migrate: --status and --dry-run exclude each other\n");
+        usage(stderr);
+        return PGS_EXIT_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "pgscribe migrate: unexpected argument %s\n", argv[optind]);
@@ -513,21 +525,30 @@ int pgs_cmd_migrate(int argc, char **argv)
             goto out;
         }
     }
+    if (dry && exec_ok(conn, "BEGIN", "BEGIN") != 0)
+        goto out;
     for (size_t i = 0; i < nfiles; i++) {
         if (find_applied(applied, napplied, files[i].version)) {
             nold++;
             continue;
         }
-        if (apply_one(conn, &files[i], loaded[i].sql, loaded[i].checksum) != 0) {
-            printf("migrations: %d applied, %d already applied, stopped at %s\n", nnew, nold,
-                   files[i].name);
+        if (apply_one(conn, &files[i], loaded[i].sql, loaded[i].checksum, dry) != 0) {
+            printf("migrations: %d %s, %d already applied, stopped at %s\n", nnew,
+                   dry ? "would apply" : "applied", nold, files[i].name);
             goto out;
         }
-        printf("applied %s\n", files[i].name);
+        printf("%s %s\n", dry ? "would apply" : "applied", files[i].name);
         fflush(stdout);
         nnew++;
     }
-    printf("migrations: %d applied, %d already applied\n", nnew, nold);
+    if (dry) {
+        if (exec_ok(conn, "ROLLBACK", "ROLLBACK") != 0)
+            goto out;
+        printf("migrations (dry run, rolled back): %d would apply, %d already applied\n", nnew,
+               nold);
+    } else {
+        printf("migrations: %d applied, %d already applied\n", nnew, nold);
+    }
     rc = PGS_EXIT_OK;
 
 out:

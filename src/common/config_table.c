@@ -96,6 +96,15 @@ const cfg_def_t pgs_config_table[] = {
            "Connections and concurrent transactions reserved for audit events, apart from the "
            "command pool, so a flood of one cannot starve the other."),
     CF_INT("audit.max_batch", "500", 1, 5000, 0, "Maximum audit events stored in one transaction."),
+    CF_INT("catalog.refresh_ms", "2000", 0, 3600000, CF_RELOAD,
+           "Interval between checks of the target schema in milliseconds: a change (a column "
+           "or table added, a type or policy changed) is picked up without SIGHUP; 0 turns "
+           "the periodic check off (SIGHUP and unknown columns still reload)."),
+    CF_INT("catalog.unknown_column_grace_ms", "30000", 0, 3600000, CF_RELOAD,
+           "Time a command naming a data column the catalog does not know waits, in its "
+           "lane, for a refreshed catalog that knows it before it is dead-lettered "
+           "(an expand migration and its producers need not be ordered); 0 dead-letters at "
+           "once."),
     CF_INT("metrics.interval_ms", "10000", 100, 3600000, CF_RELOAD,
            "Interval between WorkerMetrics records in milliseconds."),
     CF_BOOL("metrics.per_clinic", "true", CF_RELOAD,

@@ -8,6 +8,8 @@
 #include "catalog/catalog.h"
 #include "codec/codec.h"
 #include "sql/sqlgen.h"
+#include "common/clock.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/sbuf.h"
 #include "run/consume.h"
@@ -68,6 +70,22 @@ static int key_crosses_wall(pgs_worker_t *w, pgs_work_t *work, const char *clini
 /* The lane key of the message being taken in: one buffer, reused (intake
  * runs on the main thread only). */
 static pgs_sbuf_t lane_key;
+
+/* The entity of a command that names a data column its catalog does not
+ * know, when the command can wait for a refreshed catalog: the entity and
+ * every key column are known (its lane is the one it will have), only a
+ * data column is new — what an expand migration adds. NULL otherwise. */
+static const pgs_entity_t *entity_to_wait_for(const pgs_catalog_t *cat, const pgs_command_t *cmd)
+{
+    const pgs_entity_t *ent = pgs_catalog_find(cat, cmd->entity ? cmd->entity : "");
+    if (!ent)
+        return NULL;
+    for (size_t i = 0; i < cmd->key_cnt; i++)
+        if (strcmp(cmd->key[i].name, "clinic_id") != 0 &&
+            pgs_catalog_entity_column(ent, cmd->key[i].name) < 0)
+            return NULL;
+    return ent;
+}
 
 /* An audit event: decoded, then queued for its clinic's next batch. */
 static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
@@ -151,7 +169,18 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;
         snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);
     }
-    if (err != PGS_OK) {
+    int64_t grace_us = pgs_config_int(w->cfg, "catalog.unknown_column_grace_ms") * 1000;
+    if (err == PGS_E_VALIDATE_UNKNOWN_COLUMN && grace_us > 0 &&
+        (work->ent = entity_to_wait_for(work->cat, work->cmd)) != NULL) {
+        /* a column added to the schema a moment ago: the command waits in its
+         * lane (holding back its key only) for a refreshed catalog */
+        work->catalog_wait_until_us = pgs_clock_now_us() + grace_us;
+        pgs_info("catalog",
+                 "command at partition=%d offset=%lld names a column the catalog does not "
+                 "know: refreshing the catalog, waiting up to %lld ms",
+                 (int)rkm->partition, (long long)rkm->offset, (long long)(grace_us / 1000));
+        pgs_worker_catalog_kick(w);
+    } else if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }

@@ -2,7 +2,13 @@
  * transaction moves the interval counters and completes its works; a work
  * that cannot be applied becomes a dead letter; connection sockets join the
  * worker's one epoll set. */
+#include <stdio.h>
 #include <sys/epoll.h>
+
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "sql/sqlgen.h"
 
 #include "run/complete.h"
 #include "run/dlq.h"
@@ -54,7 +60,60 @@ static void outcome_dead_letter(void *opaque, pgs_work_t *work, pgs_err_t err, c
     pgs_dlq_send(opaque, work, err, code, msg);
 }
 
+/* A command that named a column its catalog did not know is validated again
+ * against the newest catalog (a refresh was started when it arrived, and
+ * the periodic one goes on): it goes on with the catalog that knows the
+ * column, waits while catalog.unknown_column_grace_ms is not over, or is
+ * dead-lettered with what validation says now. */
+static int outcome_revalidate(void *opaque, pgs_work_t *work)
+{
+    pgs_worker_t *w = opaque;
+    char errstr[256] = "";
+    const pgs_entity_t *ent = NULL;
+    pgs_err_t err = PGS_OK;
+    if (work->cat != w->catalog) {
+        err = pgs_catalog_validate(w->catalog, work->cmd, &ent, errstr, sizeof(errstr));
+        if (err == PGS_OK) {
+            pgs_shape_t shape;
+            if (pgs_sqlgen_shape_of(ent, work->cmd, &shape) != 0) {
+                err = PGS_E_VALIDATE_UNEXPECTED_DATA;
+                snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);
+            } else {
+                pgs_catalog_unref(work->cat);
+                work->cat = pgs_catalog_ref(w->catalog);
+                work->ent = ent;
+                work->shape = shape;
+                work->catalog_wait_until_us = 0;
+                pgs_info("catalog",
+                         "command at partition=%d offset=%lld goes on: the refreshed catalog "
+                         "knows its columns",
+                         (int)work->part->partition, (long long)work->offset);
+                return 0;
+            }
+        }
+        if (err != PGS_E_VALIDATE_UNKNOWN_COLUMN) {
+            work->catalog_wait_until_us = 0;
+            pgs_dlq_send(w, work, err, NULL, errstr);
+            return -1;
+        }
+    }
+    if (pgs_clock_now_us() < work->catalog_wait_until_us) {
+        pgs_worker_catalog_kick(w);
+        return 1;
+    }
+    if (!errstr[0])
+        (void)pgs_catalog_validate(work->cat, work->cmd, &ent, errstr, sizeof(errstr));
+    work->catalog_wait_until_us = 0;
+    pgs_warn("catalog",
+             "command at partition=%d offset=%lld still names an unknown column after "
+             "catalog.unknown_column_grace_ms: dead-lettered",
+             (int)work->part->partition, (long long)work->offset);
+    pgs_dlq_send(w, work, PGS_E_VALIDATE_UNKNOWN_COLUMN, NULL, errstr);
+    return -1;
+}
+
 const pgs_pool_ops_t pgs_outcome_ops = {
+    .revalidate = outcome_revalidate,
     .watch = outcome_watch,
     .applied = outcome_applied,
     .retried = outcome_retried,

@@ -17,6 +17,7 @@
 #define APPLY_INITIAL_IN_FLIGHT     8
 #define APPLY_CONCURRENCY_WINDOW_US 1000000
 #define APPLY_MAX_BATCH             1000
+#define APPLY_CATALOG_POLL_US       200000 /* a work waiting for its catalog asks again */
 
 const char *pgs_pool_work_clinic(const pgs_work_t *wk)
 {
@@ -163,6 +164,37 @@ size_t pgs_pool_waiting(const pgs_pool_t *pool)
     return pool->nwaiting;
 }
 
+size_t pgs_pool_held(const pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk), int catalog_only)
+{
+    size_t n = 0;
+    for (size_t i = 0; pool && i < pool->nwaiting; i++) {
+        const pgs_work_t *wk = pool->waiting[i];
+        if (!pred(wk) || (catalog_only && !wk->catalog_wait_until_us))
+            continue;
+        /* it, and its lane's works queued behind it, which wait with it */
+        for (const pgs_lane_item_t *it = &wk->lane; it; it = it->lane_next)
+            n++;
+    }
+    return n;
+}
+
+size_t pgs_pool_unhold(pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk))
+{
+    size_t keep = 0, n = 0;
+    for (size_t i = 0; pool && i < pool->nwaiting; i++) {
+        pgs_work_t *wk = pool->waiting[i];
+        if (pred(wk)) {
+            pgs_lanes_retry(pool->lanes, &wk->lane);
+            n++;
+        } else {
+            pool->waiting[keep++] = wk;
+        }
+    }
+    if (pool)
+        pool->nwaiting = keep;
+    return n;
+}
+
 void pgs_pool_conn_flush(pgs_conn_t *c)
 {
     int r = PQflush(c->pg);
@@ -231,6 +263,27 @@ void pgs_pool_on_event(pgs_pool_t *pool, void *tag, uint32_t events)
 
 /* ---- dispatch --------------------------------------------------------- */
 
+/* Works that named a column their catalog did not know are validated again
+ * against the newest one before they are sent: valid, they go; still
+ * unknown, they wait a little longer with their lanes blocked (so no later
+ * command of their key overtakes them); out of grace, they have been
+ * dead-lettered. @returns the works left to send, compacted. */
+static size_t hold_for_catalog(pgs_pool_t *pool, pgs_work_t **works, size_t n)
+{
+    size_t keep = 0;
+    for (size_t k = 0; k < n; k++) {
+        pgs_work_t *wk = works[k];
+        int rc = wk->catalog_wait_until_us && pool->ops.revalidate
+                     ? pool->ops.revalidate(pool->opaque, wk)
+                     : 0;
+        if (rc == 0)
+            works[keep++] = wk;
+        else if (rc == 1)
+            pgs_settle_hold(pool, wk, pgs_clock_now_us() + APPLY_CATALOG_POLL_US);
+    }
+    return keep;
+}
+
 void pgs_pool_dispatch(pgs_pool_t *pool)
 {
     if (pool->nwaiting > 0)
@@ -263,7 +316,9 @@ void pgs_pool_dispatch(pgs_pool_t *pool)
             else
                 works[keep++] = wk;
         }
-        n = keep;
+        n = hold_for_catalog(pool, works, keep);
+        if (n == 0)
+            continue;
         /* One clinic per transaction: the lanes give one clinic's commands
          * per take, and should a take ever hold two, the others go back to
          * their lanes, loudly, and run in a transaction of their own clinic. */

@@ -44,6 +44,13 @@ typedef struct {
      *         is a SQLSTATE (or NULL for pgs_error_code(err)); @p msg is PHI-free. */
     void (*dead_letter)(void *opaque, pgs_work_t *work, pgs_err_t err, const char *code,
                         const char *msg);
+    /** @brief @p work waits for a catalog that knows what it names (its
+     *         catalog_wait_until_us is set): the callee validates it again
+     *         against the newest catalog.
+     *  @returns 0: valid now, send it; 1: still waiting (the pool holds it,
+     *           its lane blocked, and asks again later); -1: given up, the
+     *           callee has dead-lettered it. May be NULL (nothing waits). */
+    int (*revalidate)(void *opaque, pgs_work_t *work);
 } pgs_pool_ops_t;
 
 /** What a pool serves and how. Strings are copied. */
@@ -94,5 +101,13 @@ int pgs_pool_size(const pgs_pool_t *pool);
 int pgs_pool_connected(const pgs_pool_t *pool);
 /** @returns how many works wait out a retry backoff. */
 size_t pgs_pool_waiting(const pgs_pool_t *pool);
+/** @returns how many works the pool holds back (a retry backoff, or with
+ *           @p catalog_only only a wait for the catalog) for which @p pred is
+ *           1, with the works queued behind them in their lanes. */
+size_t pgs_pool_held(const pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk), int catalog_only);
+/** @brief The works held back for which @p pred is 1 go back to their lanes,
+ *         queued and not in flight, so a lane purge can drop them (a revoked
+ *         partition's next owner consumes them again). @returns how many. */
+size_t pgs_pool_unhold(pgs_pool_t *pool, int (*pred)(const pgs_work_t *wk));
 
 #endif

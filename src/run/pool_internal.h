@@ -184,5 +184,8 @@ void pgs_settle_succeeded(pgs_conn_t *c);
 void pgs_settle_requeue(pgs_conn_t *c, int skip);
 /** @brief Works whose backoff has passed go back to the front of their lanes. */
 void pgs_settle_retry_due(pgs_pool_t *pool, int64_t now);
+/** @brief @p wk (taken from its lane, which stays blocked) waits until
+ *         @p until_us, then goes back to the front of its lane. */
+void pgs_settle_hold(pgs_pool_t *pool, pgs_work_t *wk, int64_t until_us);
 
 #endif

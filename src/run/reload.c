@@ -26,23 +26,47 @@ struct pgs_reload_s {
     char errstr[512];
 };
 
+/* The connection stays open between loads (the periodic refresh would
+ * otherwise start a backend every few seconds); a broken one is replaced. */
 pgs_catalog_t *pgs_reload_from_db(void *arg, char *errstr, size_t errstr_size)
 {
-    const pgs_reload_db_t *db = arg;
-    char timeout[16];
-    snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout_s);
-    /* the conninfo's own settings win (expand_dbname); these are defaults */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {timeout, "pgscribe-catalog", db->conninfo, NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    pgs_pgnotice_attach(pg);
-    pgs_catalog_t *cat = NULL;
-    if (PQstatus(pg) == CONNECTION_OK)
-        cat = pgs_catalog_load(pg, db->schema, errstr, errstr_size);
-    else
-        snprintf(errstr, errstr_size, "%s", PQerrorMessage(pg));
-    PQfinish(pg);
+    pgs_reload_db_t *db = arg;
+    if (db->conn && PQstatus(db->conn) != CONNECTION_OK) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    if (!db->conn) {
+        char timeout[16];
+        snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout_s);
+        /* the conninfo's own settings win (expand_dbname); these are defaults */
+        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+        const char *vals[] = {timeout, "pgscribe-catalog", db->conninfo, NULL};
+        db->conn = PQconnectdbParams(keys, vals, 1);
+        pgs_pgnotice_attach(db->conn);
+        if (PQstatus(db->conn) != CONNECTION_OK) {
+            snprintf(errstr, errstr_size, "%s",
+                     PQerrorMessage(db->conn)[0] ? PQerrorMessage(db->conn) : "cannot connect");
+            PQfinish(db->conn);
+            db->conn = NULL;
+            return NULL;
+        }
+    }
+    int unchanged = 0;
+    pgs_catalog_t *cat =
+        pgs_catalog_load_changed(db->conn, db->schema, db->known, &unchanged, errstr, errstr_size);
+    if (!cat && !unchanged && !errstr[0])
+        snprintf(errstr, errstr_size, "catalog load failed");
+    if (!cat && !unchanged && PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
+        PQfinish(db->conn); /* left mid-transaction: start clean next time */
+        db->conn = NULL;
+    }
     return cat;
+}
+
+void pgs_reload_db_close(pgs_reload_db_t *db)
+{
+    PQfinish(db->conn);
+    db->conn = NULL;
 }
 
 pgs_reload_t *pgs_reload_new(pgs_reload_load_fn load, void *arg)
@@ -110,8 +134,8 @@ int pgs_reload_take(pgs_reload_t *r, pgs_catalog_t **cat, char *errstr, size_t e
     r->running = 0;
     *cat = r->result;
     r->result = NULL;
-    if (!*cat)
-        snprintf(errstr, errstr_size, "%s", r->errstr[0] ? r->errstr : "unknown error");
+    if (errstr_size > 0)
+        snprintf(errstr, errstr_size, "%s", *cat ? "" : r->errstr);
     return 1;
 }
 

@@ -4,7 +4,9 @@
 #ifndef PGSCRIBE_RELOAD_H
 #define PGSCRIBE_RELOAD_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "catalog/catalog.h"
 
@@ -31,7 +33,9 @@ int pgs_reload_busy(const pgs_reload_t *r);
 /**
  * @brief Takes a finished load's result, never waiting.
  * @returns 0 while none has finished; 1 with the new catalog in @p *cat, or
- *          with *cat NULL and the reason in @p errstr.
+ *          with *cat NULL and the reason in @p errstr, or with *cat NULL and
+ *          @p errstr empty when the load found nothing changed (a load
+ *          function says so by returning NULL with its errstr left empty).
  */
 int pgs_reload_take(pgs_reload_t *r, pgs_catalog_t **cat, char *errstr, size_t errstr_size);
 
@@ -40,10 +44,18 @@ typedef struct {
     const char *conninfo;
     const char *schema;
     int connect_timeout_s;
+    /* set by the owner before each start, read by the helper thread: the
+     * fingerprint of the catalog in use (0: load whatever is there) */
+    uint64_t known;
+    PGconn *conn; /* the helper thread's, kept between loads */
 } pgs_reload_db_t;
 
-/** @brief The default load: connects (blocking, on the helper thread) with
- *         @p arg, a pgs_reload_db_t, and runs pgs_catalog_load. */
+/** @brief The default load (blocking, on the helper thread): with @p arg, a
+ *         pgs_reload_db_t, connects if it has no connection yet and runs
+ *         pgs_catalog_load_changed against db->known (NULL with an empty
+ *         errstr when the schema is unchanged). */
 pgs_catalog_t *pgs_reload_from_db(void *arg, char *errstr, size_t errstr_size);
+/** @brief Closes the helper's connection (after pgs_reload_free). */
+void pgs_reload_db_close(pgs_reload_db_t *db);
 
 #endif

@@ -91,16 +91,23 @@ static void purge_drop(pgs_lane_item_t *item, void *opaque)
     pgs_complete_work_free(opaque, (pgs_work_t *)item);
 }
 
-/* The drain is over when nothing of the revoking partitions is left, the
- * deadline passed, or nothing can finish: a lost assignment already has a
- * new owner, and with the database away (both breakers open) no work
- * completes. */
+static int work_revoking(const pgs_work_t *wk)
+{
+    return wk->part->revoking;
+}
+
+/* The drain is over when nothing of the revoking partitions is left but
+ * commands waiting for a catalog that knows their columns (they are in no
+ * transaction, and their wait may outlast any drain), the deadline passed,
+ * or nothing can finish: a lost assignment already has a new owner, and
+ * with the database away (both breakers open) no work completes. */
 static int drain_over(pgs_worker_t *w)
 {
     const pgs_revoke_t *r = &w->revoke;
     const pgs_pool_t *cmds = w->streams[PGS_STREAM_COMMANDS].pool;
     const pgs_pool_t *audit = w->streams[PGS_STREAM_AUDIT].pool;
-    return r->lost || parts_outstanding(w, r->parts) == 0 || pgs_clock_now_us() >= r->deadline_us ||
+    return r->lost || parts_outstanding(w, r->parts) == pgs_pool_held(cmds, work_revoking, 1) ||
+           pgs_clock_now_us() >= r->deadline_us ||
            (cmds && audit && pgs_pool_breaker_open(cmds) && pgs_pool_breaker_open(audit));
 }
 
@@ -110,6 +117,10 @@ static void release_queued(pgs_worker_t *w)
 {
     pgs_revoke_t *r = &w->revoke;
     r->purged = 0;
+    /* held back (a retry backoff, a wait for the catalog): in no transaction,
+     * so released like the queued ones */
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        pgs_pool_unhold(w->streams[s].pool, work_revoking);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         r->purged += pgs_lanes_purge(w->streams[s].lanes, purge_pred, purge_drop, w);
     r->left = parts_outstanding(w, r->parts);

@@ -40,7 +40,14 @@ static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code,
     int64_t delay =
         pgs_backoff_delay_us(wk->attempts, pgs_config_int(cfg, "retry.backoff_initial_ms") * 1000,
                              pgs_config_int(cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
-    wk->retry_at_us = now + delay;
+    pgs_settle_hold(pool, wk, now + delay);
+    if (pool->ops.retried)
+        pool->ops.retried(pool->opaque, wk);
+}
+
+void pgs_settle_hold(pgs_pool_t *pool, pgs_work_t *wk, int64_t until_us)
+{
+    wk->retry_at_us = until_us;
     wk->state = PGS_WORK_QUEUED;
     if (pool->nwaiting == pool->waiting_cap) {
         pool->waiting_cap = pool->waiting_cap ? pool->waiting_cap * 2 : 64;
@@ -49,8 +56,6 @@ static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code,
             abort();
     }
     pool->waiting[pool->nwaiting++] = wk;
-    if (pool->ops.retried)
-        pool->ops.retried(pool->opaque, wk);
 }
 
 void pgs_settle_retry_due(pgs_pool_t *pool, int64_t now)

@@ -63,6 +63,8 @@ typedef struct pgs_work_s {
     pgs_err_t err;
     char *errmsg;                     /* malloc'd, PHI-free; set when dead-lettered */
     char errcode[PGS_ERROR_CODE_MAX]; /* a dead letter's code, never cut short */
+    int64_t catalog_wait_until_us;    /* names a column its catalog does not know: waits
+                                         for a newer catalog until then (0: not waiting) */
     int traced;                       /* the message carried a valid traceparent header */
     pgs_traceparent_t trace;          /* its W3C trace context, when traced */
 } pgs_work_t;

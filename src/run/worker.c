@@ -42,6 +42,7 @@ static void on_signal(int sig)
 
 static void reload_catalog_done(pgs_worker_t *w);
 static void reap_catalogs(pgs_worker_t *w);
+static void catalog_tick(pgs_worker_t *w);
 
 void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
 {
@@ -75,6 +76,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
         reap_catalogs(w);
     if (w->profile)
         pgs_profile_tick(w->profile, pgs_clock_now_us());
+    catalog_tick(w);
     pgs_http_serve(w->http); /* its timeouts; requests come through epoll */
 }
 
@@ -101,24 +103,48 @@ static void reap_catalogs(pgs_worker_t *w)
     w->retired_cnt = kept;
 }
 
-/* Introspects the target schema again (SIGHUP): new tables and columns are
- * accepted from then on. The catalog queries block, so they run on the
- * reloader's helper thread and connection (reload.c) while this loop goes
- * on serving results, delivery reports and signals; the new catalog is
- * swapped in when the reloader's eventfd says it is ready. The old catalog
- * is retired, and freed by reap_catalogs once the works consumed before the
- * reload are done. */
-static void reload_catalog(pgs_worker_t *w)
+/* Introspects the target schema again: on SIGHUP (a full load), every
+ * catalog.refresh_ms and when a command names a column the catalog does not
+ * know (a refresh: nothing is built unless the schema's answer changed, so
+ * new tables and columns are accepted from then on without a signal). The
+ * catalog queries block, so they run on the reloader's helper thread and
+ * connection (reload.c) while this loop goes on serving results, delivery
+ * reports and signals; the new catalog is swapped in when the reloader's
+ * eventfd says it is ready. The old catalog is retired, and freed by
+ * reap_catalogs once the works consumed before the reload are done. */
+static void reload_catalog(pgs_worker_t *w, int full)
 {
     char errstr[256];
-    int rc = pgs_reload_start(w->reloader, errstr, sizeof(errstr));
-    w->catalog_loading = rc >= 0;
-    if (rc == 1) {
-        w->reload_again = 1; /* this load may predate the change: another follows */
-        pgs_info("catalog", "SIGHUP: a catalog reload is under way; another follows it");
-    } else if (rc < 0) {
-        pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+    if (pgs_reload_busy(w->reloader)) {
+        if (full) {
+            w->reload_again = 1; /* this load may predate the change: another follows */
+            w->catalog_loading = 1;
+            pgs_info("catalog", "SIGHUP: a catalog reload is under way; another follows it");
+        }
+        return;
     }
+    w->reload_db.known = full ? 0 : pgs_catalog_fingerprint(w->catalog);
+    w->reload_full = full;
+    w->catalog_refresh_last_us = pgs_clock_now_us();
+    int rc = pgs_reload_start(w->reloader, errstr, sizeof(errstr));
+    if (full)
+        w->catalog_loading = rc >= 0; /* READY=1 after a SIGHUP waits for it */
+    if (rc < 0)
+        pgs_error("catalog", "catalog reload failed, keeping the old one: %s", errstr);
+}
+
+void pgs_worker_catalog_kick(pgs_worker_t *w)
+{
+    /* a burst of such commands starts one load, not one each */
+    if (pgs_clock_now_us() - w->catalog_refresh_last_us >= 250000)
+        reload_catalog(w, 0);
+}
+
+static void catalog_tick(pgs_worker_t *w)
+{
+    int64_t every_us = pgs_config_int(w->cfg, "catalog.refresh_ms") * 1000;
+    if (every_us > 0 && pgs_clock_now_us() - w->catalog_refresh_last_us >= every_us)
+        reload_catalog(w, 0);
 }
 
 /* The reloader's catalog is ready: it takes over, and the old one is retired
@@ -129,20 +155,39 @@ static void reload_catalog_done(pgs_worker_t *w)
     pgs_catalog_t *cat = NULL;
     if (!pgs_reload_take(w->reloader, &cat, errstr, sizeof(errstr)))
         return;
-    w->catalog_loading = 0;
+    int full = w->reload_full;
+    if (full)
+        w->catalog_loading = 0;
     if (w->reload_again) {
         w->reload_again = 0;
-        reload_catalog(w);
+        reload_catalog(w, 1);
     }
-    if (!cat) {
-        pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+    if (!cat && !errstr[0]) { /* a refresh found the schema as it was */
+        if (w->catalog_refresh_failing)
+            pgs_info("catalog", "catalog refresh works again");
+        w->catalog_refresh_failing = 0;
         return;
     }
+    if (!cat) {
+        if (full)
+            pgs_error("catalog", "SIGHUP: catalog reload failed, keeping the old one: %s", errstr);
+        else if (!w->catalog_refresh_failing) /* once per failing spell, not each tick */
+            pgs_warn("catalog", "catalog refresh failed, keeping the old one: %s", errstr);
+        w->catalog_refresh_failing = !full || w->catalog_refresh_failing;
+        return;
+    }
+    w->catalog_refresh_failing = 0;
     w->retired_catalogs =
         realloc(w->retired_catalogs, (w->retired_cnt + 1) * sizeof(*w->retired_catalogs));
     w->retired_catalogs[w->retired_cnt++] = w->catalog;
     w->catalog = cat;
-    pgs_info("catalog", "SIGHUP: catalog reloaded, %zu entities", pgs_catalog_entity_count(cat));
+    w->catalog_generation++;
+    if (full)
+        pgs_info("catalog", "SIGHUP: catalog reloaded, %zu entities",
+                 pgs_catalog_entity_count(cat));
+    else
+        pgs_info("catalog", "the target schema changed: catalog reloaded, %zu entities",
+                 pgs_catalog_entity_count(cat));
 }
 
 /* The worker's first load: each error (file:line: key: why) is an error line
@@ -178,7 +223,7 @@ static void log_settings(const pgs_config_t *cfg)
 static void reload_config(pgs_worker_t *w, const char *path)
 {
     w->reload = 0;
-    reload_catalog(w);
+    reload_catalog(w, 1);
     if (!path) {
         pgs_info("worker", "SIGHUP: no config file to reload");
         return;
@@ -354,6 +399,7 @@ static void worker_free(pgs_worker_t *w)
     }
     pgs_profile_free(w->profile); /* waits for an EXPLAIN under way */
     pgs_reload_free(w->reloader); /* waits for a load under way */
+    pgs_reload_db_close(&w->reload_db);
     free((char *)w->reload_db.conninfo);
     free((char *)w->reload_db.schema);
     pgs_catalog_free(w->catalog);

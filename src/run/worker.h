@@ -42,10 +42,14 @@ struct pgs_worker_s {
     pgs_catalog_t *catalog;
     pgs_catalog_t **retired_catalogs; /* replaced by a reload, still referenced by works */
     size_t retired_cnt;
-    pgs_reload_t *reloader;    /* SIGHUP's catalog load, on its helper thread */
-    pgs_reload_db_t reload_db; /* its own copies of the conninfo and schema */
-    int reload_again;          /* a SIGHUP came while a load was under way */
-    int catalog_loading;       /* a SIGHUP's catalog load is under way */
+    pgs_reload_t *reloader;          /* SIGHUP's catalog load, on its helper thread */
+    pgs_reload_db_t reload_db;       /* its own copies of the conninfo and schema */
+    int reload_again;                /* a SIGHUP came while a load was under way */
+    int reload_full;                 /* the load under way is SIGHUP's, not a refresh */
+    int catalog_loading;             /* a SIGHUP's catalog load is under way */
+    int catalog_refresh_failing;     /* the last refresh failed (warned once) */
+    int64_t catalog_refresh_last_us; /* the last load's start */
+    uint32_t catalog_generation;     /* catalogs swapped in so far */
 
     size_t works_live;        /* consumed, not completed */
     pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
@@ -69,5 +73,11 @@ struct pgs_worker_s {
  * @locality main thread; never inside a librdkafka callback
  */
 void pgs_worker_step(pgs_worker_t *w, int timeout_ms);
+/**
+ * @brief Starts a catalog refresh soon (at most one each 250 ms): a command
+ *        named a column the catalog does not know.
+ * @locality main thread
+ */
+void pgs_worker_catalog_kick(pgs_worker_t *w);
 
 #endif

@@ -2,7 +2,11 @@
 """Reference applier: turns a JSON-lines file of WriteCommands into a plain SQL
 script that applies them one by one, in file order, with pgscribe's semantics.
 
-Usage: reference.py COMMANDS.jsonl | psql -X -q -v ON_ERROR_STOP=0 REFERENCE_DB
+Usage: reference.py [--column ENTITY.NAME:TYPE]... COMMANDS.jsonl |
+           psql -X -q -v ON_ERROR_STOP=0 REFERENCE_DB
+
+--column names a column added to the example schema (by a test's migration),
+so commands that write it are applied rather than left out.
 
 Each command is its own transaction, so a command that fails (an INSERT of a
 row that exists, say) only aborts itself, as in pgscribe. UPDATE and DELETE
@@ -130,8 +134,18 @@ def statement(cmd):
 
 
 def main(argv):
+    args = argv[1:]
+    while len(args) >= 2 and args[0] == "--column":
+        name, _, sql_type = args[1].partition(":")
+        entity, _, column = name.partition(".")
+        if entity not in ENTITIES or not column or not sql_type:
+            sys.stderr.write("reference.py: --column wants ENTITY.NAME:TYPE\n")
+            return 2
+        ENTITIES[entity][column] = sql_type
+        args = args[2:]
+    argv = argv[:1] + args
     if len(argv) != 2:
-        sys.stderr.write("usage: reference.py COMMANDS.jsonl\n")
+        sys.stderr.write("usage: reference.py [--column ENTITY.NAME:TYPE]... COMMANDS.jsonl\n")
         return 2
     out = sys.stdout
     out.write("SET standard_conforming_strings = on;\n")

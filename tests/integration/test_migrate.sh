@@ -184,6 +184,28 @@ set -e
 [[ $(q "SELECT to_regclass('pgscribe.half') IS NULL AND NOT EXISTS (SELECT 1 FROM pgscribe.schema_migrations WHERE version = 9998)") == t ]] &&
     ok "failed migration rolled back entirely" || fail "failed migration left a table or a row behind"
 
+# --- --dry-run runs the pending migrations in one transaction and rolls back
+rm "$TMP/sql/9998_broken.sql"
+printf 'CREATE TABLE pgscribe.dry_a (x int);\n' >"$TMP/sql/9996_dry_a.sql"
+printf 'ALTER TABLE pgscribe.dry_a ADD COLUMN y int;\n' >"$TMP/sql/9997_dry_b.sql" # needs 9996
+set +e
+out=$("$BIN" migrate --dry-run --dir "$TMP/sql" --conninfo "$ADMIN" 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 0 && $out == *"would apply 9996_dry_a.sql"* && $out == *"would apply 9997_dry_b.sql"* &&
+    $out == *"2 would apply"* ]] && ok "--dry-run runs dependent pending migrations" ||
+    fail "--dry-run: exit $rc, output: $out"
+[[ $(q "SELECT to_regclass('pgscribe.dry_a') IS NULL AND NOT EXISTS (SELECT 1 FROM pgscribe.schema_migrations WHERE version >= 9996)") == t ]] &&
+    ok "--dry-run left no table and no row behind" || fail "--dry-run changed the database"
+printf 'SELECT no_such_function();\n' >"$TMP/sql/9998_broken.sql"
+set +e
+out=$("$BIN" migrate --dry-run --dir "$TMP/sql" --conninfo "$ADMIN" 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 1 && $out == *9998_broken.sql* ]] && ok "--dry-run of a failing migration exits 1 naming it" ||
+    fail "--dry-run of a failing migration: exit $rc, output: $out"
+rm "$TMP/sql/9996_dry_a.sql" "$TMP/sql/9997_dry_b.sql" "$TMP/sql/9998_broken.sql"
+
 # --- an unreachable database exits 4
 set +e
 "$BIN" migrate --dir "$REPO/schemas/sql" --conninfo "host=$TMP/nowhere port=1 dbname=x password=s3cret-x" >"$TMP/unreach.out" 2>&1

@@ -52,6 +52,8 @@ static const char *const all_keys[] = {
     "breaker.probe_interval_ms",
     "audit.max_in_flight",
     "audit.max_batch",
+    "catalog.refresh_ms",
+    "catalog.unknown_column_grace_ms",
     "metrics.interval_ms",
     "metrics.per_clinic",
     "metrics.per_clinic_max",
