@@ -37,11 +37,13 @@ def err(msg):
 
 def series_of(expr):
     """The series names a PromQL expression selects."""
+    names = set()
+    for m in re.finditer(r'__name__\s*=~?\s*"([^"]*)"', expr):
+        names |= set(m.group(1).split("|"))
     e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     e = re.sub(r"\{[^}]*\}", "", e)
     e = re.sub(r"\[[^\]]*\]", "", e)
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
-    names = set()
     for m in re.finditer(r"(?<![\w.$])([A-Za-z_:][A-Za-z0-9_:]*)", e):
         name = m.group(1)
         if name.lower() in KEYWORDS:
