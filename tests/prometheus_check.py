@@ -12,7 +12,11 @@
 - with --scrape FILE (a curl of a running worker's /metrics): the families
   of the scrape are exactly the ones read from prom.c.
 
-usage: prometheus_check.py REPO [--scrape FILE]
+With --dashboard-rules FILE it also writes every dashboard expression as a
+recording rule to FILE (Grafana's $job as .+), for `promtool check rules` to
+parse.
+
+usage: prometheus_check.py REPO [--scrape FILE] [--dashboard-rules FILE]
 """
 import json
 import os
@@ -97,6 +101,13 @@ def main():
         for t in p.get("targets", []):
             exprs.append((f"panel '{p['title']}'", t["expr"]))
             n_dash += 1
+    if "--dashboard-rules" in sys.argv:
+        out = sys.argv[sys.argv.index("--dashboard-rules") + 1]
+        panel_exprs = [e for w, e in exprs if w.startswith("panel")]
+        dash_rules = [{"record": f"dashboard:query{i + 1}", "expr": e.replace("$job", ".+")}
+                      for i, e in enumerate(panel_exprs)]
+        with open(out, "w") as f:
+            yaml.safe_dump({"groups": [{"name": "dashboard", "rules": dash_rules}]}, f)
     if n_dash < 10:
         err(f"the dashboard has only {n_dash} queries")
     for v in dash["templating"]["list"]:
