@@ -70,3 +70,31 @@ const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const 
     }
     return NULL;
 }
+
+static int64_t fields_bytes(const pgs_field_t *fields, size_t n)
+{
+    int64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (fields[i].value.type) {
+        case PGS_VAL_BOOL:
+            bytes += 1;
+            break;
+        case PGS_VAL_LONG:
+        case PGS_VAL_DOUBLE:
+            bytes += 8;
+            break;
+        case PGS_VAL_STRING:
+        case PGS_VAL_BYTES:
+            bytes += (int64_t)fields[i].value.u.s.len;
+            break;
+        default:
+            break;
+        }
+    }
+    return bytes;
+}
+
+int64_t pgs_command_value_bytes(const pgs_command_t *cmd)
+{
+    return fields_bytes(cmd->key, cmd->key_cnt) + fields_bytes(cmd->data, cmd->data_cnt);
+}

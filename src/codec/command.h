@@ -103,6 +103,14 @@ typedef struct pgs_audit_event_s {
  *           when the map has none (which is not the same as a null value). */
 const pgs_value_t *pgs_command_field(const pgs_field_t *fields, size_t n, const char *name);
 
+/**
+ * @returns the bytes of the command's key and data values: a string's or
+ *          bytes' length, 8 for a long or double, 1 for a boolean, 0 for a
+ *          null. The measure of what a command writes, for the per-clinic
+ *          cost series; it is a size, never a value.
+ */
+int64_t pgs_command_value_bytes(const pgs_command_t *cmd);
+
 pgs_audit_event_t *pgs_command_audit_new(void);
 void pgs_command_audit_free(pgs_audit_event_t *ev);
 

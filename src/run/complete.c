@@ -57,10 +57,14 @@ static pgs_clinic_counter_t *clinic_counter(pgs_worker_t *w, const char *clinic_
 }
 
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
-                                int64_t db_time_us)
+                                int64_t bytes, int64_t db_time_us)
 {
     pgs_clinic_counter_t *c = clinic_counter(w, clinic_id);
     c->applied += applied;
+    /* an applied command writes exactly one row of its table: an UPDATE or
+     * DELETE that finds none is a dead letter (PS001), never applied */
+    c->rows_written += applied;
+    c->bytes_written += bytes;
     c->db_time_us += db_time_us;
 }
 
@@ -73,7 +77,7 @@ void pgs_complete_count_dead_letter(pgs_worker_t *w, const pgs_work_t *work)
     }
     pgs_eclass_t klass = pgs_error_class(work->err);
     if ((unsigned)klass < 8)
-        w->ctr.dead_letters_by_class[klass]++;
+        w->ctr.dead_letters_by_class[work->part->stream->kind == PGS_STREAM_AUDIT][klass]++;
     if (klass != PGS_ECLASS_TENANT)
         return;
     w->ctr.tenant_violations++;

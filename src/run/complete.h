@@ -27,8 +27,12 @@ void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work);
  * @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb)
  */
 void pgs_complete_count_dead_letter(pgs_worker_t *w, const pgs_work_t *work);
-/** @brief Adds a committed transaction to its clinic's interval counters. */
+/**
+ * @brief Adds a committed transaction to its clinic's interval counters:
+ *        @p applied commands newly applied (one target row each), @p bytes
+ *        of their values, @p db_time_us from BEGIN to COMMIT's answer.
+ */
 void pgs_complete_count_applied(pgs_worker_t *w, const char *clinic_id, int64_t applied,
-                                int64_t db_time_us);
+                                int64_t bytes, int64_t db_time_us);
 
 #endif

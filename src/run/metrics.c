@@ -58,13 +58,17 @@ void pgs_metrics_fold(pgs_counters_t *c, int64_t audit_stored, int64_t audit_dup
     t->retried += c->retried;
     t->transactions += c->transactions;
     t->tenant_violations += c->tenant_violations;
-    for (int k = 0; k < 8; k++)
-        t->dead_letters_by_class[k] += c->dead_letters_by_class[k];
+    for (int s = 0; s < 2; s++) {
+        for (int k = 0; k < 8; k++)
+            t->dead_letters_by_class[s][k] += c->dead_letters_by_class[s][k];
+    }
     t->audit_stored += audit_stored;
     t->audit_duplicates += audit_duplicates;
     for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next) {
         pgs_clinic_total_t *ct = clinic_total(t, cc->clinic_id, per_clinic_max);
         ct->applied += cc->applied;
+        ct->rows_written += cc->rows_written;
+        ct->bytes_written += cc->bytes_written;
         ct->db_time_us += cc->db_time_us;
         ct->tenant_violations += cc->tenant_violations;
     }

@@ -13,6 +13,8 @@ typedef struct pgs_worker_s pgs_worker_t;
 typedef struct pgs_clinic_counter_s {
     char *clinic_id;
     int64_t applied;
+    int64_t rows_written;  /* target-table rows its applied commands wrote */
+    int64_t bytes_written; /* value bytes (key and data) of its applied commands */
     int64_t db_time_us;
     int64_t tenant_violations; /* dead letters of class tenant naming this clinic */
     struct pgs_clinic_counter_s *next;
@@ -21,7 +23,7 @@ typedef struct pgs_clinic_counter_s {
 /** Counts since start of one clinic (or of the clinics past the cap). */
 typedef struct pgs_clinic_total_s {
     char *clinic_id;
-    int64_t applied, db_time_us, tenant_violations;
+    int64_t applied, rows_written, bytes_written, db_time_us, tenant_violations;
     struct pgs_clinic_total_s *next;
 } pgs_clinic_total_t;
 
@@ -29,7 +31,7 @@ typedef struct pgs_clinic_total_s {
  *  current interval's counts to these to be exact at any moment. */
 typedef struct {
     int64_t consumed, applied, duplicates, retried, transactions, tenant_violations;
-    int64_t dead_letters_by_class[8]; /* indexed by pgs_eclass_t */
+    int64_t dead_letters_by_class[2][8]; /* [pgs_stream_kind_t][pgs_eclass_t] */
     int64_t audit_stored, audit_duplicates;
     pgs_clinic_total_t *clinics; /* newest first; at most metrics.per_clinic_max */
     size_t nclinics;
@@ -39,8 +41,8 @@ typedef struct {
 /** Counters of the current metrics interval (reset by each report). */
 typedef struct {
     int64_t consumed, applied, duplicates, retried, dead_lettered, transactions;
-    int64_t tenant_violations;        /* both streams' dead letters of class tenant */
-    int64_t dead_letters_by_class[8]; /* both streams, indexed by pgs_eclass_t */
+    int64_t tenant_violations;           /* both streams' dead letters of class tenant */
+    int64_t dead_letters_by_class[2][8]; /* [pgs_stream_kind_t][pgs_eclass_t] */
     pgs_hist_t commit_latency;
     pgs_clinic_counter_t *clinics;
     /* totals since start, for the exit summary */

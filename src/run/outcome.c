@@ -25,6 +25,22 @@ static int outcome_watch(void *opaque, int fd, uint32_t events, void *tag, pgs_p
     return epoll_ctl(w->epfd, eop, fd, op == PGS_POOL_WATCH_DEL ? NULL : &ev);
 }
 
+/* The value bytes of a transaction's newly applied commands. The pool
+ * reports how many of its commands were fresh, not which (a multi-row
+ * statement returns a count), so a transaction that mixes applied and
+ * duplicate commands, a rare one, is counted in proportion. */
+static int64_t applied_bytes(pgs_work_t **works, int n, int fresh)
+{
+    if (fresh <= 0 || n <= 0)
+        return 0;
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        if (works[i]->cmd)
+            bytes += pgs_command_value_bytes(works[i]->cmd);
+    }
+    return fresh >= n ? bytes : bytes * fresh / n;
+}
+
 static void outcome_applied(void *opaque, pgs_work_t **works, int n, int fresh, int64_t took_us,
                             const char *clinic_id)
 {
@@ -37,7 +53,7 @@ static void outcome_applied(void *opaque, pgs_work_t **works, int n, int fresh, 
         pgs_hist_record(&w->ctr.commit_latency, (uint64_t)took_us);
         pgs_hist_record(&w->ctr.total_commit_latency, (uint64_t)took_us);
         w->ctr.transactions++;
-        pgs_complete_count_applied(w, clinic_id, fresh, took_us);
+        pgs_complete_count_applied(w, clinic_id, fresh, applied_bytes(works, n, fresh), took_us);
         w->ctr.applied += fresh;
         w->ctr.total_applied += fresh;
         w->ctr.duplicates += n - fresh;

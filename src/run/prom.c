@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/promtext.h"
 #include "policy/error.h"
 #include "run/lag.h"
@@ -94,6 +95,7 @@ static void streams(pgs_worker_t *w, pgs_sbuf_t *sb)
     }
     pgs_promtext_family(sb, "pgscribe_consumer_lag_messages", "gauge",
                         "High watermark minus the next offset to commit, per assigned partition.");
+    const char *group = pgs_config_str(w->cfg, "consumer.group");
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
         const pgs_stream_t *st = &w->streams[s];
         for (int32_t i = 0; i < st->parts_cnt; i++) {
@@ -102,24 +104,60 @@ static void streams(pgs_worker_t *w, pgs_sbuf_t *sb)
                 continue;
             char part[16];
             snprintf(part, sizeof(part), "%d", (int)st->parts[i]->partition);
-            const char *labels[4] = {"topic", st->topic, "partition", part};
-            pgs_promtext_sample(sb, "pgscribe_consumer_lag_messages", labels, 2, (double)lag);
+            const char *labels[6] = {"group", group, "topic", st->topic, "partition", part};
+            pgs_promtext_sample(sb, "pgscribe_consumer_lag_messages", labels, 3, (double)lag);
         }
     }
+}
+
+/* A per-clinic family: its name, help and which count it shows. */
+typedef struct {
+    const char *name, *help;
+    int what; /* 0 applied, 1 rows, 2 bytes, 3 db seconds, 4 tenant violations */
+} clinic_family_t;
+
+static double clinic_total_value(const pgs_clinic_total_t *ct, int what)
+{
+    switch (what) {
+    case 0:
+        return (double)ct->applied;
+    case 1:
+        return (double)ct->rows_written;
+    case 2:
+        return (double)ct->bytes_written;
+    case 3:
+        return (double)ct->db_time_us / 1e6;
+    default:
+        return (double)ct->tenant_violations;
+    }
+}
+
+static double clinic_counter_value(const pgs_clinic_counter_t *cc, int what)
+{
+    pgs_clinic_total_t as_total = {
+        .applied = cc->applied,
+        .rows_written = cc->rows_written,
+        .bytes_written = cc->bytes_written,
+        .db_time_us = cc->db_time_us,
+        .tenant_violations = cc->tenant_violations,
+    };
+    return clinic_total_value(&as_total, what);
 }
 
 /* Per-clinic series: the clinics that have totals of their own, then the
  * rest summed as clinic="other"; the interval under way is added to each. */
 static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
 {
-    static const struct {
-        const char *name, *help;
-    } fams[] = {
-        {"pgscribe_clinic_commands_applied_total", "Commands applied, per clinic."},
+    static const clinic_family_t fams[] = {
+        {"pgscribe_clinic_commands_applied_total", "Commands applied, per clinic.", 0},
+        {"pgscribe_clinic_rows_written_total",
+         "Target-table rows written by the clinic's applied commands.", 1},
+        {"pgscribe_clinic_written_bytes_total",
+         "Bytes of key and data values of the clinic's applied commands (sizes, never values).", 2},
         {"pgscribe_clinic_db_seconds_total",
-         "Database time of the clinic's committed transactions (BEGIN to COMMIT)."},
+         "Database time of the clinic's committed transactions (BEGIN to COMMIT).", 3},
         {"pgscribe_clinic_tenant_violations_total",
-         "Dead letters of class tenant, per clinic the message claimed."},
+         "Dead letters of class tenant, per clinic the message claimed.", 4},
     };
     const pgs_totals_t *t = &w->ctr.totals;
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
@@ -128,9 +166,7 @@ static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
         double other = 0;
         for (const pgs_clinic_total_t *ct = t->clinics;; ct = ct->next) {
             const pgs_clinic_total_t *cur = ct ? ct : &t->other;
-            double v = f == 0   ? (double)cur->applied
-                       : f == 1 ? (double)cur->db_time_us / 1e6
-                                : (double)cur->tenant_violations;
+            double v = clinic_total_value(cur, fams[f].what);
             /* the interval's counts of this clinic (or, for "other", of
              * every clinic without totals of its own) */
             for (const pgs_clinic_counter_t *cc = w->ctr.clinics; cc; cc = cc->next) {
@@ -144,9 +180,7 @@ static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
                     other_has_interval |= mine;
                 }
                 if (mine)
-                    v += f == 0   ? (double)cc->applied
-                         : f == 1 ? (double)cc->db_time_us / 1e6
-                                  : (double)cc->tenant_violations;
+                    v += clinic_counter_value(cc, fams[f].what);
             }
             if (!ct) {
                 other = v;
@@ -188,11 +222,15 @@ void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
     counter(sb, "pgscribe_audit_events_stored_total", "Audit events stored.",
             (double)(t->audit_stored + w->streams[PGS_STREAM_AUDIT].stored));
     pgs_promtext_family(sb, "pgscribe_dead_letters_total", "counter",
-                        "Dead letters acknowledged by the broker, by error class (both streams).");
-    for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++) {
-        const char *labels[2] = {"class", pgs_error_class_name((pgs_eclass_t)k)};
-        pgs_promtext_sample(sb, "pgscribe_dead_letters_total", labels, 1,
-                            (double)(t->dead_letters_by_class[k] + c->dead_letters_by_class[k]));
+                        "Dead letters acknowledged by the broker, by stream and error class.");
+    for (int s = 0; s < PGS_STREAM__COUNT; s++) {
+        for (int k = PGS_ECLASS_NONE + 1; k <= PGS_ECLASS_DB_PERMANENT; k++) {
+            const char *labels[4] = {"stream", w->streams[s].name, "class",
+                                     pgs_error_class_name((pgs_eclass_t)k)};
+            pgs_promtext_sample(
+                sb, "pgscribe_dead_letters_total", labels, 2,
+                (double)(t->dead_letters_by_class[s][k] + c->dead_letters_by_class[s][k]));
+        }
     }
     pgs_promtext_family(sb, "pgscribe_works_in_flight", "gauge",
                         "Messages consumed and not yet completed (applied or dead-lettered).");

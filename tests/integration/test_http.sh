@@ -34,7 +34,7 @@ applied_db=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands"
 applied_prom=$(awk '$1 == "pgscribe_commands_applied_total" { print $2 }' "$T_DIR/metrics.txt")
 [ "$applied_prom" = "$applied_db" ] ||
     fail "pgscribe_commands_applied_total is $applied_prom, the database recorded $applied_db"
-grep -q '^pgscribe_consumer_lag_messages{topic="[^"]*",partition="[0-9]*"} [0-9]*$' \
+grep -q '^pgscribe_consumer_lag_messages{group="[^"]*",topic="[^"]*",partition="[0-9]*"} [0-9]*$' \
     "$T_DIR/metrics.txt" || fail "no per-partition lag series"
 grep -q '^pgscribe_commit_latency_seconds_bucket{le="+Inf"} [1-9]' "$T_DIR/metrics.txt" ||
     fail "no commit latency histogram"

@@ -66,6 +66,20 @@ static pgs_command_t *sample_command(int with_version)
     return c;
 }
 
+/* The per-clinic bytes-written series counts sizes: key 8 + 5, data
+ * 0 + 1 + 8 + 8 + 9 + 4 + 1. */
+static void test_value_bytes(void **state)
+{
+    (void)state;
+    pgs_command_t *c = sample_command(0);
+    assert_int_equal(pgs_command_value_bytes(c), 44);
+    c->data_cnt = 0;
+    assert_int_equal(pgs_command_value_bytes(c), 13);
+    c->key_cnt = 0;
+    assert_int_equal(pgs_command_value_bytes(c), 0);
+    pgs_command_free(c);
+}
+
 static void set_str(pgs_value_t *v, const char *ptr, size_t len)
 {
     v->type = PGS_VAL_STRING;
@@ -1120,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_metrics_v1_still_read),
         cmocka_unit_test(test_metrics_v2_still_read),
         cmocka_unit_test(test_decode_loop),
+        cmocka_unit_test(test_value_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
