@@ -85,8 +85,8 @@ int pgs_cmd_topics(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_KAFKA;
     }
-    const char *names[] = {"topic.commands", "topic.audit", "topic.commands_dlq", "topic.audit_dlq",
-                           "topic.metrics",  "topic.traces"};
+    const char *names[] = {"topic.commands",  "topic.audit",   "topic.commands_dlq",
+                           "topic.audit_dlq", "topic.metrics", "topic.traces"};
     enum { NTOPICS = sizeof(names) / sizeof(names[0]) };
     rd_kafka_NewTopic_t *nt[NTOPICS];
     for (int i = 0; i < NTOPICS; i++) {

@@ -127,8 +127,7 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("trace.otlp_queue_max", "64", 1, 10000, 0,
            "Batches waiting for the OTLP/HTTP sender at most; past it a batch is dropped and "
            "its spans counted as dropped (the worker never waits for the endpoint)."),
-    CF_INT("trace.otlp_timeout_ms", "5000", 100, 60000, 0,
-           "Time one OTLP/HTTP POST may take."),
+    CF_INT("trace.otlp_timeout_ms", "5000", 100, 60000, 0, "Time one OTLP/HTTP POST may take."),
     CF_STR("http.listen", "", 0,
            "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status) as host:port, "
            "e.g. 127.0.0.1:9464 or [::1]:9464; empty turns it off. Bind to loopback unless a "

@@ -12,6 +12,7 @@
 #include "policy/retryq.h"
 #include "run/complete.h"
 #include "run/dlq.h"
+#include "run/trace.h"
 #include "run/worker.h"
 
 /* a refused dead letter is produced again after 100 ms .. 10 s (full jitter) */
@@ -125,6 +126,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     pgs_info("dlq", "dead-lettering partition=%d offset=%lld class=%s code=%s: %s",
              (int)work->part->partition, (long long)work->offset,
              pgs_error_class_name(pgs_error_class(err)), work->errcode, work->errmsg);
+    pgs_trace_dead_letter(w->tracer, work);
     dlq_produce(w, work, 0);
 }
 
@@ -135,6 +137,11 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
     (void)rk;
     pgs_worker_t *w = opaque;
     pgs_work_t *work = rkm->_private;
+    if (pgs_trace_is_delivery(w->tracer, work)) {
+        if (rkm->err)
+            pgs_trace_delivery_failed(w->tracer, rkm);
+        return;
+    }
     if (!work) { /* a metrics record */
         if (rkm->err)
             pgs_warn("metrics", "metrics record not delivered: %s", rd_kafka_err2str(rkm->err));

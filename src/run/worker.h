@@ -16,12 +16,14 @@
 #include "run/pool.h"
 #include "run/reload.h"
 #include "run/revoke.h"
+#include "run/trace.h"
 #include "run/work.h"
 #include "policy/retryq.h"
 
 struct pgs_worker_s {
     pgs_config_t *cfg;
     char worker_id[128];
+    char db_name[128]; /* the database applied to, for spans' db.namespace */
     const char *metrics_topic;
     size_t backlog_max;
     pgs_stream_t streams[PGS_STREAM__COUNT];
@@ -49,7 +51,8 @@ struct pgs_worker_s {
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;
 
-    pgs_http_t *http; /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_http_t *http;     /* /metrics, /livez, /readyz, /status; NULL when off */
+    pgs_tracer_t *tracer; /* spans of traced commands; NULL until the producer is up */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;
