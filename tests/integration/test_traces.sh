@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Traces on a real broker and database: commands carrying a W3C traceparent
+# header (6 sampled, 4 unsampled, 1 invalid, 3 without one, and a sampled
+# poison command that violates a CHECK) are applied or dead-lettered; every
+# message of the traces topic decodes with protobuf's JSON mapping into an
+# OTLP ExportTraceServiceRequest, and traces_check.py asserts one process
+# span per sampled command (its trace id and parent span id the header's),
+# transaction spans under it, the poison's failed transaction and send
+# spans, no span for the others, and no PHI marker value anywhere.
+. "$(dirname "$0")/lib.sh"
+T_PARTITIONS=3
+T_EXTRA_CONF=$'[worker]\nid = traces-worker\n[trace]\nflush_ms = 200\nbatch_spans = 4'
+pgs_test_init traces
+PY=/usr/bin/python3 # Debian's: python3-confluent-kafka and python3-protobuf
+command -v protoc >/dev/null || fail "protoc is needed (protobuf-compiler, scripts/deps.sh)"
+mkdir -p "$T_DIR/pb"
+(cd "$REPO/tests/integration/otlp" &&
+    protoc -I . --python_out="$T_DIR/pb" $(find opentelemetry -name '*.proto')) ||
+    fail "protoc could not compile the OTLP protos"
+
+"$PY" "$REPO/tests/integration/traces_check.py" produce "$PGSCRIBE_KAFKA" "$T_RUN.commands" \
+    "$T_DIR/plan.json" || fail "producing the traced commands failed"
+pgs_worker_start a
+pgs_wait_applied 14 120
+deadline=$((SECONDS + 120))
+until [ "$(pgs_dlq_count)" -ge 1 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the poison command was not dead-lettered within 120 s"
+    sleep 1
+done
+sleep 1
+pgs_worker_stop "$W_PID" # its last spans are flushed on the way out
+pgs_forget_pid "$W_PID"
+
+applied=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
+[ "$applied" -eq 14 ] || fail "$applied applied, expected 14"
+grep -q "PHI-MARKER" "$T_DIR/worker-a.log" && fail "a PHI marker value is in the worker log"
+"$PY" "$REPO/tests/integration/traces_check.py" check "$PGSCRIBE_KAFKA" "$T_RUN.traces" \
+    "$T_DIR/plan.json" "$T_DIR/pb" || fail "the exported spans are not as expected"
+echo "ok: sampled commands traced as OTLP/JSON, unsampled and header-less ones not, no PHI"
