@@ -278,11 +278,11 @@ void pgs_trace_end(pgs_tracer_t *t, pgs_work_t *work)
     struct pgs_work_trace_s *ts = work->tspan;
     if (!ts)
         return;
-    work->tspan = NULL;
     if (!t) {
-        free(ts);
+        pgs_trace_discard(work);
         return;
     }
+    work->tspan = NULL;
     int64_t now = pgs_clock_wall_ns();
     pgs_otlp_span_t *sp = malloc(sizeof(*sp));
     if (!sp)
@@ -391,6 +391,11 @@ void pgs_trace_tick(pgs_tracer_t *t, int64_t now_us)
 int64_t pgs_trace_dropped(const pgs_tracer_t *t)
 {
     return t ? t->dropped + pgs_otlphttp_dropped(t->http) : 0;
+}
+
+size_t pgs_trace_buffered(const pgs_tracer_t *t)
+{
+    return t ? t->nbuf : 0;
 }
 
 int64_t pgs_trace_exported(const pgs_tracer_t *t)

@@ -65,6 +65,8 @@ void pgs_trace_discard(pgs_work_t *work);
 void pgs_trace_tick(pgs_tracer_t *t, int64_t now_us);
 /** @returns spans dropped so far (buffer full, export refused or failed). */
 int64_t pgs_trace_dropped(const pgs_tracer_t *t);
+/** @returns finished spans waiting for export. */
+size_t pgs_trace_buffered(const pgs_tracer_t *t);
 /** @returns spans handed to the traces topic so far. */
 int64_t pgs_trace_exported(const pgs_tracer_t *t);
 /** @returns non-zero when @p opaque is the delivery opaque of a traces
