@@ -29,6 +29,7 @@ struct pgs_otlphttp_s {
     int stop;
     int64_t stop_deadline_us; /* once stopping: what is still queued after it is dropped */
     atomic_llong dropped, sent;
+    long failures; /* (sender thread only) */
 };
 
 static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -56,13 +57,17 @@ static void post_one(pgs_otlphttp_t *h, CURL *curl, struct curl_slist *hdrs, bat
         atomic_fetch_add(&h->sent, (long long)b->nspans);
     } else {
         atomic_fetch_add(&h->dropped, (long long)b->nspans);
-        /* the endpoint only: a failed export is logged, never a span */
+        /* the endpoint only: a failed export is logged, never a span; an
+         * endpoint that stays down is logged at failures 1, 2, 4, 8, ... */
+        h->failures++;
+        if ((h->failures & (h->failures - 1)) != 0)
+            return;
         if (rc != CURLE_OK)
-            pgs_warn("trace", "OTLP/HTTP export of %zu span(s) failed: %s", b->nspans,
-                     curl_easy_strerror(rc));
+            pgs_warn("trace", "OTLP/HTTP export of %zu span(s) failed (failure %ld): %s", b->nspans,
+                     h->failures, curl_easy_strerror(rc));
         else
-            pgs_warn("trace", "OTLP/HTTP endpoint refused %zu span(s): HTTP %ld", b->nspans,
-                     status);
+            pgs_warn("trace", "OTLP/HTTP endpoint refused %zu span(s) (failure %ld): HTTP %ld",
+                     b->nspans, h->failures, status);
     }
 }
 

@@ -384,6 +384,13 @@ void pgs_trace_tick(pgs_tracer_t *t, int64_t now_us)
     if (now_us < t->next_flush_us)
         return;
     t->next_flush_us = now_us + pgs_config_int(t->cfg, "trace.flush_ms") * 1000;
+    pgs_trace_flush(t);
+}
+
+void pgs_trace_flush(pgs_tracer_t *t)
+{
+    if (!t || !t->producer)
+        return;
     while (export_batch(t) == 0)
         ;
 }
@@ -433,9 +440,7 @@ void pgs_trace_free(pgs_tracer_t *t)
 {
     if (!t)
         return;
-    if (t->producer)
-        while (export_batch(t) == 0)
-            ;
+    pgs_trace_flush(t);
     for (size_t i = 0; i < t->nbuf; i++)
         span_free(t->buf[i]);
     free(t->buf);

@@ -63,6 +63,8 @@ void pgs_trace_discard(pgs_work_t *work);
 
 /** @brief Exports a batch when one is full or trace.flush_ms has passed. */
 void pgs_trace_tick(pgs_tracer_t *t, int64_t now_us);
+/** @brief Exports every finished span now (on the way out). */
+void pgs_trace_flush(pgs_tracer_t *t);
 /** @returns spans dropped so far (buffer full, export refused or failed). */
 int64_t pgs_trace_dropped(const pgs_tracer_t *t);
 /** @returns finished spans waiting for export. */

@@ -477,7 +477,7 @@ int pgs_cmd_run(int argc, char **argv)
         }
     }
     pgs_metrics_maybe_report(w, 1);
-    pgs_trace_tick(w->tracer, INT64_MAX); /* every finished span out */
+    pgs_trace_flush(w->tracer); /* every finished span out */
     rd_kafka_flush(w->producer, 10000);
     double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",

@@ -2,10 +2,14 @@
 """Produces traced commands and checks the spans pgscribe exports.
 
 Usage: traces_check.py produce BROKERS TOPIC PLAN.json
-       traces_check.py check BROKERS TRACES_TOPIC PLAN.json PB_DIR
+       traces_check.py receive PORT_FILE BODIES.jsonl
+       traces_check.py check BROKERS TRACES_TOPIC PLAN.json PB_DIR [BODIES.jsonl]
 
 produce writes PLAN.json (what was sent: command ids, traceparents, which
 should be traced) and produces the commands as JSON with their headers.
+receive is an OTLP/HTTP endpoint stand-in: it answers POST /v1/traces
+with 200, appends each body (and its content type) to BODIES.jsonl and
+writes its port to PORT_FILE.
 check reads every message of the traces topic, decodes each with protobuf's
 JSON mapping into an ExportTraceServiceRequest (PB_DIR holds the protoc
 output of tests/integration/otlp) and asserts the spans against the plan.
@@ -83,6 +87,36 @@ def produce(brokers, topic, plan_path):
     print("produced %d commands" % len(plan))
 
 
+def receive(port_file, bodies_path):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(n).decode()
+            with open(bodies_path, "a") as f:
+                f.write(json.dumps({"path": self.path,
+                                    "type": self.headers.get("Content-Type"),
+                                    "body": body}) + "\n")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *a):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), H)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.rename(port_file + ".tmp", port_file)
+    srv.serve_forever()
+
+
+def span_count(doc):
+    return sum(len(ss["spans"]) for rs in doc["resourceSpans"] for ss in rs["scopeSpans"])
+
+
 def attrs(kvs):
     out = {}
     for kv in kvs:
@@ -91,7 +125,7 @@ def attrs(kvs):
     return out
 
 
-def check(brokers, topic, plan_path, pb_dir):
+def check(brokers, topic, plan_path, pb_dir, bodies_path=None):
     sys.path.insert(0, pb_dir)
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -239,6 +273,14 @@ def check(brokers, topic, plan_path, pb_dir):
         expect(len(s.span_id) == 8 and any(s.span_id), "span id")
         if s.kind != K.SPAN_KIND_CONSUMER:
             expect(s.parent_span_id.hex() in by_id, "span %s has no exported parent" % s.name)
+    if bodies_path:
+        posts = [json.loads(l) for l in open(bodies_path) if l.strip()]
+        expect(all(p["path"] == "/v1/traces" and p["type"] == "application/json"
+                   for p in posts), "OTLP/HTTP path or content type")
+        expect(not any(MARKER in p["body"] for p in posts), "a PHI marker value was POSTed")
+        got = sorted(p["body"] for p in posts)
+        expect(got == sorted(raw), "OTLP/HTTP received %d batches (%d spans), the topic %d (%d)"
+               % (len(got), sum(span_count(json.loads(b)) for b in got), len(raw), len(spans)))
     if errors:
         sys.exit("\n".join(errors[:20]))
     print("ok: %d traced commands, %d spans, every assertion held" % (len(traced_ids), len(spans)))
@@ -247,5 +289,7 @@ def check(brokers, topic, plan_path, pb_dir):
 if __name__ == "__main__":
     if sys.argv[1] == "produce":
         produce(*sys.argv[2:5])
+    elif sys.argv[1] == "receive":
+        receive(*sys.argv[2:4])
     else:
-        check(*sys.argv[2:6])
+        check(*sys.argv[2:7])
