@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Traces on a real broker and database: commands carrying a W3C traceparent
-# header (6 sampled, 4 unsampled, 1 invalid, 3 without one, and a sampled
-# poison command that violates a CHECK) are applied or dead-lettered; every
-# message of the traces topic decodes with protobuf's JSON mapping into an
-# OTLP ExportTraceServiceRequest, and traces_check.py asserts one process
-# span per sampled command (its trace id and parent span id the header's),
-# transaction spans under it, the poison's failed transaction and send
-# spans, no span for the others, and no PHI marker value anywhere. The same
-# batches reach an OTLP/HTTP endpoint (a stand-in) as application/json POSTs.
+# header (6 sampled, 4 unsampled, 1 invalid, 3 without one, a sampled poison
+# command that violates a CHECK, and a sampled re-delivery of the first) are
+# applied or dead-lettered; every message of the traces topic decodes with
+# protobuf's JSON mapping into an OTLP ExportTraceServiceRequest, and
+# traces_check.py asserts one process span per sampled command (its trace id
+# and parent span id the header's), transaction spans under it, the poison's
+# failed transaction and send spans, the re-delivery's outcome duplicate, no
+# span for the others, and no PHI marker value anywhere. The same batches
+# reach an OTLP/HTTP endpoint (a stand-in) as application/json POSTs.
 . "$(dirname "$0")/lib.sh"
 T_PARTITIONS=3
 # the worker runs as the ASan + UBSan build: a memory error, undefined
@@ -46,7 +47,10 @@ until [ "$(pgs_dlq_count)" -ge 1 ]; do
     [ $SECONDS -lt $deadline ] || fail "the poison command was not dead-lettered within 120 s"
     sleep 1
 done
-sleep 1
+until grep -q "interval: .* duplicates=1 " "$T_DIR/worker-a.log"; do
+    [ $SECONDS -lt $deadline ] || fail "the re-delivered command was not found a duplicate"
+    sleep 0.5
+done
 pgs_worker_stop "$W_PID" # its last spans are flushed on the way out
 pgs_forget_pid "$W_PID"
 

@@ -42,7 +42,7 @@ def cmd(cid, clinic, entity, key, data):
 def produce(brokers, topic, plan_path):
     plan = []
 
-    def add(kind, clinic, tp, poison=False):
+    def add(kind, clinic, tp, poison=False, again=None):
         i = len(plan)
         cid = str(uuid.UUID(int=0x5EED0000 + i, version=4))
         rid = str(uuid.UUID(int=0xA0000000 + i, version=4))
@@ -57,8 +57,12 @@ def produce(brokers, topic, plan_path):
             body = cmd(cid, clinic, "patients", {"id": rid},
                        {"given_name": "%s-%d" % (MARKER, i)})
             key = "%s/patients/%s" % (clinic, rid)
+        if again is not None:
+            # the same command once more (a re-delivery), in a trace of its own
+            cid, key, body = plan[again]["command_id"], plan[again]["key"], plan[again]["body"]
         plan.append({"kind": kind, "command_id": cid, "traceparent": tp,
-                     "traced": kind in ("sampled", "poison"), "key": key, "body": body})
+                     "traced": kind in ("sampled", "poison", "duplicate"), "key": key,
+                     "body": body})
 
     def tp(i, flags):
         return "00-%032x-%016x-%s" % (0x4BF92F3577B34DA6A3CE000000000000 + i,
@@ -72,6 +76,7 @@ def produce(brokers, topic, plan_path):
         add("no_header", "clinic-7", None)
     add("invalid_header", "clinic-7", "00-" + "0" * 32 + "-00f067aa0ba902b7-01")
     add("poison", "clinic-9", tp(200, "01"), poison=True)
+    add("duplicate", "clinic-7", tp(300, "01"), again=0)
 
     p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
     for c in plan:
@@ -261,12 +266,16 @@ def check(brokers, topic, plan_path, pb_dir, bodies_path=None):
                 expect(sa.get("pgscribe.error.code") == "23514", "error code %r"
                        % sa.get("pgscribe.error.code"))
         else:
-            expect(a.get("pgscribe.outcome") == "applied", "outcome %r"
-                   % a.get("pgscribe.outcome"))
+            dup = c["kind"] == "duplicate"
+            want = "duplicate" if dup else "applied"
+            expect(a.get("pgscribe.outcome") == want, "%s outcome %r, want %r"
+                   % (c["kind"], a.get("pgscribe.outcome"), want))
             expect(not sends, "applied command has a send span")
             expect(any(t.status.code == trace_pb2.Status.STATUS_CODE_UNSET and
-                       attrs(t.attributes).get("pgscribe.rows") == 1 for t in txns),
-                   "no committed transaction span writing its row")
+                       attrs(t.attributes).get("pgscribe.rows") == (0 if dup else 1)
+                       for t in txns),
+                   "%s: no committed transaction span with pgscribe.rows %d"
+                   % (c["kind"], 0 if dup else 1))
     stray = [s for s in spans if s.trace_id.hex() not in traced_ids]
     expect(not stray, "%d spans of traces nobody sampled" % len(stray))
     for s in spans:
