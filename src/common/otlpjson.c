@@ -41,6 +41,7 @@ void pgs_otlp_span_clear(pgs_otlp_span_t *sp)
     attrs_clear(sp->attrs, sp->nattrs);
     for (int e = 0; e < sp->nevents; e++)
         attrs_clear(sp->events[e].attrs, sp->events[e].nattrs);
+    free(sp->events);
     memset(sp, 0, sizeof(*sp));
 }
 
@@ -97,6 +98,12 @@ pgs_otlp_event_t *pgs_otlp_event_add(pgs_otlp_span_t *sp, const char *name, uint
     if (sp->nevents == PGS_OTLP_MAX_EVENTS) {
         sp->dropped_events++;
         return NULL;
+    }
+    /* most spans have no event: their room is taken with the first */
+    if (!sp->events) {
+        sp->events = calloc(PGS_OTLP_MAX_EVENTS, sizeof(*sp->events));
+        if (!sp->events)
+            abort();
     }
     pgs_otlp_event_t *ev = &sp->events[sp->nevents++];
     memset(ev, 0, sizeof(*ev));

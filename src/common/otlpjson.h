@@ -62,7 +62,7 @@ typedef struct {
     pgs_otlp_attr_t attrs[PGS_OTLP_MAX_ATTRS];
     int nattrs;
     uint32_t dropped_attrs;
-    pgs_otlp_event_t events[PGS_OTLP_MAX_EVENTS];
+    pgs_otlp_event_t *events; /* owned; PGS_OTLP_MAX_EVENTS, allocated with the first */
     int nevents;
     uint32_t dropped_events;
 } pgs_otlp_span_t;
