@@ -37,7 +37,8 @@ struct pgs_tracer_s {
     size_t nbuf, cap;
     int64_t next_flush_us;
     int64_t dropped, exported;
-    uint8_t rnd[256]; /* span ids, from getrandom */
+    int64_t undelivered; /* traces messages the broker did not take */
+    uint8_t rnd[256];    /* span ids, from getrandom */
     size_t rnd_pos;
     pgs_otlphttp_t *http;
 };
@@ -432,8 +433,11 @@ void pgs_trace_delivery_failed(pgs_tracer_t *t, const rd_kafka_message_t *rkm)
     }
     t->dropped += n;
     t->exported -= n;
-    pgs_warn("trace", "%lld span(s) not delivered to %s: %s", (long long)n, t->topic,
-             rd_kafka_err2str(rkm->err));
+    /* a topic that stays unwritable is logged at failures 1, 2, 4, 8, ... */
+    t->undelivered++;
+    if ((t->undelivered & (t->undelivered - 1)) == 0)
+        pgs_warn("trace", "%lld span(s) not delivered to %s (failure %lld): %s", (long long)n,
+                 t->topic, (long long)t->undelivered, rd_kafka_err2str(rkm->err));
 }
 
 void pgs_trace_free(pgs_tracer_t *t)

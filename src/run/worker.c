@@ -479,6 +479,11 @@ int pgs_cmd_run(int argc, char **argv)
     pgs_metrics_maybe_report(w, 1);
     pgs_trace_flush(w->tracer); /* every finished span out */
     rd_kafka_flush(w->producer, 10000);
+    if (pgs_trace_buffered(w->tracer) > 0) {
+        /* spans of dead letters acknowledged during that flush */
+        pgs_trace_flush(w->tracer);
+        rd_kafka_flush(w->producer, 5000);
+    }
     double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "
