@@ -138,8 +138,7 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
     pgs_worker_t *w = opaque;
     pgs_work_t *work = rkm->_private;
     if (pgs_trace_is_delivery(w->tracer, work)) {
-        if (rkm->err)
-            pgs_trace_delivery_failed(w->tracer, rkm);
+        pgs_trace_delivered(w->tracer, rkm);
         return;
     }
     if (!work) { /* a metrics record */

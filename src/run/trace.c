@@ -38,10 +38,16 @@ struct pgs_tracer_s {
     int64_t next_flush_us;
     int64_t dropped, exported;
     int64_t undelivered; /* traces messages the broker did not take */
+    int unacked;         /* traces messages awaiting their delivery report */
     uint8_t rnd[256];    /* span ids, from getrandom */
     size_t rnd_pos;
     pgs_otlphttp_t *http;
 };
+
+/* Traces messages produced and not yet reported on: past this many, a batch
+ * is dropped rather than queued, so a traces topic that takes nothing (one
+ * missing, say) cannot fill the producer's queue that dead letters need. */
+#define TRACE_MAX_UNACKED_BATCHES 32
 
 /* the delivery opaque of traces messages */
 static const char delivery_tag[] = "trace";
@@ -341,7 +347,8 @@ static int export_batch(pgs_tracer_t *t)
         span_free(t->buf[i]);
     memmove(t->buf, t->buf + n, (t->nbuf - n) * sizeof(*t->buf));
     t->nbuf -= n;
-    if (!body) {
+    if (!body || t->unacked >= TRACE_MAX_UNACKED_BATCHES) {
+        free(body);
         t->dropped += (int64_t)n;
         return 0;
     }
@@ -372,6 +379,7 @@ static int export_batch(pgs_tracer_t *t)
         return 0;
     }
     t->exported += (int64_t)n;
+    t->unacked++;
     return 0;
 }
 
@@ -417,8 +425,12 @@ int pgs_trace_is_delivery(const pgs_tracer_t *t, const void *opaque)
     return opaque == (const void *)delivery_tag;
 }
 
-void pgs_trace_delivery_failed(pgs_tracer_t *t, const rd_kafka_message_t *rkm)
+void pgs_trace_delivered(pgs_tracer_t *t, const rd_kafka_message_t *rkm)
 {
+    if (t->unacked > 0)
+        t->unacked--;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
     rd_kafka_headers_t *hdrs = NULL;
     const void *v = NULL;
     size_t len = 0;

@@ -74,7 +74,10 @@ int64_t pgs_trace_exported(const pgs_tracer_t *t);
 /** @returns non-zero when @p opaque is the delivery opaque of a traces
  *           message (the worker's producer serves them with dead letters). */
 int pgs_trace_is_delivery(const pgs_tracer_t *t, const void *opaque);
-/** @brief A traces message was not delivered: its spans count as dropped. */
-void pgs_trace_delivery_failed(pgs_tracer_t *t, const rd_kafka_message_t *rkm);
+/** @brief The delivery report of a traces message; one not delivered has
+ *         its spans counted as dropped.
+ *  @locality librdkafka callback (main thread, inside rd_kafka_poll or
+ *            rd_kafka_flush of the producer) */
+void pgs_trace_delivered(pgs_tracer_t *t, const rd_kafka_message_t *rkm);
 
 #endif
