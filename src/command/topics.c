@@ -1,5 +1,5 @@
 /* `pgscribe topics`: creates the configured topics (commands, audit, their
- * dead-letter topics, metrics) if they are missing, through the Admin API. */
+ * dead-letter topics, metrics, traces) if they are missing, through the Admin API. */
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -17,15 +17,15 @@ static void usage(FILE *fp)
             "usage: pgscribe topics [-c FILE] [-b BROKERS] [-p PARTITIONS] [-r REPLICAS] [--help]\n"
             "Creates the configured topics if they are missing.\n"
             "\n"
-            "Creates topic.commands, topic.audit, topic.commands_dlq, topic.audit_dlq and\n"
-            "topic.metrics; existing topics are left as they are. Returns once every\n"
-            "partition takes writes.\n"
+            "Creates topic.commands, topic.audit, topic.commands_dlq, topic.audit_dlq,\n"
+            "topic.metrics and topic.traces; existing topics are left as they are.\n"
+            "Returns once every partition takes writes.\n"
             "\n"
             "options:\n"
             "  -c, --config FILE    configuration file\n"
             "  -b, --brokers LIST   bootstrap servers (default: config, $PGSCRIBE_KAFKA)\n"
             "  -p, --partitions N   partitions of the commands and audit topics (12); the\n"
-            "                       dead-letter and metrics topics get at most 3\n"
+            "                       dead-letter, metrics and traces topics get at most 3\n"
             "  -r, --replicas N     replication factor (1)\n"
             "  -h, --help           show this help\n"
             "\n"
@@ -85,11 +85,12 @@ int pgs_cmd_topics(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_KAFKA;
     }
-    const char *names[] = {"topic.commands", "topic.audit", "topic.commands_dlq", "topic.audit_dlq",
-                           "topic.metrics"};
-    rd_kafka_NewTopic_t *nt[5];
-    for (int i = 0; i < 5; i++) {
-        /* dead letters and metrics are low volume: fewer partitions */
+    const char *names[] = {"topic.commands",  "topic.audit",   "topic.commands_dlq",
+                           "topic.audit_dlq", "topic.metrics", "topic.traces"};
+    enum { NTOPICS = sizeof(names) / sizeof(names[0]) };
+    rd_kafka_NewTopic_t *nt[NTOPICS];
+    for (int i = 0; i < NTOPICS; i++) {
+        /* dead letters, metrics and traces are low volume: fewer partitions */
         int p = i < 2 ? partitions : (partitions < 3 ? partitions : 3);
         nt[i] = rd_kafka_NewTopic_new(pgs_config_str(cfg, names[i]), p, replicas, errstr,
                                       sizeof(errstr));
@@ -97,7 +98,7 @@ int pgs_cmd_topics(int argc, char **argv)
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(ao, 15000, errstr, sizeof(errstr));
-    rd_kafka_CreateTopics(rk, nt, 5, ao, q);
+    rd_kafka_CreateTopics(rk, nt, NTOPICS, ao, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int rc = PGS_EXIT_OK;
     if (!ev || rd_kafka_event_error(ev)) {
@@ -125,7 +126,7 @@ int pgs_cmd_topics(int argc, char **argv)
         rd_kafka_event_destroy(ev);
     /* Created is not writable yet: return once every partition's log is up,
      * so a producer started next does not race the broker. */
-    for (int i = 0; rc == PGS_EXIT_OK && i < 5; i++) {
+    for (int i = 0; rc == PGS_EXIT_OK && i < NTOPICS; i++) {
         if (pgs_topicready_wait(rk, pgs_config_str(cfg, names[i]), 30000, NULL, errstr,
                                 sizeof(errstr))) {
             fprintf(stderr, "pgscribe topics: %s\n", errstr);
@@ -133,7 +134,7 @@ int pgs_cmd_topics(int argc, char **argv)
         }
     }
     rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_NewTopic_destroy_array(nt, 5);
+    rd_kafka_NewTopic_destroy_array(nt, NTOPICS);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     pgs_config_free(cfg);

@@ -19,6 +19,10 @@ const cfg_def_t pgs_config_table[] = {
            "Dead-letter topic for audit events that fail permanently."),
     CF_STR("topic.metrics", "pgscribe.metrics", 0,
            "Topic receiving one WorkerMetrics record per worker per interval."),
+    CF_STR("topic.traces", "pgscribe.traces", 0,
+           "Topic receiving the worker's spans, batched, as OTLP/JSON ExportTraceServiceRequest "
+           "messages (an OpenTelemetry Collector reads it with its kafka receiver, encoding "
+           "otlp_json)."),
     CF_STR_ENV("pg.conninfo", "", 0, "PGSCRIBE_PG_CONNINFO",
                "libpq connection string or URI (empty uses the PG* environment variables); the "
                "environment variable overrides it and is the preferred place for a password."),
@@ -112,6 +116,27 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("metrics.per_clinic_max", "50", 0, 100000, CF_RELOAD,
            "Clinics with series of their own on the HTTP /metrics endpoint, first seen first; "
            "the others are summed under clinic=\"other\" (a cap on label cardinality)."),
+    CF_ENUM("trace.sampling", "parent", "parent|always|never", CF_RELOAD,
+            "Which commands with a valid traceparent header get spans: parent (those whose "
+            "sampled flag is set), always (every one), never (tracing off). pgscribe only "
+            "continues traces; a command without the header gets none."),
+    CF_DBL("trace.ratio", "1", 0, 1, CF_RELOAD,
+           "Share of the traces trace.sampling admits that get spans, decided by the trace id "
+           "(every worker and every command of one trace decide alike)."),
+    CF_INT("trace.flush_ms", "1000", 10, 60000, CF_RELOAD,
+           "Longest time a finished span waits before its batch is exported."),
+    CF_INT("trace.batch_spans", "512", 1, 10000, CF_RELOAD,
+           "Spans per export: a batch this large is exported at once."),
+    CF_INT("trace.max_buffered_spans", "8192", 16, 1000000, 0,
+           "Finished spans held for export at most; past it spans are dropped and counted "
+           "(pgscribe_trace_spans_dropped_total)."),
+    CF_STR("trace.otlp_endpoint", "", 0,
+           "OTLP/HTTP traces endpoint to POST each batch to as well, e.g. "
+           "http://127.0.0.1:4318/v1/traces; empty exports to topic.traces only."),
+    CF_INT("trace.otlp_queue_max", "64", 1, 10000, 0,
+           "Batches waiting for the OTLP/HTTP sender at most; past it a batch is dropped and "
+           "its spans counted as dropped (the worker never waits for the endpoint)."),
+    CF_INT("trace.otlp_timeout_ms", "5000", 100, 60000, 0, "Time one OTLP/HTTP POST may take."),
     CF_STR("http.listen", "", 0,
            "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status, /profile) as "
            "host:port, "

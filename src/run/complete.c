@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "run/complete.h"
+#include "run/trace.h"
 #include "run/worker.h"
 
 /* @locality main thread; also librdkafka callback (pgs_dlq_delivery_cb) */
 void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work)
 {
+    pgs_trace_discard(work); /* (a completed work's spans have ended already) */
     if (work->rkm)
         rd_kafka_message_destroy(work->rkm);
     pgs_command_free(work->cmd);
@@ -36,6 +38,7 @@ void pgs_complete_work(pgs_worker_t *w, pgs_work_t *work)
         pgs_offsets_done(part->offsets, work->offset);
         part->dirty = 1;
     }
+    pgs_trace_end(w->tracer, work);
     pgs_complete_work_free(w, work);
 }
 

@@ -13,6 +13,7 @@
 #include "run/complete.h"
 #include "run/dlq.h"
 #include "run/reach.h"
+#include "run/trace.h"
 #include "run/worker.h"
 
 /* a refused dead letter is produced again after 100 ms .. 10 s (full jitter) */
@@ -152,6 +153,7 @@ void pgs_dlq_send(pgs_worker_t *w, pgs_work_t *work, pgs_err_t err, const char *
     free(work->errmsg);
     work->errmsg = strdup(msg ? msg : "");
     dlq_log(work);
+    pgs_trace_dead_letter(w->tracer, work);
     dlq_produce(w, work, 0);
 }
 
@@ -164,7 +166,11 @@ void pgs_dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *op
     pgs_work_t *work = rkm->_private;
     if (!rkm->err)
         pgs_reach_contact(w); /* the broker acknowledged: Kafka answers */
-    if (!work) {              /* a metrics record */
+    if (pgs_trace_is_delivery(w->tracer, work)) {
+        pgs_trace_delivered(w->tracer, rkm);
+        return;
+    }
+    if (!work) { /* a metrics record */
         if (rkm->err)
             pgs_warn("metrics", "metrics record not delivered: %s", rd_kafka_err2str(rkm->err));
         return;

@@ -16,6 +16,7 @@
 #include "run/dlq.h"
 #include "run/intake.h"
 #include "run/lanekey.h"
+#include "run/trace.h"
 #include "run/worker.h"
 
 /* Reads what the headers say: the content type (the answer) and the
@@ -152,9 +153,13 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     w->ctr.consumed++;
     w->ctr.total_consumed++;
 
+    int64_t consumed_ns = pgs_clock_wall_ns();
     pgs_err_t err =
         pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(work),
                                  &work->cmd, errstr, sizeof(errstr));
+    /* its process span, when sampled: a command that cannot be decoded has
+     * one too, ending with its dead letter */
+    pgs_trace_begin(w->tracer, work, consumed_ns);
     if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;

@@ -13,6 +13,7 @@
 #include "run/complete.h"
 #include "run/dlq.h"
 #include "run/outcome.h"
+#include "run/trace.h"
 #include "run/worker.h"
 
 static int outcome_watch(void *opaque, int fd, uint32_t events, void *tag, pgs_pool_watch_t op)
@@ -63,11 +64,18 @@ static void outcome_applied(void *opaque, pgs_work_t **works, int n, int fresh, 
         pgs_complete_work(w, works[i]);
 }
 
-static void outcome_retried(void *opaque, pgs_work_t *work)
+static void outcome_retried(void *opaque, pgs_work_t *work, const char *code, int64_t delay_us)
 {
     pgs_worker_t *w = opaque;
-    (void)work;
     w->ctr.retried++;
+    pgs_trace_retry(w->tracer, work, code, delay_us);
+}
+
+static void outcome_settled(void *opaque, pgs_work_t *const *works, int n, int64_t took_us,
+                            const char *code, const char *msg)
+{
+    pgs_worker_t *w = opaque;
+    pgs_trace_transaction(w->tracer, works, n, took_us, code, msg);
 }
 
 static void outcome_dead_letter(void *opaque, pgs_work_t *work, pgs_err_t err, const char *code,
@@ -133,5 +141,6 @@ const pgs_pool_ops_t pgs_outcome_ops = {
     .watch = outcome_watch,
     .applied = outcome_applied,
     .retried = outcome_retried,
+    .settled = outcome_settled,
     .dead_letter = outcome_dead_letter,
 };

@@ -37,9 +37,16 @@ typedef struct {
      *         BEGIN to COMMIT's answer. The callee completes (frees) each. */
     void (*applied)(void *opaque, pgs_work_t **works, int n, int fresh, int64_t took_us,
                     const char *clinic_id);
-    /** @brief @p work failed transiently and waits out a backoff (its
-     *         attempt is already counted in work->attempts). May be NULL. */
-    void (*retried)(void *opaque, pgs_work_t *work);
+    /** @brief @p work failed transiently with SQLSTATE @p code and waits
+     *         out a backoff of @p delay_us (its attempt is already counted in
+     *         work->attempts). May be NULL. */
+    void (*retried)(void *opaque, pgs_work_t *work, const char *code, int64_t delay_us);
+    /** @brief A transaction of @p works[0..n) ended @p took_us after BEGIN
+     *         was sent: committed when @p code is NULL (each work's `fresh`
+     *         set), else failed with SQLSTATE @p code and the PHI-free @p msg.
+     *         Called before the outcome callbacks. May be NULL. */
+    void (*settled)(void *opaque, pgs_work_t *const *works, int n, int64_t took_us,
+                    const char *code, const char *msg);
     /** @brief @p work cannot be applied: the callee dead-letters it. @p code
      *         is a SQLSTATE (or NULL for pgs_error_code(err)); @p msg is PHI-free. */
     void (*dead_letter)(void *opaque, pgs_work_t *work, pgs_err_t err, const char *code,

@@ -232,6 +232,13 @@ void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
                 (double)(t->dead_letters_by_class[s][k] + c->dead_letters_by_class[s][k]));
         }
     }
+    counter(sb, "pgscribe_trace_spans_exported_total",
+            "Spans handed to the traces topic (OTLP/JSON batches).",
+            (double)pgs_trace_exported(w->tracer));
+    counter(sb, "pgscribe_trace_spans_dropped_total",
+            "Spans dropped: export buffer full, or a batch the traces topic or the OTLP/HTTP "
+            "endpoint did not take.",
+            (double)pgs_trace_dropped(w->tracer));
     pgs_promtext_family(sb, "pgscribe_works_in_flight", "gauge",
                         "Messages consumed and not yet completed (applied or dead-lettered).");
     pgs_promtext_sample(sb, "pgscribe_works_in_flight", NULL, 0, (double)w->works_live);

@@ -42,7 +42,7 @@ static void work_retry_later(pgs_pool_t *pool, pgs_work_t *wk, const char *code,
                              pgs_config_int(cfg, "retry.backoff_max_ms") * 1000, &pool->rng);
     pgs_settle_hold(pool, wk, now + delay);
     if (pool->ops.retried)
-        pool->ops.retried(pool->opaque, wk);
+        pool->ops.retried(pool->opaque, wk, code, delay);
 }
 
 void pgs_settle_hold(pgs_pool_t *pool, pgs_work_t *wk, int64_t until_us)
@@ -120,8 +120,16 @@ void pgs_settle_succeeded(pgs_conn_t *c)
                  "before it went",
                  recovered, in_doubt);
     }
-    for (int i = 0; i < c->nbatch; i++)
-        c->batch[i]->isolate = 0;
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        wk->isolate = 0;
+        /* a multi-row statement counts its fresh rows only: a group partly
+         * fresh marks each of its commands applied */
+        wk->fresh = wk->in_doubt ||
+                    (c->group_of[i] < 0 ? c->fresh[i] != 0 : c->group_fresh[c->group_of[i]] > 0);
+    }
+    if (pool->ops.settled)
+        pool->ops.settled(pool->opaque, c->batch, c->nbatch, took, NULL, NULL);
     int n = c->nbatch;
     c->nbatch = 0;
     /* the works are the owner's from here on: it completes and frees them */
@@ -142,6 +150,10 @@ static void batch_failed(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
     pgs_txn_forget_unconfirmed(c);
+    if (pool->ops.settled)
+        pool->ops.settled(pool->opaque, c->batch, c->nbatch, pgs_clock_now_us() - c->started_us,
+                          c->fail_code[0] ? c->fail_code : pgs_error_code(c->fail_err),
+                          c->fail_msg);
     if (c->fail_commit) {
         if (c->nbatch == 1) {
             pgs_work_t *bad = c->batch[0];

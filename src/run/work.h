@@ -67,6 +67,8 @@ typedef struct pgs_work_s {
                                          for a newer catalog until then (0: not waiting) */
     int traced;                       /* the message carried a valid traceparent header */
     pgs_traceparent_t trace;          /* its W3C trace context, when traced */
+    struct pgs_work_trace_s *tspan;   /* its spans while sampled (trace.c), else NULL */
+    int fresh; /* its last commit applied it (1) or found its id recorded (0) */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own

@@ -77,6 +77,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     if (w->profile)
         pgs_profile_tick(w->profile, pgs_clock_now_us());
     catalog_tick(w);
+    pgs_trace_tick(w->tracer, pgs_clock_now_us());
     pgs_http_serve(w->http); /* its timeouts; requests come through epoll */
 }
 
@@ -327,6 +328,7 @@ static int load_catalog(pgs_worker_t *w, const char *conninfo, char *errstr, siz
         return PGS_EXIT_DATABASE;
     }
     w->catalog = pgs_catalog_load(pg, pgs_config_str(w->cfg, "pg.schema"), errstr, errstr_size);
+    snprintf(w->db_name, sizeof(w->db_name), "%s", PQdb(pg) ? PQdb(pg) : "");
     PQfinish(pg);
     if (!w->catalog)
         return PGS_EXIT_DATABASE;
@@ -383,6 +385,7 @@ static void worker_free(pgs_worker_t *w)
     }
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
+    pgs_trace_free(w->tracer); /* (its last batch goes to the producer) */
     if (w->producer)
         rd_kafka_destroy(w->producer);
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
@@ -490,6 +493,13 @@ int pgs_cmd_run(int argc, char **argv)
     if (rc == 0 && (producer_start(w, errstr, sizeof(errstr)) != 0 ||
                     pgs_consume_start(w, errstr, sizeof(errstr)) != 0))
         rc = PGS_EXIT_KAFKA;
+    if (rc == 0) {
+        w->tracer = pgs_trace_new(w->cfg, w->worker_id, w->producer, errstr, sizeof(errstr));
+        if (!w->tracer)
+            rc = PGS_EXIT_CONFIG;
+        else
+            pgs_trace_set_db(w->tracer, w->db_name);
+    }
     const char *listen = pgs_config_str(w->cfg, "http.listen");
     if (rc == 0 && listen && *listen) {
         w->http = pgs_http_start(w, listen, errstr, sizeof(errstr));
@@ -556,7 +566,13 @@ int pgs_cmd_run(int argc, char **argv)
         }
     }
     pgs_metrics_maybe_report(w, 1);
+    pgs_trace_flush(w->tracer); /* every finished span out */
     rd_kafka_flush(w->producer, 10000);
+    if (pgs_trace_buffered(w->tracer) > 0) {
+        /* spans of dead letters acknowledged during that flush */
+        pgs_trace_flush(w->tracer);
+        rd_kafka_flush(w->producer, 5000);
+    }
     double secs = (double)(pgs_clock_now_us() - t0) / 1e6;
     pgs_info("worker",
              "stopped: consumed=%lld applied=%lld duplicates=%lld dead_lettered=%lld "

@@ -19,12 +19,14 @@
 #include "run/reach.h"
 #include "run/reload.h"
 #include "run/revoke.h"
+#include "run/trace.h"
 #include "run/work.h"
 #include "policy/retryq.h"
 
 struct pgs_worker_s {
     pgs_config_t *cfg;
     char worker_id[128];
+    char db_name[128]; /* the database applied to, for spans' db.namespace */
     const char *metrics_topic;
     size_t backlog_max;
     pgs_stream_t streams[PGS_STREAM__COUNT];
@@ -61,6 +63,7 @@ struct pgs_worker_s {
     pgs_profile_t *profile; /* statement profiles; /profile */
     pgs_reach_t reach;      /* whether Kafka answers (reach.c) */
     pgs_notify_t notify;    /* systemd notifications (notify.c) */
+    pgs_tracer_t *tracer;   /* spans of traced commands; NULL until the producer is up */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

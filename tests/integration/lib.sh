@@ -40,6 +40,7 @@ commands_dlq = $T_RUN.commands.dlq
 audit = $T_RUN.audit
 audit_dlq = $T_RUN.audit.dlq
 metrics = $T_RUN.metrics
+traces = $T_RUN.traces
 [consumer]
 group = $T_RUN
 [metrics]

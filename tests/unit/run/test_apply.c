@@ -85,10 +85,12 @@ static void fx_applied(void *opaque, pgs_work_t **works, int n, int fresh, int64
         work_done(fx, works[i], W_APPLIED);
 }
 
-static void fx_retried(void *opaque, pgs_work_t *wk)
+static void fx_retried(void *opaque, pgs_work_t *wk, const char *code, int64_t delay_us)
 {
     fx_t *fx = opaque;
     (void)wk;
+    (void)code;
+    (void)delay_us;
     fx->retried++;
 }
 
