@@ -85,6 +85,14 @@ pgs_err_t pgs_error_sqlstate_classify(const char *sqlstate);
 pgs_err_t pgs_error_pg_classify(const char *sqlstate, const char *primary);
 
 /**
+ * @brief As pgs_error_pg_classify, knowing the schema the error names
+ *        (PG_DIAG_SCHEMA_NAME, may be NULL): 23514 "no partition of relation
+ *        found" in schema audit (the audit trail's month has no partition
+ *        yet) is transient.
+ */
+pgs_err_t pgs_error_pg_classify_in(const char *sqlstate, const char *primary, const char *schema);
+
+/**
  * @returns 1 if the SQLSTATE says the database as a whole is going away,
  *          read-only or out of a resource (class 08, 25006, class 53,
  *          57P01-57P05; NULL): an outage, which spends no attempt and feeds
