@@ -19,7 +19,8 @@ static const pgs_sqlenvelope_rows_t ONE = {
     "SELECT pgscribe.expect_same_command($1::uuid, $%d::bytea, NULL) AS n"
     " WHERE NOT EXISTS (SELECT 1 FROM ins)",
     "ins",
-    "array_agg(command_id), array_agg($3::text), array_agg($%d::bigint), array_agg($7::jsonb::text), "
+    "array_agg(command_id), array_agg($3::text), array_agg($%d::bigint), "
+    "array_agg($7::jsonb::text), "
     "array_agg((%s)::text), array_agg($5::int), array_agg($6::bigint), array_agg($%d::text)",
     "pgscribe.expect_rows((SELECT count(*) FROM ins), (SELECT count(*) FROM w)) AS fresh"};
 
