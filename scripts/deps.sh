@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config librdkafka-dev libpq-dev libavro-dev
       libjansson-dev libssl-dev libcmocka-dev libinih-dev libmicrohttpd-dev
       postgresql-15 clang libclang-rt-14-dev clang-format kcat python3 maven procps
-      python3-confluent-kafka python3-avro prometheus)
+      python3-confluent-kafka python3-avro python3-psycopg2 prometheus)
 # A JRE only if no java is there: the machine's own JDK (17) is preferred.
 command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
 
