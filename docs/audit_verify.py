@@ -37,20 +37,19 @@ SQL = """SELECT clinic_id, seq::text, kind, event_id::text, command_id::text,
 
 def verify(conn, clinic):
     """Returns None, or (seq, what) of the first broken link."""
-    cur = conn.cursor(name="rows")  # server-side cursor: constant memory
-    cur.itersize = 10000
-    cur.execute(SQL, (clinic,))
     want_seq, want_prev = 1, ZERO
-    for row in cur:
-        fields, prev, stored = list(row[:22]), bytes(row[22]), bytes(row[23])
-        if int(fields[1]) != want_seq:
-            return want_seq, "row missing"
-        if prev != want_prev:
-            return want_seq, "prev_hash is not the previous row's hash"
-        if link(prev, fields) != stored:
-            return want_seq, "hash does not match the row's content"
-        want_seq, want_prev = want_seq + 1, stored
-    cur.close()
+    with conn.cursor(name="rows") as cur:  # server-side cursor: constant memory
+        cur.itersize = 10000
+        cur.execute(SQL, (clinic,))
+        for row in cur:
+            fields, prev, stored = list(row[:22]), bytes(row[22]), bytes(row[23])
+            if int(fields[1]) != want_seq:
+                return want_seq, "row missing"
+            if prev != want_prev:
+                return want_seq, "prev_hash is not the previous row's hash"
+            if link(prev, fields) != stored:
+                return want_seq, "hash does not match the row's content"
+            want_seq, want_prev = want_seq + 1, stored
     head = conn.cursor()
     head.execute("SELECT seq, hash FROM audit.chain_heads WHERE clinic_id = %s", (clinic,))
     seq, h = head.fetchone()

@@ -19,9 +19,9 @@ wq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 
 # append CLINIC BATCH: 10 events of CLINIC, as the worker role
 append() {
     wq -At -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', '$1', true), audit.lock_head()" \
-        -c "SELECT audit.append_events(array_agg('$1'), array_agg(gen_random_uuid()),
-            array_agg('dr-' || i), array_agg('READ'), array_agg('patients'), array_agg('p' || i),
-            array_agg('SUCCESS'), array_agg(1764633600000 + i), array_agg('ehr'),
+        -c "SELECT audit.append_events(array_agg('$1'::text), array_agg(gen_random_uuid()),
+            array_agg('dr-' || i), array_agg('READ'::text), array_agg('patients'::text), array_agg('p' || i),
+            array_agg('SUCCESS'::text), array_agg(1764633600000 + i), array_agg('ehr'::text),
             array_agg('{\"k\": \"v\\\\\\\\t\"}'::jsonb), array_agg(0), array_agg($2 * 10 + i::bigint),
             'clinic.audit', array_agg(NULL::text), array_agg(NULL::text), array_agg(NULL::text),
             array_agg(NULL::text)) FROM generate_series(1, 10) i" -c "COMMIT" >/dev/null
