@@ -44,6 +44,7 @@ typedef enum {
     PGS_E_VALIDATE_NO_VERSION,
     PGS_E_VALIDATE_BAD_CLINIC_ID,
     PGS_E_VALIDATE_GENERATED_COLUMN,
+    PGS_E_VALIDATE_DISCLOSURE, /* an AuditEvent DISCLOSE without recipient or purpose */
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,
