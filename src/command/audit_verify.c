@@ -1,4 +1,4 @@
-/* Audit verify, one clinic: streams its rows through COPY TO STDOUT (text),
+/* Audit verify, one clinic: streams its rows through COPY TO STDOUT (binary),
  * recomputes each link, and compares the end with the chain head. */
 #include "command/audit_verify.h"
 
@@ -9,25 +9,42 @@
 #include "common/auditchain.h"
 #include "common/sbuf.h"
 
-/* 22 canonical fields, then prev_hash and hash in hex */
+/* 22 canonical fields, then prev_hash and hash */
 #define VERIFY_NCOLS (PGS_AUDITCHAIN_NFIELDS + 2)
 
+/* Binary COPY: no text rendering of timestamps, uuids and hashes on the
+ * server, and no unescaping here; the canonical text is made below. */
 static const char *const SQL_COPY_HEAD =
-    "COPY (SELECT clinic_id, seq, kind, event_id, command_id,"
-    " (extract(epoch FROM occurred_at) * 1000000)::bigint,"
-    " (extract(epoch FROM recorded_at) * 1000000)::bigint, actor, action, entity, row_key,"
-    " columns, outcome, recipient, purpose, description, source, details, source_topic,"
-    " source_partition, source_offset, traceparent, encode(prev_hash, 'hex'),"
-    " encode(hash, 'hex') FROM audit.events WHERE clinic_id = ";
+    "COPY (SELECT clinic_id, seq, kind, event_id, command_id, occurred_at, recorded_at, actor,"
+    " action, entity, row_key, columns, outcome, recipient, purpose, description, source,"
+    " details, source_topic, source_partition, source_offset, traceparent, prev_hash, hash"
+    " FROM audit.events WHERE clinic_id = ";
+
+/* PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC. */
+#define PG_EPOCH_OFFSET_US 946684800000000LL
+
+static const char hexdigits[] = "0123456789abcdef";
 
 static void hex(const uint8_t *b, char out[65])
 {
-    static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < PGS_AUDITCHAIN_HASH_SIZE; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
+        out[2 * i] = hexdigits[b[i] >> 4];
+        out[2 * i + 1] = hexdigits[b[i] & 15];
     }
     out[64] = '\0';
+}
+
+static int64_t be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+static int32_t be32(const unsigned char *p)
+{
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
 }
 
 static int unhex(const char *s, size_t len, uint8_t out[PGS_AUDITCHAIN_HASH_SIZE])
@@ -35,54 +52,12 @@ static int unhex(const char *s, size_t len, uint8_t out[PGS_AUDITCHAIN_HASH_SIZE
     if (len != 2 * PGS_AUDITCHAIN_HASH_SIZE)
         return -1;
     for (int i = 0; i < PGS_AUDITCHAIN_HASH_SIZE; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+        const char *hi = memchr(hexdigits, s[2 * i], 16), *lo = memchr(hexdigits, s[2 * i + 1], 16);
+        if (!hi || !lo)
             return -1;
-        out[i] = (uint8_t)v;
+        out[i] = (uint8_t)((hi - hexdigits) << 4 | (lo - hexdigits));
     }
     return 0;
-}
-
-/* COPY text format: backslash escapes, \N for NULL. Unescapes in place. */
-static void copy_field(char *s, size_t len, pgs_auditchain_field_t *f)
-{
-    if (len == 2 && s[0] == '\\' && s[1] == 'N') {
-        f->ptr = NULL;
-        f->len = 0;
-        return;
-    }
-    char *w = s;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '\\' && i + 1 < len) {
-            ch = s[++i];
-            switch (ch) {
-            case 'b':
-                ch = '\b';
-                break;
-            case 'f':
-                ch = '\f';
-                break;
-            case 'n':
-                ch = '\n';
-                break;
-            case 'r':
-                ch = '\r';
-                break;
-            case 't':
-                ch = '\t';
-                break;
-            case 'v':
-                ch = '\v';
-                break;
-            default:
-                break; /* \\ and any other escaped byte stand for themselves */
-            }
-        }
-        *w++ = ch;
-    }
-    f->ptr = s;
-    f->len = (size_t)(w - s);
 }
 
 typedef struct {
@@ -92,6 +67,7 @@ typedef struct {
     uint8_t last_hash[PGS_AUDITCHAIN_HASH_SIZE];
     int64_t events;
     int trusted_start; /* --from: the first row's prev_hash is the boundary */
+    int header_seen;
     pgs_auditchain_row_t row;
     pgs_sbuf_t scratch;
 } verify_state_t;
@@ -113,41 +89,136 @@ static void broken(verify_state_t *st, int64_t seq, const char *what, const uint
         snprintf(r->found, sizeof(r->found), "-");
 }
 
-static void verify_line(verify_state_t *st, char *line, size_t len)
+/* Each field's canonical text: text as it is, numbers in decimal, uuids in
+ * their canonical form, timestamps as microseconds since the Unix epoch. */
+typedef struct {
+    char num[PGS_AUDITCHAIN_NFIELDS][40];
+} verify_text_t;
+
+static int field_text(int col, const unsigned char *p, int32_t len, verify_text_t *t,
+                      pgs_auditchain_field_t *f)
+{
+    f->ptr = NULL;
+    f->len = 0;
+    if (len < 0)
+        return 0;
+    char *n = t->num[col];
+    switch (col) {
+    case PGS_AUDITCHAIN_SEQ:
+    case PGS_AUDITCHAIN_SOURCE_OFFSET:
+        if (len != 8)
+            return -1;
+        f->len = (size_t)snprintf(n, 40, "%lld", (long long)be64(p));
+        break;
+    case PGS_AUDITCHAIN_SOURCE_PARTITION:
+        if (len != 4)
+            return -1;
+        f->len = (size_t)snprintf(n, 40, "%d", be32(p));
+        break;
+    case PGS_AUDITCHAIN_OCCURRED_US:
+    case PGS_AUDITCHAIN_RECORDED_US:
+        if (len != 8)
+            return -1;
+        f->len = (size_t)snprintf(n, 40, "%lld", (long long)(be64(p) + PG_EPOCH_OFFSET_US));
+        break;
+    case PGS_AUDITCHAIN_EVENT_ID:
+    case PGS_AUDITCHAIN_COMMAND_ID:
+        if (len != 16)
+            return -1;
+        for (int i = 0, o = 0; i < 16; i++) {
+            if (i == 4 || i == 6 || i == 8 || i == 10)
+                n[o++] = '-';
+            n[o++] = hexdigits[p[i] >> 4];
+            n[o++] = hexdigits[p[i] & 15];
+        }
+        f->len = 36;
+        break;
+    default:
+        f->ptr = (const char *)p;
+        f->len = (size_t)len;
+        return 0;
+    }
+    f->ptr = n;
+    return 0;
+}
+
+/* A one-dimensional text[] in binary: ndim, has-null flag, element type,
+ * (size, lower bound) per dimension, then each element as length + bytes. */
+static int columns_binary(const unsigned char *p, int32_t len, pgs_auditchain_row_t *row)
+{
+    if (len < 0) {
+        row->ncolumns = -1;
+        return 0;
+    }
+    if (len < 12)
+        return -1;
+    int32_t ndim = be32(p);
+    row->ncolumns = 0;
+    if (ndim == 0)
+        return 0;
+    if (ndim != 1 || len < 20)
+        return -1;
+    int32_t n = be32(p + 12);
+    if (n < 0 || n > PGS_AUDITCHAIN_MAX_COLUMNS)
+        return -1;
+    const unsigned char *q = p + 20, *end = p + len;
+    for (int i = 0; i < n; i++) {
+        if (end - q < 4)
+            return -1;
+        int32_t el = be32(q);
+        q += 4;
+        if (el > end - q)
+            return -1;
+        row->columns[i].ptr = el < 0 ? NULL : (const char *)q;
+        row->columns[i].len = el < 0 ? 0 : (size_t)el;
+        q += el < 0 ? 0 : el;
+    }
+    row->ncolumns = n;
+    return 0;
+}
+
+/* One tuple of the binary COPY: @returns 0, 1 at the trailer, -1 unreadable. */
+static int parse_tuple(const unsigned char *p, size_t len, verify_text_t *t,
+                       pgs_auditchain_row_t *row, const unsigned char **prev,
+                       const unsigned char **stored)
+{
+    const unsigned char *end = p + len;
+    if (len < 2)
+        return -1;
+    int nf = (int16_t)(p[0] << 8 | p[1]);
+    if (nf == -1)
+        return 1;
+    if (nf != VERIFY_NCOLS)
+        return -1;
+    p += 2;
+    for (int col = 0; col < VERIFY_NCOLS; col++) {
+        if (end - p < 4)
+            return -1;
+        int32_t fl = be32(p);
+        p += 4;
+        if (fl > end - p)
+            return -1;
+        if (col == PGS_AUDITCHAIN_COLUMNS) {
+            if (columns_binary(p, fl, row) != 0)
+                return -1;
+        } else if (col < PGS_AUDITCHAIN_NFIELDS) {
+            if (field_text(col, p, fl, t, &row->fields[col]) != 0)
+                return -1;
+        } else {
+            if (fl != PGS_AUDITCHAIN_HASH_SIZE)
+                return -1;
+            *(col == PGS_AUDITCHAIN_NFIELDS ? prev : stored) = p;
+        }
+        p += fl < 0 ? 0 : fl;
+    }
+    return 0;
+}
+
+/* Judges one row against the chain so far. */
+static void verify_row(verify_state_t *st, const uint8_t *prev, const uint8_t *stored)
 {
     static const uint8_t zero[PGS_AUDITCHAIN_HASH_SIZE] = {0};
-    st->out->rows++;
-    if (st->out->broken)
-        return;
-    char *cols[VERIFY_NCOLS];
-    size_t lens[VERIFY_NCOLS];
-    int n = 0;
-    char *p = line, *end = line + len;
-    while (n < VERIFY_NCOLS) {
-        char *tab = memchr(p, '\t', (size_t)(end - p));
-        char *stop = tab ? tab : end;
-        cols[n] = p;
-        lens[n++] = (size_t)(stop - p);
-        if (!tab)
-            break;
-        p = tab + 1;
-    }
-    uint8_t prev[PGS_AUDITCHAIN_HASH_SIZE], stored[PGS_AUDITCHAIN_HASH_SIZE];
-    if (n != VERIFY_NCOLS || unhex(cols[VERIFY_NCOLS - 2], lens[VERIFY_NCOLS - 2], prev) != 0 ||
-        unhex(cols[VERIFY_NCOLS - 1], lens[VERIFY_NCOLS - 1], stored) != 0) {
-        broken(st, st->last_seq + 1, "unreadable row", NULL, NULL);
-        return;
-    }
     pgs_auditchain_row_t *row = &st->row;
-    for (int i = 0; i < PGS_AUDITCHAIN_NFIELDS; i++)
-        copy_field(cols[i], lens[i], &row->fields[i]);
-    const pgs_auditchain_field_t *cf = &row->fields[PGS_AUDITCHAIN_COLUMNS];
-    if (!cf->ptr)
-        row->ncolumns = -1;
-    else if (pgs_auditchain_parse_array((char *)cf->ptr, cf->len, row) != 0) {
-        broken(st, st->last_seq + 1, "unreadable columns array", NULL, NULL);
-        return;
-    }
     int64_t seq = strtoll(row->fields[PGS_AUDITCHAIN_SEQ].ptr, NULL, 10);
     const pgs_auditchain_field_t *kind = &row->fields[PGS_AUDITCHAIN_KIND];
     st->events += kind->len == 5 && memcmp(kind->ptr, "event", 5) == 0;
@@ -166,7 +237,7 @@ static void verify_line(verify_state_t *st, char *line, size_t len)
         snprintf(what, sizeof(what), "row missing (the next row has seq %lld)", (long long)seq);
         broken(st, st->last_seq + 1, what, st->last_hash, prev);
         return;
-    } else if (memcmp(prev, st->last_hash, sizeof(prev)) != 0) {
+    } else if (memcmp(prev, st->last_hash, PGS_AUDITCHAIN_HASH_SIZE) != 0) {
         broken(st, seq, "prev_hash is not the previous row's hash", st->last_hash, prev);
         return;
     }
@@ -181,7 +252,44 @@ static void verify_line(verify_state_t *st, char *line, size_t len)
         return;
     }
     st->last_seq = seq;
-    memcpy(st->last_hash, stored, sizeof(stored));
+    memcpy(st->last_hash, stored, sizeof(h));
+}
+
+/* The binary COPY's 19-byte header (signature, flags, no extension) comes
+ * before the first tuple, in the same message. */
+static const unsigned char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
+
+static void verify_message(verify_state_t *st, const unsigned char *p, size_t len)
+{
+    if (!st->header_seen) {
+        if (len < 19 || memcmp(p, COPY_SIGNATURE, 11) != 0) {
+            broken(st, st->last_seq + 1, "unreadable COPY header", NULL, NULL);
+            return;
+        }
+        int32_t ext = be32(p + 15);
+        if (ext < 0 || (size_t)ext > len - 19) {
+            broken(st, st->last_seq + 1, "unreadable COPY header", NULL, NULL);
+            return;
+        }
+        st->header_seen = 1;
+        p += 19 + ext;
+        len -= 19 + (size_t)ext;
+        if (len == 0)
+            return;
+    }
+    verify_text_t t;
+    const unsigned char *prev = NULL, *stored = NULL;
+    int r = parse_tuple(p, len, &t, &st->row, &prev, &stored);
+    if (r == 1)
+        return;
+    st->out->rows++;
+    if (st->out->broken)
+        return;
+    if (r != 0) {
+        broken(st, st->last_seq + 1, "unreadable row", NULL, NULL);
+        return;
+    }
+    verify_row(st, prev, stored);
 }
 
 static int exec_ok(PGconn *pg, const char *sql, pgs_audit_verify_result_t *out)
@@ -239,7 +347,8 @@ static char *copy_sql(PGconn *pg, const char *clinic, const pgs_audit_verify_ran
         PQfreemem(lit);
     }
     /* rows appended after the head was read are not this run's */
-    pgs_sbuf_printf(&sb, " AND seq <= %lld ORDER BY seq) TO STDOUT", (long long)head_seq);
+    pgs_sbuf_printf(&sb, " AND seq <= %lld ORDER BY seq) TO STDOUT (FORMAT binary)",
+                    (long long)head_seq);
     return sb.buf;
 }
 
@@ -255,7 +364,7 @@ static int stream_rows(PGconn *pg, const char *sql, verify_state_t *st)
     char *buf;
     int len;
     while ((len = PQgetCopyData(pg, &buf, 0)) > 0) {
-        verify_line(st, buf, (size_t)len - (buf[len - 1] == '\n'));
+        verify_message(st, (const unsigned char *)buf, (size_t)len);
         PQfreemem(buf);
     }
     res = PQgetResult(pg);
