@@ -38,6 +38,33 @@ until [ "$(dups)" -ge "$E" ]; do
     [ $SECONDS -lt $deadline ] || fail "only $(dups) of $E redelivered events seen as duplicates"
     sleep 1
 done
+# a traced DISCLOSE (AuditEvent v2 in JSON) is chained with its trace and
+# disclosure fields; one without a purpose is a validation dead letter
+TP=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+D1=$(cat /proc/sys/kernel/random/uuid)
+D2=$(cat /proc/sys/kernel/random/uuid)
+disclose() { # ID EXTRA-JSON
+    printf '{"event_id":"%s","clinic_id":"clinic-001","actor":"dr-1","action":"DISCLOSE","resource_type":"patients","resource_id":"p1","outcome":"SUCCESS","occurred_at":1764633600000,"source":"ehr"%s}\n' "$1" "$2" |
+        kcat -P -b "$PGSCRIBE_KAFKA" -t "$T_RUN.audit" -k clinic-001 -H content-type=application/json -H "traceparent=$TP"
+}
+disclose "$D1" ',"recipient":"org:insurer-9","purpose":"PAYMENT","description":"claim summary"'
+disclose "$D2" ',"recipient":"org:insurer-9"'
+deadline=$((SECONDS + 120))
+until [ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE event_id = '$D1'")" = 1 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the DISCLOSE event was not chained within 120 s"
+    sleep 0.5
+done
+got=$(pgs_scalar "$T_DB" "SELECT traceparent || '|' || recipient || '|' || purpose || '|' || description FROM audit.events WHERE event_id = '$D1'")
+[ "$got" = "$TP|org:insurer-9|PAYMENT|claim summary" ] || fail "the DISCLOSE row holds: $got"
+until [ "$(pgs_topic_count "$T_RUN.audit.dlq")" -ge 1 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the DISCLOSE without purpose was not dead-lettered"
+    sleep 0.5
+done
+kcat -b "$PGSCRIBE_KAFKA" -C -t "$T_RUN.audit.dlq" -e -q -f '%h\n' | grep -q VALIDATE_DISCLOSURE ||
+    fail "the dead letter does not say VALIDATE_DISCLOSURE"
+[ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE event_id = '$D2'")" = 0 ] ||
+    fail "the DISCLOSE without purpose was chained"
+E=$((E + 1))
 for p in "${T_PIDS[@]}"; do pgs_worker_stop "$p"; done
 T_PIDS=()
 note "produced and applied in $((SECONDS - t0)) s: $E events (twice), $N commands, 3 workers"
@@ -45,9 +72,9 @@ note "produced and applied in $((SECONDS - t0)) s: $E events (twice), $N command
 # each event id and each applied command id once; seq gapless per clinic
 got=$(pgs_scalar "$T_DB" "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM audit.events WHERE kind = 'event'")
 [ "$got" = "$E $E" ] || fail "events in the trail (rows, distinct ids): $got, expected $E $E"
-"$PY" - "$T_DIR/events.jsonl" "$ADMIN" <<'PY' || fail "the trail's event ids differ from the produced ones"
+"$PY" - "$T_DIR/events.jsonl" "$ADMIN" "$D1" <<'PY' || fail "the trail's event ids differ from the produced ones"
 import json, sys, psycopg2
-want = {json.loads(l)["event_id"] for l in open(sys.argv[1]) if l.strip()}
+want = {json.loads(l)["event_id"] for l in open(sys.argv[1]) if l.strip()} | {sys.argv[3]}
 cur = psycopg2.connect(sys.argv[2]).cursor()
 cur.execute("SELECT event_id::text FROM audit.events WHERE kind = 'event'")
 sys.exit(0 if {r[0] for r in cur} == want else 1)
@@ -77,5 +104,5 @@ note "$(tail -n 1 "$T_DIR/verify.out")"
 "$PY" "$REPO/docs/audit_verify.py" "$ADMIN" >"$T_DIR/py.out" ||
     fail "audit_verify.py: $(cat "$T_DIR/py.out")"
 grep -q "^0 broken$" "$T_DIR/py.out" || fail "audit_verify.py: $(cat "$T_DIR/py.out")"
-echo "ok: $E events (each delivered twice) and $N commands chained once over $C clinics by 3" \
+echo "ok: $E events (each delivered twice, one traced DISCLOSE) and $N commands chained once over $C clinics by 3" \
     "workers; seq gapless; both verifiers agree"
