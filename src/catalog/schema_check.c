@@ -16,7 +16,6 @@ static const struct {
      "SELECT to_regprocedure('pgscribe.expect_rows(bigint,bigint)') IS NOT NULL", "0001"},
     {"pgscribe.expect_all()",
      "SELECT to_regprocedure('pgscribe.expect_all(bigint,bigint)') IS NOT NULL", "0004"},
-    {"pgscribe.audit_events", "SELECT to_regclass('pgscribe.audit_events') IS NOT NULL", "0005"},
     {"pgscribe.expect_clinic()",
      "SELECT to_regprocedure('pgscribe.expect_clinic(text)') IS NOT NULL", "0008"},
     {"pgscribe.applied_commands.digest",
@@ -27,6 +26,17 @@ static const struct {
     {"pgscribe.expect_same_command()",
      "SELECT to_regprocedure('pgscribe.expect_same_command(uuid,bytea,bytea)') IS NOT NULL",
      "0009"},
+    {"audit.events", "SELECT to_regclass('audit.events') IS NOT NULL", "0010"},
+    {"audit.lock_head()", "SELECT to_regprocedure('audit.lock_head()') IS NOT NULL", "0010"},
+    {"audit.append_events()",
+     "SELECT to_regprocedure('audit.append_events(text[],uuid[],text[],text[],text[],text[],"
+     "text[],bigint[],text[],jsonb[],integer[],bigint[],text,text[],text[],text[],text[])') IS NOT "
+     "NULL",
+     "0010"},
+    {"audit.append_writes()",
+     "SELECT to_regprocedure('audit.append_writes(uuid[],text[],bigint[],text[],text[],integer[],"
+     "bigint[],text[],text,text,text)') IS NOT NULL",
+     "0010"},
 };
 
 int pgs_catalog_check_schema(PGconn *conn, char *errstr, size_t errstr_size)

@@ -21,6 +21,7 @@ static const char *const schema_files[PGS_CODEC_MAX_ID + 1] = {
     [PGS_SCHEMA_ID_WORKER_METRICS_V1] = "WorkerMetrics.v1.avsc",
     [PGS_SCHEMA_ID_WORKER_METRICS_V2] = "WorkerMetrics.v2.avsc",
     [PGS_SCHEMA_ID_WORKER_METRICS_V3] = "WorkerMetrics.v3.avsc",
+    [PGS_SCHEMA_ID_AUDIT_EVENT_V2] = "AuditEvent.v2.avsc",
 };
 
 static const char *embedded_text(const char *name)
@@ -170,7 +171,7 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
 pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len, int is_json,
                                  pgs_audit_event_t **out, char *errstr, size_t errstr_size)
 {
-    static const int ids[] = {PGS_SCHEMA_ID_AUDIT_EVENT_V1, 0};
+    static const int ids[] = {PGS_SCHEMA_ID_AUDIT_EVENT_V1, PGS_SCHEMA_ID_AUDIT_EVENT_V2, 0};
     pgs_audit_event_t *ev = NULL;
     avro_value_t *rec;
     pgs_err_t err;
@@ -314,10 +315,13 @@ int pgs_codec_encode_audit(pgs_codec_t *codec, const pgs_audit_event_t *ev, int 
 {
     if (json)
         return text_out(pgs_codec_json_from_audit(ev), buf, len);
-    avro_value_t *rec = &codec->value[PGS_SCHEMA_ID_AUDIT_EVENT_V1];
+    /* v1 unless the event carries a v2 field: v1 readers keep reading it */
+    int id = ev->recipient || ev->purpose || ev->description ? PGS_SCHEMA_ID_AUDIT_EVENT_V2
+                                                             : PGS_SCHEMA_ID_AUDIT_EVENT_V1;
+    avro_value_t *rec = &codec->value[id];
     if (pgs_codec_avro_from_audit(ev, rec))
         return -1;
-    return write_framed(rec, PGS_SCHEMA_ID_AUDIT_EVENT_V1, buf, len);
+    return write_framed(rec, id, buf, len);
 }
 
 int pgs_codec_encode_metrics(pgs_codec_t *codec, const pgs_metrics_record_t *m, char **buf,

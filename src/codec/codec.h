@@ -18,6 +18,7 @@
 #define PGS_SCHEMA_ID_WORKER_METRICS_V1 4 /* older: no in-flight transactions */
 #define PGS_SCHEMA_ID_WORKER_METRICS_V2 5 /* older: no tenant violations */
 #define PGS_SCHEMA_ID_WORKER_METRICS_V3 6 /* current */
+#define PGS_SCHEMA_ID_AUDIT_EVENT_V2    7 /* adds recipient, purpose, description */
 
 /** Largest message value the decoder accepts, and the largest string. */
 #define PGS_MAX_MESSAGE_BYTES (4 * 1024 * 1024)

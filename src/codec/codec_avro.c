@@ -35,6 +35,27 @@ static pgs_err_t get_text(avro_value_t *rec, const char *name, pgs_arena_t *aren
     return PGS_OK;
 }
 
+/* A ["null", "string"] field that a v1 writer lacks: NULL when absent or null. */
+static pgs_err_t get_optional_text(avro_value_t *rec, const char *name, pgs_arena_t *arena,
+                                   const char **out, char *errstr, size_t errstr_size)
+{
+    avro_value_t f, b;
+    int disc;
+    const char *s;
+    size_t size;
+    *out = NULL;
+    if (!field_get(rec, name, &f))
+        return PGS_OK;
+    if (avro_value_get_discriminant(&f, &disc) || avro_value_get_current_branch(&f, &b))
+        return decode_fail(name, errstr, errstr_size);
+    if (disc == 0)
+        return PGS_OK;
+    if (avro_value_get_string(&b, &s, &size) != 0)
+        return decode_fail(name, errstr, errstr_size);
+    *out = pgs_arena_strndup(arena, s, size ? size - 1 : 0);
+    return PGS_OK;
+}
+
 static pgs_err_t get_long(avro_value_t *rec, const char *name, int64_t *out, char *errstr,
                           size_t errstr_size)
 {
@@ -170,7 +191,12 @@ pgs_err_t pgs_codec_avro_to_audit(avro_value_t *rec, pgs_audit_event_t *ev, char
     if ((err = get_long(rec, "occurred_at", &ev->occurred_at_ms, errstr, errstr_size)) ||
         (err = get_text(rec, "source", a, &ev->source, errstr, errstr_size)))
         return err;
-    return get_fields(rec, "details", 1, a, &ev->details, &ev->details_cnt, errstr, errstr_size);
+    if ((err = get_fields(rec, "details", 1, a, &ev->details, &ev->details_cnt, errstr,
+                          errstr_size)) ||
+        (err = get_optional_text(rec, "recipient", a, &ev->recipient, errstr, errstr_size)) ||
+        (err = get_optional_text(rec, "purpose", a, &ev->purpose, errstr, errstr_size)))
+        return err;
+    return get_optional_text(rec, "description", a, &ev->description, errstr, errstr_size);
 }
 
 /* Encoding side. A NULL string is written as "" so that encoding never
@@ -285,7 +311,23 @@ int pgs_codec_avro_from_audit(const pgs_audit_event_t *ev, avro_value_t *rec)
     idx = avro_schema_enum_get_by_name(avro_value_get_schema(&f), ev->outcome);
     if (idx < 0 || avro_value_set_enum(&f, idx))
         return -1;
-    return set_fields(rec, "details", ev->details, ev->details_cnt);
+    if (set_fields(rec, "details", ev->details, ev->details_cnt))
+        return -1;
+    /* v2's optional fields, when the record has them */
+    const char *opt[] = {"recipient", ev->recipient, "purpose",
+                         ev->purpose, "description", ev->description};
+    for (int i = 0; i < 6; i += 2) {
+        avro_value_t b;
+        if (!field_get(rec, opt[i], &f))
+            continue;
+        if (avro_value_set_branch(&f, opt[i + 1] ? 1 : 0, &b))
+            return -1;
+        if (opt[i + 1] && avro_value_set_string_len(&b, opt[i + 1], strlen(opt[i + 1]) + 1))
+            return -1;
+        if (!opt[i + 1] && avro_value_set_null(&b))
+            return -1;
+    }
+    return 0;
 }
 
 int pgs_codec_avro_from_metrics(const pgs_metrics_record_t *m, avro_value_t *rec)

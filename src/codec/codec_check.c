@@ -150,6 +150,13 @@ pgs_err_t pgs_codec_check_audit(const pgs_audit_event_t *ev, char *errstr, size_
         (err = require_text(ev->action, "action", errstr, errstr_size)) ||
         (err = require_text(ev->outcome, "outcome", errstr, errstr_size)))
         return err;
+    /* a disclosure names who received what and why (AuditEvent v2) */
+    if (strcmp(ev->action, "DISCLOSE") == 0 &&
+        (!ev->recipient || !ev->recipient[0] || !ev->purpose || !ev->purpose[0])) {
+        pgs_codec_check_errf(errstr, errstr_size,
+                             "action DISCLOSE requires recipient and purpose (AuditEvent v2)");
+        return PGS_E_VALIDATE_DISCLOSURE;
+    }
     return PGS_OK;
 }
 

@@ -10,7 +10,7 @@
 #include "codec/codec.h"
 
 /* Schema ids run 1..PGS_CODEC_MAX_ID; slot 0 is unused. */
-#define PGS_CODEC_MAX_ID 6
+#define PGS_CODEC_MAX_ID 7
 
 struct pgs_codec_s {
     avro_schema_t schema[PGS_CODEC_MAX_ID + 1];

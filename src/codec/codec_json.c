@@ -167,6 +167,14 @@ static pgs_err_t jtext(jctx_t *c, json_t *obj, const char *name, const char **ou
     return PGS_OK;
 }
 
+/* AuditEvent v2's optional text: NULL when missing or null. */
+static pgs_err_t jtext_optional(jctx_t *c, json_t *obj, const char *name, const char **out)
+{
+    json_t *j = json_object_get(obj, name);
+    *out = NULL;
+    return !j || json_is_null(j) ? PGS_OK : jtext(c, obj, name, out);
+}
+
 static pgs_err_t jlong(jctx_t *c, json_t *obj, const char *name, int64_t *out)
 {
     json_t *j = json_object_get(obj, name);
@@ -321,7 +329,11 @@ pgs_err_t pgs_codec_json_to_audit(const void *buf, size_t len, pgs_audit_event_t
     if ((err = jlong(&c, root, "occurred_at", &ev->occurred_at_ms)) ||
         (err = jtext(&c, root, "source", &ev->source)))
         goto out;
-    err = jfields(&c, root, "details", 0, 1, &ev->details, &ev->details_cnt);
+    if ((err = jfields(&c, root, "details", 0, 1, &ev->details, &ev->details_cnt)) ||
+        (err = jtext_optional(&c, root, "recipient", &ev->recipient)) ||
+        (err = jtext_optional(&c, root, "purpose", &ev->purpose)))
+        goto out;
+    err = jtext_optional(&c, root, "description", &ev->description);
 out:
     json_decref(root);
     return err;
@@ -414,6 +426,9 @@ char *pgs_codec_json_from_audit(const pgs_audit_event_t *ev)
              !jset(root, "outcome", jtext_new(ev->outcome)) &&
              !jset(root, "occurred_at", json_integer(ev->occurred_at_ms)) &&
              !jset(root, "source", jtext_new(ev->source)) &&
-             !jset(root, "details", jfields_new(ev->details, ev->details_cnt));
+             !jset(root, "details", jfields_new(ev->details, ev->details_cnt)) &&
+             (!ev->recipient || !jset(root, "recipient", jtext_new(ev->recipient))) &&
+             (!ev->purpose || !jset(root, "purpose", jtext_new(ev->purpose))) &&
+             (!ev->description || !jset(root, "description", jtext_new(ev->description)));
     return jdump(root, ok);
 }

@@ -66,6 +66,9 @@ typedef struct pgs_command_s {
     int has_expected_version;
     int64_t expected_version;
     int64_t issued_at_ms;
+    /* the W3C traceparent of the message that carried it, for the audit
+     * trail: set at intake from the message headers, never by the codec */
+    const char *traceparent;
 } pgs_command_t;
 
 /** Longest clinic id pgscribe takes, in bytes: a clinic id is an identifier
@@ -97,6 +100,11 @@ typedef struct pgs_audit_event_s {
     const char *source;
     pgs_field_t *details; /* values are strings */
     size_t details_cnt;
+    /* AuditEvent v2, for action DISCLOSE (NULL otherwise) */
+    const char *recipient;
+    const char *purpose;
+    const char *description;
+    const char *traceparent; /* as pgs_command_t's */
 } pgs_audit_event_t;
 
 /** @returns the value of the entry named @p name among @p n fields, or NULL

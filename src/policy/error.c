@@ -36,6 +36,7 @@ static const err_info_t err_table[PGS_E__COUNT] = {
     [PGS_E_VALIDATE_UNEXPECTED_DATA] = {"VALIDATE_UNEXPECTED_DATA", PGS_ECLASS_VALIDATE},
     [PGS_E_VALIDATE_NO_VERSION] = {"VALIDATE_NO_VERSION", PGS_ECLASS_VALIDATE},
     [PGS_E_VALIDATE_GENERATED_COLUMN] = {"VALIDATE_GENERATED_COLUMN", PGS_ECLASS_VALIDATE},
+    [PGS_E_VALIDATE_DISCLOSURE] = {"VALIDATE_DISCLOSURE", PGS_ECLASS_VALIDATE},
     [PGS_E_TENANT_MISMATCH] = {"TENANT_MISMATCH", PGS_ECLASS_TENANT},
     [PGS_E_TENANT_RLS] = {"TENANT_RLS", PGS_ECLASS_TENANT},
     [PGS_E_TENANT_KEY_MISMATCH] = {"TENANT_KEY_MISMATCH", PGS_ECLASS_TENANT},
@@ -119,6 +120,19 @@ pgs_err_t pgs_error_sqlstate_classify(const char *s)
 
 pgs_err_t pgs_error_pg_classify(const char *s, const char *primary)
 {
+    return pgs_error_pg_classify_in(s, primary, NULL);
+}
+
+/* 23514 is also "no partition of relation found for row": on the audit
+ * trail (schema audit) that is a month whose partition is not created yet,
+ * which audit.ensure_partitions will create; retried, never dead-lettered. */
+#define NO_PARTITION_MESSAGE "no partition of relation "
+
+pgs_err_t pgs_error_pg_classify_in(const char *s, const char *primary, const char *schema)
+{
+    if (s && strcmp(s, "23514") == 0 && schema && strcmp(schema, "audit") == 0 && primary &&
+        strncmp(primary, NO_PARTITION_MESSAGE, strlen(NO_PARTITION_MESSAGE)) == 0)
+        return PGS_E_DB_TRANSIENT;
     if (!s || strlen(s) != 5 || pgs_error_sqlstate_is_outage(s))
         return PGS_E_DB_TRANSIENT;
     if (strcmp(s, PGS_SQLSTATE_ROW_PRECONDITION) == 0)

@@ -44,6 +44,7 @@ typedef enum {
     PGS_E_VALIDATE_NO_VERSION,
     PGS_E_VALIDATE_BAD_CLINIC_ID,
     PGS_E_VALIDATE_GENERATED_COLUMN,
+    PGS_E_VALIDATE_DISCLOSURE, /* an AuditEvent DISCLOSE without recipient or purpose */
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,
@@ -83,6 +84,14 @@ pgs_err_t pgs_error_sqlstate_classify(const char *sqlstate);
  *        share 42501.
  */
 pgs_err_t pgs_error_pg_classify(const char *sqlstate, const char *primary);
+
+/**
+ * @brief As pgs_error_pg_classify, knowing the schema the error names
+ *        (PG_DIAG_SCHEMA_NAME, may be NULL): 23514 "no partition of relation
+ *        found" in schema audit (the audit trail's month has no partition
+ *        yet) is transient.
+ */
+pgs_err_t pgs_error_pg_classify_in(const char *sqlstate, const char *primary, const char *schema);
 
 /**
  * @returns 1 if the SQLSTATE says the database as a whole is going away,

@@ -16,11 +16,14 @@
 #include "run/pool_internal.h"
 #include "sql/auditsql.h"
 
-/* Sets the tenant and the transaction's adaptive timeouts in one statement;
- * is_local = true: all three end with the transaction. */
+/* Sets the tenant and the transaction's adaptive timeouts in one statement
+ * (is_local = true: all three end with the transaction), then takes the
+ * clinic's audit chain head lock, under that lock_timeout: the first and
+ * only head lock of the transaction, so no two transactions can wait for
+ * each other's (docs/audit.md). */
 static const char *const SQL_TXN_SETUP =
     "SELECT set_config('pgscribe.clinic_id', $1, true), set_config('statement_timeout', $2, true),"
-    " set_config('lock_timeout', $3, true)";
+    " set_config('lock_timeout', $3, true), audit.lock_head()";
 
 static char *conninfo_value(PQconninfoOption *opts, const char *key)
 {

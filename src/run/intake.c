@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "common/traceparent.h"
 #include "run/consume.h"
 #include "run/dlq.h"
 #include "run/intake.h"
@@ -28,6 +29,17 @@ static int is_json_message(pgs_work_t *work)
         return 0;
     work->traced = pgs_codec_headers_traceparent(hdrs, &work->trace) == 0;
     return pgs_codec_headers_content_type(hdrs) == PGS_CONTENT_JSON;
+}
+
+/* The work's trace context as text, kept in @p arena for the audit trail;
+ * NULL for a message that carried none. */
+static const char *trace_text(const pgs_work_t *work, pgs_arena_t *arena)
+{
+    if (!work->traced)
+        return NULL;
+    char buf[PGS_TRACEPARENT_LEN + 1];
+    pgs_traceparent_format(&work->trace, buf);
+    return pgs_arena_strndup(arena, buf, strlen(buf));
 }
 
 int pgs_intake_key_names_other_clinic(const void *key, size_t key_len, const char *clinic_id,
@@ -107,6 +119,7 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
     }
     if (key_crosses_wall(w, work, work->audit->clinic_id, 1))
         return;
+    work->audit->traceparent = trace_text(work, work->audit->arena);
     /* every event is a lane of its own (an event is stored once, never
      * updated): a clinic's events are all ready together and go to the
      * database in batches of audit.max_batch */
@@ -164,6 +177,7 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
     }
+    work->cmd->traceparent = trace_text(work, work->cmd->arena);
     /* (an invalid clinic_id is refused by validation, with its own code) */
     if (pgs_command_clinic_id_valid(work->cmd->clinic_id) &&
         key_crosses_wall(w, work, work->cmd->clinic_id, 0))

@@ -269,8 +269,9 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     c->failed = 1;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->fail_code, sizeof(c->fail_code), "%s", state ? state : "");
-    c->fail_err =
-        pgs_error_pg_classify(state, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL);
+    c->fail_err = pgs_error_pg_classify_in(
+        state, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL,
+        res ? PQresultErrorField(res, PG_DIAG_SCHEMA_NAME) : NULL);
     c->fail_outage = pgs_error_sqlstate_is_outage(state);
     pgs_work_t *wk = NULL;
     if (e->kind == R_MULTI || (e->kind == R_PREPARE && e->multi)) {

@@ -1,4 +1,4 @@
-/* Audit events into pgscribe.audit_events: one multi-row INSERT per batch. */
+/* Audit events into the audit trail (audit.events): one chained append per batch. */
 #include "sql/auditsql.h"
 #include "common/xalloc.h"
 
@@ -7,19 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* audit.append_events (migration 0010) records each event id once and
+ * chains the new events of the clinic in (partition, offset) order. */
 static const char *const AUDIT_SQL =
-    "WITH input AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], "
-    "$5::text[], "
-    "$6::text[], $7::text[], $8::bigint[], $9::text[], $10::jsonb[], $11::int[], $12::bigint[]) "
-    "AS u(clinic_id, event_id, actor, action, resource_type, resource_id, outcome, occurred_ms, "
-    "source, details, kpart, koff)), "
-    "ins AS (INSERT INTO pgscribe.audit_events (event_id, clinic_id, actor, action, "
-    "resource_type, resource_id, outcome, occurred_at, source, details, kafka_topic, "
-    "kafka_partition, kafka_offset) SELECT event_id, pgscribe.expect_clinic(clinic_id), actor, "
-    "action, resource_type, "
-    "resource_id, outcome, to_timestamp(occurred_ms / 1000.0), source, details, $13, kpart, koff "
-    "FROM input ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
-    "SELECT count(*)::int FROM ins";
+    "SELECT audit.append_events($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::text[], $10::jsonb[], $11::int[], $12::bigint[], "
+    "$13, $14::text[], $15::text[], $16::text[], $17::text[])";
 
 const char *pgs_auditsql_statement(void)
 {
@@ -34,6 +27,21 @@ static char *string_array(const pgs_audit_event_t *const *evs, size_t n, size_t 
         const char *v = *(const char *const *)((const char *)evs[i] + field_offset);
         v = v ? v : "";
         pgs_sqlbatch_put_element(&sb, v, strlen(v));
+    }
+    return pgs_sqlbatch_array_close(&sb);
+}
+
+/* As string_array, with SQL NULL for a NULL field (AuditEvent v2's optional ones). */
+static char *nullable_array(const pgs_audit_event_t *const *evs, size_t n, size_t field_offset)
+{
+    pgs_sbuf_t sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        const char *v = *(const char *const *)((const char *)evs[i] + field_offset);
+        if (v)
+            pgs_sqlbatch_put_element(&sb, v, strlen(v));
+        else
+            pgs_sbuf_puts(&sb, "NULL");
     }
     return pgs_sqlbatch_array_close(&sb);
 }
@@ -84,4 +92,8 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
     out->values[10] = pgs_sqlbatch_array_int32(partitions, n);
     out->values[11] = pgs_sqlbatch_array_int64(offsets, n);
     out->values[12] = pgs_xalloc_strdup(topic);
+    out->values[13] = nullable_array(evs, n, offsetof(pgs_audit_event_t, recipient));
+    out->values[14] = nullable_array(evs, n, offsetof(pgs_audit_event_t, purpose));
+    out->values[15] = nullable_array(evs, n, offsetof(pgs_audit_event_t, description));
+    out->values[16] = nullable_array(evs, n, offsetof(pgs_audit_event_t, traceparent));
 }

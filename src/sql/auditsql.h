@@ -1,5 +1,5 @@
 /* The audit-event statement: a batch of AuditEvents of one clinic stored by
- * one multi-row INSERT, each event id at most once. */
+ * one call of audit.append_events, each event id at most once, chained. */
 #ifndef PGSCRIBE_AUDITSQL_H
 #define PGSCRIBE_AUDITSQL_H
 
@@ -12,7 +12,7 @@
 /** Prepared-statement name and SQL text; one result row: events stored. */
 #define PGS_AUDITSQL_NAME "pgs_audit_store"
 const char *pgs_auditsql_statement(void);
-#define PGS_AUDITSQL_NPARAMS 13
+#define PGS_AUDITSQL_NPARAMS 17
 
 /** @brief Parameters for @p n events of one clinic, in statement order. */
 void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *partitions,

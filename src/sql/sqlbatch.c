@@ -223,6 +223,8 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
         pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
     pgs_sbuf_printf(&in, ", $%d::bytea[]", p++);
     pgs_sbuf_printf(&in, ", $%d::text[]", p++);
+    pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
+    pgs_sbuf_printf(&in, ", $%d::text[]", p++);
     pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", k%d", i);
@@ -234,7 +236,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_puts(&in, ", ev");
-    pgs_sbuf_puts(&in, ", digest, clinic, ord)");
+    pgs_sbuf_puts(&in, ", digest, clinic, issued_ms, trace, ord)");
     /* The tenant wall's SQL check: every row names its own clinic, which
      * pgscribe.expect_clinic compares with the transaction's (PS003 if it
      * differs) and which must be $1, the clinic the statement writes under;
@@ -253,7 +255,10 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
         put_delete(&w, schema, bs);
         break;
     }
-    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, 0, w.buf);
+    pgs_sbuf_t cols = {0};
+    pgs_sqlgen_columns_sql(&cols, &bs->shape, bs->mask);
+    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, 0, cols.buf, w.buf);
+    free(cols.buf);
     free(in.buf);
     free(w.buf);
     return sql;
@@ -341,7 +346,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     const pgs_entity_t *ent = bs->shape.ent;
     int ncols = bs->shape.ncols;
     int total =
-        9 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+        11 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
     out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
@@ -415,6 +420,20 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         pgs_sqlbatch_put_element(&sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));
+    }
+    out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    /* for the write audit: issue times and traces (NULL when untraced) */
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        pgs_sbuf_printf(&sb, "%lld", (long long)cmds[i]->issued_at_ms);
+    }
+    out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(&sb, i);
+        if (cmds[i]->traceparent)
+            pgs_sqlbatch_put_element(&sb, cmds[i]->traceparent, strlen(cmds[i]->traceparent));
+        else
+            pgs_sbuf_puts(&sb, "NULL");
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
 }

@@ -49,7 +49,14 @@ int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
  */
 char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape);
 
-/** @returns the 1-based number of the shape's digest parameter (its last). */
+/** @brief Appends the SQL expression of the text[] of the column names
+ *         @p shape writes: a constant, or with @p masked, only the columns
+ *         whose mask column mN (of the batch statement's rows) is true. */
+#include "common/sbuf.h"
+void pgs_sqlgen_columns_sql(pgs_sbuf_t *sb, const pgs_shape_t *shape, int masked);
+
+/** @returns the 1-based number of the shape's digest parameter; the
+ *           issued_at (ms) and traceparent parameters follow it. */
 int pgs_sqlgen_digest_param(const pgs_shape_t *shape);
 
 /** Room for a digest's bytea hex text, "\\x" and 64 digits and a NUL. */
@@ -62,9 +69,9 @@ void pgs_sqlgen_digest_hex(const pgs_entity_t *ent, const pgs_command_t *cmd,
 /** Bind parameters for one command, as libpq wants them. */
 typedef struct {
     int n;
-    const char *values[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 2];
-    int lengths[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 2];
-    int formats[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 2];
+    const char *values[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 4];
+    int lengths[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 4];
+    int formats[PGS_PARAM_FIXED_COUNT + PGS_MAX_DATA_COLS + PGS_MAX_KEY_COLS + 4];
     char scratch[2048]; /* numbers and small texts rendered here */
     size_t scratch_used;
 } pgs_params_t;
@@ -72,7 +79,8 @@ typedef struct {
 /**
  * @brief Fills @p params for @p cmd in the order pgs_sqlgen_statement uses:
  *        fixed params, then key columns (entity pk order), then data columns
- *        (shape order), then expected_version, then the content digest.
+ *        (shape order), then expected_version, then the content digest,
+ *        then issued_at (ms) and the traceparent (NULL when untraced).
  *        Large texts (row key JSON) are
  *        allocated in @p cmd's arena.
  */

@@ -287,7 +287,7 @@ printf '  %-38s %8s rows/s       (%s rows of the 4 clinic tables, one session)\n
     "PostgreSQL COPY" "$(base copy_rows_per_s)" "$(base rows)"
 printf '  %-38s %8s rows/s       (100 rows/statement, 1 txn each)\n' \
     "PostgreSQL multi-row INSERT" "$(base multirow_rows_per_s)"
-printf '  %-38s %8s rows/s       (+1 applied_commands, +1 write_audit row per row)\n' \
+printf '  %-38s %8s rows/s       (+1 applied_commands, +1 chained audit.events row per row)\n' \
     "multi-row + idempotency + audit" "$multi_sem"
 printf '  %-38s %s\n' "ratio pgscribe / multi-row+semantics" \
     "$(calc "round($pgscribe_rate / $multi_sem, 2)")"

@@ -2,8 +2,8 @@
 """PostgreSQL's own write limit on the rows a pgscribe run produced.
 
 Takes the final rows of the clinic tables of the source database (the one the
-worker wrote), each with the command that last wrote it (from write_audit and
-applied_commands), and loads them as the superuser into empty copies of the
+worker wrote), each with the command that last wrote it (from the write audits
+of audit.events and applied_commands), and loads them as the superuser into empty copies of the
 same tables in the destination database (migrated the same way: same columns,
 same indexes, same cluster) three times, emptying the tables in between:
 
@@ -11,7 +11,8 @@ same indexes, same cluster) three times, emptying the tables in between:
   multirow   INSERT ... VALUES (...),(...) of BATCH rows, one transaction per
              statement, SESSIONS psql sessions in parallel
   semantics  the same, plus per row one pgscribe.applied_commands row and one
-             pgscribe.write_audit row (both multi-row), one transaction per batch
+             chained audit.events row (audit.append_writes), one transaction per
+             clinic of a batch
 
 Prints key=value lines (rows, *_s, *_rows_per_s, missing_extras) on stdout.
 Only psql is needed: no Python database driver.
@@ -53,9 +54,10 @@ def columns(args, table):
 def export(args, table, cols, path):
     """Rows of TABLE plus the command that wrote each row last, as COPY text."""
     query = (
-        "WITH last AS (SELECT DISTINCT ON (w.row_key) w.row_key, w.command_id, w.actor,"
-        " w.entity, w.op FROM pgscribe.write_audit w"
-        f" WHERE w.entity IN ('{table}', 'clinic.{table}') ORDER BY w.row_key, w.id DESC)"
+        "WITH last AS (SELECT DISTINCT ON (w.row_key) w.row_key::jsonb AS row_key, w.command_id,"
+        " w.actor, w.entity, w.action AS op FROM audit.events w"
+        f" WHERE w.kind = 'write' AND w.entity IN ('{table}', 'clinic.{table}')"
+        " ORDER BY w.row_key, w.recorded_at DESC, w.seq DESC)"
         f" SELECT {', '.join('t.' + c for c in cols)}, l.command_id, l.actor, l.entity, l.op,"
         " l.row_key, a.topic, a.kafka_partition, a.kafka_offset"
         f" FROM clinic.{table} t LEFT JOIN last l ON l.row_key ->> 'id' = t.id::text"
@@ -106,10 +108,12 @@ def multirow_sql(table, cols, chunk):
 
 
 def semantics_sql(table, cols, chunk, missing):
-    """Row insert + idempotency rows + audit rows, one transaction."""
+    """Row insert + idempotency rows + chained audit rows, as the worker does it:
+    one transaction per clinic of the batch (the walls), the clinic's chain
+    head locked first, the write audits appended by audit.append_writes."""
     clinic_at = cols.index("clinic_id")
     id_at = cols.index("id")
-    applied, audit = [], []
+    groups = {}
     for row, extra in chunk:
         command_id, actor, entity, op, row_key, topic, part, offset = extra
         if command_id == "\\N":
@@ -119,17 +123,32 @@ def semantics_sql(table, cols, chunk, missing):
             command_id, actor, entity, op = str(uuid.uuid4()), "bench", table, "INSERT"
             row_key = '{"id": "%s"}' % row[id_at]
             topic, part, offset = "bench", "0", str(missing[0])
-        clinic = literal(row[clinic_at])
-        applied.append(f"({literal(command_id)},{clinic},{literal(topic)},{part},{offset})")
-        audit.append(f"({literal(command_id)},{clinic},{literal(actor)},{literal(entity)},"
-                     f"{literal(op)},{literal(row_key)})")
-    return ("BEGIN;\n" + multirow_sql(table, cols, chunk) +
-            "INSERT INTO pgscribe.applied_commands"
-            " (command_id, clinic_id, topic, kafka_partition, kafka_offset) VALUES "
-            + ",".join(applied) + ";\n"
-            "INSERT INTO pgscribe.write_audit"
-            " (command_id, clinic_id, actor, entity, op, row_key) VALUES "
-            + ",".join(audit) + ";\nCOMMIT;\n")
+        item = (row, extra, command_id, actor, entity, row_key, topic, part, offset)
+        groups.setdefault(row[clinic_at], {}).setdefault(op, []).append(item)
+    out = ""
+    for clinic, by_op in groups.items():
+        items = [it for its in by_op.values() for it in its]
+        out += ("BEGIN;\nSELECT set_config('pgscribe.clinic_id', %s, true), audit.lock_head();\n"
+                % literal(clinic))
+        out += multirow_sql(table, cols, [(it[0], it[1]) for it in items])
+        out += ("INSERT INTO pgscribe.applied_commands"
+                " (command_id, clinic_id, topic, kafka_partition, kafka_offset) VALUES "
+                + ",".join(f"({literal(it[2])},{literal(clinic)},{literal(it[6])},{it[7]},{it[8]})"
+                           for it in items) + ";\n")
+        for op, its in by_op.items():
+            arr = lambda vals, t: "ARRAY[" + ",".join(vals) + "]::" + t
+            out += ("SELECT audit.append_writes("
+                    + arr([literal(it[2]) for it in its], "uuid[]") + ", "
+                    + arr([literal(it[3]) for it in its], "text[]") + ", "
+                    + arr(["0"] * len(its), "bigint[]") + ", "
+                    + arr([literal(it[5]) for it in its], "text[]") + ", "
+                    + arr(["NULL"] * len(its), "text[]") + ", "
+                    + arr([it[7] for it in its], "int[]") + ", "
+                    + arr([it[8] for it in its], "bigint[]") + ", "
+                    + arr(["NULL"] * len(its), "text[]") + ", "
+                    + f"{literal(its[0][4])}, {literal(op)}, {literal(its[0][6])});\n")
+        out += "COMMIT;\n"
+    return out
 
 
 def write_sessions(args, name, statements):
@@ -143,9 +162,11 @@ def write_sessions(args, name, statements):
 
 
 def reset(args):
+    # the audit trail refuses TRUNCATE (append-only): the superuser lifts
+    # the triggers for this session only
     psql(args, args.dst_db,
-         "TRUNCATE " + ", ".join(f"clinic.{t}" for t in TABLES)
-         + ", pgscribe.applied_commands, pgscribe.write_audit")
+         "SET session_replication_role = replica; TRUNCATE " + ", ".join(f"clinic.{t}" for t in TABLES)
+         + ", pgscribe.applied_commands, audit.events, audit.chain_heads, audit.event_ids")
     # Each phase starts with no dirty buffers left over by the previous one.
     psql(args, args.dst_db, "CHECKPOINT")
 

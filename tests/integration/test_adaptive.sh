@@ -38,8 +38,8 @@ done
 pgs_worker_stop "$W_PID"
 pgs_wait_applied $N 10
 
-audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")
-[ "$audits" -eq $N ] || fail "write_audit rows $audits != $N"
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write'")
+[ "$audits" -eq $N ] || fail "write audit rows $audits != $N"
 "$PGSCRIBE_BIN" metrics -c "$T_CONF" --timeout-ms 30000 >"$T_DIR/metrics.jsonl"
 read -r max_limit max_txns applied < <(python3 -c '
 import json, sys

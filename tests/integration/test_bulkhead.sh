@@ -12,16 +12,16 @@ N=60000
 A=2000
 TAIL=200
 
-audit_count() { pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.audit_events"; }
+audit_count() { pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'event'"; }
 
 # Stored events as JSON lines in the producer's shape, sorted, for comparison
 # with what `produce --emit` wrote.
 stored_events_jsonl() {
     pgs_scalar "$T_DB" "SELECT json_build_object('event_id', event_id::text,
         'clinic_id', clinic_id, 'actor', actor, 'action', action,
-        'resource_type', resource_type, 'resource_id', resource_id, 'outcome', outcome,
+        'resource_type', entity, 'resource_id', row_key, 'outcome', outcome,
         'occurred_at', (extract(epoch FROM occurred_at) * 1000)::bigint,
-        'source', source, 'details', details) FROM pgscribe.audit_events"
+        'source', source, 'details', details::jsonb) FROM audit.events WHERE kind = 'event'"
 }
 same_events() { # EMITTED_JSONL STORED_JSONL: 0 if both hold the same events
     python3 -c '
@@ -62,7 +62,7 @@ wait "$prod_pid" || rc=$?
 pgs_forget_pid "$prod_pid"
 [ $rc -eq 0 ] || fail "produce --audit exited with $rc"
 note "all $stored audit events stored ${took} ms after their produce started; applied commands then: $applied of $N"
-[ "$stored" -eq $A ] || fail "audit_events holds $stored rows, expected $A"
+[ "$stored" -eq $A ] || fail "the audit trail holds $stored rows, expected $A"
 [ "$applied" -lt $N ] ||
     fail "the flood was already applied ($applied) when the audit events were stored: the test shows no bulkhead"
 
@@ -71,7 +71,7 @@ note "all $N commands applied $(($(pgs_clock_now_ms) - t0)) ms after the audit p
 pgs_worker_stop "$W_PID"
 pgs_forget_pid "$W_PID"
 
-distinct=$(pgs_scalar "$T_DB" "SELECT count(DISTINCT event_id) FROM pgscribe.audit_events")
+distinct=$(pgs_scalar "$T_DB" "SELECT count(DISTINCT event_id) FROM audit.events WHERE kind = 'event'")
 [ "$distinct" -eq $A ] || fail "distinct event ids $distinct != $A"
 stored_events_jsonl >"$T_DIR/audit_stored.jsonl"
 same_events "$T_DIR/audit.jsonl" "$T_DIR/audit_stored.jsonl" ||
@@ -94,14 +94,14 @@ print(len({json.loads(l)["clinic_id"] for l in open(sys.argv[1])}))' "$T_DIR/aud
 [ "$tail_clinics" -eq 20 ] || fail "the tail covers $tail_clinics of 20 clinics"
 deadline=$((SECONDS + 120))
 until [ "$(audit_count)" -ge $((A + TAIL)) ]; do
-    [ $SECONDS -lt $deadline ] || fail "tail not stored within 120 s: audit_events holds $(audit_count)"
+    [ $SECONDS -lt $deadline ] || fail "tail not stored within 120 s: the audit trail holds $(audit_count)"
     sleep 0.2
 done
 pgs_worker_stop "$W_PID"
 pgs_forget_pid "$W_PID"
 
 total=$(audit_count)
-[ "$total" -eq $((A + TAIL)) ] || fail "audit_events holds $total rows, expected $A + $TAIL: duplicates stored"
+[ "$total" -eq $((A + TAIL)) ] || fail "the audit trail holds $total rows, expected $A + $TAIL: duplicates stored"
 cat "$T_DIR/audit.jsonl" "$T_DIR/audit_tail.jsonl" >"$T_DIR/audit_all.jsonl"
 stored_events_jsonl >"$T_DIR/audit_stored.jsonl"
 same_events "$T_DIR/audit_all.jsonl" "$T_DIR/audit_stored.jsonl" ||

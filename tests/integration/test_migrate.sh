@@ -64,7 +64,7 @@ grep -q '^applied 0003_clinic_schema.sql$' "$TMP"/run*.out && ok "prints 'applie
     ok "schema_migrations has $nfiles rows" || fail "schema_migrations row count"
 
 # --- tables, function, role
-for t in pgscribe.applied_commands pgscribe.write_audit pgscribe.column_policy \
+for t in pgscribe.applied_commands audit.events audit.chain_heads pgscribe.column_policy \
     clinic.patients clinic.appointments clinic.encounters clinic.prescriptions; do
     [[ $(q "SELECT to_regclass('$t') IS NOT NULL") == t ]] && ok "table $t exists" || fail "table $t missing"
 done
@@ -117,16 +117,16 @@ else
     ok "worker cannot move a row to another clinic"
 fi
 # the tenant wall in SQL: a row of another clinic than the transaction's is
-# refused (PS003), and an audit row inserted through it is not written
+# refused (PS003), and an audit event of another clinic is not chained
 if qw -v VERBOSITY=verbose -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" \
-    -c "INSERT INTO pgscribe.audit_events (event_id, clinic_id, actor, action, resource_type, resource_id, outcome, occurred_at, source, kafka_topic, kafka_partition, kafka_offset) SELECT gen_random_uuid(), pgscribe.expect_clinic('B'), 'x', 'READ', 't', 'r', 'SUCCESS', now(), 's', 't', 0, 0" \
+    -c "SELECT audit.append_events(ARRAY['B'], ARRAY[gen_random_uuid()], ARRAY['x'], ARRAY['READ'], ARRAY['t'], ARRAY['r'], ARRAY['SUCCESS'], ARRAY[0::bigint], ARRAY['s'], ARRAY['{}'::jsonb], ARRAY[0], ARRAY[0::bigint], 't', ARRAY[NULL::text], ARRAY[NULL::text], ARRAY[NULL::text], ARRAY[NULL::text])" \
     -c "COMMIT" >/dev/null 2>"$TMP/ps003.err"; then
     fail "expect_clinic let a clinic B row through a clinic A transaction"
 else
-    grep -q 'PS003' "$TMP/ps003.err" && ok "expect_clinic refuses another clinic's row (PS003)" ||
+    grep -q 'PS003' "$TMP/ps003.err" && ok "audit.append_events refuses another clinic's event (PS003)" ||
         fail "expect_clinic error: $(cat "$TMP/ps003.err")"
 fi
-[[ $(q "SELECT count(*) FROM pgscribe.audit_events") == 0 ]] && ok "the refused audit row was not written" ||
+[[ $(q "SELECT count(*) FROM audit.events") == 0 ]] && ok "the refused audit row was not written" ||
     fail "an audit row was written through a refused expect_clinic"
 [[ $(qw -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" -c "SELECT pgscribe.expect_clinic('A')" -c "COMMIT" | sed -n 2p) == A ]] &&
     ok "expect_clinic passes the transaction's own clinic" || fail "expect_clinic refused the transaction's clinic"

@@ -41,8 +41,8 @@ left=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands")
 [ "$left" -eq $((N - OLD)) ] || fail "$left records left, expected $((N - OLD))"
 old_left=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands WHERE applied_at < now() - interval '1 day'")
 [ "$old_left" -eq 0 ] || fail "$old_left old records survived"
-audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")
-[ "$audits" -eq $N ] || fail "write_audit holds $audits rows after prune, expected $N"
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write'")
+[ "$audits" -eq $N ] || fail "the write audit holds $audits rows after prune, expected $N"
 
 out=$("$PGSCRIBE_BIN" prune --conninfo "$ADMIN" --older-than 30d)
 [[ $out == "pruned 0 idempotency record(s)"* ]] || fail "second prune said: $out"

@@ -87,8 +87,8 @@ drained_on_stop d >/dev/null
 
 distinct=$(pgs_scalar "$T_DB" "SELECT count(DISTINCT command_id) FROM pgscribe.applied_commands")
 [ "$distinct" -eq $N ] || fail "distinct command ids $distinct != $N"
-audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")
-[ "$audits" -eq $N ] || fail "write_audit rows $audits != $N"
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write'")
+[ "$audits" -eq $N ] || fail "write audit rows $audits != $N"
 dlq=$(pgs_dlq_count)
 [ "$dlq" -eq 0 ] || fail "$dlq dead letters on the DLQ topic: $(head -n 3 "$T_DIR/dlq.jsonl")"
 pgs_reference "$T_DIR/commands.jsonl"

@@ -24,8 +24,8 @@ pgs_worker_stop "$W_PID"
 
 distinct=$(pgs_scalar "$T_DB" "SELECT count(DISTINCT command_id) FROM pgscribe.applied_commands")
 [ "$distinct" -eq $N ] || fail "distinct command ids $distinct != $N"
-audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")
-[ "$audits" -eq $N ] || fail "write_audit rows $audits != $N"
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write'")
+[ "$audits" -eq $N ] || fail "write audit rows $audits != $N"
 
 pgs_reference "$T_DIR/commands.jsonl"
 pgs_compare_tables || fail "tables differ from the one-by-one reference"

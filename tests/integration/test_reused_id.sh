@@ -88,7 +88,7 @@ q=$(pgs_scalar "$T_DB" "SELECT string_agg(given_name, ',') FROM clinic.patients
                                      '7c2d5e3f-1a4b-4c6d-8e9f-0a1b2c3d4e41')")
 case "$q" in "Q a" | "Q b") ;; *) fail "the two commands of id Q wrote: $q (expected one)" ;; esac
 [ "$q" = "Q a" ] && q_dead=41 || q_dead=40
-audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit WHERE command_id = '$ID'")
+audits=$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write' AND command_id = '$ID'")
 [ "$audits" = 1 ] || fail "$audits audit rows for the reused id (expected the first command's)"
 digests=$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.applied_commands
                               WHERE digest IS NULL OR length(digest) <> 32")

@@ -5,7 +5,7 @@
 # an entity and the start log says why; keys (clinic_id, id) let clinic B
 # insert clinic A's id as its own row, a key repeating the command's clinic is
 # applied and one naming another clinic is a tenant dead letter; the worker
-# role cannot read audit_events.
+# role cannot read audit.events.
 . "$(dirname "$0")/lib.sh"
 pgs_test_init walls_catalog
 WORKER_CONNINFO=$PGSCRIBE_PG_CONNINFO
@@ -169,20 +169,20 @@ done
 
 # Least privilege: the worker role stores audit events but cannot read them,
 # nor the idempotency records beyond their ids.
-err=$(psql -X -q -d "$WORKER_CONNINFO" -At -c "SELECT actor, details FROM pgscribe.audit_events" 2>&1) &&
-    fail "the worker role read audit_events: $err"
-echo "$err" | grep -q "permission denied" || fail "audit_events: unexpected error: $err"
+err=$(psql -X -q -d "$WORKER_CONNINFO" -At -c "SELECT actor, details FROM audit.events" 2>&1) &&
+    fail "the worker role read audit.events: $err"
+echo "$err" | grep -q "permission denied" || fail "audit.events: unexpected error: $err"
 err=$(psql -X -q -d "$WORKER_CONNINFO" -At -c "SELECT topic FROM pgscribe.applied_commands" 2>&1) &&
     fail "the worker role read applied_commands.topic: $err"
 echo "$err" | grep -q "permission denied" || fail "applied_commands: unexpected error: $err"
 "$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count 20 --no-progress >/dev/null
 pgs_worker_start b
 deadline=$((SECONDS + 120))
-until [ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.audit_events")" -ge 20 ]; do
-    [ $SECONDS -lt $deadline ] || fail "audit events not stored without SELECT on audit_events"
+until [ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'event'")" -ge 20 ]; do
+    [ $SECONDS -lt $deadline ] || fail "audit events not stored without SELECT on audit.events"
     sleep 0.5
 done
 pgs_worker_stop "$W_PID"
 echo "ok: superuser, BYPASSRLS and owner refused; 3 walled-off tables refused with reasons;" \
     "clinic B's insert of clinic A's id is its own row; key.clinic_id of another clinic is" \
-    "a tenant dead letter; audit_events unreadable by the worker"
+    "a tenant dead letter; audit.events unreadable by the worker"

@@ -160,6 +160,23 @@ static void test_error_list(void **state)
 
 /* A reused command id is permanent, and its dead letter carries the
  * pgscribe code; other database errors keep their SQLSTATE. */
+/* The audit trail's month without a partition: retried until one exists,
+ * never a dead letter; the same SQLSTATE elsewhere stays permanent. */
+static void test_audit_partition_missing(void **state)
+{
+    (void)state;
+    const char *msg = "no partition of relation \"events\" found for row";
+    assert_int_equal(pgs_error_pg_classify_in("23514", msg, "audit"), PGS_E_DB_TRANSIENT);
+    assert_int_equal(pgs_error_pg_classify_in("23514", msg, "clinic"), PGS_E_DB_PERMANENT);
+    assert_int_equal(pgs_error_pg_classify_in("23514", msg, NULL), PGS_E_DB_PERMANENT);
+    assert_int_equal(pgs_error_pg_classify_in("23514",
+                                              "new row for relation \"events\" violates "
+                                              "check constraint",
+                                              "audit"),
+                     PGS_E_DB_PERMANENT);
+    assert_int_equal(pgs_error_pg_classify_in("40P01", NULL, "audit"), PGS_E_DB_TRANSIENT);
+}
+
 static void test_reused_id(void **state)
 {
     (void)state;
@@ -180,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_sqlstate_only),
         cmocka_unit_test(test_error_list),
         cmocka_unit_test(test_reused_id),
+        cmocka_unit_test(test_audit_partition_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

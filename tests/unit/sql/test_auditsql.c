@@ -24,14 +24,15 @@ static pgs_audit_event_t event(const char *id, const char *clinic)
     return ev;
 }
 
-/* Every row passes its own clinic through pgscribe.expect_clinic: the
- * batch's first clinic is never bound for all rows. */
+/* Every row passes its own clinic to audit.append_events, which refuses
+ * (PS003) one that is not the transaction's: the batch's first clinic is
+ * never bound for all rows. */
 static void test_rows_carry_their_clinic(void **state)
 {
     (void)state;
     const char *sql = pgs_auditsql_statement();
-    assert_non_null(strstr(sql, "pgscribe.expect_clinic(clinic_id)"));
-    assert_null(strstr(sql, "SELECT event_id, $1,"));
+    assert_non_null(strstr(sql, "SELECT audit.append_events($1::text[], $2::uuid[]"));
+    assert_non_null(strstr(sql, "$17::text[])"));
 
     pgs_audit_event_t a = event("0b3c0f4e-0000-4000-8000-000000000001", "clinic-a");
     pgs_audit_event_t b = event("0b3c0f4e-0000-4000-8000-000000000002", "clinic-b");
@@ -42,6 +43,9 @@ static void test_rows_carry_their_clinic(void **state)
     pgs_auditsql_params(evs, parts, offs, 2, "clinic.audit", &p);
     assert_int_equal(p.n, PGS_AUDITSQL_NPARAMS);
     assert_string_equal(p.values[0], "{\"clinic-a\",\"clinic-b\"}");
+    /* AuditEvent v2's optional fields and the trace: NULL, not "" */
+    assert_string_equal(p.values[13], "{NULL,NULL}");
+    assert_string_equal(p.values[16], "{NULL,NULL}");
     pgs_sqlbatch_params_free(&p);
 }
 

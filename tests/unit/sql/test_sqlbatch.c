@@ -135,7 +135,7 @@ static void test_insert_shapes_keep_their_columns(void **state)
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&sa, cmds, &part, &off, 1, "t", &p);
     /* quote and backslash escaped inside the array element */
-    assert_string_equal(p.values[p.n - 3], "{\"5\\\"5\\\\5\"}");
+    assert_string_equal(p.values[p.n - 5], "{\"5\\\"5\\\\5\"}");
     pgs_sqlbatch_params_free(&p);
     pgs_command_free(a);
     pgs_command_free(b);
@@ -161,26 +161,31 @@ static void test_digests(void **state)
     assert_int_equal(bshape(cat, a, &bs), 0);
     char *sql = pgs_sqlbatch_statement("clinic", &bs);
     /* $1 clinic, $2 topic, $3-$7 fixed arrays, $8 id, $9 phone, $10 digests,
-     * $11 each row's clinic, checked against the transaction's */
-    assert_non_null(strstr(sql, ", $9::text[], $10::bytea[], $11::text[]) WITH ORDINALITY AS u("));
-    assert_non_null(strstr(sql,
-                           ", d0, digest, clinic, ord) WHERE pgscribe.expect_clinic(u.clinic) = "
-                           "$1::text"));
+     * $11 each row's clinic, checked against the transaction's, $12 issue
+     * times and $13 traces for the write audit */
+    assert_non_null(strstr(sql, ", $9::text[], $10::bytea[], $11::text[], $12::bigint[], "
+                                "$13::text[]) WITH ORDINALITY AS u("));
+    assert_non_null(strstr(sql, ", d0, digest, clinic, issued_ms, trace, ord) WHERE "
+                                "pgscribe.expect_clinic(u.clinic) = $1::text"));
+    assert_non_null(strstr(sql, "SELECT audit.append_writes(array_agg(command_id), "
+                                "array_agg(actor), array_agg(issued_ms), array_agg(row_key::text), "
+                                "array_agg((ARRAY['phone']::text[])::text)"));
     assert_non_null(strstr(sql, "kafka_offset, digest)\n  SELECT command_id, $1, $2, kpart, koff, "
                                 "digest FROM input\n  ON CONFLICT (command_id) DO NOTHING"));
     assert_non_null(strstr(sql, "seen AS (SELECT pgscribe.expect_same_command(i.command_id, "
                                 "i.digest, f.digest) AS n FROM input i LEFT JOIN fresh f USING "
                                 "(command_id) WHERE f.ord IS DISTINCT FROM i.ord),"));
-    assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s"));
-    assert_null(strstr(sql, "$12"));
+    assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s, aud"));
+    assert_null(strstr(sql, "$14"));
     free(sql);
     const pgs_command_t *cmds[3] = {a, b, c};
     int32_t parts[3] = {0, 0, 0};
     int64_t offs[3] = {1, 2, 3};
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&bs, cmds, parts, offs, 3, "t", &p);
-    assert_int_equal(p.n, 11);
+    assert_int_equal(p.n, 13);
     assert_string_equal(p.values[10], "{\"clinic-001\",\"clinic-001\",\"clinic-001\"}");
+    assert_string_equal(p.values[12], "{NULL,NULL,NULL}"); /* untraced */
     const char *d = p.values[9];
     /* {"\\x<64>",...}: 3 elements of 69 characters, 2 commas, 2 braces */
     assert_int_equal(strlen(d), 3 * 69 + 4);

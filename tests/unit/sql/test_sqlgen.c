@@ -200,12 +200,13 @@ static void test_shapes(void **state)
     pgs_catalog_free(cat);
 }
 
-/* The digest is the statement's last parameter; a recorded id is checked
- * against it (pgscribe.expect_same_command) before it counts as a duplicate. */
+/* The digest is the parameter before issued_at and the traceparent (the
+ * last two); a recorded id is checked against it
+ * (pgscribe.expect_same_command) before it counts as a duplicate. */
 static void assert_digest_check(const char *sql)
 {
     char lit[256];
-    int d = max_placeholder(sql);
+    int d = max_placeholder(sql) - 2;
     assert_contains(sql, "(command_id, clinic_id, topic, kafka_partition, kafka_offset, digest)");
     snprintf(lit, sizeof(lit), "VALUES ($1::uuid, $2, $4, $5::int, $6::bigint, $%d::bytea)", d);
     assert_contains(sql, lit);
@@ -215,7 +216,12 @@ static void assert_digest_check(const char *sql)
              d);
     assert_contains(sql, lit);
     /* seen is read by the final SELECT, or it would never run */
-    assert_contains(sql, "AS fresh FROM (SELECT count(*) FROM seen) s");
+    assert_contains(sql, "AS fresh FROM (SELECT count(*) FROM seen) s, aud");
+    /* the write audit: issued_at and the trace are the last two parameters */
+    snprintf(lit, sizeof(lit), "array_agg($%d::bigint), array_agg($7::jsonb::text)", d + 1);
+    assert_contains(sql, lit);
+    snprintf(lit, sizeof(lit), "array_agg($6::bigint), array_agg($%d::text), ", d + 2);
+    assert_contains(sql, lit);
 }
 
 static void assert_common(const char *sql, const char *op)
@@ -224,8 +230,9 @@ static void assert_common(const char *sql, const char *op)
     assert_contains(sql, "INSERT INTO pgscribe.applied_commands");
     assert_digest_check(sql);
     assert_contains(sql, "ON CONFLICT (command_id) DO NOTHING RETURNING command_id");
-    assert_contains(sql, "INSERT INTO pgscribe.write_audit");
-    snprintf(lit, sizeof(lit), "'patients', '%s', $7::jsonb FROM ins", op);
+    assert_contains(sql, "SELECT audit.append_writes(array_agg(command_id), array_agg($3::text)");
+    assert_lacks(sql, "write_audit");
+    snprintf(lit, sizeof(lit), "'patients', '%s', $4) AS n FROM ins", op);
     assert_contains(sql, lit);
     assert_contains(sql, "EXISTS (SELECT 1 FROM ins)");
     assert_contains(sql, "RETURNING 1)");
@@ -248,7 +255,7 @@ static void test_insert_sql(void **state)
                          "$11::clinic.appointment_status WHERE EXISTS");
     assert_lacks(sql, "DO UPDATE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 12);
+    assert_int_equal(params.n, 14);
     assert_string_equal(params.values[8], "v");
     free(sql);
     pgs_command_free(cmd);
@@ -270,7 +277,7 @@ static void test_upsert_sql(void **state)
                          "EXCLUDED.\"given_name\", \"version\" = t.\"version\" + 1, "
                          "\"updated_at\" = now()");
     assert_contains(sql, "WHERE t.\"clinic_id\" = $2::text AND t.\"version\" = $10::bigint");
-    assert_int_equal(params.n, 11);
+    assert_int_equal(params.n, 13);
     assert_string_equal(params.values[9], "42");
     free(sql);
     pgs_command_free(cmd);
@@ -285,7 +292,7 @@ static void test_upsert_sql(void **state)
     assert_contains(sql, "(\"clinic_id\", \"visit_id\", \"note_no\")\n    SELECT $2::text, "
                          "$8::uuid, $9::integer WHERE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 10);
+    assert_int_equal(params.n, 12);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -316,7 +323,7 @@ static void test_update_sql(void **state)
     sql = statement_for(cat, cmd, &params);
     assert_contains(sql, "\"version\" = \"version\" + 1");
     assert_lacks(sql, "::bigint AND EXISTS");
-    assert_int_equal(params.n, 10);
+    assert_int_equal(params.n, 12);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -334,7 +341,7 @@ static void test_delete_sql(void **state)
     assert_common(sql, "DELETE");
     assert_contains(sql, "DELETE FROM \"clinic\".\"patients\"\n    WHERE \"id\" = $8::uuid AND "
                          "\"clinic_id\" = $2::text AND \"version\" = $9::bigint AND EXISTS");
-    assert_int_equal(params.n, 10);
+    assert_int_equal(params.n, 12);
     free(sql);
     pgs_command_free(cmd);
 
@@ -419,11 +426,12 @@ static void test_params(void **state)
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
     /* shape order = column order: n x y z w flag m note raw empty, from $9 */
-    assert_int_equal(params.n, 19);
-    /* the digest, last: bytea hex text */
+    assert_int_equal(params.n, 21);
+    /* the digest, before issued_at and the traceparent: bytea hex text */
     assert_int_equal(params.formats[18], 0);
     assert_int_equal(strlen(params.values[18]), 66);
     assert_memory_equal(params.values[18], "\\x", 2);
+    assert_null(params.values[20]); /* no traceparent */
     assert_string_equal(params.values[PGS_PARAM_COMMAND_ID], cmd->command_id);
     assert_string_equal(params.values[PGS_PARAM_CLINIC_ID], "c1");
     assert_string_equal(params.values[PGS_PARAM_ACTOR], "svc-test");
@@ -479,7 +487,7 @@ static void test_row_key_json(void **state)
     assert_string_equal(params.values[7], "a\"b\\c\n\x01"); /* strings travel as they are */
     assert_string_equal(params.values[8], "-7");
     assert_string_equal(params.values[9], "text");
-    assert_int_equal(params.n, 11);
+    assert_int_equal(params.n, 13);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
 }
@@ -547,11 +555,11 @@ static void test_digest_param(void **state)
     shape_for(cat, b, &shape);
     pgs_sqlgen_params(&shape, b, "other.topic", 7, 99, &pb);
     sql = statement_for(cat, c, &pc);
-    assert_int_equal(pgs_sqlgen_digest_param(&shape), pa.n);
-    const char *da = pa.values[pa.n - 1], *db = pb.values[pb.n - 1], *dc = pc.values[pc.n - 1];
+    assert_int_equal(pgs_sqlgen_digest_param(&shape), pa.n - 2);
+    const char *da = pa.values[pa.n - 3], *db = pb.values[pb.n - 3], *dc = pc.values[pc.n - 3];
     assert_string_equal(da, db);
     assert_string_not_equal(da, dc);
-    assert_int_equal(pa.formats[pa.n - 1], 0);
+    assert_int_equal(pa.formats[pa.n - 3], 0);
     free(sql);
     pgs_command_free(a);
     pgs_command_free(b);
