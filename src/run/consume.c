@@ -140,6 +140,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pgs_error("consume", "incremental assign failed: %s", rd_kafka_error_string(error));
             rd_kafka_error_destroy(error);
         }
+        /* librdkafka keeps a partition's pause across a revocation and a new
+         * assignment (librdkafka #1849): one paused under back-pressure
+         * before a rebalance would stay paused while p->paused above says it
+         * is not, and would never be fetched again */
+        rd_kafka_resume_partitions(rk, parts);
         route_partitions(w, rk, parts);
         pgs_reach_contact(w);
         return;
