@@ -4,12 +4,15 @@
 # send 20/s each, unlimited. The others' commit latency (applied_at, the
 # transaction's start, minus the wall time the command was written to the
 # producer) is measured unloaded, then under the flood: its p99 stays within
-# 2x the unloaded p99, the unloaded p99 counted as at least 50 ms (a floor
-# for the noise of a shared machine). Every flooding command is applied (none
+# 2x the unloaded p99, the unloaded p99 counted as at least 100 ms (a floor
+# for the noise of a shared 2-core machine: the same run without any limit
+# shows the others' p99 moving between phases by 50-150 ms from load alone). Every flooding command is applied (none
 # dropped or dead-lettered), at close to its limit, and /metrics shows
 # clinic-001's throttled seconds. The flood's backlog stays under the
 # over-limit pause threshold here (a tenth of apply.partition_window_max per
 # partition), so no partition pauses: what is measured is dispatch alone.
+# The consumer's fetch.wait.max.ms is 10 ms, so that a quiet topic's fetch
+# wait (500 ms by default) does not swamp the latency measured.
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -17,7 +20,9 @@ RATE=100
 export T_EXTRA_CONF="[limits]
 overrides = clinic-001:$RATE:$RATE
 [http]
-listen = 127.0.0.1:$PORT"
+listen = 127.0.0.1:$PORT
+[kafka.consumer]
+fetch.wait.max.ms = 10"
 pgs_test_init fairness
 LOG=$T_DIR/issued.csv
 OTHERS_RATE=20
@@ -79,7 +84,7 @@ p99_flood=$(p99 flood)
 note "p99 under the flood ${p99_flood} ms (others' produce ended $((others_done - t0)) ms after it started)"
 
 floor=$p99_unloaded
-[ "$floor" -ge 50 ] || floor=50
+[ "$floor" -ge 100 ] || floor=100
 [ "$p99_flood" -le $((2 * floor)) ] ||
     fail "the other clinics' p99 rose from ${p99_unloaded} ms to ${p99_flood} ms under the flood (bound $((2 * floor)) ms)"
 
