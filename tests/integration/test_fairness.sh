@@ -110,6 +110,34 @@ $PY -c "import sys; sys.exit(0 if float(sys.argv[1] or 0) > 1 else 1)" "${thrott
 echo "$metrics" | grep -q 'pgscribe_clinic_throttled_seconds_total{clinic="clinic-00[2-5]"}' &&
     fail "an unlimited clinic has throttled time"
 
+# SIGHUP: a bad override is refused and the old limit kept; a lower limit
+# then takes effect without a restart
+sed -i 's/^overrides = .*/overrides = clinic-001:abc/' "$T_CONF"
+kill -HUP "$W_PID"
+deadline=$((SECONDS + 20))
+until grep -q "limits.overrides is invalid, keeping the old limits" "$T_DIR/worker-a.log"; do
+    [ $SECONDS -lt $deadline ] || fail "no error for a bad limits.overrides at SIGHUP"
+    sleep 0.2
+done
+SLOW=25
+sed -i "s/^overrides = .*/overrides = clinic-001:$SLOW:5/" "$T_CONF"
+kill -HUP "$W_PID"
+deadline=$((SECONDS + 20))
+until [ "$(grep -c "SIGHUP: configuration reloaded" "$T_DIR/worker-a.log")" -ge 2 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the second SIGHUP was not reloaded"
+    sleep 0.2
+done
+N_SLOW=150
+load slow --others-rate 1 --seconds 1 --flood-rate 1000 --flood-seconds 0.15
+pgs_wait_applied $((total + 4 + N_SLOW)) 60
+rate=$(pgs_scalar "$T_DB" "SELECT round(($N_SLOW - 1) / extract(epoch FROM max(applied_at) - min(applied_at)))
+    FROM pgscribe.applied_commands a WHERE clinic_id = 'clinic-001' AND a.command_id IN
+    (SELECT command_id FROM pgscribe.applied_commands WHERE clinic_id = 'clinic-001'
+     ORDER BY applied_at DESC LIMIT $N_SLOW)")
+note "after SIGHUP (limit $SLOW/s): clinic-001 applied $N_SLOW at ${rate}/s"
+[ "$rate" -ge $((SLOW * 8 / 10)) ] && [ "$rate" -le $((SLOW * 12 / 10)) ] ||
+    fail "after SIGHUP clinic-001 applied at ${rate}/s, not near its new limit of $SLOW/s"
+
 pgs_worker_stop "$W_PID"
 pgs_forget_pid "$W_PID"
 note "ok"
