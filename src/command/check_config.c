@@ -2,6 +2,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
+#include "policy/ratelimit.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -39,6 +40,18 @@ static void cli_check_config_usage(FILE *fp)
 /* Hands the kafka.* keys to librdkafka as the consumer and the producer
  * would, so an unknown property or a bad value fails here and not at start.
  * @returns the number of errors, each printed on stderr. */
+/* limits.overrides is parsed as the worker would: a bad item fails here. */
+static int cli_check_limits(const pgs_config_t *cfg, const char *label)
+{
+    pgs_ratelimit_override_t o[1];
+    char errstr[256];
+    if (pgs_ratelimit_parse_overrides(pgs_config_str(cfg, "limits.overrides"), o, 0, errstr,
+                                      sizeof(errstr)) >= 0)
+        return 0;
+    fprintf(stderr, "%s: limits.overrides: %s\n", label, errstr);
+    return 1;
+}
+
 static int cli_check_kafka(const pgs_config_t *cfg, const char *label)
 {
     static const pgs_kafka_role_t roles[] = {PGS_KAFKA_CONSUMER, PGS_KAFKA_PRODUCER};
@@ -115,7 +128,7 @@ int pgs_cmd_check_config(int argc, char **argv)
     pgs_config_t *cfg = NULL;
     int nerr = pgs_cli_load(path, &cfg);
     if (nerr == 0)
-        nerr = cli_check_kafka(cfg, label);
+        nerr = cli_check_limits(cfg, label) + cli_check_kafka(cfg, label);
     if (nerr > 0) {
         fprintf(stderr, "%s: %d error%s\n", label, nerr, nerr == 1 ? "" : "s");
         pgs_config_free(cfg);

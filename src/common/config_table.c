@@ -90,6 +90,18 @@ const cfg_def_t pgs_config_table[] = {
            "on each attempt."),
     CF_INT("retry.backoff_max_ms", "30000", 10, 600000, CF_RELOAD,
            "Upper bound of the delay between retries of a transient error."),
+    CF_DBL("limits.clinic_rate", "0", 0, 1000000, CF_RELOAD,
+           "Commands per second each clinic may apply (a token bucket per clinic); a clinic "
+           "over it waits in its lanes, never dropped (0: unlimited)."),
+    CF_DBL("limits.clinic_burst", "0", 0, 10000000, CF_RELOAD,
+           "Commands a clinic may apply at once above limits.clinic_rate: the token bucket's "
+           "size (0: the rate, at least 1)."),
+    CF_STR("limits.overrides", "", CF_RELOAD,
+           "Clinics with a limit of their own, as clinic:rate:burst items separated by commas "
+           "(e.g. clinic-007:200:400,clinic-009:50:100; burst left out is the rate)."),
+    CF_INT("limits.clinic_quantum", "0", 0, 1000, CF_RELOAD,
+           "Commands a clinic may take per dispatch round while other clinics have commands "
+           "ready (deficit round robin); 0: a whole apply.max_batch each turn."),
     CF_INT("breaker.failure_threshold", "5", 1, 1000, CF_RELOAD,
            "Consecutive failed connection attempts or connection losses that open the circuit "
            "breaker: dispatch stops and partitions pause until a probe succeeds."),

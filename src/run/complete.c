@@ -21,6 +21,8 @@ void pgs_complete_work_free(pgs_worker_t *w, pgs_work_t *work)
     free(work->errmsg);
     if (work->part->outstanding > 0)
         work->part->outstanding--;
+    if (work->over_limit && work->part->over_limit > 0)
+        work->part->over_limit--;
     w->works_live--;
     free(work);
 }

@@ -15,6 +15,7 @@
 #include "common/kafkaconf.h"
 #include "common/log.h"
 #include "run/consume.h"
+#include "run/fair.h"
 #include "run/intake.h"
 #include "run/lag.h"
 #include "run/pool.h"
@@ -285,7 +286,9 @@ void pgs_consume_update_pauses(pgs_worker_t *w)
             if (!p || !p->assigned || p->revoking)
                 continue;
             size_t pending = pgs_offsets_pending(p->offsets);
-            int want = all || pending > window || (p->paused && pending > window / 2);
+            int want =
+                all || pending > window || (p->paused && pending > window / 2) ||
+                pgs_fair_partition_throttled(p->over_limit, p->outstanding, window, p->paused);
             if (want == p->paused)
                 continue;
             rd_kafka_topic_partition_list_t **list = want ? &pause : &resume;

@@ -15,6 +15,7 @@
 #include "common/traceparent.h"
 #include "run/consume.h"
 #include "run/dlq.h"
+#include "run/fair.h"
 #include "run/intake.h"
 #include "run/lanekey.h"
 #include "run/trace.h"
@@ -206,5 +207,9 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     pgs_lanekey_command(&lane_key, work->cmd, work->ent);
     work->in_lane = 1;
     work->state = PGS_WORK_QUEUED;
+    if (pgs_fair_over_limit(w->limits, st->lanes, work->cmd->clinic_id)) {
+        work->over_limit = 1;
+        work->part->over_limit++;
+    }
     pgs_lanes_push(st->lanes, &work->lane, work->cmd->clinic_id, lane_key.buf, lane_key.len);
 }

@@ -1,5 +1,7 @@
-/* Key lanes: per-key FIFO with one item in flight, clinics served round-robin. */
+/* Key lanes: per-key FIFO with one item in flight, clinics served by deficit
+ * round robin within their rate limits. */
 #include "run/lanes.h"
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/xalloc.h"
 
@@ -41,7 +43,10 @@ typedef struct pgs_group_s {
     struct pgs_group_s *ring_prev; /* ring of groups with ready items */
     struct pgs_group_s *ring_next;
     int in_ring;
-    size_t nlanes; /* lanes of the group; at 0 (and out of the ring) it goes */
+    size_t nlanes;  /* lanes of the group; at 0 (and out of the ring) it goes */
+    size_t nready;  /* items in the ready FIFO */
+    size_t nqueued; /* items of the group's lanes, in flight or not */
+    size_t deficit; /* commands it may still take this round (deficit round robin) */
     struct pgs_group_s *free_next;
 } pgs_group_t;
 
@@ -57,6 +62,9 @@ struct pgs_lanes_s {
     pgs_htab_t lanes;
     pgs_htab_t groups;
     pgs_group_t *cursor; /* next group to serve; NULL when nothing is ready */
+    size_t ring_count;   /* groups in the ring */
+    pgs_ratelimit_t *limits;
+    size_t quantum; /* commands a group may take per round; 0: a whole take */
     pgs_lane_t *free_lanes;
     size_t free_count;
     pgs_group_t *free_groups;
@@ -150,6 +158,7 @@ static void ring_insert(pgs_lanes_t *lanes, pgs_group_t *g)
     if (g->in_ring)
         return;
     g->in_ring = 1;
+    lanes->ring_count++;
     pgs_group_t *c = lanes->cursor;
     if (!c) {
         g->ring_prev = g->ring_next = g;
@@ -168,6 +177,10 @@ static void ring_remove(pgs_lanes_t *lanes, pgs_group_t *g)
     if (!g->in_ring)
         return;
     g->in_ring = 0;
+    g->deficit = 0;
+    lanes->ring_count--;
+    if (lanes->limits) /* nothing ready: a throttled spell ends */
+        pgs_ratelimit_idle(lanes->limits, g->node.key, g->node.key_len, pgs_clock_now_us());
     if (g->ring_next == g) {
         lanes->cursor = NULL;
     } else {
@@ -188,6 +201,7 @@ static void ready_append(pgs_lanes_t *lanes, pgs_lane_item_t *item)
     else
         g->ready_head = item;
     g->ready_tail = item;
+    g->nready++;
     lanes->ready++;
     ring_insert(lanes, g);
 }
@@ -199,6 +213,7 @@ static void ready_prepend(pgs_lanes_t *lanes, pgs_lane_item_t *item)
     g->ready_head = item;
     if (!g->ready_tail)
         g->ready_tail = item;
+    g->nready++;
     lanes->ready++;
     ring_insert(lanes, g);
 }
@@ -356,6 +371,7 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
     item->ready_next = NULL;
     item->in_flight = 0;
     lanes->queued++;
+    g->nqueued++;
     if (lane) {
         item->lane = lane;
         lane->tail->lane_next = item;
@@ -372,28 +388,76 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
     ready_append(lanes, item);
 }
 
+void pgs_lanes_set_limits(pgs_lanes_t *lanes, pgs_ratelimit_t *limits, size_t quantum)
+{
+    lanes->limits = limits;
+    lanes->quantum = quantum;
+}
+
+/* How many of @p g's ready items one take may hand out: its deficit round
+ * robin share (a lone group in the ring has no one to share with), at most
+ * @p max and what is ready, then what its rate limit allows. */
+static size_t group_share(pgs_lanes_t *lanes, pgs_group_t *g, size_t max, int64_t now_us)
+{
+    size_t want = max;
+    if (lanes->quantum > 0 && lanes->ring_count > 1) {
+        size_t cap = lanes->quantum > max ? lanes->quantum : max;
+        g->deficit += lanes->quantum;
+        if (g->deficit > cap)
+            g->deficit = cap;
+        want = g->deficit < max ? g->deficit : max;
+    }
+    if (want > g->nready)
+        want = g->nready;
+    if (lanes->limits)
+        want = pgs_ratelimit_take(lanes->limits, g->node.key, g->node.key_len, want, now_us);
+    return want;
+}
+
+size_t pgs_lanes_take_at(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max, int64_t now_us)
+{
+    if (!lanes->cursor || max == 0)
+        return 0;
+    /* each group of the ring once at most: a throttled one is passed over,
+     * its items staying ready in their lanes */
+    for (size_t tries = lanes->ring_count; tries > 0; tries--) {
+        pgs_group_t *g = lanes->cursor;
+        size_t share = group_share(lanes, g, max, now_us);
+        size_t n = 0;
+        while (n < share && g->ready_head) {
+            pgs_lane_item_t *item = g->ready_head;
+            g->ready_head = item->ready_next;
+            item->ready_next = NULL;
+            item->in_flight = 1;
+            out[n++] = item;
+        }
+        if (!g->ready_head)
+            g->ready_tail = NULL;
+        g->nready -= n;
+        g->deficit -= n < g->deficit ? n : g->deficit;
+        lanes->ready -= n;
+        lanes->in_flight += n;
+        lanes->cursor = g->ring_next;
+        if (!g->ready_head)
+            ring_remove(lanes, g);
+        if (n > 0)
+            return n;
+    }
+    return 0;
+}
+
 size_t pgs_lanes_take(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max)
 {
-    pgs_group_t *g = lanes->cursor;
-    size_t n = 0;
+    return pgs_lanes_take_at(lanes, out, max, lanes->limits ? pgs_clock_now_us() : 0);
+}
 
-    if (!g || max == 0)
-        return 0;
-    while (n < max && g->ready_head) {
-        pgs_lane_item_t *item = g->ready_head;
-        g->ready_head = item->ready_next;
-        item->ready_next = NULL;
-        item->in_flight = 1;
-        out[n++] = item;
-    }
-    if (!g->ready_head)
-        g->ready_tail = NULL;
-    lanes->ready -= n;
-    lanes->in_flight += n;
-    lanes->cursor = g->ring_next;
-    if (!g->ready_head)
-        ring_remove(lanes, g);
-    return n;
+size_t pgs_lanes_group_queued(const pgs_lanes_t *lanes, const char *group)
+{
+    if (!group)
+        group = "";
+    size_t len = strlen(group);
+    const pgs_hnode_t *n = htab_find(&lanes->groups, hash_bytes(group, len), group, len);
+    return n ? ((const pgs_group_t *)n)->nqueued : 0;
 }
 
 void pgs_lanes_complete(pgs_lanes_t *lanes, pgs_lane_item_t *item)
@@ -407,6 +471,7 @@ void pgs_lanes_complete(pgs_lanes_t *lanes, pgs_lane_item_t *item)
     item->in_flight = 0;
     lanes->in_flight--;
     lanes->queued--;
+    lane->group->nqueued--;
     if (lane->head) {
         ready_append(lanes, lane->head);
         return;
@@ -441,8 +506,11 @@ static int purge_lane(pgs_lanes_t *lanes, pgs_lane_t *lane, int (*pred)(pgs_lane
             continue;
         }
         *p = item->lane_next;
-        if (item == old_head)
+        if (item == old_head) {
             lanes->ready--; /* the ready sweep unlinks it */
+            lane->group->nready--;
+        }
+        lane->group->nqueued--;
         item->lane = NULL;
         item->lane_next = *dropped;
         *dropped = item;

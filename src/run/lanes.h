@@ -1,10 +1,14 @@
 /* Key lanes: commands with the same (clinic, entity, key) form a lane and
  * run one at a time in arrival order; lanes are grouped by clinic and
- * groups are served round-robin. Pure code. */
+ * groups are served by deficit round robin, each within its clinic's rate
+ * limit (policy/ratelimit.h). Pure code. */
 #ifndef PGSCRIBE_LANES_H
 #define PGSCRIBE_LANES_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "policy/ratelimit.h"
 
 typedef struct pgs_lane_s pgs_lane_t;
 typedef struct pgs_lanes_s pgs_lanes_t;
@@ -27,11 +31,24 @@ void pgs_lanes_push(pgs_lanes_t *lanes, pgs_lane_item_t *item, const char *group
                     size_t key_len);
 
 /**
- * @brief Takes up to @p max ready items, all of one group (the next group in
- *        round-robin order that has ready items), and marks them in flight.
- * @returns the number taken (0 when nothing is ready).
+ * @brief Rate limits (@p limits, the caller's, may be NULL: none) and the
+ *        deficit round robin quantum (commands a group may take per round;
+ *        0: a whole take each turn, as plain round robin).
  */
+void pgs_lanes_set_limits(pgs_lanes_t *lanes, pgs_ratelimit_t *limits, size_t quantum);
+/**
+ * @brief Takes up to @p max ready items, all of one group: the next group in
+ *        round-robin order that has ready items and tokens, at most its
+ *        deficit (with two or more groups ready), and marks them in flight.
+ *        A throttled group is passed over; its items stay ready.
+ * @returns the number taken (0 when nothing is ready or every ready group
+ *          is throttled).
+ */
+size_t pgs_lanes_take_at(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max, int64_t now_us);
+/** @brief pgs_lanes_take_at() now. */
 size_t pgs_lanes_take(pgs_lanes_t *lanes, pgs_lane_item_t **out, size_t max);
+/** @returns the items queued (in flight or not) in the lanes of @p group. */
+size_t pgs_lanes_group_queued(const pgs_lanes_t *lanes, const char *group);
 
 /** @brief The in-flight head of its lane is finished: removed, and the next
  *         item of the lane becomes ready.

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/promtext.h"
 #include "policy/error.h"
@@ -196,6 +197,22 @@ static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
     }
 }
 
+static void throttled_sample(const char *clinic, double seconds, void *opaque)
+{
+    const char *labels[2] = {"clinic", clinic};
+    pgs_promtext_sample(opaque, "pgscribe_clinic_throttled_seconds_total", labels, 1, seconds);
+}
+
+/* Time each rate-limited clinic spent with commands ready and held back for
+ * want of tokens (clinics never throttled have no series). */
+static void throttled(pgs_worker_t *w, pgs_sbuf_t *sb)
+{
+    pgs_promtext_family(sb, "pgscribe_clinic_throttled_seconds_total", "counter",
+                        "Time the clinic had commands ready that its rate limit held back "
+                        "(limits.*).");
+    pgs_ratelimit_each_throttled(w->limits, pgs_clock_now_us(), throttled_sample, sb);
+}
+
 void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
 {
     const pgs_counters_t *c = &w->ctr;
@@ -245,6 +262,7 @@ void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
     commit_histogram(sb, &c->total_commit_latency);
     streams(w, sb);
     clinics(w, sb);
+    throttled(w, sb);
     if (w->profile)
         pgs_profile_prom(w->profile, sb);
 }

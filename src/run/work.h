@@ -29,6 +29,7 @@ typedef struct pgs_partition_s {
     int paused;          /* fetching paused (window, backlog or breaker) */
     pgs_offsets_t *offsets;
     size_t outstanding; /* works of this partition not yet completed */
+    size_t over_limit;  /* of them, consumed over their clinic's rate limit (run/fair.h) */
     int64_t committed;  /* committed offset at assignment, for the lag (run/lag.h) */
 } pgs_partition_t;
 
@@ -68,7 +69,8 @@ typedef struct pgs_work_s {
     int traced;                       /* the message carried a valid traceparent header */
     pgs_traceparent_t trace;          /* its W3C trace context, when traced */
     struct pgs_work_trace_s *tspan;   /* its spans while sampled (trace.c), else NULL */
-    int fresh; /* its last commit applied it (1) or found its id recorded (0) */
+    int fresh;      /* its last commit applied it (1) or found its id recorded (0) */
+    int over_limit; /* consumed while its clinic queued more than its limit allows */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/kafkaconf.h"
 #include "common/log.h"
+#include "run/fair.h"
 #include "run/consume.h"
 #include "run/dlq.h"
 #include "run/metrics.h"
@@ -242,6 +243,10 @@ static void reload_config(pgs_worker_t *w, const char *path)
     log_settings(w->cfg);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         pgs_pool_reconfigure(w->streams[s].pool);
+    if (pgs_fair_configure(w->limits, w->streams[PGS_STREAM_COMMANDS].lanes, w->cfg, errs,
+                           sizeof(errs)) != 0)
+        pgs_error("worker", "SIGHUP: limits.overrides is invalid, keeping the old limits: %s",
+                  errs);
     pgs_info("worker", "SIGHUP: configuration reloaded");
     pgs_config_free(next);
 }
@@ -295,6 +300,7 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
     audit->max_batch = (int)pgs_config_int(w->cfg, "audit.max_batch");
     w->metrics_topic = pgs_config_str(w->cfg, "topic.metrics");
     w->backlog_max = (size_t)pgs_config_int(w->cfg, "apply.backlog_max");
+    w->limits = pgs_ratelimit_new();
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fds[0] = w->wake_fds[1] = -1;
     w->reload_db.conninfo = strdup(pgs_config_str(w->cfg, "pg.conninfo"));
@@ -400,6 +406,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_pool_free(st->pool);
         pgs_lanes_free(st->lanes);
     }
+    pgs_ratelimit_free(w->limits);
     pgs_profile_free(w->profile); /* waits for an EXPLAIN under way */
     pgs_reload_free(w->reloader); /* waits for a load under way */
     pgs_reload_db_close(&w->reload_db);
@@ -470,6 +477,11 @@ int pgs_cmd_run(int argc, char **argv)
         for (int s = 0; s < PGS_STREAM__COUNT && rc == 0; s++) {
             pgs_stream_t *st = &w->streams[s];
             st->lanes = pgs_lanes_new();
+            if (st->kind == PGS_STREAM_COMMANDS &&
+                pgs_fair_configure(w->limits, st->lanes, w->cfg, errstr, sizeof(errstr)) != 0) {
+                rc = PGS_EXIT_CONFIG;
+                break;
+            }
             pgs_pool_settings_t set = {
                 .name = st->name,
                 .audit = st->kind == PGS_STREAM_AUDIT,

@@ -21,6 +21,7 @@
 #include "run/revoke.h"
 #include "run/trace.h"
 #include "run/work.h"
+#include "policy/ratelimit.h"
 #include "policy/retryq.h"
 
 struct pgs_worker_s {
@@ -55,6 +56,7 @@ struct pgs_worker_s {
 
     size_t works_live;        /* consumed, not completed */
     pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
+    pgs_ratelimit_t *limits;  /* per-clinic rate limits of the commands stream (fair.h) */
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;

@@ -1,6 +1,7 @@
 /* /metrics text (run/prom.c) from the worker's counters: dead letters by
  * stream and class, and the per-clinic rows, value bytes and "other" series,
- * each the totals plus the interval under way. */
+ * each the totals plus the interval under way; throttled seconds per
+ * rate-limited clinic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,12 +117,37 @@ static void test_lag_without_partitions(void **state)
     worker_free(w);
 }
 
+/* A clinic held back by its rate limit has a throttled-seconds series; a
+ * clinic never throttled has none. */
+static void test_throttled_seconds(void **state)
+{
+    (void)state;
+    pgs_worker_t *w = worker_new();
+    char err[128];
+    w->limits = pgs_ratelimit_new();
+    assert_int_equal(
+        pgs_ratelimit_configure(w->limits, 0, 0, "clinic-x:1:1,clinic-y:1000", 0, err, sizeof(err)),
+        0);
+    assert_int_equal(pgs_ratelimit_take(w->limits, "clinic-x", 8, 5, 0), 1); /* spell starts */
+    assert_int_equal(pgs_ratelimit_take(w->limits, "clinic-y", 8, 5, 0), 5);
+    char *text = render(w);
+    assert_non_null(strstr(text, "# TYPE pgscribe_clinic_throttled_seconds_total counter\n"));
+    const char *x = strstr(text, "pgscribe_clinic_throttled_seconds_total{clinic=\"clinic-x\"} ");
+    assert_non_null(x);
+    assert_true(atof(strchr(x, '}') + 2) > 1.0); /* since time 0: the clock is far past it */
+    assert_null(strstr(text, "clinic-y"));
+    free(text);
+    pgs_ratelimit_free(w->limits);
+    worker_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_letters_by_stream_and_class),
         cmocka_unit_test(test_clinic_rows_and_bytes),
         cmocka_unit_test(test_lag_without_partitions),
+        cmocka_unit_test(test_throttled_seconds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
