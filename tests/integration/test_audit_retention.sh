@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Audit retention. Three clinics get chains that start eight years ago: two
-# old months (2018-01, 2018-02; clinic c-c has no rows in the second) are
+# Audit retention. Four clinics get chains that start eight years ago: two
+# old months (2018-01, 2018-02; c-c and c-d have no rows in the second) are
 # filled as a superuser by the same link computation audit.chain() makes,
 # but with recorded_at set in the past (audit.chain() always takes the
 # current time, so the test inserts the rows itself: prev_hash and hash are
 # sha256(prev_hash || audit.canonical(row)), exactly as the function does).
 # Then the worker role appends current events through audit.append_events,
-# so each chain continues across the months. An ended month inside the
+# so the chains of c-a, c-b and c-c continue across the months; c-d's chain
+# lies entirely in 2018-01, so after archiving its head is its boundary. An ended month inside the
 # retention (2024-01, empty) must stay.
 #
 # `audit archive --dry-run` lists the two old months and changes nothing; the
@@ -51,8 +52,8 @@ DECLARE
     eid uuid;
 BEGIN
     FOREACH m IN ARRAY ARRAY['2018-01-01 00:00+00', '2018-02-01 00:00+00']::timestamptz[] LOOP
-        FOREACH c IN ARRAY ARRAY['c-a', 'c-b', 'c-c'] LOOP
-            CONTINUE WHEN c = 'c-c' AND m = '2018-02-01 00:00+00';
+        FOREACH c IN ARRAY ARRAY['c-a', 'c-b', 'c-c', 'c-d'] LOOP
+            CONTINUE WHEN c IN ('c-c', 'c-d') AND m = '2018-02-01 00:00+00';
             SELECT h.seq, h.hash INTO v_seq, v_hash FROM audit.chain_heads h WHERE h.clinic_id = c;
             IF NOT FOUND THEN
                 v_seq := 0;
@@ -88,7 +89,7 @@ END $$;
 SQL
 
 # --- today's events of the same clinics, as the worker role
-for c in c-a c-b c-c; do
+for c in c-a c-b c-c; do # not c-d
     wq -At -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', '$c', true), audit.lock_head()" \
         -c "SELECT audit.append_events(array_agg('$c'::text), array_agg(gen_random_uuid()),
             array_agg('dr-' || i), array_agg('READ'::text), array_agg('patients'::text), array_agg('p' || i),
@@ -98,7 +99,7 @@ for c in c-a c-b c-c; do
             FROM generate_series(1, 10) i" -c "COMMIT" >/dev/null
 done
 got=$(pgs_scalar "$T_DB" "SELECT string_agg(clinic_id || ':' || seq, ' ' ORDER BY clinic_id) FROM audit.chain_heads")
-[ "$got" = "c-a:50 c-b:50 c-c:30" ] || fail "chain heads: $got"
+[ "$got" = "c-a:50 c-b:50 c-c:30 c-d:20" ] || fail "chain heads: $got"
 "$PGSCRIBE_BIN" audit verify --conninfo "$ADMIN" >"$T_DIR/before.out" ||
     fail "the trail does not verify before archiving: $(cat "$T_DIR/before.out")"
 
@@ -109,7 +110,7 @@ parts() { pgs_scalar "$T_DB" "SELECT string_agg(c.relname, ' ' ORDER BY c.relnam
 # --- dry run: lists, changes nothing
 "$PGSCRIBE_BIN" audit archive --dry-run --dir "$ARCH" --retention 7y --conninfo "$ADMIN" >"$T_DIR/dry.out" ||
     fail "dry run failed: $(cat "$T_DIR/dry.out")"
-grep -q "would archive audit.events_2018_01 .*: 60 rows" "$T_DIR/dry.out" || fail "dry run: $(cat "$T_DIR/dry.out")"
+grep -q "would archive audit.events_2018_01 .*: 80 rows" "$T_DIR/dry.out" || fail "dry run: $(cat "$T_DIR/dry.out")"
 grep -q "would archive audit.events_2018_02 .*: 40 rows" "$T_DIR/dry.out" || fail "dry run: $(cat "$T_DIR/dry.out")"
 ! grep -q "2024_01" "$T_DIR/dry.out" || fail "dry run lists a month inside the retention"
 [ "$(parts)" = "events_2018_01 events_2018_02 events_2024_01" ] || fail "the dry run dropped: $(parts)"
@@ -122,14 +123,14 @@ if "$PGSCRIBE_BIN" audit archive --dir "$T_DIR/w" --retention 7y --conninfo "$WO
 fi
 grep -q "permission denied" "$T_DIR/w.err" || fail "worker archive: $(cat "$T_DIR/w.err")"
 for sql in "SET ROLE pgscribe_audit_retention" \
-    "SELECT audit.retire_partition('audit.events_2018_01', 60, sha256(''))" \
+    "SELECT audit.retire_partition('audit.events_2018_01', 80, sha256(''))" \
     "SELECT audit.drop_partition('audit.events_2018_01')" "SELECT count(*) FROM audit.archived_boundaries"; do
     if wq -c "$sql" >/dev/null 2>"$T_DIR/w.err"; then fail "the worker role may: $sql"; fi
     grep -q "permission denied" "$T_DIR/w.err" || fail "worker '$sql': $(cat "$T_DIR/w.err")"
 done
 [ "$(parts)" = "events_2018_01 events_2018_02 events_2024_01" ] || fail "the worker's attempt dropped: $(parts)"
 # nor the owner without the retention setting
-if pgs_psql "$T_DB" -c "SELECT audit.retire_partition('audit.events_2018_01', 60, sha256(''))" >/dev/null 2>"$T_DIR/o.err"; then
+if pgs_psql "$T_DB" -c "SELECT audit.retire_partition('audit.events_2018_01', 80, sha256(''))" >/dev/null 2>"$T_DIR/o.err"; then
     fail "retire_partition ran without pgscribe.audit_retention"
 fi
 
@@ -147,7 +148,7 @@ ls "$ARCH" | grep -q tmp && fail "temporary files left: $(ls "$ARCH")"
 "$PY" - "$ARCH" <<'PYEOF' || fail "archive contents"
 import csv, gzip, hashlib, json, sys
 d = sys.argv[1]
-for month, rows, clinics in (("2018-01", 60, {"c-a": (1, 20), "c-b": (1, 20), "c-c": (1, 20)}),
+for month, rows, clinics in (("2018-01", 80, {"c-a": (1, 20), "c-b": (1, 20), "c-c": (1, 20), "c-d": (1, 20)}),
                              ("2018-02", 40, {"c-a": (21, 40), "c-b": (21, 40)})):
     m = json.load(open(f"{d}/audit-events-{month}.manifest.json"))
     data = open(f"{d}/audit-events-{month}.csv.gz", "rb").read()
@@ -164,13 +165,13 @@ for month, rows, clinics in (("2018-01", 60, {"c-a": (1, 20), "c-b": (1, 20), "c
 print("manifests ok")
 PYEOF
 got=$(pgs_scalar "$T_DB" "SELECT string_agg(clinic_id || ':' || seq || ':' || partition, ' ' ORDER BY clinic_id, seq) FROM audit.archived_boundaries")
-[ "$got" = "c-a:20:audit.events_2018_01 c-a:40:audit.events_2018_02 c-b:20:audit.events_2018_01 c-b:40:audit.events_2018_02 c-c:20:audit.events_2018_01" ] ||
+[ "$got" = "c-a:20:audit.events_2018_01 c-a:40:audit.events_2018_02 c-b:20:audit.events_2018_01 c-b:40:audit.events_2018_02 c-c:20:audit.events_2018_01 c-d:20:audit.events_2018_01" ] ||
     fail "archived boundaries: $got"
 got=$(pgs_scalar "$T_DB" "SELECT (SELECT count(*) FROM audit.event_ids) || ' ' || (SELECT count(*) FROM audit.events WHERE kind = 'event')")
 [ "$got" = "30 30" ] || fail "event ids left / events left: $got (the archived months' ids must be gone)"
 "$PGSCRIBE_BIN" audit verify --conninfo "$ADMIN" >"$T_DIR/after.out" ||
     fail "what remains does not verify from the archived boundaries: $(cat "$T_DIR/after.out")"
-grep -q "verified 30 rows of 3 clinics" "$T_DIR/after.out" || fail "after: $(cat "$T_DIR/after.out")"
+grep -q "verified 30 rows of 4 clinics" "$T_DIR/after.out" || fail "after: $(cat "$T_DIR/after.out")"
 # a second run finds nothing more to do
 "$PGSCRIBE_BIN" audit archive --dir "$ARCH" --retention 7y --conninfo "$ADMIN" >"$T_DIR/again.out" ||
     fail "second archive run: $(cat "$T_DIR/again.out")"
@@ -208,7 +209,7 @@ grep -q "clinic c-b seq 7: hash does not match" "$T_DIR/row.out" || fail "change
 # a manifest whose row count is wrong
 cp "$ARCH"/audit-events-2018-01.* "$T/"
 "$PY" -c "
-import json, sys; p = sys.argv[1]; m = json.load(open(p)); m['rows'] = 59; json.dump(m, open(p, 'w'))" \
+import json, sys; p = sys.argv[1]; m = json.load(open(p)); m['rows'] = 79; json.dump(m, open(p, 'w'))" \
     "$T/audit-events-2018-01.manifest.json"
 if "$PGSCRIBE_BIN" audit verify --archive "$T/audit-events-2018-01.csv.gz" >"$T_DIR/rows.out"; then
     fail "a wrong row count verified: $(cat "$T_DIR/rows.out")"
