@@ -14,7 +14,7 @@
 # worker role cannot run the archive path (permission denied); `audit
 # archive` writes the files and manifests, `verify --archive` passes on each,
 # the old partitions and their event ids are gone, and `audit verify` of what
-# remains passes from the archived boundaries. A flipped byte, a changed row
+# remains passes from the archived boundaries (docs/audit_verify.py too). A flipped byte, a changed row
 # (recompressed, manifest checksum updated) and a wrong row count each make
 # `verify --archive` exit 1; a remaining first event whose prev_hash was
 # changed makes `audit verify` exit 1.
@@ -172,6 +172,8 @@ got=$(pgs_scalar "$T_DB" "SELECT (SELECT count(*) FROM audit.event_ids) || ' ' |
 "$PGSCRIBE_BIN" audit verify --conninfo "$ADMIN" >"$T_DIR/after.out" ||
     fail "what remains does not verify from the archived boundaries: $(cat "$T_DIR/after.out")"
 grep -q "verified 30 rows of 4 clinics" "$T_DIR/after.out" || fail "after: $(cat "$T_DIR/after.out")"
+"$PY" "$REPO/docs/audit_verify.py" "$ADMIN" >"$T_DIR/after.py.out" ||
+    fail "the Python verifier rejects what remains: $(cat "$T_DIR/after.py.out")"
 # a second run finds nothing more to do
 "$PGSCRIBE_BIN" audit archive --dir "$ARCH" --retention 7y --conninfo "$ADMIN" >"$T_DIR/again.out" ||
     fail "second archive run: $(cat "$T_DIR/again.out")"
@@ -226,4 +228,9 @@ grep -q "broken: clinic c-a seq 41: prev_hash is not the archived boundary's has
     fail "tampered first event: $(cat "$T_DIR/tampered.out")"
 grep -q "1 broken" "$T_DIR/tampered.out" || fail "only c-a is broken: $(cat "$T_DIR/tampered.out")"
 note "tampered: $(grep broken: "$T_DIR/tampered.out")"
+if "$PY" "$REPO/docs/audit_verify.py" "$ADMIN" >"$T_DIR/tampered.py.out"; then
+    fail "the Python verifier accepts the tampered first event: $(cat "$T_DIR/tampered.py.out")"
+fi
+grep -q "broken: clinic c-a seq 41: prev_hash" "$T_DIR/tampered.py.out" ||
+    fail "Python verifier, tampered first event: $(cat "$T_DIR/tampered.py.out")"
 echo "PASS audit_retention"
