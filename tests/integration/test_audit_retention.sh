@@ -12,7 +12,8 @@
 #
 # `audit archive --dry-run` lists the two old months and changes nothing; the
 # worker role cannot run the archive path (permission denied); `audit
-# archive` writes the files and manifests, `verify --archive` passes on each,
+# archive`, run as a login role with SELECT on audit.events and the retention
+# role only, writes the files and manifests, `verify --archive` passes on each,
 # the old partitions and their event ids are gone, and `audit verify` of what
 # remains passes from the archived boundaries (docs/audit_verify.py too). A flipped byte, a changed row
 # (recompressed, manifest checksum updated) and a wrong row count each make
@@ -134,8 +135,21 @@ if pgs_psql "$T_DB" -c "SELECT audit.retire_partition('audit.events_2018_01', 80
     fail "retire_partition ran without pgscribe.audit_retention"
 fi
 
-# --- archive
-"$PGSCRIBE_BIN" audit archive --dir "$ARCH" --retention 7y --conninfo "$ADMIN" >"$T_DIR/arch.out" 2>&1 ||
+# --- archive, as a login role that is no superuser: it reads audit.events and
+# is granted pgscribe_audit_retention, nothing more
+pgs_psql "$T_DB" >/dev/null <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgs_t_archiver') THEN
+        CREATE ROLE pgs_t_archiver LOGIN NOSUPERUSER;
+    END IF;
+END $$;
+GRANT USAGE ON SCHEMA audit TO pgs_t_archiver;
+GRANT SELECT ON audit.events TO pgs_t_archiver;
+GRANT pgscribe_audit_retention TO pgs_t_archiver;
+SQL
+ARCHIVER="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_DB user=pgs_t_archiver"
+"$PGSCRIBE_BIN" audit archive --dir "$ARCH" --retention 7y --conninfo "$ARCHIVER" >"$T_DIR/arch.out" 2>&1 ||
     fail "archive failed: $(cat "$T_DIR/arch.out")"
 note "$(cat "$T_DIR/arch.out")"
 [ "$(parts)" = "events_2024_01" ] || fail "partitions after archiving: $(parts)"
