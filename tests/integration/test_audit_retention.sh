@@ -7,18 +7,19 @@
 # sha256(prev_hash || audit.canonical(row)), exactly as the function does).
 # Then the worker role appends current events through audit.append_events,
 # so the chains of c-a, c-b and c-c continue across the months; c-d's chain
-# lies entirely in 2018-01, so after archiving its head is its boundary. An ended month inside the
-# retention (2024-01, empty) must stay.
+# lies entirely in 2018-01, so after archiving its head is its boundary. An
+# ended month inside the retention (2024-01, empty) must stay.
 #
 # `audit archive --dry-run` lists the two old months and changes nothing; the
 # worker role cannot run the archive path (permission denied); `audit
 # archive`, run as a login role with SELECT on audit.events and the retention
-# role only, writes the files and manifests, `verify --archive` passes on each,
-# the old partitions and their event ids are gone, and `audit verify` of what
-# remains passes from the archived boundaries (docs/audit_verify.py too). A flipped byte, a changed row
-# (recompressed, manifest checksum updated) and a wrong row count each make
-# `verify --archive` exit 1; a remaining first event whose prev_hash was
-# changed makes `audit verify` exit 1.
+# role only, writes the files and manifests, `verify --archive` passes on
+# each, the old partitions and their event ids are gone, and `audit verify`
+# (and docs/audit_verify.py) passes on what remains from the archived
+# boundaries. A flipped byte, a changed row (recompressed, manifest checksum
+# updated) and a wrong row count each make `verify --archive` exit 1; a
+# remaining first event whose prev_hash was changed makes both verifiers
+# exit 1.
 . "$(dirname "$0")/lib.sh"
 pgs_test_init audit_retention
 PY=${PGS_PYTHON:-/usr/bin/python3}
