@@ -57,10 +57,10 @@ static void usage(FILE *out)
 
 /* The months that ended before now - $1 seconds: name, YYYY-MM, bounds. */
 static const char *const SQL_OLD_MONTHS =
-    "SELECT p.oid::regclass::text, to_char(p.lo AT TIME ZONE 'UTC', 'YYYY-MM'),"
+    "SELECT 'audit.' || quote_ident(p.relname), to_char(p.lo AT TIME ZONE 'UTC', 'YYYY-MM'),"
     " to_char(p.lo AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     " to_char(p.hi AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    " FROM (SELECT c.oid,"
+    " FROM (SELECT c.relname,"
     " (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]"
     "::timestamptz AS lo,"
     " (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]"
