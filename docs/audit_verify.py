@@ -38,6 +38,12 @@ SQL = """SELECT clinic_id, seq::text, kind, event_id::text, command_id::text,
 def verify(conn, clinic):
     """Returns None, or (seq, what) of the first broken link."""
     want_seq, want_prev = 1, ZERO
+    b = conn.cursor()  # after retention: continue from the latest archived boundary
+    b.execute("SELECT seq, hash FROM audit.archived_boundaries WHERE clinic_id = %s"
+              " ORDER BY seq DESC LIMIT 1", (clinic,))
+    boundary = b.fetchone()
+    if boundary:
+        want_seq, want_prev = boundary[0] + 1, bytes(boundary[1])
     with conn.cursor(name="rows") as cur:  # server-side cursor: constant memory
         cur.itersize = 10000
         cur.execute(SQL, (clinic,))

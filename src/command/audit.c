@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command/audit_archive.h"
 #include "command/audit_verify.h"
 #include "common/cli.h"
 #include "common/clock.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: pgscribe audit verify [--clinic C] [--from T] [--to T] [--jobs N]\n"
             "                             [--conninfo CONNINFO] [--help]\n"
+            "       pgscribe audit verify --archive FILE\n"
             "Recomputes the audit trail's hash chains and reports broken links.\n"
             "\n"
             "For each clinic, reads audit.events in seq order and checks that seq has no\n"
@@ -30,7 +32,10 @@ static void usage(FILE *out)
             "that the last row is the clinic's head in audit.chain_heads. Reports the\n"
             "first broken link of each clinic: clinic, seq, expected and found hash.\n"
             "With --from, a clinic's chain starts at its first row recorded at or after\n"
-            "T, whose prev_hash is then trusted as the boundary.\n"
+            "T, whose prev_hash is then trusted as the boundary. A chain whose older\n"
+            "months were archived starts at the boundary audit.archived_boundaries holds.\n"
+            "With --archive, checks an archive file of `pgscribe audit archive` against\n"
+            "its manifest (checksum, row count, chains inside it) instead.\n"
             "\n"
             "options:\n"
             "  --clinic C           verify one clinic only\n"
@@ -38,6 +43,8 @@ static void usage(FILE *out)
             "  --to T               stop before recorded_at T (the head is then not checked)\n"
             "  --jobs N             clinics verified in parallel, one connection each\n"
             "                       (default %d)\n"
+            "  --archive FILE       check FILE (audit-events-YYYY-MM.csv.gz) against its\n"
+            "                       manifest; no database needed\n"
             "  --conninfo CONNINFO  a role that may read audit.*; default\n"
             "                       $PGSCRIBE_PG_ADMIN_CONNINFO, then $PGSCRIBE_PG_CONNINFO,\n"
             "                       then libpq's PG* variables\n"
@@ -58,6 +65,7 @@ static void audit_usage(FILE *out)
                  "\n"
                  "subcommands:\n"
                  "  verify    recompute the hash chains and report broken links\n"
+                 "  archive   archive and drop the months older than the retention\n"
                  "\n"
                  "options:\n"
                  "  -h, --help     show this help\n"
@@ -185,20 +193,20 @@ static int verify_run(const char *conninfo, const char *clinic, const pgs_audit_
 static int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"clinic", required_argument, NULL, 'C'},
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},
-        {"jobs", required_argument, NULL, 'j'},
-        {"conninfo", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"clinic", required_argument, NULL, 'C'},   {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},       {"jobs", required_argument, NULL, 'j'},
+        {"conninfo", required_argument, NULL, 'c'}, {"archive", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    const char *clinic = NULL, *conninfo = NULL;
+    const char *clinic = NULL, *conninfo = NULL, *archive = NULL;
     pgs_audit_verify_range_t rg = {0};
     int jobs = VERIFY_DEFAULT_JOBS, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "C:f:t:j:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "C:f:t:j:c:a:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'a':
+            archive = optarg;
+            break;
         case 'C':
             clinic = optarg;
             break;
@@ -234,6 +242,8 @@ static int cmd_verify(int argc, char **argv)
         usage(stderr);
         return PGS_EXIT_USAGE;
     }
+    if (archive)
+        return pgs_audit_archive_verify_main(archive);
     return verify_run(pgs_cli_admin_conninfo(conninfo), clinic, &rg, jobs);
 }
 
@@ -249,6 +259,8 @@ int pgs_cmd_audit(int argc, char **argv)
     }
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "archive") == 0)
+        return pgs_audit_archive_main(argc - 1, argv + 1);
     fprintf(stderr, "pgscribe audit: unknown subcommand '%s'\n", argv[1]);
     audit_usage(stderr);
     return PGS_EXIT_USAGE;

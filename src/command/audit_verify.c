@@ -67,6 +67,7 @@ typedef struct {
     uint8_t last_hash[PGS_AUDITCHAIN_HASH_SIZE];
     int64_t events;
     int trusted_start; /* --from: the first row's prev_hash is the boundary */
+    int at_boundary;   /* the next row is the first after an archived boundary */
     int header_seen;
     pgs_auditchain_row_t row;
     pgs_sbuf_t scratch;
@@ -232,6 +233,16 @@ static void verify_row(verify_state_t *st, const uint8_t *prev, const uint8_t *s
             broken(st, seq, "seq 1's prev_hash is not 32 zero bytes", zero, prev);
             return;
         }
+    } else if (st->at_boundary && (seq != st->last_seq + 1 ||
+                                   memcmp(prev, st->last_hash, PGS_AUDITCHAIN_HASH_SIZE) != 0)) {
+        char what[128];
+        snprintf(what, sizeof(what),
+                 seq != st->last_seq + 1
+                     ? "the chain resumes at seq %lld, not after its archived boundary"
+                     : "prev_hash is not the archived boundary's hash (seq %lld)",
+                 seq != st->last_seq + 1 ? (long long)seq : (long long)st->last_seq);
+        broken(st, seq, what, st->last_hash, prev);
+        return;
     } else if (seq != st->last_seq + 1) {
         char what[96];
         snprintf(what, sizeof(what), "row missing (the next row has seq %lld)", (long long)seq);
@@ -252,6 +263,7 @@ static void verify_row(verify_state_t *st, const uint8_t *prev, const uint8_t *s
         return;
     }
     st->last_seq = seq;
+    st->at_boundary = 0;
     memcpy(st->last_hash, stored, sizeof(h));
 }
 
@@ -325,6 +337,30 @@ static int read_head(PGconn *pg, const char *clinic, int64_t *seq, uint8_t hash[
     return ok ? 0 : -1;
 }
 
+/* The clinic's latest archived boundary (pgscribe audit archive): the last
+ * link of the newest month archived. The chain then continues from it, as if
+ * it were the row before the first one left. @returns 1 found, 0 none, -1. */
+static int read_boundary(PGconn *pg, const char *clinic, verify_state_t *st)
+{
+    const char *params[] = {clinic};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT seq, encode(hash, 'hex') FROM audit.archived_boundaries"
+                                 " WHERE clinic_id = $1 ORDER BY seq DESC LIMIT 1",
+                                 1, NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+    if (rc == 1) {
+        st->last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (unhex(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), st->last_hash) != 0)
+            rc = -1;
+        st->started = st->at_boundary = 1;
+    }
+    if (rc < 0)
+        snprintf(st->out->error, sizeof(st->out->error), "reading the archived boundary: %s",
+                 PQerrorMessage(pg));
+    PQclear(res);
+    return rc;
+}
+
 static char *copy_sql(PGconn *pg, const char *clinic, const pgs_audit_verify_range_t *rg,
                       int64_t head_seq)
 {
@@ -387,6 +423,7 @@ void pgs_audit_verify_clinic(PGconn *pg, const char *clinic, const pgs_audit_ver
         return;
     char *sql = NULL;
     if (read_head(pg, clinic, &head_seq, head_hash, &event_ids, out) != 0 ||
+        (!rg->from && read_boundary(pg, clinic, &st) < 0) ||
         !(sql = copy_sql(pg, clinic, rg, head_seq)) || stream_rows(pg, sql, &st) != 0)
         goto done;
     if (!out->broken && !rg->to && head_seq > 0 &&

@@ -112,6 +112,13 @@ const cfg_def_t pgs_config_table[] = {
            "Connections and concurrent transactions reserved for audit events, apart from the "
            "command pool, so a flood of one cannot starve the other."),
     CF_INT("audit.max_batch", "500", 1, 5000, 0, "Maximum audit events stored in one transaction."),
+    CF_STR("audit.retention", "7y", 0,
+           "How long audit.events keeps a month: `pgscribe audit archive` archives and drops "
+           "each monthly partition that ended before now minus this (a number and s, m, h, d, w "
+           "or y; y is 365 days)."),
+    CF_STR("audit.archive_dir", "/var/lib/pgscribe/audit-archive", 0,
+           "Directory where `pgscribe audit archive` writes audit-events-YYYY-MM.csv.gz and its "
+           "manifest audit-events-YYYY-MM.manifest.json."),
     CF_INT("catalog.refresh_ms", "2000", 0, 3600000, CF_RELOAD,
            "Interval between checks of the target schema in milliseconds: a change (a column "
            "or table added, a type or policy changed) is picked up without SIGHUP; 0 turns "

@@ -33,6 +33,9 @@ int pgs_duration_parse(const char *text, int64_t *seconds)
     case 'w':
         unit = 7 * 86400;
         break;
+    case 'y':
+        unit = 365 * 86400;
+        break;
     default:
         return -1;
     }

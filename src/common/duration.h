@@ -1,4 +1,4 @@
-/* Durations written the way operators write them: 30d, 12h, 90m, 45s. */
+/* Durations written the way operators write them: 7y, 30d, 12h, 90m, 45s. */
 #ifndef PGSCRIBE_DURATION_H
 #define PGSCRIBE_DURATION_H
 
@@ -6,7 +6,7 @@
 
 /**
  * @brief Parses a whole number followed by one unit: s (seconds), m
- *        (minutes), h (hours), d (days) or w (weeks).
+ *        (minutes), h (hours), d (days), w (weeks) or y (years of 365 days).
  * @returns 0 with the length in seconds in @p *seconds, or -1 when @p text
  *          is not such a duration or the result exceeds 100 years.
  */

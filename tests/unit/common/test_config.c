@@ -57,6 +57,8 @@ static const char *const all_keys[] = {
     "breaker.probe_interval_ms",
     "audit.max_in_flight",
     "audit.max_batch",
+    "audit.retention",
+    "audit.archive_dir",
     "catalog.refresh_ms",
     "catalog.unknown_column_grace_ms",
     "metrics.interval_ms",

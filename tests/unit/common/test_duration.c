@@ -21,6 +21,10 @@ static void test_units(void **state)
     assert_int_equal(s, 30 * 86400);
     assert_int_equal(pgs_duration_parse("2w", &s), 0);
     assert_int_equal(s, 14 * 86400);
+    assert_int_equal(pgs_duration_parse("7y", &s), 0);
+    assert_int_equal(s, 7LL * 365 * 86400);
+    assert_int_equal(pgs_duration_parse("100y", &s), 0);
+    assert_int_equal(s, 100LL * 365 * 86400);
     assert_int_equal(pgs_duration_parse("0s", &s), 0);
     assert_int_equal(s, 0);
 }
@@ -29,9 +33,9 @@ static void test_rejects(void **state)
 {
     (void)state;
     int64_t s = 7;
-    static const char *const bad[] = {"",     "d",    "30",     "30x",
-                                      "30dd", "-1d",  " 1d",    "1d ",
-                                      "1.5h", "1e3s", "36501d", "99999999999999999999s"};
+    static const char *const bad[] = {"",       "d",    "30",  "30x",  "30dd",
+                                      "-1d",    " 1d",  "1d ", "1.5h", "1e3s",
+                                      "36501d", "101y", "1yy", "y",    "99999999999999999999s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(pgs_duration_parse(bad[i], &s), -1);
     assert_int_equal(pgs_duration_parse(NULL, &s), -1);
