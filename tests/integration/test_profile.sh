@@ -153,8 +153,8 @@ rows=$(sed -n 's/^pgscribe_statement_rows_total{entity="patients",op="UPDATE",fo
 [ "${execs:-0}" -ge $((SENT - 100)) ] || fail "statement executions $execs, fewer than the $((SENT - 100)) updates"
 
 # EXPLAIN ANALYZE ran the write in a transaction rolled back: every command once
-[ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM pgscribe.write_audit")" -eq "$SENT" ] ||
-    fail "pgscribe.write_audit does not hold exactly the $SENT commands' rows"
+[ "$(pgs_scalar "$T_DB" "SELECT count(*) FROM audit.events WHERE kind = 'write'")" -eq "$SENT" ] ||
+    fail "the audit trail does not hold exactly the $SENT commands' rows"
 [ "$(pgs_scalar "$T_DB" "SELECT sum(version) FROM clinic.patients")" -eq "$SENT" ] ||
     fail "the patients' versions do not add up to the $SENT commands applied"
 pgs_worker_stop "$W_PID"
