@@ -275,7 +275,7 @@ int pgs_audit_anchor_parse(const char *line, size_t len, pgs_audit_anchors_t *ou
         return -1;
     p++;
     pgs_audit_anchor_t a = {0};
-    int have_seq = 0;
+    int have_seq = 0, closed = 0;
     pgs_sbuf_t key = {0}, val = {0};
     pgs_sbuf_reserve(&key, 32);
     pgs_sbuf_reserve(&val, 80);
@@ -320,11 +320,13 @@ int pgs_audit_anchor_parse(const char *line, size_t len, pgs_audit_anchors_t *ou
             p++;
             continue;
         }
+        closed = p < end && *p == '}';
         break;
     }
     free(key.buf);
     free(val.buf);
-    if (!a.clinic || !have_seq || !a.hash[0] || strspn(a.hash, "0123456789abcdef") != 64) {
+    if (!closed || !a.clinic || !have_seq || !a.hash[0] ||
+        strspn(a.hash, "0123456789abcdef") != 64) {
         free(a.clinic);
         return -1;
     }
