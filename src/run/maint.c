@@ -192,11 +192,6 @@ void pgs_maint_tick(pgs_maint_t *m, int64_t now_us, int64_t interval_ms, int mon
         m->running = 1;
 }
 
-int pgs_maint_leader(const pgs_maint_t *m)
-{
-    return m && m->leader;
-}
-
 void pgs_maint_free(pgs_maint_t *m)
 {
     if (!m)

@@ -24,8 +24,6 @@ pgs_maint_t *pgs_maint_new(const char *conninfo, const char *worker_id, int conn
  * @locality main thread
  */
 void pgs_maint_tick(pgs_maint_t *m, int64_t now_us, int64_t interval_ms, int months_ahead);
-/** @returns 1 while this worker holds the maintenance lock. */
-int pgs_maint_leader(const pgs_maint_t *m);
 /** @brief Waits for a pass under way, closes the connection (the lock goes
  *         with it) and frees @p m. */
 void pgs_maint_free(pgs_maint_t *m);
