@@ -112,6 +112,9 @@ read -r first since < <(pgs_scalar "$T_DB" "SELECT min(seq) || ' ' || count(*) F
 head -n 1 "$T_DIR/half.ndjson" >"$T_DIR/half.first"
 grep -q "\"seq\":$first," "$T_DIR/half.first" || fail "--from does not start at seq $first"
 grep -q "100% $since/$since rows" "$T_DIR/half.err" || fail "--progress drew no bar: $(cat "$T_DIR/half.err")"
+"$PGSCRIBE_BIN" audit export --conninfo "$AUDITOR" --clinic x-1 --to "$from" --format csv \
+    -o "$T_DIR/before.csv" 2>/dev/null || fail "--to export failed"
+[ "$(tail -n 1 "$T_DIR/before.csv" | cut -d, -f2)" -eq $((first - 1)) ] || fail "--to does not end at seq $((first - 1))"
 
 # --- disclosures
 for fmt in ndjson csv; do
