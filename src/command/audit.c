@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "command/audit_archive.h"
+#include "command/audit_anchor.h"
+#include "command/audit_export.h"
 #include "command/audit_verify.h"
 #include "common/cli.h"
 #include "common/clock.h"
@@ -22,6 +24,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: pgscribe audit verify [--clinic C] [--from T] [--to T] [--jobs N]\n"
+            "                             [--anchors FILE | --anchor-topic[=T]] [--config FILE]\n"
             "                             [--conninfo CONNINFO] [--help]\n"
             "       pgscribe audit verify --archive FILE\n"
             "Recomputes the audit trail's hash chains and reports broken links.\n"
@@ -45,6 +48,12 @@ static void usage(FILE *out)
             "                       (default %d)\n"
             "  --archive FILE       check FILE (audit-events-YYYY-MM.csv.gz) against its\n"
             "                       manifest; no database needed\n"
+            "  --anchors FILE       also check the anchors of FILE (`pgscribe audit anchor`\n"
+            "                       output; - for stdin): the row at each anchored seq must\n"
+            "                       have the anchored hash\n"
+            "  --anchor-topic[=T]   the same with every anchor of topic T (default\n"
+            "                       audit.anchor_topic of --config)\n"
+            "  --config FILE        configuration file for --anchor-topic's Kafka settings\n"
             "  --conninfo CONNINFO  a role that may read audit.*; default\n"
             "                       $PGSCRIBE_PG_ADMIN_CONNINFO, then $PGSCRIBE_PG_CONNINFO,\n"
             "                       then libpq's PG* variables\n"
@@ -66,6 +75,8 @@ static void audit_usage(FILE *out)
                  "subcommands:\n"
                  "  verify    recompute the hash chains and report broken links\n"
                  "  archive   archive and drop the months older than the retention\n"
+                 "  anchor    publish each clinic's chain head to the anchor topic\n"
+                 "  export    stream a clinic's trail or its disclosures (ndjson, csv)\n"
                  "\n"
                  "options:\n"
                  "  -h, --help     show this help\n"
@@ -193,12 +204,21 @@ static int verify_run(const char *conninfo, const char *clinic, const pgs_audit_
 static int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"clinic", required_argument, NULL, 'C'},   {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},       {"jobs", required_argument, NULL, 'j'},
-        {"conninfo", required_argument, NULL, 'c'}, {"archive", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"clinic", required_argument, NULL, 'C'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"conninfo", required_argument, NULL, 'c'},
+        {"archive", required_argument, NULL, 'a'},
+        {"anchors", required_argument, NULL, 'A'},
+        {"anchor-topic", optional_argument, NULL, 'T'},
+        {"config", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *clinic = NULL, *conninfo = NULL, *archive = NULL;
+    const char *clinic = NULL, *conninfo = NULL, *archive = NULL, *anchors = NULL,
+               *anchor_topic = NULL, *config = NULL;
+    int use_anchor_topic = 0;
     pgs_audit_verify_range_t rg = {0};
     int jobs = VERIFY_DEFAULT_JOBS, c;
     optind = 1;
@@ -229,6 +249,16 @@ static int cmd_verify(int argc, char **argv)
         case 'c':
             conninfo = optarg;
             break;
+        case 'A':
+            anchors = optarg;
+            break;
+        case 'T':
+            use_anchor_topic = 1;
+            anchor_topic = optarg;
+            break;
+        case 'F':
+            config = optarg;
+            break;
         case 'h':
             usage(stdout);
             return PGS_EXIT_OK;
@@ -244,7 +274,18 @@ static int cmd_verify(int argc, char **argv)
     }
     if (archive)
         return pgs_audit_archive_verify_main(archive);
-    return verify_run(pgs_cli_admin_conninfo(conninfo), clinic, &rg, jobs);
+    if (anchors && use_anchor_topic) {
+        fprintf(stderr, "pgscribe audit verify: --anchors and --anchor-topic exclude each other\n");
+        return PGS_EXIT_USAGE;
+    }
+    int rc = verify_run(pgs_cli_admin_conninfo(conninfo), clinic, &rg, jobs);
+    if ((anchors || use_anchor_topic) && rc != PGS_EXIT_DATABASE) {
+        int arc = pgs_audit_verify_anchors(pgs_cli_admin_conninfo(conninfo), anchors, config,
+                                           anchor_topic, clinic, rg.from);
+        if (arc != PGS_EXIT_OK && rc == PGS_EXIT_OK)
+            rc = arc;
+    }
+    return rc;
 }
 
 int pgs_cmd_audit(int argc, char **argv)
@@ -261,6 +302,10 @@ int pgs_cmd_audit(int argc, char **argv)
         return cmd_verify(argc - 1, argv + 1);
     if (strcmp(argv[1], "archive") == 0)
         return pgs_audit_archive_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "anchor") == 0)
+        return pgs_audit_anchor_cmd(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0)
+        return pgs_audit_export_cmd(argc - 1, argv + 1);
     fprintf(stderr, "pgscribe audit: unknown subcommand '%s'\n", argv[1]);
     audit_usage(stderr);
     return PGS_EXIT_USAGE;

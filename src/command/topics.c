@@ -18,7 +18,8 @@ static void usage(FILE *fp)
             "Creates the configured topics if they are missing.\n"
             "\n"
             "Creates topic.commands, topic.audit, topic.commands_dlq, topic.audit_dlq,\n"
-            "topic.metrics and topic.traces; existing topics are left as they are.\n"
+            "topic.metrics, topic.traces and audit.anchor_topic; existing topics are left\n"
+            "as they are.\n"
             "Returns once every partition takes writes.\n"
             "\n"
             "options:\n"
@@ -85,8 +86,9 @@ int pgs_cmd_topics(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_KAFKA;
     }
-    const char *names[] = {"topic.commands",  "topic.audit",   "topic.commands_dlq",
-                           "topic.audit_dlq", "topic.metrics", "topic.traces"};
+    const char *names[] = {"topic.commands",    "topic.audit",   "topic.commands_dlq",
+                           "topic.audit_dlq",   "topic.metrics", "topic.traces",
+                           "audit.anchor_topic"};
     enum { NTOPICS = sizeof(names) / sizeof(names[0]) };
     rd_kafka_NewTopic_t *nt[NTOPICS];
     for (int i = 0; i < NTOPICS; i++) {

@@ -119,6 +119,17 @@ const cfg_def_t pgs_config_table[] = {
     CF_STR("audit.archive_dir", "/var/lib/pgscribe/audit-archive", 0,
            "Directory where `pgscribe audit archive` writes audit-events-YYYY-MM.csv.gz and its "
            "manifest audit-events-YYYY-MM.manifest.json."),
+    CF_INT("audit.maintenance_interval_ms", "3600000", 0, 86400000, CF_RELOAD,
+           "Interval between passes of the audit maintenance loop (creating the coming months' "
+           "partitions, refreshing the activity views), run by one worker at a time, elected "
+           "by an advisory lock; 0 turns the loop off in this worker."),
+    CF_INT("audit.partitions_ahead", "3", 0, 24, CF_RELOAD,
+           "Months of audit.events partitions the maintenance loop keeps ready beyond the "
+           "current one."),
+    CF_STR(
+        "audit.anchor_topic", "pgscribe.audit.anchors", 0,
+        "Topic `pgscribe audit anchor` publishes each clinic's chain head to (keyed by "
+        "clinic_id) and `audit verify --anchor-topic` reads back; created by `pgscribe topics`."),
     CF_INT("catalog.refresh_ms", "2000", 0, 3600000, CF_RELOAD,
            "Interval between checks of the target schema in milliseconds: a change (a column "
            "or table added, a type or policy changed) is picked up without SIGHUP; 0 turns "

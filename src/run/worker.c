@@ -78,6 +78,10 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     if (w->profile)
         pgs_profile_tick(w->profile, pgs_clock_now_us());
     catalog_tick(w);
+    if (w->maint && pgs_config_int(w->cfg, "audit.maintenance_interval_ms") > 0)
+        pgs_maint_tick(w->maint, pgs_clock_now_us(),
+                       pgs_config_int(w->cfg, "audit.maintenance_interval_ms"),
+                       (int)pgs_config_int(w->cfg, "audit.partitions_ahead"));
     pgs_trace_tick(w->tracer, pgs_clock_now_us());
     pgs_http_serve(w->http); /* its timeouts; requests come through epoll */
 }
@@ -317,6 +321,7 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "cannot watch the catalog reloader: %s", strerror(errno));
         return PGS_EXIT_FAILURE;
     }
+    w->maint = pgs_maint_new(w->reload_db.conninfo, w->worker_id, w->reload_db.connect_timeout_s);
     pgs_dlq_init(w);
     w->codec = pgs_codec_new(errstr, errstr_size);
     if (!w->codec)
@@ -409,6 +414,7 @@ static void worker_free(pgs_worker_t *w)
     pgs_ratelimit_free(w->limits);
     pgs_profile_free(w->profile); /* waits for an EXPLAIN under way */
     pgs_reload_free(w->reloader); /* waits for a load under way */
+    pgs_maint_free(w->maint);     /* waits for a pass under way */
     pgs_reload_db_close(&w->reload_db);
     free((char *)w->reload_db.conninfo);
     free((char *)w->reload_db.schema);

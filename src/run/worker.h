@@ -12,6 +12,7 @@
 #include "codec/codec.h"
 #include "common/config.h"
 #include "run/http.h"
+#include "run/maint.h"
 #include "run/metrics.h"
 #include "run/notify.h"
 #include "run/pool.h"
@@ -66,6 +67,7 @@ struct pgs_worker_s {
     pgs_reach_t reach;      /* whether Kafka answers (reach.c) */
     pgs_notify_t notify;    /* systemd notifications (notify.c) */
     pgs_tracer_t *tracer;   /* spans of traced commands; NULL until the producer is up */
+    pgs_maint_t *maint;     /* the audit maintenance loop (maint.c) */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;
