@@ -120,6 +120,8 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
         PQfinish(pg);
         return;
     }
+    w->db_identity = id;
+    w->have_db_identity = 1;
     int rewound = 0;
     for (int i = 0; i < parts->cnt; i++) {
         if (rows[i].target < 0)
@@ -138,6 +140,36 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
              rewound, parts->cnt, id.system_identifier, id.timeline);
     free(rows);
     PQfinish(pg);
+}
+
+void pgs_consume_check_identity(pgs_worker_t *w)
+{
+    int again = 0;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool)
+            again |= pgs_pool_take_reconnected(w->streams[s].pool);
+    if (!again || !w->have_db_identity || w->restart_to_rewind)
+        return;
+    char errstr[256] = "";
+    PGconn *pg = pgs_rewind_connect(pgs_config_str(w->cfg, "pg.conninfo"), errstr, sizeof(errstr));
+    pgs_rewind_identity_t id;
+    if (!pg || pgs_rewind_identity(pg, &id) != 0) {
+        pgs_warn("consume", "database identity not checked after the reconnect: %s",
+                 errstr[0] ? errstr : "pgscribe.db_identity() failed");
+        PQfinish(pg);
+        return;
+    }
+    PQfinish(pg);
+    if (pgs_rewind_identity_same(&id, &w->db_identity))
+        return;
+    pgs_error("consume",
+              "database identity changed on reconnect (system_identifier %s -> %s, timeline %d -> "
+              "%d: a promotion or restore): stopping, exit 1; the next start checks each "
+              "partition and rewinds what the database forgot",
+              w->db_identity.system_identifier, id.system_identifier, w->db_identity.timeline,
+              id.timeline);
+    w->restart_to_rewind = 1;
+    w->stop = 1;
 }
 
 /**

@@ -32,6 +32,11 @@ int pgs_rewind_identity_parse(const char *text, pgs_rewind_identity_t *out)
     return 0;
 }
 
+int pgs_rewind_identity_same(const pgs_rewind_identity_t *a, const pgs_rewind_identity_t *b)
+{
+    return strcmp(a->system_identifier, b->system_identifier) == 0 && a->timeline == b->timeline;
+}
+
 static PGresult *one_value(PGconn *pg, const char *sql, int nparams, const char *const *values)
 {
     PGresult *res = PQexecParams(pg, sql, nparams, NULL, values, NULL, NULL, 0);

@@ -32,6 +32,8 @@ typedef struct {
 
 /** @brief Parses "SYSID/TIMELINE". @returns 0, or -1 when malformed. */
 int pgs_rewind_identity_parse(const char *text, pgs_rewind_identity_t *out);
+/** @returns 1 when @p a and @p b name the same cluster on the same timeline. */
+int pgs_rewind_identity_same(const pgs_rewind_identity_t *a, const pgs_rewind_identity_t *b);
 /** @brief Reads the identity (pgscribe.db_identity()). @returns 0 or -1. */
 int pgs_rewind_identity(PGconn *pg, pgs_rewind_identity_t *out);
 /** @brief The highest offset of @p topic / @p partition the database

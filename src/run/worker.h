@@ -19,6 +19,7 @@
 #include "run/reach.h"
 #include "run/reload.h"
 #include "run/revoke.h"
+#include "run/rewind.h"
 #include "run/trace.h"
 #include "run/work.h"
 #include "policy/retryq.h"
@@ -64,6 +65,10 @@ struct pgs_worker_s {
     pgs_reach_t reach;      /* whether Kafka answers (reach.c) */
     pgs_notify_t notify;    /* systemd notifications (notify.c) */
     pgs_tracer_t *tracer;   /* spans of traced commands; NULL until the producer is up */
+
+    pgs_rewind_identity_t db_identity; /* read at each rewind check (consume.c) */
+    int have_db_identity;
+    int restart_to_rewind; /* the identity changed on a reconnect: stop, exit 1 */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

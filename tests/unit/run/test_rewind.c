@@ -29,6 +29,21 @@ static void test_identity_parse(void **state)
     assert_int_equal(pgs_rewind_identity_parse(NULL, &id), -1);
 }
 
+static void test_identity_same(void **state)
+{
+    (void)state;
+    pgs_rewind_identity_t a, b;
+    assert_int_equal(pgs_rewind_identity_parse("7311522045618737170/1", &a), 0);
+    assert_int_equal(pgs_rewind_identity_parse("7311522045618737170/1", &b), 0);
+    assert_true(pgs_rewind_identity_same(&a, &b));
+    /* a promotion or a point-in-time recovery: a new timeline */
+    assert_int_equal(pgs_rewind_identity_parse("7311522045618737170/2", &b), 0);
+    assert_false(pgs_rewind_identity_same(&a, &b));
+    /* another cluster */
+    assert_int_equal(pgs_rewind_identity_parse("7311522045618737171/1", &b), 0);
+    assert_false(pgs_rewind_identity_same(&a, &b));
+}
+
 static void test_target(void **state)
 {
     (void)state;
@@ -102,9 +117,9 @@ static void test_connect_fails(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity_parse), cmocka_unit_test(test_target),
-        cmocka_unit_test(test_identity_query), cmocka_unit_test(test_recorded_query),
-        cmocka_unit_test(test_connect_fails),
+        cmocka_unit_test(test_identity_parse), cmocka_unit_test(test_identity_same),
+        cmocka_unit_test(test_target),         cmocka_unit_test(test_identity_query),
+        cmocka_unit_test(test_recorded_query), cmocka_unit_test(test_connect_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
