@@ -28,6 +28,7 @@ static const struct {
     {"profile", pgs_cmd_profile, "print a running worker's statement profiles"},
     {"replay", pgs_cmd_replay, "list dead letters, or re-produce them to their source topic"},
     {"prune", pgs_cmd_prune, "delete idempotency records older than a given age"},
+    {"resume", pgs_cmd_resume, "rewind the group's offsets to what the database records"},
     {"audit", pgs_cmd_audit, "verify the audit trail's hash chains"},
     {"topics", pgs_cmd_topics, "create the configured topics if they are missing"},
     {"broker", pgs_cmd_broker, "start librdkafka's in-memory mock cluster (development)"},

@@ -13,6 +13,7 @@
 #include "common/cli.h"
 #include "common/duration.h"
 #include "common/clock.h"
+#include "common/config.h"
 #include "run/pgnotice.h"
 
 /* Below this age prune refuses without --force. */
@@ -32,13 +33,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: pgscribe prune --older-than AGE [--conninfo CONNINFO] [--batch N]\n"
-            "                      [--dry-run] [--force] [--help]\n"
+            "                      [--config FILE] [--dry-run] [--force] [--help]\n"
             "Deletes idempotency records of commands applied more than AGE ago.\n"
             "\n"
             "Deletes rows of pgscribe.applied_commands, N per transaction. A command that\n"
             "arrives again after its record is gone is applied again, so AGE must exceed\n"
             "the commands topic's retention and any dead-letter replay window. Audit rows\n"
-            "are never touched.\n"
+            "are never touched. AGE may not be under resume.window (default 7d): a rewind\n"
+            "after a restore relies on the records of that window.\n"
             "\n"
             "options:\n"
             "  --older-than AGE     30d, 12h, 90m, 2w ...; below 1d needs --force\n"
@@ -46,6 +48,7 @@ static void usage(FILE *out)
             "                       default $PGSCRIBE_PG_ADMIN_CONNINFO, then\n"
             "                       $PGSCRIBE_PG_CONNINFO, then libpq's PG* variables\n"
             "  --batch N            rows per transaction (default %d)\n"
+            "  --config FILE        configuration file (resume.window)\n"
             "  --dry-run            count what would be deleted, delete nothing\n"
             "  --force              allow an AGE below 1d\n"
             "  -h, --help           show this help\n"
@@ -119,18 +122,49 @@ static int prune_run(PGconn *pg, int64_t age_s, int batch, int dry_run)
     return rc;
 }
 
+/* The rewind after a restore (src/run/rewind.c) starts a partition past the
+ * highest offset the database records: pruning records of the last
+ * resume.window could make that lower than what was applied, and commands
+ * re-read from there would be applied twice. --force does not lift it;
+ * resume.window does. */
+static int prune_check_window(const char *path, const char *older, int64_t age_s)
+{
+    pgs_config_t *cfg = pgs_cli_load_config(path);
+    if (!cfg)
+        return PGS_EXIT_CONFIG;
+    const char *window = pgs_config_str(cfg, "resume.window");
+    int64_t window_s = 0;
+    int rc = PGS_EXIT_OK;
+    if (pgs_duration_parse(window, &window_s) != 0) {
+        fprintf(stderr,
+                "pgscribe prune: resume.window '%s': expected a number and s, m, h, d or w\n",
+                window);
+        rc = PGS_EXIT_CONFIG;
+    } else if (age_s < window_s) {
+        fprintf(stderr,
+                "pgscribe prune: --older-than %s is under resume.window (%s): the records of the "
+                "rewind window must stay, or a rewind after a restore applies commands twice; "
+                "nothing was deleted\n",
+                older, window);
+        rc = PGS_EXIT_USAGE;
+    }
+    pgs_config_free(cfg);
+    return rc;
+}
+
 int pgs_cmd_prune(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"older-than", required_argument, NULL, 'o'},
         {"conninfo", required_argument, NULL, 'c'},
         {"batch", required_argument, NULL, 'b'},
+        {"config", required_argument, NULL, 'C'},
         {"dry-run", no_argument, NULL, 'n'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *older = NULL, *conninfo = NULL;
+    const char *older = NULL, *conninfo = NULL, *path = NULL;
     int batch = PRUNE_DEFAULT_BATCH, dry_run = 0, force = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:c:b:nfh", opts, NULL)) != -1) {
@@ -140,6 +174,9 @@ int pgs_cmd_prune(int argc, char **argv)
             break;
         case 'c':
             conninfo = optarg;
+            break;
+        case 'C':
+            path = optarg;
             break;
         case 'b': {
             char *end;
@@ -185,6 +222,9 @@ int pgs_cmd_prune(int argc, char **argv)
                 older);
         return PGS_EXIT_USAGE;
     }
+    int rc = prune_check_window(path, older, age_s);
+    if (rc != PGS_EXIT_OK)
+        return rc;
     PGconn *pg = PQconnectdb(pgs_cli_admin_conninfo(conninfo));
     pgs_pgnotice_attach(pg); /* warnings as log lines, without their text */
     if (PQstatus(pg) != CONNECTION_OK) {
@@ -193,7 +233,7 @@ int pgs_cmd_prune(int argc, char **argv)
         PQfinish(pg);
         return PGS_EXIT_DATABASE;
     }
-    int rc = prune_run(pg, age_s, batch, dry_run);
+    rc = prune_run(pg, age_s, batch, dry_run);
     PQfinish(pg);
     return rc;
 }

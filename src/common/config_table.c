@@ -175,6 +175,10 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("shutdown.drain_timeout_ms", "30000", 100, 600000, CF_RELOAD,
            "Time allowed on shutdown or revocation for in-flight transactions to finish "
            "before offsets are committed."),
+    CF_STR("resume.window", "7d", 0,
+           "Rewind window after a restore: pgscribe prune refuses to delete idempotency "
+           "records younger than this (a duration: 12h, 7d, 2w). Must not exceed the Kafka "
+           "retention of the commands topic."),
     CF_ENUM("log.level", "info", "debug|info|warn|error", CF_RELOAD,
             "Lowest level of log lines written to stderr."),
     CF_ENUM("log.format", "logfmt", "logfmt|json", CF_RELOAD,

@@ -21,6 +21,7 @@
 #include "run/pool.h"
 #include "run/reach.h"
 #include "run/revoke.h"
+#include "run/rewind.h"
 #include "run/worker.h"
 
 /* The assignment strategy. pgscribe drives both protocols (incremental
@@ -95,6 +96,83 @@ static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
     }
 }
 
+/* Rewind after a restore (rewind.c): before the new partitions are
+ * consumed, each one's committed offset is compared with the highest offset
+ * the database records; a database that ends before it forgot commands, and
+ * the partition starts just past its record instead. Only ever backwards: a
+ * database that did not go back records the last committed command. When
+ * the database or the group coordinator cannot answer, the committed
+ * offsets are kept and a warn line says the check was skipped.
+ * @locality librdkafka callback (rebalance, main thread): blocking, once
+ *           per assignment */
+static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    if (parts->cnt == 0)
+        return;
+    char errstr[512] = "";
+    PGconn *pg = pgs_rewind_connect(pgs_config_str(w->cfg, "pg.conninfo"), errstr, sizeof(errstr));
+    pgs_rewind_row_t *rows = calloc((size_t)parts->cnt, sizeof(*rows));
+    pgs_rewind_identity_t id;
+    if (!pg || !rows || pgs_rewind_identity(pg, &id) != 0 ||
+        pgs_rewind_plan(rk, pg, parts, 10000, rows, errstr, sizeof(errstr)) != 0) {
+        pgs_warn("consume", "rewind check skipped, committed offsets kept: %s",
+                 errstr[0] ? errstr : "database identity unreadable (migrations applied?)");
+        free(rows);
+        PQfinish(pg);
+        return;
+    }
+    w->db_identity = id;
+    w->have_db_identity = 1;
+    int rewound = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        if (rows[i].target < 0)
+            continue;
+        parts->elems[i].offset = rows[i].target;
+        rewound++;
+        pgs_warn("consume",
+                 "rewound topic=%s partition=%d from=%lld to=%lld: the database records offsets "
+                 "up to %lld only (restored or failed over?); system_identifier=%s timeline=%d",
+                 rows[i].topic, (int)rows[i].partition, (long long)rows[i].committed,
+                 (long long)rows[i].target, (long long)rows[i].recorded, id.system_identifier,
+                 id.timeline);
+    }
+    pgs_info("consume",
+             "rewind check: %d of %d partition(s) rewound, system_identifier=%s timeline=%d",
+             rewound, parts->cnt, id.system_identifier, id.timeline);
+    free(rows);
+    PQfinish(pg);
+}
+
+void pgs_consume_check_identity(pgs_worker_t *w)
+{
+    int again = 0;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool)
+            again |= pgs_pool_take_reconnected(w->streams[s].pool);
+    if (!again || !w->have_db_identity || w->restart_to_rewind)
+        return;
+    char errstr[256] = "";
+    PGconn *pg = pgs_rewind_connect(pgs_config_str(w->cfg, "pg.conninfo"), errstr, sizeof(errstr));
+    pgs_rewind_identity_t id;
+    if (!pg || pgs_rewind_identity(pg, &id) != 0) {
+        pgs_warn("consume", "database identity not checked after the reconnect: %s",
+                 errstr[0] ? errstr : "pgscribe.db_identity() failed");
+        PQfinish(pg);
+        return;
+    }
+    PQfinish(pg);
+    if (pgs_rewind_identity_same(&id, &w->db_identity))
+        return;
+    pgs_error("consume",
+              "database identity changed on reconnect (system_identifier %s -> %s, timeline %d -> "
+              "%d: a promotion or restore): stopping, exit 1; the next start checks each "
+              "partition and rewinds what the database forgot",
+              w->db_identity.system_identifier, id.system_identifier, w->db_identity.timeline,
+              id.timeline);
+    w->restart_to_rewind = 1;
+    w->stop = 1;
+}
+
 /**
  * @brief The rebalance callback: records an assignment (assign and route
  *        synchronously, as librdkafka requires), or marks a revocation for
@@ -131,6 +209,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->offsets = pgs_offsets_new();
         }
         pgs_lag_request(w, rk, parts);
+        rewind_assigned(w, rk, parts);
         pgs_info("consume", "assigned %d partition(s)", parts->cnt);
         rd_kafka_error_t *error = NULL;
         if (cooperative)

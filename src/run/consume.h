@@ -11,6 +11,15 @@
 typedef struct pgs_worker_s pgs_worker_t;
 
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size);
+/**
+ * @brief After a pool re-established a connection, compares the database's
+ *        identity (system identifier, timeline) with the one of the last
+ *        rewind check; a different one (a standby promoted, a restore) stops
+ *        the worker (restart_to_rewind, exit 1), so that the assignment of
+ *        its next start rewinds what the database forgot.
+ * @locality main thread; blocking, once per reconnect
+ */
+void pgs_consume_check_identity(pgs_worker_t *w);
 /** @brief Polls up to @p max messages and hands each to intake. @returns count. */
 int pgs_consume_poll(pgs_worker_t *w, int max);
 /** @brief Stores every partition's committable offset.

@@ -401,6 +401,13 @@ const char *pgs_pool_breaker_state(const pgs_pool_t *pool)
     return pgs_breaker_state_name(pool->breaker.state);
 }
 
+int pgs_pool_take_reconnected(pgs_pool_t *pool)
+{
+    int r = pool->reconnected;
+    pool->reconnected = 0;
+    return r;
+}
+
 int pgs_pool_breaker_open(const pgs_pool_t *pool)
 {
     return pool->breaker.state == PGS_BREAKER_OPEN;

@@ -122,6 +122,7 @@ struct pgs_pool_s {
     size_t nwaiting, waiting_cap;
     pgs_conn_params_t params;
     pgs_profile_t *profile; /* NULL: no statement profile */
+    int reconnected;        /* a connection was re-established (connect.c) */
     int audit_slot[2];      /* the audit statement's profile slots (single, multi), plus 1 */
 };
 

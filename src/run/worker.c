@@ -272,7 +272,7 @@ static void usage(FILE *fp)
                 "\n"
                 "exit codes:\n"
                 "  0  stopped cleanly (SIGTERM, SIGINT)\n"
-                "  1  runtime failure\n"
+                "  1  runtime failure, or the database identity changed on a reconnect\n"
                 "  2  bad arguments\n"
                 "  3  invalid configuration\n"
                 "  4  database unreachable or schema unusable at start\n"
@@ -560,6 +560,7 @@ int pgs_cmd_run(int argc, char **argv)
         int got = pgs_consume_poll(w, 5000);
         pgs_worker_step(w, got > 0 ? 0 : 20);
         pgs_revoke_serve(w);
+        pgs_consume_check_identity(w);
         pgs_metrics_maybe_report(w, 0);
         pgs_notify_tick(w);
     }
@@ -601,6 +602,7 @@ int pgs_cmd_run(int argc, char **argv)
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
     signal_worker = NULL;
+    int rc_exit = w->restart_to_rewind ? PGS_EXIT_FAILURE : PGS_EXIT_OK;
     worker_free(w);
-    return PGS_EXIT_OK;
+    return rc_exit;
 }

@@ -20,6 +20,7 @@
 #include "run/reach.h"
 #include "run/reload.h"
 #include "run/revoke.h"
+#include "run/rewind.h"
 #include "run/trace.h"
 #include "run/work.h"
 #include "policy/ratelimit.h"
@@ -68,6 +69,10 @@ struct pgs_worker_s {
     pgs_notify_t notify;    /* systemd notifications (notify.c) */
     pgs_tracer_t *tracer;   /* spans of traced commands; NULL until the producer is up */
     pgs_maint_t *maint;     /* the audit maintenance loop (maint.c) */
+
+    pgs_rewind_identity_t db_identity; /* read at each rewind check (consume.c) */
+    int have_db_identity;
+    int restart_to_rewind; /* the identity changed on a reconnect: stop, exit 1 */
 
     volatile int stop; /* set by SIGTERM/SIGINT */
     volatile int reload;

@@ -350,6 +350,40 @@ PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int n
     return r;
 }
 
+/* A blocking query (the rewind check): logged "EXECP" and its SQL, answered
+ * from the script like a prepared statement (row=V, err=..., ok). */
+PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                       const char *const *paramValues, const int *paramLengths,
+                       const int *paramFormats, int resultFormat)
+{
+    (void)paramTypes;
+    (void)paramLengths;
+    (void)paramFormats;
+    (void)resultFormat;
+    char what[256];
+    size_t n = (size_t)snprintf(what, sizeof(what), "%s", command);
+    for (int i = 0; i < nParams && n < sizeof(what); i++)
+        n += (size_t)snprintf(what + n, sizeof(what) - n, " [%s]",
+                              paramValues && paramValues[i] ? paramValues[i] : "NULL");
+    log_sent("EXECP", what);
+    conn->aborted = 0;
+    answer(conn, 1);
+    PGresult *r = PQgetResult(conn);
+    while (conn->head) {
+        PGresult *more = PQgetResult(conn);
+        if (!more && conn->head && conn->head->kind == A_LOST)
+            break;
+        PQclear(more);
+    }
+    uint64_t v;
+    while (read(conn->fd, &v, sizeof(v)) > 0)
+        ;
+    if (conn->lost)
+        conn->status = CONNECTION_BAD;
+    conn->aborted = 0;
+    return r;
+}
+
 int PQsetnonblocking(PGconn *conn, int arg)
 {
     (void)conn;

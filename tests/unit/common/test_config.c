@@ -77,6 +77,7 @@ static const char *const all_keys[] = {
     "trace.otlp_timeout_ms",
     "http.listen",
     "shutdown.drain_timeout_ms",
+    "resume.window",
     "log.level",
     "log.format",
     "log.slow_statement_ms",
