@@ -13,3 +13,14 @@ add_custom_target(bench
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   USES_TERMINAL
   COMMENT "pgscribe end-to-end benchmark: ${PGS_BENCH_COUNT} commands, ${PGS_BENCH_CLINICS} clinics")
+
+# `cmake --build build --target bench-audit`: the audit trail's benchmark
+# (events chained per second by one worker, events verified per second).
+set(PGS_BENCH_AUDIT_COUNT 200000 CACHE STRING "audit events produced by the bench-audit target")
+add_custom_target(bench-audit
+  COMMAND ${CMAKE_COMMAND} -E env PGSCRIBE_BIN=$<TARGET_FILE:pgscribe>
+          ${CMAKE_SOURCE_DIR}/tests/bench/bench_audit.sh --count ${PGS_BENCH_AUDIT_COUNT}
+  DEPENDS pgscribe
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  USES_TERMINAL
+  COMMENT "pgscribe audit benchmark: ${PGS_BENCH_AUDIT_COUNT} events")

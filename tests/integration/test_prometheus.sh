@@ -38,6 +38,7 @@ prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_D
 PROM_PID=$!
 stop_prometheus() {
     local rc=$?
+    set +e # a failed step here must not skip the cleanup (the worker would be left running)
     kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
     [ $rc -eq 0 ] || tail -n 20 "$PROM_DIR/prometheus.log" >&2
     (exit $rc)

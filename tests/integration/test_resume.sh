@@ -22,7 +22,7 @@ cleanup_snaps() {
     done
 }
 cleanup_snaps
-trap 'rc=$?; cleanup_snaps; (exit $rc); pgs_test_cleanup' EXIT
+trap 'rc=$?; set +e; cleanup_snaps; (exit $rc); pgs_test_cleanup' EXIT
 
 rewinds() { grep -c "rewound topic=" "$1" || true; }
 # go_back COPY: the test database is replaced by COPY (taken earlier)

@@ -14,7 +14,7 @@ BYPASS_ROLE="pgs_t_walls_bypass"
 cleanup_roles() {
     pgs_psql postgres -c "DROP ROLE IF EXISTS $BYPASS_ROLE" >/dev/null 2>&1 || true
 }
-trap 'rc=$?; cleanup_roles; (exit $rc); pgs_test_cleanup' EXIT
+trap 'rc=$?; set +e; cleanup_roles; (exit $rc); pgs_test_cleanup' EXIT
 
 # expect_refusal NAME CONNINFO PATTERN: the worker exits 4 at start with one
 # "cannot start" line matching PATTERN.
