@@ -85,4 +85,5 @@ GRANT EXECUTE ON FUNCTION audit.maintain_partitions(int), audit.refresh_activity
 GRANT USAGE ON SCHEMA audit TO pgscribe_auditor;
 GRANT SELECT ON audit.activity_writes, audit.activity_actions, audit.activity_disclosures
     TO pgscribe_auditor;
-GRANT SELECT ON audit.events, audit.chain_heads, audit.event_ids TO pgscribe_auditor;
+GRANT SELECT ON audit.events, audit.chain_heads, audit.event_ids, audit.archived_boundaries
+    TO pgscribe_auditor; -- verify reads the archived boundaries (0011)
