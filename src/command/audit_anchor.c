@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/kafkaconf.h"
-#include "common/sbuf.h"
 
 #define ANCHOR_TS "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
 
@@ -205,131 +205,26 @@ int pgs_audit_anchor_cmd(int argc, char **argv)
 
 /* ---- reading anchors back ---------------------------------------------------- */
 
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* A JSON string at p (the opening quote) into sb; returns the byte after it
- * or NULL. \uXXXX below 0x80 is decoded; others are kept as ASCII-safe '?'
- * (a clinic id is compared with the database's, which would then differ). */
-static const char *json_string(const char *p, const char *end, pgs_sbuf_t *sb)
-{
-    if (p >= end || *p != '"')
-        return NULL;
-    for (p++; p < end; p++) {
-        if (*p == '"')
-            return p + 1;
-        if (*p != '\\') {
-            pgs_sbuf_putn(sb, p, 1);
-            continue;
-        }
-        if (++p >= end)
-            return NULL;
-        char ch;
-        switch (*p) {
-        case '"':
-        case '\\':
-        case '/':
-            ch = *p;
-            break;
-        case 'b':
-            ch = '\b';
-            break;
-        case 'f':
-            ch = '\f';
-            break;
-        case 'n':
-            ch = '\n';
-            break;
-        case 'r':
-            ch = '\r';
-            break;
-        case 't':
-            ch = '\t';
-            break;
-        case 'u': {
-            if (end - p < 5)
-                return NULL;
-            char hex[5] = {p[1], p[2], p[3], p[4], 0};
-            long cp = strtol(hex, NULL, 16);
-            ch = cp < 0x80 ? (char)cp : '?';
-            p += 4;
-            break;
-        }
-        default:
-            return NULL;
-        }
-        pgs_sbuf_putn(sb, &ch, 1);
-    }
-    return NULL;
-}
-
+/* One anchor record, parsed with jansson (the JSON library the project
+ * already uses): any valid JSON escape in the clinic id is decoded. */
 int pgs_audit_anchor_parse(const char *line, size_t len, pgs_audit_anchors_t *out)
 {
-    const char *p = line, *end = line + len;
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{')
-        return -1;
-    p++;
-    pgs_audit_anchor_t a = {0};
-    int have_seq = 0, closed = 0;
-    pgs_sbuf_t key = {0}, val = {0};
-    pgs_sbuf_reserve(&key, 32);
-    pgs_sbuf_reserve(&val, 80);
-    for (;;) {
-        p = skip_ws(p, end);
-        key.len = 0;
-        key.buf[0] = '\0';
-        if (!(p = json_string(p, end, &key)))
-            break;
-        p = skip_ws(p, end);
-        if (p >= end || *p++ != ':')
-            break;
-        p = skip_ws(p, end);
-        val.len = 0;
-        val.buf[0] = '\0';
-        int is_str = p < end && *p == '"';
-        if (is_str) {
-            if (!(p = json_string(p, end, &val)))
-                break;
-        } else {
-            const char *v = p;
-            while (p < end && *p != ',' && *p != '}')
-                p++;
-            while (p > v && (p[-1] == ' ' || p[-1] == '\t'))
-                p--;
-            pgs_sbuf_putn(&val, v, (size_t)(p - v));
-        }
-        if (strcmp(key.buf, "clinic_id") == 0 && is_str) {
-            free(a.clinic);
-            a.clinic = strdup(val.buf);
-        } else if (strcmp(key.buf, "seq") == 0 && !is_str) {
-            char *e;
-            a.seq = strtoll(val.buf, &e, 10);
-            have_seq = *e == '\0' && a.seq > 0;
-        } else if (strcmp(key.buf, "hash") == 0 && is_str && strlen(val.buf) == 64) {
-            snprintf(a.hash, sizeof(a.hash), "%s", val.buf);
-        } else if (strcmp(key.buf, "anchored_at") == 0 && is_str) {
-            snprintf(a.anchored_at, sizeof(a.anchored_at), "%s", val.buf);
-        }
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        closed = p < end && *p == '}';
-        break;
-    }
-    free(key.buf);
-    free(val.buf);
-    if (!closed || !a.clinic || !have_seq || !a.hash[0] ||
-        strspn(a.hash, "0123456789abcdef") != 64) {
-        free(a.clinic);
+    json_t *o = json_loadb(line, len, 0, NULL);
+    const char *clinic = json_string_value(json_object_get(o, "clinic_id"));
+    const char *hash = json_string_value(json_object_get(o, "hash"));
+    const char *at = json_string_value(json_object_get(o, "anchored_at"));
+    json_t *seq = json_object_get(o, "seq");
+    if (!json_is_object(o) || !clinic || !json_is_integer(seq) || json_integer_value(seq) <= 0 ||
+        !hash || strlen(hash) != 64 || strspn(hash, "0123456789abcdef") != 64) {
+        json_decref(o);
         return -1;
     }
+    pgs_audit_anchor_t a = {.clinic = strdup(clinic), .seq = (int64_t)json_integer_value(seq)};
+    snprintf(a.hash, sizeof(a.hash), "%s", hash);
+    snprintf(a.anchored_at, sizeof(a.anchored_at), "%s", at ? at : "");
+    json_decref(o);
+    if (!a.clinic)
+        abort();
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 16;
         out->v = realloc(out->v, out->cap * sizeof(*out->v));

@@ -189,8 +189,9 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         err = PGS_E_VALIDATE_UNEXPECTED_DATA;
         snprintf(errstr, sizeof(errstr), "too many data columns for %s", work->cmd->entity);
     }
-    int64_t grace_us = pgs_config_int(w->cfg, "catalog.unknown_column_grace_ms") * 1000;
-    if (err == PGS_E_VALIDATE_UNKNOWN_COLUMN && grace_us > 0 &&
+    int64_t grace_us = 0; /* looked up only for such a command, not for every message */
+    if (err == PGS_E_VALIDATE_UNKNOWN_COLUMN &&
+        (grace_us = pgs_config_int(w->cfg, "catalog.unknown_column_grace_ms") * 1000) > 0 &&
         (work->ent = entity_to_wait_for(work->cat, work->cmd)) != NULL) {
         /* a column added to the schema a moment ago: the command waits in its
          * lane (holding back its key only) for a refreshed catalog */
