@@ -102,6 +102,9 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("limits.clinic_quantum", "0", 0, 1000, CF_RELOAD,
            "Commands a clinic may take per dispatch round while other clinics have commands "
            "ready (deficit round robin); 0: a whole apply.max_batch each turn."),
+    CF_STR("crypto.keyring", "", CF_RELOAD,
+           "Keyring file of field and pseudonym keys (mode 0600; see docs/keys.md); empty: "
+           "no keyring, PHI columns cannot be written and dead letters are stored in clear."),
     CF_INT("breaker.failure_threshold", "5", 1, 1000, CF_RELOAD,
            "Consecutive failed connection attempts or connection losses that open the circuit "
            "breaker: dispatch stops and partitions pause until a probe succeeds."),

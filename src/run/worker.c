@@ -251,6 +251,7 @@ static void reload_config(pgs_worker_t *w, const char *path)
                            sizeof(errs)) != 0)
         pgs_error("worker", "SIGHUP: limits.overrides is invalid, keeping the old limits: %s",
                   errs);
+    pgs_keys_reload(w);
     pgs_info("worker", "SIGHUP: configuration reloaded");
     pgs_config_free(next);
 }
@@ -412,6 +413,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_lanes_free(st->lanes);
     }
     pgs_ratelimit_free(w->limits);
+    pgs_keys_stop(w);
     pgs_profile_free(w->profile); /* waits for an EXPLAIN under way */
     pgs_reload_free(w->reloader); /* waits for a load under way */
     pgs_maint_free(w->maint);     /* waits for a pass under way */
@@ -473,6 +475,8 @@ int pgs_cmd_run(int argc, char **argv)
                  path, why);
     char errstr[512] = "";
     int rc = worker_init(w, errstr, sizeof(errstr));
+    if (rc == 0 && pgs_keys_start(w, errstr, sizeof(errstr)) != 0)
+        rc = PGS_EXIT_CONFIG;
     const char *conninfo = pgs_config_str(w->cfg, "pg.conninfo");
     if (rc == 0)
         rc = load_catalog(w, conninfo, errstr, sizeof(errstr));

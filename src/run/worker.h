@@ -12,6 +12,7 @@
 #include "codec/codec.h"
 #include "common/config.h"
 #include "run/http.h"
+#include "run/keys.h"
 #include "run/maint.h"
 #include "run/metrics.h"
 #include "run/notify.h"
@@ -59,6 +60,7 @@ struct pgs_worker_s {
     size_t works_live;        /* consumed, not completed */
     pgs_retryq_t dlq_pending; /* dead letters the broker refused (dlq.c) */
     pgs_ratelimit_t *limits;  /* per-clinic rate limits of the commands stream (fair.h) */
+    PgsKeyring *keyring;      /* crypto.keyring; NULL when none (keys.h) */
     pgs_counters_t ctr;
     int64_t metrics_interval_start_ms;
     int64_t metrics_next_us;

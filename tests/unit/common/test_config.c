@@ -53,6 +53,7 @@ static const char *const all_keys[] = {
     "limits.clinic_burst",
     "limits.overrides",
     "limits.clinic_quantum",
+    "crypto.keyring",
     "breaker.failure_threshold",
     "breaker.probe_interval_ms",
     "audit.max_in_flight",
@@ -283,7 +284,7 @@ static void test_unknown_key(void **state)
 
     /* keys of features pgscribe does not implement are not accepted */
     static const char *const gone[] = {
-        "ratelimit.clinic_per_sec", "ratelimit.clinic_burst", "crypto.keyring", "registry.url",
+        "ratelimit.clinic_per_sec", "ratelimit.clinic_burst", "registry.url",
         "registry.basic_auth",      "audit.retention_months", "metrics.listen",
     };
     pgs_config_t *cfg = pgs_config_new();
