@@ -39,6 +39,7 @@ static void entity_free(pgs_entity_t *ent)
     for (int i = 0; i < ent->ncols; i++) {
         free(ent->cols[i].name);
         free(ent->cols[i].type_sql);
+        free(ent->cols[i].plain_type);
     }
     free(ent->cols);
     free(ent->pk);
@@ -114,6 +115,25 @@ pgs_entity_t *pgs_catalog_add_entity(pgs_catalog_t *cat, const char *name)
     return ent;
 }
 
+void pgs_catalog_entity_set_sealed(pgs_entity_t *ent, int col, const char *plain_type,
+                                   unsigned plain_oid)
+{
+    if (col < 0 || col >= ent->ncols)
+        return;
+    free(ent->cols[col].plain_type);
+    ent->cols[col].sealed = 1;
+    ent->cols[col].plain_type = pgs_xalloc_strdup(plain_type);
+    ent->cols[col].plain_oid = plain_oid;
+}
+
+int pgs_catalog_entity_has_sealed(const pgs_entity_t *ent)
+{
+    for (int i = 0; i < ent->ncols; i++)
+        if (ent->cols[i].sealed)
+            return 1;
+    return 0;
+}
+
 void pgs_catalog_entity_set_generated(pgs_entity_t *ent, int col)
 {
     if (col >= 0 && col < ent->ncols)
@@ -138,6 +158,9 @@ void pgs_catalog_entity_add_column(pgs_entity_t *ent, const char *name, const ch
     col->has_default = has_default;
     col->is_phi = is_phi;
     col->generated = 0;
+    col->sealed = 0;
+    col->plain_type = NULL;
+    col->plain_oid = 0;
 
     ent->pk = pgs_xalloc_realloc(ent->pk, (size_t)ent->ncols * sizeof(*ent->pk));
     ent->npk = 0;
@@ -240,11 +263,27 @@ int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
     " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')"                                            \
     " ORDER BY c.relname, a.attnum"
 
-static const char catalog_sql_plain[] = CATALOG_SQL_HEAD " false AS is_phi" CATALOG_SQL_TAIL;
+#define CATALOG_SQL_NOT_SEALED ", false AS sealed, NULL::text AS plain_type, 0::oid AS plain_oid"
+static const char catalog_sql_plain[] =
+    CATALOG_SQL_HEAD " false AS is_phi" CATALOG_SQL_NOT_SEALED CATALOG_SQL_TAIL;
+#define CATALOG_SQL_PHI                                                                            \
+    " COALESCE((SELECT bool_or(p.is_phi) FROM pgscribe.column_policy p"                            \
+    " WHERE p.schema_name = n.nspname AND p.table_name = c.relname"                                \
+    " AND p.column_name = a.attname), false) AS is_phi"
 static const char catalog_sql_policy[] =
-    CATALOG_SQL_HEAD " COALESCE((SELECT bool_or(p.is_phi) FROM pgscribe.column_policy p"
-                     " WHERE p.schema_name = n.nspname AND p.table_name = c.relname"
-                     " AND p.column_name = a.attname), false) AS is_phi" CATALOG_SQL_TAIL;
+    CATALOG_SQL_HEAD CATALOG_SQL_PHI CATALOG_SQL_NOT_SEALED CATALOG_SQL_TAIL;
+/* with migration 0014: a column_policy row marked encrypted on a bytea column
+ * (what `pgscribe keys protect` leaves) is a sealed column */
+#define CATALOG_SQL_SEALED_POLICY                                                                  \
+    "(SELECT p.plain_type FROM pgscribe.column_policy p"                                           \
+    " WHERE p.schema_name = n.nspname AND p.table_name = c.relname"                                \
+    " AND p.column_name = a.attname AND p.encrypted AND a.atttypid = 'bytea'::regtype"             \
+    " AND p.plain_type IS NOT NULL LIMIT 1)"
+static const char catalog_sql_sealed[] = CATALOG_SQL_HEAD CATALOG_SQL_PHI
+    ", " CATALOG_SQL_SEALED_POLICY " IS NOT NULL AS sealed, " CATALOG_SQL_SEALED_POLICY
+    " AS plain_type,"
+    " COALESCE(pg_catalog.to_regtype(" CATALOG_SQL_SEALED_POLICY
+    ")::oid, 0) AS plain_oid" CATALOG_SQL_TAIL;
 
 enum {
     COL_REL,
@@ -260,7 +299,10 @@ enum {
     COL_HASPK,
     COL_WALLED,
     COL_OPEN,
-    COL_PHI
+    COL_PHI,
+    COL_SEALED,
+    COL_PLAIN_TYPE,
+    COL_PLAIN_OID
 };
 
 static int bool_at(const PGresult *res, int row, int col)
@@ -324,6 +366,10 @@ static void catalog_add_table(pgs_catalog_t *cat, const PGresult *res, int first
             bool_at(res, r, COL_DEF), bool_at(res, r, COL_PHI));
         if (bool_at(res, r, COL_GENERATED))
             pgs_catalog_entity_set_generated(ent, ent->ncols - 1);
+        if (bool_at(res, r, COL_SEALED))
+            pgs_catalog_entity_set_sealed(
+                ent, ent->ncols - 1, PQgetvalue(res, r, COL_PLAIN_TYPE),
+                (unsigned)strtoul(PQgetvalue(res, r, COL_PLAIN_OID), NULL, 10));
     }
     if (!pgs_catalog_entity_pk_has_clinic(ent))
         pgs_warn("catalog",
@@ -402,16 +448,23 @@ pgs_catalog_t *pgs_catalog_load_changed(PGconn *conn, const char *schema, uint64
         goto fail;
     in_tx = 1;
 
-    res = PQexec(conn, "SELECT to_regclass('pgscribe.column_policy') IS NOT NULL");
+    res = PQexec(conn, "SELECT to_regclass('pgscribe.column_policy') IS NOT NULL,"
+                       " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+                       "  WHERE attrelid = to_regclass('pgscribe.column_policy')"
+                       "  AND attname = 'plain_type' AND NOT attisdropped)");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         set_pq_error(conn, "looking for pgscribe.column_policy", errstr, errstr_size);
         goto fail;
     }
     int has_policy = bool_at(res, 0, 0);
+    int has_encrypt = bool_at(res, 0, 1);
     PQclear(res);
 
-    res = PQexecParams(conn, has_policy ? catalog_sql_policy : catalog_sql_plain, 1, NULL, params,
-                       NULL, NULL, 0);
+    res = PQexecParams(conn,
+                       has_encrypt  ? catalog_sql_sealed
+                       : has_policy ? catalog_sql_policy
+                                    : catalog_sql_plain,
+                       1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         set_pq_error(conn, "introspecting the schema", errstr, errstr_size);
         goto fail;

@@ -27,6 +27,13 @@ typedef struct {
     /* GENERATED ALWAYS AS (expr) or GENERATED ALWAYS AS IDENTITY: the
      * database writes it; a command may not, and no statement names it */
     int generated;
+    /* field-encrypted (pgscribe.column_policy.encrypt on a bytea column,
+     * what `pgscribe keys protect` makes): a command's value is checked
+     * against the plain type, sealed at intake (catalog/fieldseal.h) and
+     * bound as bytea */
+    int sealed;
+    char *plain_type;   /* format_type() text of the column's clear type */
+    unsigned plain_oid; /* its pg_type oid */
 } pgs_column_t;
 
 typedef struct pgs_entity_s {
@@ -75,6 +82,12 @@ const char *pgs_catalog_table_problem(const pgs_table_facts_t *facts);
 /** @brief Marks column @p col of @p ent generated (see pgs_column_t). */
 void pgs_catalog_entity_set_generated(pgs_entity_t *ent, int col);
 int pgs_catalog_entity_pk_has_clinic(const pgs_entity_t *ent);
+/** @brief Marks column @p col of @p ent field-encrypted, its clear type
+ *         being @p plain_type (oid @p plain_oid). */
+void pgs_catalog_entity_set_sealed(pgs_entity_t *ent, int col, const char *plain_type,
+                                   unsigned plain_oid);
+/** @returns nonzero when @p ent has a field-encrypted column. */
+int pgs_catalog_entity_has_sealed(const pgs_entity_t *ent);
 
 /**
  * @brief Introspects @p schema over a blocking connection: a table is an

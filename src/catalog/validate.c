@@ -73,12 +73,14 @@ static const char *type_problem(const pgs_column_t *col, const pgs_value_t *v)
 {
     if (v->type == PGS_VAL_NULL)
         return NULL;
-    if (col->type_oid == OID_BYTEA && v->type != PGS_VAL_BYTES)
+    /* a sealed column takes values of its clear type; the bytea is ours */
+    unsigned oid = col->sealed ? col->plain_oid : col->type_oid;
+    if (oid == OID_BYTEA && v->type != PGS_VAL_BYTES)
         return "non-bytes value for bytea column";
-    if (v->type == PGS_VAL_BYTES && col->type_oid != OID_BYTEA)
+    if (v->type == PGS_VAL_BYTES && oid != OID_BYTEA)
         return "bytes value for non-bytea column";
-    if (v->type == PGS_VAL_BOOL && col->type_oid != OID_BOOL && col->type_oid != OID_TEXT &&
-        col->type_oid != OID_VARCHAR && col->type_oid != OID_BPCHAR)
+    if (v->type == PGS_VAL_BOOL && oid != OID_BOOL && oid != OID_TEXT && oid != OID_VARCHAR &&
+        oid != OID_BPCHAR)
         return "boolean value for non-boolean column";
     return NULL;
 }

@@ -69,6 +69,10 @@ typedef struct pgs_command_s {
     /* the W3C traceparent of the message that carried it, for the audit
      * trail: set at intake from the message headers, never by the codec */
     const char *traceparent;
+    /* the content digest (32 bytes), when it was taken before intake
+     * changed the values: a command whose field-encrypted columns were
+     * sealed keeps the digest of its plaintext (catalog/fieldseal.h) */
+    const unsigned char *digest;
 } pgs_command_t;
 
 /** Longest clinic id pgscribe takes, in bytes: a clinic id is an identifier

@@ -44,7 +44,9 @@ typedef enum {
     PGS_E_VALIDATE_NO_VERSION,
     PGS_E_VALIDATE_BAD_CLINIC_ID,
     PGS_E_VALIDATE_GENERATED_COLUMN,
-    PGS_E_VALIDATE_DISCLOSURE, /* an AuditEvent DISCLOSE without recipient or purpose */
+    PGS_E_VALIDATE_DISCLOSURE,   /* an AuditEvent DISCLOSE without recipient or purpose */
+    PGS_E_VALIDATE_KEY_FORM,     /* a key value with no canonical text (field encryption) */
+    PGS_E_VALIDATE_NO_FIELD_KEY, /* a sealed column, and no field key for the clinic */
     /* tenant: the command reaches outside its clinic */
     PGS_E_TENANT_MISMATCH,
     PGS_E_TENANT_RLS,

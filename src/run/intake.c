@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalog/catalog.h"
+#include "catalog/fieldseal.h"
 #include "codec/codec.h"
 #include "sql/sqlgen.h"
 #include "common/clock.h"
@@ -17,6 +18,7 @@
 #include "run/dlq.h"
 #include "run/fair.h"
 #include "run/intake.h"
+#include "run/keys.h"
 #include "run/lanekey.h"
 #include "run/trace.h"
 #include "run/worker.h"
@@ -99,6 +101,19 @@ static const pgs_entity_t *entity_to_wait_for(const pgs_catalog_t *cat, const pg
             pgs_catalog_entity_column(ent, cmd->key[i].name) < 0)
             return NULL;
     return ent;
+}
+
+int pgs_intake_seal(pgs_worker_t *w, pgs_work_t *work)
+{
+    if (!work->ent || !pgs_catalog_entity_has_sealed(work->ent))
+        return 0;
+    char errstr[256] = "";
+    pgs_err_t err = pgs_fieldseal_command(pgs_keys_ring(w), pgs_catalog_schema(work->cat),
+                                          work->ent, work->cmd, errstr, sizeof(errstr));
+    if (err == PGS_OK)
+        return 0;
+    pgs_dlq_send(w, work, err, NULL, errstr);
+    return -1;
 }
 
 /* An audit event: decoded, then queued for its clinic's next batch. */
@@ -203,6 +218,8 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
         pgs_worker_catalog_kick(w);
     } else if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
+        return;
+    } else if (pgs_intake_seal(w, work) != 0) {
         return;
     }
     pgs_lanekey_command(&lane_key, work->cmd, work->ent);

@@ -18,6 +18,12 @@ typedef struct pgs_worker_s pgs_worker_t;
  */
 int pgs_intake_key_names_other_clinic(const void *key, size_t key_len, const char *clinic_id,
                                       int audit);
+typedef struct pgs_work_s pgs_work_t;
+/** @brief Seals the command's values for field-encrypted columns of its
+ *         entity (catalog/fieldseal.h) with the worker's keyring; a command
+ *         that cannot be sealed is dead-lettered. @returns 0, or -1 (sent
+ *         to the dead-letter topic). */
+int pgs_intake_seal(pgs_worker_t *w, pgs_work_t *work);
 /** @brief Takes one consumed message (or consumer error) into the worker. */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
 

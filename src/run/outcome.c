@@ -12,6 +12,7 @@
 
 #include "run/complete.h"
 #include "run/dlq.h"
+#include "run/intake.h"
 #include "run/outcome.h"
 #include "run/trace.h"
 #include "run/worker.h"
@@ -108,6 +109,8 @@ static int outcome_revalidate(void *opaque, pgs_work_t *work)
                 work->ent = ent;
                 work->shape = shape;
                 work->catalog_wait_until_us = 0;
+                if (pgs_intake_seal(w, work) != 0)
+                    return -1;
                 pgs_info("catalog",
                          "command at partition=%d offset=%lld goes on: the refreshed catalog "
                          "knows its columns",

@@ -290,7 +290,10 @@ void pgs_sqlgen_digest_hex(const pgs_entity_t *ent, const pgs_command_t *cmd,
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char d[PGS_DIGEST_SIZE];
-    pgs_digest_command(ent, cmd, d);
+    if (cmd->digest)
+        memcpy(d, cmd->digest, PGS_DIGEST_SIZE);
+    else
+        pgs_digest_command(ent, cmd, d);
     out[0] = '\\';
     out[1] = 'x';
     for (int i = 0; i < PGS_DIGEST_SIZE; i++) {
