@@ -24,3 +24,14 @@ add_custom_target(bench-audit
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   USES_TERMINAL
   COMMENT "pgscribe audit benchmark: ${PGS_BENCH_AUDIT_COUNT} events")
+
+# `cmake --build build --target bench-encrypt`: throughput with the PHI
+# columns encrypted (keys protect + a keyring) against in clear, one load.
+set(PGS_BENCH_ENCRYPT_COUNT 50000 CACHE STRING "commands produced by the bench-encrypt target")
+add_custom_target(bench-encrypt
+  COMMAND ${CMAKE_COMMAND} -E env PGSCRIBE_BIN=$<TARGET_FILE:pgscribe>
+          ${CMAKE_SOURCE_DIR}/tests/bench/bench_encrypt.sh --count ${PGS_BENCH_ENCRYPT_COUNT}
+  DEPENDS pgscribe
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  USES_TERMINAL
+  COMMENT "pgscribe encryption benchmark: ${PGS_BENCH_ENCRYPT_COUNT} commands, clear vs encrypted")
