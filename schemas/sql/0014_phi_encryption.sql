@@ -23,7 +23,7 @@ AS $$
                      | (get_byte(p_env, 3)::bigint << 8) | get_byte(p_env, 4)::bigint
            END
 $$;
-GRANT EXECUTE ON FUNCTION pgscribe.envelope_key_id(bytea) TO PUBLIC;
+REVOKE ALL ON FUNCTION pgscribe.envelope_key_id(bytea) FROM PUBLIC;
 
 -- `pgscribe rekey` progress, one row per (table, clinic): the canonical row
 -- key of the last row a finished batch re-encrypted, so an interrupted run
@@ -83,6 +83,7 @@ $$;
 REVOKE ALL ON FUNCTION pgscribe.record_read(text, text, text, text[], text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgscribe TO pgscribe_reader;
 GRANT EXECUTE ON FUNCTION pgscribe.record_read(text, text, text, text[], text) TO pgscribe_reader;
+GRANT EXECUTE ON FUNCTION pgscribe.envelope_key_id(bytea) TO pgscribe_reader;
 GRANT SELECT ON pgscribe.column_policy TO pgscribe_reader;
 DO $$
 BEGIN
