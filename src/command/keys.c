@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "command/keys_protect.h"
 #include "command/keys_table.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -231,8 +232,7 @@ static int keys_status(keys_opts_t *o)
     return rc;
 }
 
-/* ---- protect: in keys_protect.c ---- */
-int pgs_keys_protect(PGconn *pg, const char *schema, const PgsKeyring *ring);
+/* ---- protect ---- */
 
 static int keys_protect(keys_opts_t *o)
 {

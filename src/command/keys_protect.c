@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command/keys_protect.h"
 #include "command/keys_table.h"
 #include "common/cli.h"
 #include "common/fieldcrypt.h"
@@ -11,8 +12,6 @@
 #include "common/sbuf.h"
 
 #define WHO "pgscribe keys protect"
-
-int pgs_keys_protect(PGconn *pg, const char *schema, const PgsKeyring *ring);
 
 static int is_bytea(const pgs_ktcol_t *c)
 {

@@ -75,7 +75,7 @@ static int pq_fail(PGconn *pg, const char *what, PGresult *res)
         return -1; /* retried quietly */
     }
     const char *m = PQerrorMessage(pg);
-    fprintf(stderr, "%s%s: %s: %.*s\n", "", WHO, what, (int)strcspn(m, "\n"), m);
+    fprintf(stderr, "%s: %s: %.*s\n", WHO, what, (int)strcspn(m, "\n"), m);
     PQclear(res);
     PQclear(PQexec(pg, "ROLLBACK"));
     return -1;
