@@ -41,12 +41,23 @@ static int cause_of(int err)
     }
 }
 
+/* TLS and authentication: a certificate or credential problem, not an outage */
+static int is_refusal(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__SSL || err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+}
+
 void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pgs_worker_t *w = opaque;
     pgs_reach_t *r = &w->reach;
     int cause = cause_of(err);
     const char *name = rd_kafka_name(rk);
+    if (is_refusal(err) && !r->contacted && !r->start_refused) {
+        r->start_refused = 1;
+        snprintf(r->refused_why, sizeof(r->refused_why), "%s: %s", rd_kafka_err2name(err),
+                 reason ? reason : "");
+    }
     if (cause < 0) {
         int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
         const char *kv[] = {"code",   rd_kafka_err2name(err), "name", name,
@@ -85,6 +96,7 @@ static void contact_back(pgs_worker_t *w)
 
 void pgs_reach_contact(pgs_worker_t *w)
 {
+    w->reach.contacted = 1;
     if (w->reach.kafka_trouble)
         contact_back(w);
 }
@@ -92,4 +104,13 @@ void pgs_reach_contact(pgs_worker_t *w)
 int pgs_reach_kafka_ok(const pgs_worker_t *w)
 {
     return !w->reach.kafka_down;
+}
+
+int pgs_reach_start_refused(const pgs_worker_t *w, const char **why)
+{
+    if (!w->reach.start_refused)
+        return 0;
+    if (why)
+        *why = w->reach.refused_why;
+    return 1;
 }

@@ -19,6 +19,9 @@ typedef struct {
     int kafka_trouble; /* an unreachable line was written since then */
     int64_t down_since_us;
     pgs_lograte_t rate[PGS_REACH__COUNT];
+    int contacted;         /* Kafka has answered at least once since the start */
+    int start_refused;     /* a TLS or authentication failure before that */
+    char refused_why[512]; /* librdkafka's reason (names the certificate problem) */
 } pgs_reach_t;
 
 /**
@@ -44,6 +47,16 @@ void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaqu
  * @locality main thread
  */
 void pgs_reach_contact(pgs_worker_t *w);
+
+/**
+ * @brief Whether a TLS (RD_KAFKA_RESP_ERR__SSL) or SASL
+ *        (RD_KAFKA_RESP_ERR__AUTHENTICATION) failure came before the first
+ *        successful contact: a wrong CA, host name or listener that no retry
+ *        can mend, so the worker stops at start (exit 5). After a first
+ *        contact the same errors are only logged and retried.
+ * @returns 1 and librdkafka's reason in @p why when the start is refused.
+ */
+int pgs_reach_start_refused(const pgs_worker_t *w, const char **why);
 
 /** @returns 1 unless all brokers went down since the last successful contact. */
 int pgs_reach_kafka_ok(const pgs_worker_t *w);
