@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/x509_vfy.h>
 
 #include "common/log.h"
 #include "run/reach.h"
@@ -117,6 +118,27 @@ static void reset_start(void)
     wk.reach.contacted = 0;
     wk.reach.start_refused = 0;
     wk.reach.refused_why[0] = '\0';
+    wk.reach.cert_error = 0;
+}
+
+static void test_certificate_error_is_named_in_the_refusal(void **state)
+{
+    (void)state;
+    reset_start();
+    char errstr[256] = "";
+    int ok = X509_V_OK;
+    assert_int_equal(
+        pgs_reach_cert_verify_cb(rk, "b", 1, &ok, 1, "", 0, errstr, sizeof(errstr), &wk), 1);
+    int bad = X509_V_ERR_HOSTNAME_MISMATCH;
+    assert_int_equal(
+        pgs_reach_cert_verify_cb(rk, "b", 1, &bad, 0, "", 0, errstr, sizeof(errstr), &wk), 0);
+    assert_non_null(strstr(errstr, "hostname mismatch"));
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__SSL,
+                       "SSL handshake failed: certificate verify failed", &wk);
+    const char *why = NULL;
+    assert_true(pgs_reach_start_refused(&wk, &why));
+    assert_non_null(strstr(why, "_SSL: certificate: hostname mismatch: SSL handshake failed"));
+    pgs_reach_contact(&wk);
 }
 
 static void test_tls_failure_before_contact_refuses_start(void **state)
@@ -172,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_tls_failure_before_contact_refuses_start),
         cmocka_unit_test(test_authentication_failure_before_contact_refuses_start),
         cmocka_unit_test(test_tls_failure_after_contact_is_retried),
+        cmocka_unit_test(test_certificate_error_is_named_in_the_refusal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
