@@ -9,7 +9,7 @@
 #define PGS_EXIT_USAGE    2 /* bad arguments */
 #define PGS_EXIT_CONFIG   3 /* invalid configuration */
 #define PGS_EXIT_DATABASE 4 /* database unreachable or schema unusable at start */
-#define PGS_EXIT_KAFKA    5 /* Kafka client could not be created */
+#define PGS_EXIT_KAFKA    5 /* Kafka client could not be created, or TLS/auth refused at start */
 
 int pgs_cmd_run(int argc, char **argv);
 int pgs_cmd_migrate(int argc, char **argv);

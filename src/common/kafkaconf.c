@@ -71,6 +71,12 @@ rd_kafka_conf_t *pgs_kafkaconf_new(const pgs_config_t *cfg, pgs_kafka_role_t rol
     pgs_kafkaconf_route_logs(ctx.conf);
     const char *env = getenv("PGSCRIBE_KAFKA");
     conf_set("bootstrap.servers", env && *env ? env : PGS_KAFKA_DEFAULT_BROKERS, &ctx);
+    /* TLS verifies the broker's host name unless a config says otherwise
+     * (librdkafka 2.x's default too; older ones had none); a build without
+     * TLS refuses the key, which is no error here */
+    char ignored[128];
+    rd_kafka_conf_set(ctx.conf, "ssl.endpoint.identification.algorithm", "https", ignored,
+                      sizeof(ignored));
     for (size_t i = 0; defaults && defaults[i]; i += 2)
         conf_set(defaults[i], defaults[i + 1], &ctx);
     pgs_config_kafka_foreach(cfg, conf_set, &ctx);

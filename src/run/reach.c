@@ -5,6 +5,7 @@
  * kafka check of /readyz and systemd's READY follow the same state. */
 #include "run/reach.h"
 
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,22 @@ void pgs_reach_conf(pgs_worker_t *w, rd_kafka_conf_t *conf)
         rd_kafka_conf_get(conf, "bootstrap.servers", w->reach.brokers, &size) != RD_KAFKA_CONF_OK)
         snprintf(w->reach.brokers, sizeof(w->reach.brokers), "-");
     rd_kafka_conf_set_error_cb(conf, pgs_reach_error_cb);
+    /* a build without TLS refuses it: nothing to verify then */
+    rd_kafka_conf_set_ssl_cert_verify_cb(conf, pgs_reach_cert_verify_cb);
+}
+
+int pgs_reach_cert_verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
+                             int *x509_error, int depth, const char *buf, size_t size, char *errstr,
+                             size_t errstr_size, void *opaque)
+{
+    (void)rk, (void)broker_name, (void)broker_id, (void)buf, (void)size;
+    pgs_worker_t *w = opaque;
+    if (*x509_error == X509_V_OK)
+        return 1;
+    w->reach.cert_error = *x509_error;
+    snprintf(errstr, errstr_size, "%s (depth %d)", X509_verify_cert_error_string(*x509_error),
+             depth);
+    return 0;
 }
 
 static int cause_of(int err)
@@ -41,12 +58,25 @@ static int cause_of(int err)
     }
 }
 
+/* TLS and authentication: a certificate or credential problem, not an outage */
+static int is_refusal(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__SSL || err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+}
+
 void pgs_reach_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pgs_worker_t *w = opaque;
     pgs_reach_t *r = &w->reach;
     int cause = cause_of(err);
     const char *name = rd_kafka_name(rk);
+    if (is_refusal(err) && !r->contacted && !r->start_refused) {
+        r->start_refused = 1;
+        int cert = r->cert_error;
+        snprintf(r->refused_why, sizeof(r->refused_why), "%s: %s%s%s%s", rd_kafka_err2name(err),
+                 cert ? "certificate: " : "", cert ? X509_verify_cert_error_string(cert) : "",
+                 cert ? ": " : "", reason ? reason : "");
+    }
     if (cause < 0) {
         int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
         const char *kv[] = {"code",   rd_kafka_err2name(err), "name", name,
@@ -85,6 +115,7 @@ static void contact_back(pgs_worker_t *w)
 
 void pgs_reach_contact(pgs_worker_t *w)
 {
+    w->reach.contacted = 1;
     if (w->reach.kafka_trouble)
         contact_back(w);
 }
@@ -92,4 +123,13 @@ void pgs_reach_contact(pgs_worker_t *w)
 int pgs_reach_kafka_ok(const pgs_worker_t *w)
 {
     return !w->reach.kafka_down;
+}
+
+int pgs_reach_start_refused(const pgs_worker_t *w, const char **why)
+{
+    if (!w->reach.start_refused)
+        return 0;
+    if (why)
+        *why = w->reach.refused_why;
+    return 1;
 }

@@ -567,6 +567,15 @@ int pgs_cmd_run(int argc, char **argv)
         pgs_consume_check_identity(w);
         pgs_metrics_maybe_report(w, 0);
         pgs_notify_tick(w);
+        const char *refused;
+        if (pgs_reach_start_refused(w, &refused)) {
+            /* a wrong CA, host name or listener: no retry mends it */
+            pgs_error("worker", "cannot start: kafka refused the connection before any contact: %s",
+                      refused);
+            signal_worker = NULL;
+            worker_free(w);
+            return PGS_EXIT_KAFKA;
+        }
     }
     pgs_notify_stopping(w);
 

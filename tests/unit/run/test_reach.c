@@ -1,5 +1,6 @@
 /* Unit tests: librdkafka's unreachable errors become pgscribe's own lines at
- * a bounded rate, the kafka readiness follows them, and a contact ends them. */
+ * a bounded rate, the kafka readiness follows them, and a contact ends them;
+ * a TLS or authentication failure before the first contact refuses the start. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/x509_vfy.h>
 
 #include "common/log.h"
 #include "run/reach.h"
@@ -111,11 +113,88 @@ static void test_transport_alone_keeps_readiness(void **state)
     pgs_reach_contact(&wk);
 }
 
+static void reset_start(void)
+{
+    wk.reach.contacted = 0;
+    wk.reach.start_refused = 0;
+    wk.reach.refused_why[0] = '\0';
+    wk.reach.cert_error = 0;
+}
+
+static void test_certificate_error_is_named_in_the_refusal(void **state)
+{
+    (void)state;
+    reset_start();
+    char errstr[256] = "";
+    int ok = X509_V_OK;
+    assert_int_equal(
+        pgs_reach_cert_verify_cb(rk, "b", 1, &ok, 1, "", 0, errstr, sizeof(errstr), &wk), 1);
+    int bad = X509_V_ERR_HOSTNAME_MISMATCH;
+    assert_int_equal(
+        pgs_reach_cert_verify_cb(rk, "b", 1, &bad, 0, "", 0, errstr, sizeof(errstr), &wk), 0);
+    assert_non_null(strstr(errstr, "hostname mismatch"));
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__SSL,
+                       "SSL handshake failed: certificate verify failed", &wk);
+    const char *why = NULL;
+    assert_true(pgs_reach_start_refused(&wk, &why));
+    assert_non_null(strstr(why, "_SSL: certificate: hostname mismatch: SSL handshake failed"));
+    pgs_reach_contact(&wk);
+}
+
+static void test_tls_failure_before_contact_refuses_start(void **state)
+{
+    (void)state;
+    reset_start();
+    const char *why = NULL;
+    assert_false(pgs_reach_start_refused(&wk, &why));
+    /* an outage before any contact is waited out, not a refusal */
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__TRANSPORT, "Connect failed", &wk);
+    assert_false(pgs_reach_start_refused(&wk, &why));
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__SSL,
+                       "ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: certificate "
+                       "verify failed",
+                       &wk);
+    assert_true(pgs_reach_start_refused(&wk, &why));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "_SSL: "));
+    assert_non_null(strstr(why, "certificate verify failed"));
+    /* the first reason is kept */
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__AUTHENTICATION, "SASL failed", &wk);
+    assert_null(strstr(why, "SASL"));
+    pgs_reach_contact(&wk);
+}
+
+static void test_authentication_failure_before_contact_refuses_start(void **state)
+{
+    (void)state;
+    reset_start();
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__AUTHENTICATION, "SASL authentication failed", &wk);
+    const char *why = NULL;
+    assert_true(pgs_reach_start_refused(&wk, &why));
+    assert_non_null(strstr(why, "_AUTHENTICATION: SASL authentication failed"));
+    pgs_reach_contact(&wk);
+}
+
+static void test_tls_failure_after_contact_is_retried(void **state)
+{
+    (void)state;
+    reset_start();
+    pgs_reach_contact(&wk);
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__SSL, "SSL handshake failed", &wk);
+    pgs_reach_error_cb(rk, RD_KAFKA_RESP_ERR__AUTHENTICATION, "SASL failed", &wk);
+    assert_false(pgs_reach_start_refused(&wk, NULL));
+    assert_true(pgs_reach_kafka_ok(&wk));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_brokers_down_is_one_warn_line_then_back),
         cmocka_unit_test(test_transport_alone_keeps_readiness),
+        cmocka_unit_test(test_tls_failure_before_contact_refuses_start),
+        cmocka_unit_test(test_authentication_failure_before_contact_refuses_start),
+        cmocka_unit_test(test_tls_failure_after_contact_is_retried),
+        cmocka_unit_test(test_certificate_error_is_named_in_the_refusal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
