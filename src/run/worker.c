@@ -581,6 +581,8 @@ static int run_worker(const char *path)
              pgs_pool_size(audit->pool), audit->max_batch);
     pgs_notify_init(w);
     while (!w->stop) {
+        if (stop_requested)
+            w->stop = 1; /* a SIGTERM while the worker started again */
         if (w->reload) {
             pgs_notify_reloading(w);
             reload_config(w, path);
