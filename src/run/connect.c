@@ -23,7 +23,8 @@
  * each other's (docs/audit.md). */
 static const char *const SQL_TXN_SETUP =
     "SELECT set_config('pgscribe.clinic_id', $1, true), set_config('statement_timeout', $2, true),"
-    " set_config('lock_timeout', $3, true), audit.lock_head()";
+    " set_config('lock_timeout', $3, true), audit.lock_head(),"
+    " set_config('pgscribe.resume_floors', pgscribe.resume_floors_checked($4), true)";
 
 static char *conninfo_value(PQconninfoOption *opts, const char *key)
 {
@@ -252,7 +253,7 @@ int pgs_connect_open_blocking(pgs_conn_t *c)
         connect_failed_pq(c, "");
         return -1;
     }
-    PGresult *r = PQprepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 3, NULL);
+    PGresult *r = PQprepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 4, NULL);
     if (PQresultStatus(r) == PGRES_COMMAND_OK && pool->audit) {
         PQclear(r);
         r = PQprepare(c->pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL);
@@ -301,7 +302,7 @@ static void connect_setup(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
     if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1 ||
-        !PQsendPrepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 3, NULL) ||
+        !PQsendPrepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 4, NULL) ||
         (pool->audit &&
          !PQsendPrepare(c->pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL)) ||
         !PQpipelineSync(c->pg)) {

@@ -123,6 +123,11 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
     }
     w->db_identity = id;
     w->have_db_identity = 1;
+    char idtext[48];
+    pgs_rewind_identity_format(&id, idtext, sizeof(idtext));
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool)
+            pgs_pool_set_identity(w->streams[s].pool, idtext);
     int rewound = 0;
     for (int i = 0; i < parts->cnt; i++) {
         if (rows[i].target < 0)
@@ -163,12 +168,19 @@ void pgs_consume_check_identity(pgs_worker_t *w)
     PQfinish(pg);
     if (pgs_rewind_identity_same(&id, &w->db_identity))
         return;
-    pgs_error("consume",
-              "database identity changed on reconnect (system_identifier %s -> %s, timeline %d -> "
-              "%d: a promotion or restore): stopping, exit 1; the next start checks each "
-              "partition and rewinds what the database forgot",
-              w->db_identity.system_identifier, id.system_identifier, w->db_identity.timeline,
-              id.timeline);
+    /* no floor and no checkpoint may be recorded on this database from what
+     * the worker learnt on the other one: the commands it saw final there
+     * may be missing here */
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool)
+            pgs_pool_set_identity(w->streams[s].pool, "");
+    w->have_db_identity = 0;
+    pgs_warn("consume",
+             "database identity changed on reconnect (system_identifier %s -> %s, timeline %d -> "
+             "%d: a promotion or restore): restarting in-process; the new assignment checks each "
+             "partition and rewinds what the database forgot",
+             w->db_identity.system_identifier, id.system_identifier, w->db_identity.timeline,
+             id.timeline);
     w->restart_to_rewind = 1;
     w->stop = 1;
 }

@@ -408,6 +408,11 @@ int pgs_pool_take_reconnected(pgs_pool_t *pool)
     return r;
 }
 
+void pgs_pool_set_identity(pgs_pool_t *pool, const char *identity)
+{
+    snprintf(pool->identity, sizeof(pool->identity), "%s", identity ? identity : "");
+}
+
 int pgs_pool_breaker_open(const pgs_pool_t *pool)
 {
     return pool->breaker.state == PGS_BREAKER_OPEN;

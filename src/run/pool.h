@@ -102,6 +102,10 @@ int pgs_pool_breaker_open(const pgs_pool_t *pool);
 /** @returns 1 once after a connection of @p pool was re-established (a
  *           database that came back, perhaps another one), else 0. */
 int pgs_pool_take_reconnected(pgs_pool_t *pool);
+/** @brief The database identity ("SYSID/TIMELINE") the worker last checked,
+ *         "" or NULL when unknown: the resume floors of the pool's
+ *         transactions are recorded only on that database (floors.h). */
+void pgs_pool_set_identity(pgs_pool_t *pool, const char *identity);
 /** @returns how many of the pool's transactions are open now. */
 int pgs_pool_busy(const pgs_pool_t *pool);
 /** @returns how many transactions the pool may have in flight now. */

@@ -123,6 +123,7 @@ struct pgs_pool_s {
     pgs_conn_params_t params;
     pgs_profile_t *profile; /* NULL: no statement profile */
     int reconnected;        /* a connection was re-established (connect.c) */
+    char identity[48];      /* "SYSID/TIMELINE" of the last rewind check, "" unknown */
     int audit_slot[2];      /* the audit statement's profile slots (single, multi), plus 1 */
 };
 

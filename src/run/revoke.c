@@ -12,6 +12,7 @@
 #include "run/consume.h"
 #include "run/pool.h"
 #include "run/revoke.h"
+#include "run/rewind.h"
 #include "run/worker.h"
 
 /* Commit attempts when the coordinator moves or is busy, and the pause
@@ -137,6 +138,44 @@ static int commit_retryable(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT || err == RD_KAFKA_RESP_ERR__TIMED_OUT;
 }
 
+/* After a commit on revoke: each partition's committed position is final in
+ * the database too, recorded as its resume checkpoint, so that a restart
+ * that did not go back rewinds nothing (docs/dr.md). Only on the database
+ * of the last rewind check (the function refuses another), and not while
+ * the database is unreachable: then the next owner re-reads a short tail.
+ * @locality main thread; also librdkafka callback (rebalance) */
+static void checkpoint(pgs_worker_t *w, const rd_kafka_topic_partition_list_t *done)
+{
+    if (!w->have_db_identity || done->cnt == 0)
+        return;
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool && pgs_pool_breaker_open(w->streams[s].pool))
+            return;
+    char errstr[256] = "", identity[48];
+    pgs_rewind_identity_format(&w->db_identity, identity, sizeof(identity));
+    PGconn *pg = pgs_rewind_connect(pgs_config_str(w->cfg, "pg.conninfo"), errstr, sizeof(errstr));
+    int recorded = 0, refused = 0;
+    for (int i = 0; pg && i < done->cnt; i++) {
+        int rc = pgs_rewind_checkpoint(pg, done->elems[i].topic, done->elems[i].partition,
+                                       done->elems[i].offset, identity);
+        if (rc < 0)
+            break;
+        recorded += rc;
+        refused += !rc;
+    }
+    if (recorded + refused < done->cnt)
+        pgs_warn("consume", "resume checkpoints: %d of %d recorded: %s", recorded, done->cnt,
+                 pg ? PQerrorMessage(pg) : errstr);
+    else if (refused)
+        pgs_warn("consume",
+                 "resume checkpoints refused for %d partition(s): the database is not "
+                 "the one of the last rewind check (%s)",
+                 refused, identity);
+    else
+        pgs_debug("consume", "resume checkpoints recorded for %d partition(s)", recorded);
+    PQfinish(pg);
+}
+
 /* One commit attempt of the revoking partitions' completed prefix.
  * @returns 0 to try again later, 1 when done (committed or given up).
  * @locality main thread; also librdkafka callback (rebalance, through
@@ -156,6 +195,8 @@ static int commit_step(pgs_worker_t *w, int last)
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (commit->cnt > 0)
         err = rd_kafka_commit(w->consumer, commit, 0);
+    if (!err)
+        checkpoint(w, commit);
     rd_kafka_topic_partition_list_destroy(commit);
     if (commit_retryable(err) && !last && ++r->commit_attempts < REVOKE_COMMIT_ATTEMPTS) {
         r->commit_at_us = pgs_clock_now_us() + REVOKE_COMMIT_RETRY_US;

@@ -37,6 +37,9 @@ int pgs_rewind_identity_same(const pgs_rewind_identity_t *a, const pgs_rewind_id
     return strcmp(a->system_identifier, b->system_identifier) == 0 && a->timeline == b->timeline;
 }
 
+static const char *const SQL_CHECKPOINT =
+    "SELECT pgscribe.resume_checkpoint($1::text, $2::int, $3::bigint, $4::text)";
+
 static PGresult *one_value(PGconn *pg, const char *sql, int nparams, const char *const *values)
 {
     PGresult *res = PQexecParams(pg, sql, nparams, NULL, values, NULL, NULL, 0);
@@ -45,6 +48,26 @@ static PGresult *one_value(PGconn *pg, const char *sql, int nparams, const char 
         return NULL;
     }
     return res;
+}
+
+void pgs_rewind_identity_format(const pgs_rewind_identity_t *id, char *out, size_t out_size)
+{
+    snprintf(out, out_size, "%s/%d", id->system_identifier, id->timeline);
+}
+
+int pgs_rewind_checkpoint(PGconn *pg, const char *topic, int32_t partition, int64_t next,
+                          const char *identity)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%" PRId32, partition);
+    snprintf(off, sizeof(off), "%" PRId64, next);
+    const char *const values[] = {topic, part, off, identity};
+    PGresult *res = one_value(pg, SQL_CHECKPOINT, 4, values);
+    if (!res)
+        return -1;
+    int rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return rc;
 }
 
 int pgs_rewind_identity(PGconn *pg, pgs_rewind_identity_t *out)

@@ -34,6 +34,16 @@ typedef struct {
 int pgs_rewind_identity_parse(const char *text, pgs_rewind_identity_t *out);
 /** @returns 1 when @p a and @p b name the same cluster on the same timeline. */
 int pgs_rewind_identity_same(const pgs_rewind_identity_t *a, const pgs_rewind_identity_t *b);
+/** @brief "SYSID/TIMELINE" of @p id into @p out. */
+void pgs_rewind_identity_format(const pgs_rewind_identity_t *id, char *out, size_t out_size);
+/**
+ * @brief Records that every offset of @p topic / @p partition below @p next
+ *        is final in this database (pgscribe.resume_checkpoint), if it is
+ *        still the database of @p identity ("SYSID/TIMELINE").
+ * @returns 1 recorded, 0 refused (another database now), -1 on an error.
+ */
+int pgs_rewind_checkpoint(PGconn *pg, const char *topic, int32_t partition, int64_t next,
+                          const char *identity);
 /** @brief Reads the identity (pgscribe.db_identity()). @returns 0 or -1. */
 int pgs_rewind_identity(PGconn *pg, pgs_rewind_identity_t *out);
 /** @brief The highest offset of @p topic / @p partition the database

@@ -15,6 +15,8 @@
 
 #include "common/clock.h"
 #include "policy/resilience.h"
+#include "run/floors.h"
+#include "run/offsets.h"
 #include "run/pool_internal.h"
 #include "sql/auditsql.h"
 #include "sql/sqlbatch.h"
@@ -459,8 +461,19 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     pgs_txn_expect(c, R_BEGIN, -1);
     char stmt_ms[24], lock_ms[24];
     txn_timeouts(c, stmt_ms, lock_ms);
-    const char *setup[3] = {clinic, stmt_ms, lock_ms};
-    if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 3, setup, NULL, NULL, 0))
+    /* each record's resume floor: its partition's offset below which every
+     * message was final as this transaction begins (floors.h) */
+    static char floors_text[TXN_MAX_BATCH * 24 + 64];
+    int32_t parts[TXN_MAX_BATCH];
+    int64_t floors[TXN_MAX_BATCH];
+    int nf = 0;
+    for (int i = 0; !pool->audit && i < n && nf < TXN_MAX_BATCH; i++, nf++) {
+        parts[nf] = works[i]->part->partition;
+        floors[nf] = works[i]->part->offsets ? pgs_offsets_position(works[i]->part->offsets) : -1;
+    }
+    pgs_floors_format(pool->identity, parts, floors, nf, floors_text, sizeof(floors_text));
+    const char *setup[4] = {clinic, stmt_ms, lock_ms, floors_text};
+    if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 4, setup, NULL, NULL, 0))
         return -1;
     pgs_txn_expect(c, R_CLINIC, -1);
     if (pool->audit ? send_audit(c) != 0 : send_groups(c) != 0 || send_singles(c) != 0)

@@ -31,8 +31,13 @@
 
 static pgs_worker_t *signal_worker;
 
+/* a SIGTERM/SIGINT, also one that arrives while the worker starts again */
+static volatile sig_atomic_t stop_requested;
+
 static void on_signal(int sig)
 {
+    if (sig != SIGHUP)
+        stop_requested = 1;
     if (!signal_worker)
         return;
     if (sig == SIGHUP)
@@ -273,7 +278,7 @@ static void usage(FILE *fp)
                 "\n"
                 "exit codes:\n"
                 "  0  stopped cleanly (SIGTERM, SIGINT)\n"
-                "  1  runtime failure, or the database identity changed on a reconnect\n"
+                "  1  runtime failure\n"
                 "  2  bad arguments\n"
                 "  3  invalid configuration\n"
                 "  4  database unreachable or schema unusable at start\n"
@@ -438,6 +443,10 @@ static void worker_free(pgs_worker_t *w)
     pgs_config_free(w->cfg);
 }
 
+/* run_worker's answer when the worker is to start again in-process */
+#define RUN_RESTART (-1)
+static int run_worker(const char *path);
+
 int pgs_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -460,6 +469,22 @@ int pgs_cmd_run(int argc, char **argv)
     }
     if (!path)
         path = getenv("PGSCRIBE_CONFIG");
+    /* a database identity changed on a reconnect (a promotion, a restore
+     * behind the same address): the worker has left the group cleanly and
+     * starts again in-process, so its new assignment rewinds what the
+     * database forgot (docs/dr.md) */
+    for (;;) {
+        int rc = run_worker(path);
+        if (rc != RUN_RESTART)
+            return rc;
+        if (stop_requested)
+            return PGS_EXIT_OK;
+        pgs_info("worker", "starting again after the database identity changed");
+    }
+}
+
+static int run_worker(const char *path)
+{
     pgs_worker_t wk = {0}, *w = &wk;
     w->epfd = -1;
     w->wake_fds[0] = w->wake_fds[1] = -1;
@@ -556,6 +581,8 @@ int pgs_cmd_run(int argc, char **argv)
              pgs_pool_size(audit->pool), audit->max_batch);
     pgs_notify_init(w);
     while (!w->stop) {
+        if (stop_requested)
+            w->stop = 1; /* a SIGTERM while the worker started again */
         if (w->reload) {
             pgs_notify_reloading(w);
             reload_config(w, path);
@@ -615,7 +642,7 @@ int pgs_cmd_run(int argc, char **argv)
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 50) / 1000.0,
              (double)pgs_hist_percentile(&w->ctr.total_commit_latency, 99) / 1000.0, secs);
     signal_worker = NULL;
-    int rc_exit = w->restart_to_rewind ? PGS_EXIT_FAILURE : PGS_EXIT_OK;
+    int rc_exit = w->restart_to_rewind && !stop_requested ? RUN_RESTART : PGS_EXIT_OK;
     worker_free(w);
     return rc_exit;
 }
