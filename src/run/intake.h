@@ -20,5 +20,9 @@ int pgs_intake_key_names_other_clinic(const void *key, size_t key_len, const cha
                                       int audit);
 /** @brief Takes one consumed message (or consumer error) into the worker. */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
+/** @brief Decodes and queues again a message that waited for the schema
+ *         registry (run/schemawait.h). */
+struct pgs_work_s;
+void pgs_intake_retry(pgs_worker_t *w, struct pgs_work_s *work);
 
 #endif
