@@ -32,6 +32,11 @@ static const char *embedded_text(const char *name)
     return NULL;
 }
 
+const char *pgs_codec_schema_text(int id)
+{
+    return id >= 1 && id <= PGS_CODEC_MAX_ID ? embedded_text(schema_files[id]) : NULL;
+}
+
 pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size)
 {
     pgs_codec_t *codec = calloc(1, sizeof(*codec));
@@ -177,7 +182,8 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
         cmd = pgs_command_new();
         err = pgs_codec_json_to_command(buf, len, cmd, errstr, errstr_size);
     } else {
-        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_WRITE_COMMAND_V2, "WriteCommand", &rec, errstr, errstr_size)))
+        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_WRITE_COMMAND_V2, "WriteCommand",
+                               &rec, errstr, errstr_size)))
             return err;
         cmd = pgs_command_new();
         err = pgs_codec_avro_to_command(rec, cmd, errstr, errstr_size);
@@ -206,7 +212,8 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
         ev = pgs_command_audit_new();
         err = pgs_codec_json_to_audit(buf, len, ev, errstr, errstr_size);
     } else {
-        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_AUDIT_EVENT_V2, "AuditEvent", &rec, errstr, errstr_size)))
+        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_AUDIT_EVENT_V2, "AuditEvent",
+                               &rec, errstr, errstr_size)))
             return err;
         ev = pgs_command_audit_new();
         err = pgs_codec_avro_to_audit(rec, ev, errstr, errstr_size);
@@ -364,7 +371,8 @@ pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t 
                               PGS_SCHEMA_ID_WORKER_METRICS_V3, 0};
     avro_value_t *rec;
     *json = NULL;
-    pgs_err_t err = read_framed(codec, buf, len, ids, 0, "WorkerMetrics", &rec, errstr, errstr_size);
+    pgs_err_t err =
+        read_framed(codec, buf, len, ids, 0, "WorkerMetrics", &rec, errstr, errstr_size);
     if (err)
         return err;
     json_t *root = pgs_codec_avro_to_json(rec);

@@ -48,6 +48,8 @@ typedef int (*pgs_codec_resolve_fn)(void *opaque, int32_t id, const char **schem
  */
 void pgs_codec_set_resolver(pgs_codec_t *codec, pgs_codec_resolve_fn fn, void *opaque);
 int pgs_codec_has_resolver(const pgs_codec_t *codec);
+/** @brief The JSON text of shipped schema @p id (schemas/avro), or NULL. */
+const char *pgs_codec_schema_text(int id);
 /** @brief Rewrites the schema id of a Confluent-framed message in place. */
 void pgs_codec_set_frame_id(char *buf, size_t len, int32_t id);
 

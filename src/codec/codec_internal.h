@@ -37,9 +37,9 @@ struct pgs_codec_s {
 
 /* codec_registry.c: the writer schema of a registry id for the reader
  * @p reader_id (WriteCommand or AuditEvent, current version). */
-pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id,
-                                    const char *what, avro_schema_t *schema, avro_value_t **value,
-                                    char *errstr, size_t errstr_size);
+pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id, const char *what,
+                                    avro_schema_t *schema, avro_value_t **value, char *errstr,
+                                    size_t errstr_size);
 void pgs_codec_registry_free(pgs_codec_t *codec);
 
 /* codec_check.c: limits and well-formedness shared by both encodings. */

@@ -94,8 +94,8 @@ static int compatible(avro_schema_t w, avro_schema_t r, const char *const *optio
         if (!wf) {
             if (listed(optional, fname))
                 continue;
-            snprintf(why, why_size, "reader field '%s' is missing from the writer and has no default",
-                     fname);
+            snprintf(why, why_size,
+                     "reader field '%s' is missing from the writer and has no default", fname);
             return 0;
         }
         if (!same_type(wf, avro_schema_record_field_get_by_index(r, (int)i), 0)) {
@@ -140,8 +140,7 @@ static pgs_codec_writer_t *writer_add(pgs_codec_t *codec, int32_t id, const char
 {
     avro_schema_t schema = NULL;
     if (avro_schema_from_json_length(text, strlen(text), &schema)) {
-        pgs_codec_check_errf(errstr, errstr_size, "schema id %d: not a valid Avro schema",
-                             (int)id);
+        pgs_codec_check_errf(errstr, errstr_size, "schema id %d: not a valid Avro schema", (int)id);
         return NULL;
     }
     pgs_codec_writer_t *grown =
@@ -170,9 +169,9 @@ static pgs_codec_writer_t *writer_add(pgs_codec_t *codec, int32_t id, const char
     return wr;
 }
 
-pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id,
-                                    const char *what, avro_schema_t *schema, avro_value_t **value,
-                                    char *errstr, size_t errstr_size)
+pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id, const char *what,
+                                    avro_schema_t *schema, avro_value_t **value, char *errstr,
+                                    size_t errstr_size)
 {
     pgs_codec_writer_t *wr = NULL;
     for (size_t i = 0; i < codec->writers_cnt && !wr; i++)
@@ -187,8 +186,8 @@ pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_i
             return PGS_E_REGISTRY_UNAVAILABLE;
         }
         if (rc > 0 || !text) {
-            pgs_codec_check_errf(errstr, errstr_size,
-                                 "schema id %d is not in the schema registry", (int)id);
+            pgs_codec_check_errf(errstr, errstr_size, "schema id %d is not in the schema registry",
+                                 (int)id);
             return PGS_E_DECODE_UNKNOWN_SCHEMA;
         }
         if (!(wr = writer_add(codec, id, text, errstr, errstr_size)))
@@ -204,14 +203,14 @@ pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_i
     }
     if (wr->checked_reader != reader_id) { /* once per writer and reader */
         wr->checked_reader = reader_id;
-        wr->compatible = compatible(
-            wr->schema, reader,
-            reader_id == PGS_SCHEMA_ID_WRITE_COMMAND_V2 ? command_optional : audit_optional,
-            wr->why, sizeof(wr->why));
+        wr->compatible = compatible(wr->schema, reader,
+                                    reader_id == PGS_SCHEMA_ID_WRITE_COMMAND_V2 ? command_optional
+                                                                                : audit_optional,
+                                    wr->why, sizeof(wr->why));
     }
     if (!wr->compatible) {
-        pgs_codec_check_errf(errstr, errstr_size, "schema id %d cannot be read as %s: %s",
-                             (int)id, what, wr->why);
+        pgs_codec_check_errf(errstr, errstr_size, "schema id %d cannot be read as %s: %s", (int)id,
+                             what, wr->why);
         return PGS_E_DECODE_SCHEMA_INCOMPATIBLE;
     }
     *schema = wr->schema;

@@ -28,10 +28,10 @@ struct pgs_schemareg_s {
     int tls_verify;
     int timeout_ms;
     int backoff_min_ms, backoff_max_ms;
-    int backoff_ms;          /* the current pause, 0 while the registry answers */
-    int64_t retry_at_us;     /* no request before then */
-    int down;                /* the last request failed for the registry being away */
-    cached_t *cache;         /* schemas by id, never evicted: ids are immutable */
+    int backoff_ms;      /* the current pause, 0 while the registry answers */
+    int64_t retry_at_us; /* no request before then */
+    int down;            /* the last request failed for the registry being away */
+    cached_t *cache;     /* schemas by id, never evicted: ids are immutable */
     uint64_t fetches, failures;
     CURL *curl;
 };
@@ -41,8 +41,7 @@ static char *dup_or_null(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-pgs_schemareg_t *pgs_schemareg_new(const pgs_schemareg_opts_t *o, char *errstr,
-                                   size_t errstr_size)
+pgs_schemareg_t *pgs_schemareg_new(const pgs_schemareg_opts_t *o, char *errstr, size_t errstr_size)
 {
     if (!o->url || (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)) {
         snprintf(errstr, errstr_size, "schema_registry.url must start with http:// or https://");
@@ -191,8 +190,7 @@ pgs_schemareg_rc_t pgs_schemareg_get(pgs_schemareg_t *r, int32_t id, const char 
     if (*schema)
         return PGS_SCHEMAREG_OK;
     if (r->retry_at_us && pgs_clock_now_us() < r->retry_at_us) {
-        snprintf(errstr, errstr_size,
-                 "schema registry unavailable (next attempt in %lld ms)",
+        snprintf(errstr, errstr_size, "schema registry unavailable (next attempt in %lld ms)",
                  (long long)((r->retry_at_us - pgs_clock_now_us()) / 1000));
         return PGS_SCHEMAREG_UNAVAILABLE;
     }

@@ -109,8 +109,8 @@ static int drain_over(pgs_worker_t *w)
     const pgs_pool_t *audit = w->streams[PGS_STREAM_AUDIT].pool;
     /* (messages waiting for the schema registry are in no transaction either) */
     return r->lost ||
-           parts_outstanding(w, r->parts) == pgs_pool_held(cmds, work_revoking, 1) +
-                                                 pgs_schemawait_held(w, work_revoking) ||
+           parts_outstanding(w, r->parts) ==
+               pgs_pool_held(cmds, work_revoking, 1) + pgs_schemawait_held(w, work_revoking) ||
            pgs_clock_now_us() >= r->deadline_us ||
            (cmds && audit && pgs_pool_breaker_open(cmds) && pgs_pool_breaker_open(audit));
 }

@@ -19,8 +19,7 @@
  * is really made, so a retry in between costs nothing. */
 #define SCHEMAWAIT_RETRY_US 100000
 
-static int resolve(void *opaque, int32_t id, const char **schema, char *errstr,
-                   size_t errstr_size)
+static int resolve(void *opaque, int32_t id, const char **schema, char *errstr, size_t errstr_size)
 {
     pgs_schemareg_rc_t rc = pgs_schemareg_get(opaque, id, schema, errstr, errstr_size);
     return rc == PGS_SCHEMAREG_OK ? 0 : rc == PGS_SCHEMAREG_NOT_FOUND ? 1 : -1;
@@ -120,8 +119,7 @@ void pgs_schemawait_tick(pgs_worker_t *w)
     }
     if (!w->schema_held && w->schema_wait_logged) {
         w->schema_wait_logged = 0;
-        pgs_info("schema",
-                 "schema registry answers again: held messages taken in after %lld ms",
+        pgs_info("schema", "schema registry answers again: held messages taken in after %lld ms",
                  (long long)((pgs_clock_now_us() - w->schema_wait_since_us) / 1000));
     }
 }

@@ -72,8 +72,8 @@ typedef struct pgs_work_s {
     int traced;                       /* the message carried a valid traceparent header */
     pgs_traceparent_t trace;          /* its W3C trace context, when traced */
     struct pgs_work_trace_s *tspan;   /* its spans while sampled (trace.c), else NULL */
-    int fresh;      /* its last commit applied it (1) or found its id recorded (0) */
-    int over_limit; /* consumed while its clinic queued more than its limit allows */
+    int fresh;                    /* its last commit applied it (1) or found its id recorded (0) */
+    int over_limit;               /* consumed while its clinic queued more than its limit allows */
     struct pgs_work_s *held_next; /* next message waiting for the registry (schemawait.h) */
 } pgs_work_t;
 
