@@ -21,6 +21,15 @@ static int listed(const char *const *list, const char *name)
     return 0;
 }
 
+/* The type of @p record's field @p name, or NULL: avro-c's own
+ * avro_schema_record_field_get reads an unset variable for a name the
+ * record lacks, so the index is looked up first. */
+static avro_schema_t field_type(avro_schema_t record, const char *name)
+{
+    int i = avro_schema_record_field_get_index(record, name);
+    return i >= 0 ? avro_schema_record_field_get_by_index(record, i) : NULL;
+}
+
 static avro_schema_t deref(avro_schema_t s)
 {
     while (s && is_avro_link(s))
@@ -50,7 +59,7 @@ static int same_type(avro_schema_t w, avro_schema_t r, int depth)
             return 0;
         for (size_t i = 0; i < avro_schema_record_size(r); i++) {
             const char *fname = avro_schema_record_field_name(r, (int)i);
-            avro_schema_t wf = avro_schema_record_field_get(w, fname);
+            avro_schema_t wf = field_type(w, fname);
             if (!wf || !same_type(wf, avro_schema_record_field_get_by_index(r, (int)i), depth + 1))
                 return 0;
         }
@@ -90,7 +99,7 @@ static int compatible(avro_schema_t w, avro_schema_t r, const char *const *optio
 {
     for (size_t i = 0; i < avro_schema_record_size(r); i++) {
         const char *fname = avro_schema_record_field_name(r, (int)i);
-        avro_schema_t wf = avro_schema_record_field_get(w, fname);
+        avro_schema_t wf = field_type(w, fname);
         if (!wf) {
             if (listed(optional, fname))
                 continue;
@@ -186,8 +195,11 @@ pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_i
             return PGS_E_REGISTRY_UNAVAILABLE;
         }
         if (rc > 0 || !text) {
-            pgs_codec_check_errf(errstr, errstr_size, "schema id %d is not in the schema registry",
-                                 (int)id);
+            if (why[0])
+                pgs_codec_check_errf(errstr, errstr_size, "%s", why);
+            else
+                pgs_codec_check_errf(errstr, errstr_size,
+                                     "schema id %d is not in the schema registry", (int)id);
             return PGS_E_DECODE_UNKNOWN_SCHEMA;
         }
         if (!(wr = writer_add(codec, id, text, errstr, errstr_size)))

@@ -220,13 +220,16 @@ pgs_schemareg_rc_t pgs_schemareg_get(pgs_schemareg_t *r, int32_t id, const char 
     const char *text = json_string_value(json_object_get(root, "schema"));
     const char *type = json_string_value(json_object_get(root, "schemaType"));
     if (!text || (type && strcmp(type, "AVRO") != 0)) {
-        if (type && text)
+        pgs_schemareg_rc_t rc = PGS_SCHEMAREG_INVALID;
+        if (type && text) { /* an answer about the id: no Avro schema has it */
             snprintf(errstr, errstr_size, "schema id %d is a %s schema, not Avro", (int)id, type);
-        else
+            rc = PGS_SCHEMAREG_NOT_FOUND;
+        } else {
             snprintf(errstr, errstr_size, "schema registry: HTTP %ld with no schema for id %d",
                      status, (int)id);
+        }
         json_decref(root);
-        return PGS_SCHEMAREG_INVALID;
+        return rc;
     }
     cached_t *c = calloc(1, sizeof(*c));
     c->id = id;

@@ -26,7 +26,7 @@ typedef struct {
 
 typedef enum {
     PGS_SCHEMAREG_OK = 0,
-    PGS_SCHEMAREG_NOT_FOUND = 1,    /* the registry answered 404: no such id */
+    PGS_SCHEMAREG_NOT_FOUND = 1,    /* 404, or a schema that is not Avro: no such Avro id */
     PGS_SCHEMAREG_UNAVAILABLE = -1, /* no answer, a 5xx, 401/403, or a backoff after one */
     PGS_SCHEMAREG_INVALID = -2,     /* an answer that is not a registry's */
 } pgs_schemareg_rc_t;

@@ -7,6 +7,9 @@
 # usage: tests/registry/registry.sh build|start|stop|status|url
 # state: $PGS_REGISTRY_DIR (default $PGS_STACK_DIR/registry, PGS_STACK_DIR
 #        defaulting to <repo>/.stack): pid, port, log.
+# storage: in memory (lost at a stop), or with PGS_REGISTRY_STORAGE=file the
+#        registry's SQL storage on an embedded H2 file in that folder, kept
+#        across a stop and start (what a test of a registry outage needs).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,7 +62,10 @@ cmd_start() {
     port=$(cat "$PORT_FILE" 2>/dev/null || echo 18081)
     while port_taken "$port"; do port=$((port + 1)); done
     echo "$port" >"$PORT_FILE"
-    setsid java -Xmx384m -XX:+UseSerialGC -Djava.awt.headless=true \
+    local storage=()
+    [[ ${PGS_REGISTRY_STORAGE:-memory} == file ]] &&
+        storage=(env "REGISTRY_DATASOURCE_URL=jdbc:h2:file:$RDIR/h2db")
+    setsid "${storage[@]}" java -Xmx384m -XX:+UseSerialGC -Djava.awt.headless=true \
         -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
         -jar "$JAR" >>"$LOG" 2>&1 </dev/null &
     pid=$!
