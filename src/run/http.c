@@ -101,6 +101,12 @@ int pgs_http_readiness(const pgs_worker_t *w, pgs_sbuf_t *sb)
     if (sb)
         pgs_sbuf_printf(sb, "[%s]kafka: %s\n", kafka ? "+" : "-",
                         kafka ? "brokers reachable" : "all brokers down");
+    if (w->registry) { /* messages waiting for it hold their partitions */
+        ok &= w->schema_held == 0;
+        if (sb)
+            pgs_sbuf_printf(sb, "[%s]schema registry: %zu message(s) waiting\n",
+                            w->schema_held ? "-" : "+", w->schema_held);
+    }
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
         const pgs_stream_t *st = &w->streams[s];
         int conns = pgs_pool_connected(st->pool);
