@@ -101,8 +101,10 @@ int pgs_http_readiness(const pgs_worker_t *w, pgs_sbuf_t *sb)
     if (sb)
         pgs_sbuf_printf(sb, "[%s]kafka: %s\n", kafka ? "+" : "-",
                         kafka ? "brokers reachable" : "all brokers down");
-    if (w->registry) { /* messages waiting for it hold their partitions */
-        ok &= w->schema_held == 0;
+    /* messages waiting for the schema registry hold their partitions; shown,
+     * not failed: no restart or rerouting helps, and a worker started during
+     * a registry outage must still report ready to systemd */
+    if (w->registry) {
         if (sb)
             pgs_sbuf_printf(sb, "[%s]schema registry: %zu message(s) waiting\n",
                             w->schema_held ? "-" : "+", w->schema_held);
