@@ -17,7 +17,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 STACK=${PGS_STACK_DIR:-$REPO/.stack}
 RDIR=${PGS_REGISTRY_DIR:-$STACK/registry}
 JAR=$HERE/target/pgscribe-schema-registry-1-runner.jar
-READY_DEADLINE_S=${PGS_REGISTRY_READY_TIMEOUT:-120}
+READY_DEADLINE_S=${PGS_REGISTRY_READY_TIMEOUT:-180}
 
 die() { echo "registry: $*" >&2; exit 1; }
 
