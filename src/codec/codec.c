@@ -32,6 +32,11 @@ static const char *embedded_text(const char *name)
     return NULL;
 }
 
+const char *pgs_codec_schema_text(int id)
+{
+    return id >= 1 && id <= PGS_CODEC_MAX_ID ? embedded_text(schema_files[id]) : NULL;
+}
+
 pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size)
 {
     pgs_codec_t *codec = calloc(1, sizeof(*codec));
@@ -83,13 +88,16 @@ void pgs_codec_free(pgs_codec_t *codec)
     }
     if (codec->reader)
         avro_reader_free(codec->reader);
+    pgs_codec_registry_free(codec);
     free(codec);
 }
 
 /* Confluent framing, the pre-scan and avro-c's read into the reused value
- * of the writer schema. @p ids lists the ids this caller accepts (0-ended). */
+ * of the writer schema. @p ids lists the ids this caller accepts (0-ended);
+ * with a resolver and a @p reader_id, the id is the registry's instead. */
 static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, const int *ids,
-                             const char *what, avro_value_t **out, char *errstr, size_t errstr_size)
+                             int reader_id, const char *what, avro_value_t **out, char *errstr,
+                             size_t errstr_size)
 {
     const unsigned char *b = buf;
     if (len == 0) {
@@ -110,24 +118,45 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
         return PGS_E_DECODE_TRUNCATED;
     }
     uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
-    int known = 0;
-    for (const int *i = ids; *i; i++)
-        known |= ((uint32_t)*i == id);
-    if (!known) {
-        pgs_codec_check_errf(errstr, errstr_size, "schema id %u is not a known %s schema", id,
-                             what);
-        return PGS_E_DECODE_UNKNOWN_SCHEMA;
+    avro_schema_t schema;
+    avro_value_t *value;
+    if (codec->resolve && reader_id) {
+        pgs_err_t err = pgs_codec_registry_writer(codec, (int32_t)id, reader_id, what, &schema,
+                                                  &value, errstr, errstr_size);
+        if (err)
+            return err;
+    } else {
+        int known = 0;
+        for (const int *i = ids; *i; i++)
+            known |= ((uint32_t)*i == id);
+        if (!known) {
+            pgs_codec_check_errf(errstr, errstr_size, "schema id %u is not a known %s schema", id,
+                                 what);
+            return PGS_E_DECODE_UNKNOWN_SCHEMA;
+        }
+        schema = codec->schema[id];
+        value = &codec->value[id];
     }
-    pgs_err_t err = pgs_codec_scan_avro(codec->schema[id], b + 5, len - 5, errstr, errstr_size);
+    pgs_err_t err = pgs_codec_scan_avro(schema, b + 5, len - 5, errstr, errstr_size);
     if (err)
         return err;
     avro_reader_memory_set_source(codec->reader, (const char *)b + 5, (int64_t)(len - 5));
-    if (avro_value_read(codec->reader, &codec->value[id])) {
+    if (avro_value_read(codec->reader, value)) {
         pgs_codec_check_errf(errstr, errstr_size, "%s: Avro read failed", what);
         return PGS_E_DECODE_AVRO;
     }
-    *out = &codec->value[id];
+    *out = value;
     return PGS_OK;
+}
+
+void pgs_codec_set_frame_id(char *buf, size_t len, int32_t id)
+{
+    if (len < 5)
+        return;
+    buf[1] = (char)((uint32_t)id >> 24);
+    buf[2] = (char)((uint32_t)id >> 16);
+    buf[3] = (char)((uint32_t)id >> 8);
+    buf[4] = (char)id;
 }
 
 /* A JSON message's size: Avro messages are bounded by read_framed. */
@@ -153,7 +182,8 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
         cmd = pgs_command_new();
         err = pgs_codec_json_to_command(buf, len, cmd, errstr, errstr_size);
     } else {
-        if ((err = read_framed(codec, buf, len, ids, "WriteCommand", &rec, errstr, errstr_size)))
+        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_WRITE_COMMAND_V2, "WriteCommand",
+                               &rec, errstr, errstr_size)))
             return err;
         cmd = pgs_command_new();
         err = pgs_codec_avro_to_command(rec, cmd, errstr, errstr_size);
@@ -182,7 +212,8 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
         ev = pgs_command_audit_new();
         err = pgs_codec_json_to_audit(buf, len, ev, errstr, errstr_size);
     } else {
-        if ((err = read_framed(codec, buf, len, ids, "AuditEvent", &rec, errstr, errstr_size)))
+        if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_AUDIT_EVENT_V2, "AuditEvent",
+                               &rec, errstr, errstr_size)))
             return err;
         ev = pgs_command_audit_new();
         err = pgs_codec_avro_to_audit(rec, ev, errstr, errstr_size);
@@ -340,7 +371,8 @@ pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t 
                               PGS_SCHEMA_ID_WORKER_METRICS_V3, 0};
     avro_value_t *rec;
     *json = NULL;
-    pgs_err_t err = read_framed(codec, buf, len, ids, "WorkerMetrics", &rec, errstr, errstr_size);
+    pgs_err_t err =
+        read_framed(codec, buf, len, ids, 0, "WorkerMetrics", &rec, errstr, errstr_size);
     if (err)
         return err;
     json_t *root = pgs_codec_avro_to_json(rec);

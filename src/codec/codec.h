@@ -31,6 +31,29 @@ pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size);
 void pgs_codec_free(pgs_codec_t *codec);
 
 /**
+ * @brief Where a Schema Registry's writer schemas come from: the schema
+ *        text of registry id @p id in @p *schema_json (kept by the
+ *        resolver for the codec's life).
+ * @returns 0 when found, 1 when the registry does not know the id, -1 when
+ *          it cannot be asked now (the message must wait, not fail).
+ */
+typedef int (*pgs_codec_resolve_fn)(void *opaque, int32_t id, const char **schema_json,
+                                    char *errstr, size_t errstr_size);
+/**
+ * @brief With a resolver, the schema id of an Avro command or audit event
+ *        is the registry's: its writer schema is resolved (once per id) and
+ *        read into the current reader schema. A registry that cannot be
+ *        asked makes decoding return PGS_E_REGISTRY_UNAVAILABLE. Metrics
+ *        records keep the shipped ids.
+ */
+void pgs_codec_set_resolver(pgs_codec_t *codec, pgs_codec_resolve_fn fn, void *opaque);
+int pgs_codec_has_resolver(const pgs_codec_t *codec);
+/** @brief The JSON text of shipped schema @p id (schemas/avro), or NULL. */
+const char *pgs_codec_schema_text(int id);
+/** @brief Rewrites the schema id of a Confluent-framed message in place. */
+void pgs_codec_set_frame_id(char *buf, size_t len, int32_t id);
+
+/**
  * @brief Decodes one WriteCommand: JSON if @p is_json, else Confluent-framed
  *        Avro by schema id (older writer schemas through schema resolution).
  *        Checks: UTF-8 validity, no NUL in strings, strings <= 1 MB,

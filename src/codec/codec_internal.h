@@ -12,12 +12,35 @@
 /* Schema ids run 1..PGS_CODEC_MAX_ID; slot 0 is unused. */
 #define PGS_CODEC_MAX_ID 7
 
+/* A writer schema a registry resolved, by the registry's id. */
+typedef struct {
+    int32_t id;
+    avro_schema_t schema;
+    avro_value_iface_t *iface; /* NULL when the schema is no record */
+    avro_value_t value;        /* reused for every message of this id */
+    char record[160];          /* the record's full name */
+    int checked_reader;        /* the reader id compatibility was checked for (0: none) */
+    int compatible;
+    char why[200]; /* when not compatible */
+} pgs_codec_writer_t;
+
 struct pgs_codec_s {
     avro_schema_t schema[PGS_CODEC_MAX_ID + 1];
     avro_value_iface_t *iface[PGS_CODEC_MAX_ID + 1];
     avro_value_t value[PGS_CODEC_MAX_ID + 1]; /* reused for every message */
     avro_reader_t reader;                     /* re-pointed at each message */
+    pgs_codec_resolve_fn resolve;             /* NULL: the shipped ids only */
+    void *resolve_opaque;
+    pgs_codec_writer_t *writers; /* resolved so far */
+    size_t writers_cnt;
 };
+
+/* codec_registry.c: the writer schema of a registry id for the reader
+ * @p reader_id (WriteCommand or AuditEvent, current version). */
+pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id, const char *what,
+                                    avro_schema_t *schema, avro_value_t **value, char *errstr,
+                                    size_t errstr_size);
+void pgs_codec_registry_free(pgs_codec_t *codec);
 
 /* codec_check.c: limits and well-formedness shared by both encodings. */
 void pgs_codec_check_errf(char *errstr, size_t errstr_size, const char *fmt, ...)

@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "common/kafkaconf.h"
 #include "command/loadgen.h"
+#include "command/produce_register.h"
 #include "common/topicready.h"
 
 #include <dirent.h>
@@ -45,6 +46,7 @@ typedef struct {
     int schema_id;
     int schema_id_set;
     int audit;    /* generated AuditEvents instead of commands */
+    int reg;      /* --register: framed with the schema registry's ids */
     int progress; /* -1: only if stderr is a TTY */
 } produce_opts_t;
 
@@ -52,6 +54,7 @@ typedef struct {
     produce_opts_t opts;
     rd_kafka_t *rk;
     pgs_codec_t *codec;
+    pgs_produce_ids_t ids; /* --register's */
     FILE *emit;
     int json;
     const char *noun; /* what the summary counts */
@@ -114,6 +117,8 @@ static void produce_usage(FILE *fp)
             "      --encoding E      avro or json (default: produce.encoding)\n"
             "      --schema-id N     Avro writer schema, 1 or 2 (default 2); schema 1 has no\n"
             "                        expected_version, which is then left out\n"
+            "      --register        register the shipped schemas as <topic>-value in\n"
+            "                        schema_registry.url and frame with its ids\n"
             "      --emit FILE       also write each produced command or event as a JSON line\n"
             "      --progress        show a progress bar even if stderr is not a terminal\n"
             "      --no-progress     never show a progress bar\n"
@@ -157,6 +162,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         OPT_PROGRESS,
         OPT_NO_PROGRESS,
         OPT_AUDIT,
+        OPT_REGISTER,
     };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -174,6 +180,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"audit", no_argument, NULL, OPT_AUDIT},
+        {"register", no_argument, NULL, OPT_REGISTER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -253,6 +260,9 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             break;
         case OPT_AUDIT:
             o->audit = 1;
+            break;
+        case OPT_REGISTER:
+            o->reg = 1;
             break;
         default:
             produce_usage(stderr);
@@ -413,6 +423,8 @@ static int produce_one(produce_t *p, pgs_command_t *cmd)
         free(buf);
         return 0;
     }
+    if (!p->json)
+        pgs_produce_reframe(&p->ids, buf, len);
     char keybuf[512];
     char *key = keybuf;
     size_t keylen = pgs_loadgen_message_key(cmd, keybuf, sizeof(keybuf));
@@ -454,6 +466,8 @@ static int produce_audit_one(produce_t *p, const pgs_audit_event_t *ev)
         free(buf);
         return 0;
     }
+    if (!p->json)
+        pgs_produce_reframe(&p->ids, buf, len);
     if (produce_send(p, ev->clinic_id, strlen(ev->clinic_id), buf, len,
                      p->json ? ct_json : ct_avro))
         return -1;
@@ -644,6 +658,8 @@ int pgs_cmd_produce(int argc, char **argv)
         fprintf(stderr, "produce: codec: %s\n", errstr);
         goto out;
     }
+    if (p.opts.reg && pgs_produce_register(cfg, p.opts.topic, p.opts.audit, &p.ids))
+        goto out;
     rd_kafka_conf_t *conf = produce_conf_new(&p, cfg, errstr, sizeof(errstr));
     if (!conf) {
         fprintf(stderr, "produce: %s\n", errstr);

@@ -170,6 +170,29 @@ const cfg_def_t pgs_config_table[] = {
            "Batches waiting for the OTLP/HTTP sender at most; past it a batch is dropped and "
            "its spans counted as dropped (the worker never waits for the endpoint)."),
     CF_INT("trace.otlp_timeout_ms", "5000", 100, 60000, 0, "Time one OTLP/HTTP POST may take."),
+    CF_STR("schema_registry.url", "", 0,
+           "Base URL of a Confluent-compatible Schema Registry, e.g. "
+           "http://registry:8080/apis/ccompat/v6; when set, the schema id of every Avro command "
+           "and audit event is the registry's, resolved with GET /schemas/ids/{id} (cached) and "
+           "read into the current shipped schema. Empty: the shipped ids only."),
+    CF_STR("schema_registry.basic_auth_user", "", 0,
+           "User for HTTP basic authentication to the registry; empty sends none."),
+    CF_STR_ENV("schema_registry.basic_auth_password", "", 0, "PGSCRIBE_SCHEMA_REGISTRY_PASSWORD",
+               "Password for HTTP basic authentication; the environment variable overrides it "
+               "and is the preferred place for it."),
+    CF_STR("schema_registry.ca_location", "", 0,
+           "CA certificate bundle (PEM file) that verifies an https registry; empty uses the "
+           "system's."),
+    CF_BOOL("schema_registry.tls_verify", "true", 0,
+            "Verify an https registry's certificate and host name; turn off only for a test "
+            "registry."),
+    CF_INT("schema_registry.timeout_ms", "2000", 100, 60000, 0,
+           "Time one registry request may take, connection included; the worker waits that "
+           "long at most per look-up of a schema id it has not cached."),
+    CF_INT("schema_registry.retry_max_ms", "5000", 100, 600000, 0,
+           "Longest pause between look-ups while the registry is unreachable (the pause starts "
+           "at 100 ms and doubles); messages of uncached ids wait meanwhile, never "
+           "dead-lettered."),
     CF_STR("http.listen", "", 0,
            "Address of the HTTP endpoint (/metrics, /livez, /readyz, /status, /profile) as "
            "host:port, "

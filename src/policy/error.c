@@ -25,6 +25,7 @@ static const err_info_t err_table[PGS_E__COUNT] = {
     [PGS_E_DECODE_BAD_UUID] = {"DECODE_BAD_UUID", PGS_ECLASS_DECODE},
     [PGS_E_DECODE_BAD_BASE64] = {"DECODE_BAD_BASE64", PGS_ECLASS_DECODE},
     [PGS_E_DECODE_DUPLICATE_FIELD] = {"DECODE_DUPLICATE_FIELD", PGS_ECLASS_DECODE},
+    [PGS_E_DECODE_SCHEMA_INCOMPATIBLE] = {"DECODE_SCHEMA_INCOMPATIBLE", PGS_ECLASS_DECODE},
     [PGS_E_VALIDATE_UNKNOWN_ENTITY] = {"VALIDATE_UNKNOWN_ENTITY", PGS_ECLASS_VALIDATE},
     [PGS_E_VALIDATE_UNKNOWN_COLUMN] = {"VALIDATE_UNKNOWN_COLUMN", PGS_ECLASS_VALIDATE},
     [PGS_E_VALIDATE_KEY_MISMATCH] = {"VALIDATE_KEY_MISMATCH", PGS_ECLASS_VALIDATE},
@@ -48,6 +49,7 @@ static const err_info_t err_table[PGS_E__COUNT] = {
     /* db-permanent: found by the database (the stored digest), rolls back
      * the transaction, and fails again on every retry */
     [PGS_E_IDEMPOTENCY_KEY_REUSED] = {"IDEMPOTENCY_KEY_REUSED", PGS_ECLASS_DB_PERMANENT},
+    [PGS_E_REGISTRY_UNAVAILABLE] = {"REGISTRY_UNAVAILABLE", PGS_ECLASS_REGISTRY},
 };
 
 static const char *const class_names[] = {
@@ -59,6 +61,7 @@ static const char *const class_names[] = {
     [PGS_ECLASS_TENANT] = "tenant",
     [PGS_ECLASS_DB_TRANSIENT] = "db-transient",
     [PGS_ECLASS_DB_PERMANENT] = "db-permanent",
+    [PGS_ECLASS_REGISTRY] = "registry",
 };
 
 const char *pgs_error_code(pgs_err_t err)
@@ -73,7 +76,7 @@ pgs_eclass_t pgs_error_class(pgs_err_t err)
 
 const char *pgs_error_class_name(pgs_eclass_t klass)
 {
-    return (unsigned)klass <= PGS_ECLASS_DB_PERMANENT ? class_names[klass] : "unknown";
+    return (unsigned)klass <= PGS_ECLASS_REGISTRY ? class_names[klass] : "unknown";
 }
 
 int pgs_error_dead_letter_by_code(pgs_err_t err)

@@ -12,6 +12,7 @@ typedef enum {
     PGS_ECLASS_TENANT,
     PGS_ECLASS_DB_TRANSIENT,
     PGS_ECLASS_DB_PERMANENT,
+    PGS_ECLASS_REGISTRY, /* the schema registry cannot be asked now: the message waits */
 } pgs_eclass_t;
 
 typedef enum {
@@ -32,6 +33,7 @@ typedef enum {
     PGS_E_DECODE_BAD_UUID,
     PGS_E_DECODE_BAD_BASE64,
     PGS_E_DECODE_DUPLICATE_FIELD,
+    PGS_E_DECODE_SCHEMA_INCOMPATIBLE, /* a registry's writer schema the reader cannot read */
     /* validate: readable, but not allowed by the catalog */
     PGS_E_VALIDATE_UNKNOWN_ENTITY,
     PGS_E_VALIDATE_UNKNOWN_COLUMN,
@@ -56,6 +58,8 @@ typedef enum {
     PGS_E_DB_PERMANENT,
     PGS_E_DB_ROW_PRECONDITION,
     PGS_E_IDEMPOTENCY_KEY_REUSED, /* a recorded command id, sent with other content */
+    /* registry: never a dead letter; the message waits for the registry */
+    PGS_E_REGISTRY_UNAVAILABLE,
     PGS_E__COUNT
 } pgs_err_t;
 

@@ -22,6 +22,7 @@
 #include "run/reach.h"
 #include "run/revoke.h"
 #include "run/rewind.h"
+#include "run/schemawait.h"
 #include "run/worker.h"
 
 /* The assignment strategy. pgscribe drives both protocols (incremental
@@ -379,6 +380,7 @@ void pgs_consume_update_pauses(pgs_worker_t *w)
             size_t pending = pgs_offsets_pending(p->offsets);
             int want =
                 all || pending > window || (p->paused && pending > window / 2) ||
+                pgs_schemawait_holding(p) ||
                 pgs_fair_partition_throttled(p->over_limit, p->outstanding, window, p->paused);
             if (want == p->paused)
                 continue;

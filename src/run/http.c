@@ -101,6 +101,14 @@ int pgs_http_readiness(const pgs_worker_t *w, pgs_sbuf_t *sb)
     if (sb)
         pgs_sbuf_printf(sb, "[%s]kafka: %s\n", kafka ? "+" : "-",
                         kafka ? "brokers reachable" : "all brokers down");
+    /* messages waiting for the schema registry hold their partitions; shown,
+     * not failed: no restart or rerouting helps, and a worker started during
+     * a registry outage must still report ready to systemd */
+    if (w->registry) {
+        if (sb)
+            pgs_sbuf_printf(sb, "[%s]schema registry: %zu message(s) waiting\n",
+                            w->schema_held ? "-" : "+", w->schema_held);
+    }
     for (int s = 0; s < PGS_STREAM__COUNT; s++) {
         const pgs_stream_t *st = &w->streams[s];
         int conns = pgs_pool_connected(st->pool);

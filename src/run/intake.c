@@ -20,6 +20,7 @@
 #include "run/intake.h"
 #include "run/keys.h"
 #include "run/lanekey.h"
+#include "run/schemawait.h"
 #include "run/trace.h"
 #include "run/worker.h"
 
@@ -129,6 +130,10 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
                  "clinic_id must be 1 to %d bytes without control characters (%zu bytes)",
                  PGS_CLINIC_ID_MAX, strlen(work->audit->clinic_id));
     }
+    if (err == PGS_E_REGISTRY_UNAVAILABLE) {
+        pgs_schemawait_hold(w, work, errstr);
+        return;
+    }
     if (err != PGS_OK) {
         pgs_dlq_send(w, work, err, NULL, errstr);
         return;
@@ -144,6 +149,8 @@ static void intake_audit(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
     work->state = PGS_WORK_QUEUED;
     pgs_lanes_push(st->lanes, &work->lane, work->audit->clinic_id, lane_key.buf, lane_key.len);
 }
+
+static void intake_work(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work);
 
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
 {
@@ -174,18 +181,41 @@ void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm)
     part->outstanding++;
     st->live++;
     w->works_live++;
+    if (st->kind == PGS_STREAM_COMMANDS) {
+        w->ctr.consumed++;
+        w->ctr.total_consumed++;
+    }
+    if (pgs_schemawait_holding(part)) {
+        /* an earlier message of the partition waits for the registry:
+         * this one waits behind it, undecoded, so key order holds */
+        pgs_schemawait_hold(w, work, NULL);
+        return;
+    }
+    intake_work(w, st, work);
+}
+
+void pgs_intake_retry(pgs_worker_t *w, pgs_work_t *work)
+{
+    intake_work(w, work->part->stream, work);
+}
+
+/* Decodes, validates and queues one work (or holds or dead-letters it). */
+static void intake_work(pgs_worker_t *w, pgs_stream_t *st, pgs_work_t *work)
+{
     char errstr[256] = "";
+    rd_kafka_message_t *rkm = work->rkm;
     if (st->kind == PGS_STREAM_AUDIT) {
         intake_audit(w, st, work);
         return;
     }
-    w->ctr.consumed++;
-    w->ctr.total_consumed++;
-
     int64_t consumed_ns = pgs_clock_wall_ns();
     pgs_err_t err =
         pgs_codec_decode_command(w->codec, rkm->payload, rkm->len, is_json_message(work),
                                  &work->cmd, errstr, sizeof(errstr));
+    if (err == PGS_E_REGISTRY_UNAVAILABLE) {
+        pgs_schemawait_hold(w, work, errstr);
+        return;
+    }
     /* its process span, when sampled: a command that cannot be decoded has
      * one too, ending with its dead letter */
     pgs_trace_begin(w->tracer, work, consumed_ns);

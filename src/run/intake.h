@@ -26,5 +26,9 @@ typedef struct pgs_work_s pgs_work_t;
 int pgs_intake_seal(pgs_worker_t *w, pgs_work_t *work);
 /** @brief Takes one consumed message (or consumer error) into the worker. */
 void pgs_intake_message(pgs_worker_t *w, rd_kafka_message_t *rkm);
+/** @brief Decodes and queues again a message that waited for the schema
+ *         registry (run/schemawait.h). */
+struct pgs_work_s;
+void pgs_intake_retry(pgs_worker_t *w, struct pgs_work_s *work);
 
 #endif

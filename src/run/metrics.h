@@ -31,7 +31,7 @@ typedef struct pgs_clinic_total_s {
  *  current interval's counts to these to be exact at any moment. */
 typedef struct {
     int64_t consumed, applied, duplicates, retried, transactions, tenant_violations;
-    int64_t dead_letters_by_class[2][8]; /* [pgs_stream_kind_t][pgs_eclass_t] */
+    int64_t dead_letters_by_class[2][9]; /* [pgs_stream_kind_t][pgs_eclass_t] */
     int64_t audit_stored, audit_duplicates;
     pgs_clinic_total_t *clinics; /* newest first; at most metrics.per_clinic_max */
     size_t nclinics;
@@ -42,7 +42,7 @@ typedef struct {
 typedef struct {
     int64_t consumed, applied, duplicates, retried, dead_lettered, transactions;
     int64_t tenant_violations;           /* both streams' dead letters of class tenant */
-    int64_t dead_letters_by_class[2][8]; /* [pgs_stream_kind_t][pgs_eclass_t] */
+    int64_t dead_letters_by_class[2][9]; /* [pgs_stream_kind_t][pgs_eclass_t] */
     pgs_hist_t commit_latency;
     pgs_clinic_counter_t *clinics;
     /* totals since start, for the exit summary */

@@ -13,6 +13,7 @@
 #include "run/pool.h"
 #include "run/revoke.h"
 #include "run/rewind.h"
+#include "run/schemawait.h"
 #include "run/worker.h"
 
 /* Commit attempts when the coordinator moves or is busy, and the pause
@@ -107,7 +108,10 @@ static int drain_over(pgs_worker_t *w)
     const pgs_revoke_t *r = &w->revoke;
     const pgs_pool_t *cmds = w->streams[PGS_STREAM_COMMANDS].pool;
     const pgs_pool_t *audit = w->streams[PGS_STREAM_AUDIT].pool;
-    return r->lost || parts_outstanding(w, r->parts) == pgs_pool_held(cmds, work_revoking, 1) ||
+    /* (messages waiting for the schema registry are in no transaction either) */
+    return r->lost ||
+           parts_outstanding(w, r->parts) ==
+               pgs_pool_held(cmds, work_revoking, 1) + pgs_schemawait_held(w, work_revoking) ||
            pgs_clock_now_us() >= r->deadline_us ||
            (cmds && audit && pgs_pool_breaker_open(cmds) && pgs_pool_breaker_open(audit));
 }
@@ -124,6 +128,7 @@ static void release_queued(pgs_worker_t *w)
         pgs_pool_unhold(w->streams[s].pool, work_revoking);
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         r->purged += pgs_lanes_purge(w->streams[s].lanes, purge_pred, purge_drop, w);
+    r->purged += pgs_schemawait_release(w, work_revoking);
     r->left = parts_outstanding(w, r->parts);
     r->committing = 1;
 }

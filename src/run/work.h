@@ -17,6 +17,7 @@
 
 typedef struct pgs_pool_s pgs_pool_t;
 typedef struct pgs_stream_s pgs_stream_t;
+struct pgs_work_s;
 
 /** One consumed partition of a stream's topic. */
 typedef struct pgs_partition_s {
@@ -31,6 +32,8 @@ typedef struct pgs_partition_s {
     size_t outstanding; /* works of this partition not yet completed */
     size_t over_limit;  /* of them, consumed over their clinic's rate limit (run/fair.h) */
     int64_t committed;  /* committed offset at assignment, for the lag (run/lag.h) */
+    struct pgs_work_s *held_head, *held_tail; /* waiting for the registry (schemawait.h) */
+    size_t held_cnt;
 } pgs_partition_t;
 
 typedef enum {
@@ -69,8 +72,9 @@ typedef struct pgs_work_s {
     int traced;                       /* the message carried a valid traceparent header */
     pgs_traceparent_t trace;          /* its W3C trace context, when traced */
     struct pgs_work_trace_s *tspan;   /* its spans while sampled (trace.c), else NULL */
-    int fresh;      /* its last commit applied it (1) or found its id recorded (0) */
-    int over_limit; /* consumed while its clinic queued more than its limit allows */
+    int fresh;                    /* its last commit applied it (1) or found its id recorded (0) */
+    int over_limit;               /* consumed while its clinic queued more than its limit allows */
+    struct pgs_work_s *held_next; /* next message waiting for the registry (schemawait.h) */
 } pgs_work_t;
 
 /** The two kinds of message pgscribe consumes, each a bulkhead: its own

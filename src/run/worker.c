@@ -23,6 +23,7 @@
 #include "run/metrics.h"
 #include "run/notify.h"
 #include "run/outcome.h"
+#include "run/schemawait.h"
 #include "run/pgnotice.h"
 #include "run/pool.h"
 #include "run/reach.h"
@@ -83,6 +84,7 @@ void pgs_worker_step(pgs_worker_t *w, int timeout_ms)
     if (w->profile)
         pgs_profile_tick(w->profile, pgs_clock_now_us());
     catalog_tick(w);
+    pgs_schemawait_tick(w);
     if (w->maint && pgs_config_int(w->cfg, "audit.maintenance_interval_ms") > 0)
         pgs_maint_tick(w->maint, pgs_clock_now_us(),
                        pgs_config_int(w->cfg, "audit.maintenance_interval_ms"),
@@ -332,6 +334,8 @@ static int worker_init(pgs_worker_t *w, char *errstr, size_t errstr_size)
     w->codec = pgs_codec_new(errstr, errstr_size);
     if (!w->codec)
         return PGS_EXIT_FAILURE;
+    if (pgs_schemawait_init(w, errstr, errstr_size))
+        return PGS_EXIT_CONFIG;
     return 0;
 }
 
@@ -430,6 +434,7 @@ static void worker_free(pgs_worker_t *w)
         pgs_catalog_free(w->retired_catalogs[i]);
     free(w->retired_catalogs);
     pgs_codec_free(w->codec);
+    pgs_schemawait_free(w);
     pgs_retryq_free(&w->dlq_pending);
     pgs_metrics_counters_reset(&w->ctr);
     pgs_metrics_totals_free(&w->ctr.totals);

@@ -11,6 +11,7 @@
 #include "catalog/catalog.h"
 #include "codec/codec.h"
 #include "common/config.h"
+#include "common/schemareg.h"
 #include "run/http.h"
 #include "run/keys.h"
 #include "run/maint.h"
@@ -45,6 +46,11 @@ struct pgs_worker_s {
     pgs_revoke_t revoke; /* revoked partitions the main loop drains */
 
     pgs_codec_t *codec;
+    pgs_schemareg_t *registry;    /* schema_registry.url's client; NULL when unset */
+    size_t schema_held;           /* messages waiting for the registry (schemawait.h) */
+    int schema_wait_logged;       /* the wait's warning is out (once per spell) */
+    int64_t schema_wait_since_us; /* that spell's start */
+    int64_t schema_retry_at_us;   /* held messages are offered again then */
     pgs_catalog_t *catalog;
     pgs_catalog_t **retired_catalogs; /* replaced by a reload, still referenced by works */
     size_t retired_cnt;
