@@ -1,6 +1,9 @@
 /* Validation: a decoded command checked against the catalog before any SQL. */
 #include "catalog/catalog.h"
 
+#include "common/hash.h"
+
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,34 +17,36 @@
  * bytes, and a longer name from a message is not worth echoing in full. */
 #define NAME_MAX_SHOWN 64
 
-/* A name from a message is echoed only when it looks like an identifier:
- * anything else (SQL, free text, a value put in the wrong place) could carry
- * PHI into logs and dead-letter headers, so only its length is told. */
-static const char *shown_name(const char *name, char *buf, size_t size)
+/* A name from a message that is no catalog name is never echoed: it could be
+ * a value put in the wrong place (a patient's name as a column name) and so
+ * carry PHI into logs and dead-letter headers. Its length and a short digest
+ * (FNV-1a, enough to tell two bad names apart) are told instead. */
+static const char *unknown_name(const char *name, char *buf, size_t size)
 {
     size_t n = strlen(name);
-    int ok = n > 0 && n <= 63 && !(name[0] >= '0' && name[0] <= '9');
-    for (size_t i = 0; ok && i < n; i++) {
-        char ch = name[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '_';
-    }
-    if (ok)
-        snprintf(buf, size, "\"%s\"", name);
-    else
-        snprintf(buf, size, "(not an identifier, %zu bytes)", n);
+    uint64_t h = pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, name, n);
+    snprintf(buf, size, "(unknown name, %zu bytes, digest %08" PRIx32 ")", n, (uint32_t)(h >> 32));
     return buf;
 }
 
 static pgs_err_t fail(pgs_err_t err, char *errstr, size_t errstr_size, const char *entity,
                       const char *what, const char *column)
 {
-    char shown[80];
     if (column)
-        snprintf(errstr, errstr_size, "entity \"%.*s\": %s %s", NAME_MAX_SHOWN, entity, what,
-                 shown_name(column, shown, sizeof(shown)));
+        snprintf(errstr, errstr_size, "entity \"%.*s\": %s \"%.*s\"", NAME_MAX_SHOWN, entity, what,
+                 NAME_MAX_SHOWN, column);
     else
         snprintf(errstr, errstr_size, "entity \"%.*s\": %s", NAME_MAX_SHOWN, entity, what);
+    return err;
+}
+
+/* An unknown column named in a message: see unknown_name. */
+static pgs_err_t fail_unknown(pgs_err_t err, char *errstr, size_t errstr_size, const char *entity,
+                              const char *what, const char *column)
+{
+    char shown[80];
+    snprintf(errstr, errstr_size, "entity \"%.*s\": %s %s", NAME_MAX_SHOWN, entity, what,
+             unknown_name(column, shown, sizeof(shown)));
     return err;
 }
 
@@ -99,8 +104,8 @@ static pgs_err_t check_key(const pgs_entity_t *ent, const pgs_command_t *cmd, ch
         }
         int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
-            return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
-                        "unknown key column", f->name);
+            return fail_unknown(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
+                                "unknown key column", f->name);
         if (!is_pk_col(ent, col))
             return fail(PGS_E_VALIDATE_KEY_MISMATCH, errstr, errstr_size, ent->name,
                         "not a primary key column", f->name);
@@ -147,8 +152,8 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
         }
         int col = pgs_catalog_entity_column(ent, f->name);
         if (col < 0)
-            return fail(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
-                        "unknown column", f->name);
+            return fail_unknown(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
+                                "unknown column", f->name);
         if (is_pk_col(ent, col))
             return fail(PGS_E_VALIDATE_KEY_MISMATCH, errstr, errstr_size, ent->name,
                         "primary key column in data", f->name);
@@ -211,7 +216,7 @@ pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cm
     if (!ent) {
         char shown[80];
         snprintf(errstr, errstr_size, "unknown entity %s",
-                 shown_name(entity, shown, sizeof(shown)));
+                 unknown_name(entity, shown, sizeof(shown)));
         return PGS_E_VALIDATE_UNKNOWN_ENTITY;
     }
     /* The only bound on data size before any per-column work; the statement

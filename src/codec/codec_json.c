@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "codec/codec_internal.h"
+#include "common/hash.h"
 
 typedef struct {
     pgs_arena_t *arena;
@@ -84,10 +85,15 @@ static void jdup_describe(const char *buf, size_t end, int line, int column, cha
         pgs_codec_check_errf(errstr, errstr_size,
                              "field '%.*s' appears more than once (line %d column %d)",
                              (int)top_len, top, line, column);
-    else if (depth == 2 && map && lv[0].is_object && jname_quotable(sub, sub_len))
-        pgs_codec_check_errf(errstr, errstr_size,
-                             "field '%.*s.%.*s' appears more than once (line %d column %d)",
-                             (int)top_len, top, (int)sub_len, sub, line, column);
+    else if (depth == 2 && map && lv[0].is_object && sub)
+        /* a column name from the message may be anything, PHI included:
+         * its length and a digest tell two of them apart, never its text */
+        pgs_codec_check_errf(
+            errstr, errstr_size,
+            "a name in '%.*s' appears more than once (%zu bytes, digest %08x; "
+            "line %d column %d)",
+            (int)top_len, top, sub_len,
+            (unsigned)(pgs_hash_fnv1a64(PGS_HASH_FNV1A64_INIT, sub, sub_len) >> 32), line, column);
     else if (depth >= 2 && top_ok)
         pgs_codec_check_errf(
             errstr, errstr_size,

@@ -134,6 +134,13 @@ int pgs_cmd_check_config(int argc, char **argv)
         pgs_config_free(cfg);
         return PGS_EXIT_CONFIG;
     }
+    /* a warning, not an error: pgscribe runs without a keyring */
+    const char *ring = pgs_config_str(cfg, "crypto.keyring");
+    if (!ring || !*ring)
+        fprintf(stderr,
+                "%s: warning: crypto.keyring is empty: dead-letter values are stored in clear "
+                "and PHI columns cannot be written\n",
+                label);
     if (print) {
         /* keep stdout a clean listing of values */
         pgs_config_print_values(cfg, stdout);

@@ -17,6 +17,8 @@
 #include "common/xalloc.h"
 #include "codec/codec.h"
 #include "common/config.h"
+#include "common/dlqseal.h"
+#include "common/keyring.h"
 #include "common/kafkaconf.h"
 #include "command/replay_filter.h"
 
@@ -41,9 +43,10 @@ enum {
 /* What one replay run read and did. */
 typedef struct {
     long long read, matched;
-    long long replayable; /* --dry-run: would be produced */
-    long long skipped;    /* no source topic, or the value was omitted */
-    long long refused;    /* naming another topic than the paired source topic */
+    long long replayable;    /* --dry-run: would be produced */
+    long long skipped;       /* no source topic, or the value was omitted */
+    long long refused;       /* naming another topic than the paired source topic */
+    long long undecryptable; /* a sealed value no key here opens */
     long long delivered, failed;
 } replay_count_t;
 
@@ -67,7 +70,9 @@ static void replay_usage(FILE *fp)
             "matching dead letter, as it is read, to the source topic paired with that\n"
             "dead-letter topic (topic.commands for topic.commands_dlq, topic.audit for\n"
             "topic.audit_dlq) with its original key, value and headers, minus the\n"
-            "pgscribe.* headers. A dead letter whose pgscribe.source.topic header names\n"
+            "pgscribe.* headers; a sealed value (pgscribe.value_encryption) is decrypted\n"
+            "with crypto.keyring first, and one that does not decrypt is not replayed.\n"
+            "A dead letter whose pgscribe.source.topic header names\n"
             "another topic is refused. Replaying twice is harmless: the worker applies\n"
             "each command id once. All given filters must match.\n"
             "\n"
@@ -89,7 +94,7 @@ static void replay_usage(FILE *fp)
             "\n"
             "exit codes:\n"
             "  0  ok\n"
-            "  1  a delivery failed, or interrupted\n"
+            "  1  a delivery failed, a sealed value did not decrypt, or interrupted\n"
             "  2  bad arguments\n"
             "  3  invalid configuration, or a --dlq topic paired with no source topic\n"
             "  5  Kafka error or time-out\n");
@@ -275,10 +280,47 @@ static rd_kafka_t *replay_producer_new(const pgs_replay_opts_t *o, const pgs_con
     return rk;
 }
 
+/* Opens a sealed dead-letter value (pgscribe.value_encryption) with
+ * @p ring, bound to the source position and clinic its headers name.
+ * @returns 0 with the plaintext in *out (free()), or -1 with @p err set. */
+static int replay_open(const PgsKeyring *ring, const rd_kafka_message_t *m,
+                       rd_kafka_headers_t *orig, const char *topic, unsigned char **out,
+                       size_t *out_len, char *err, size_t errlen)
+{
+    char enc[16], clinic[256], part[32], off[32];
+    if (!pgs_replay_filter_header(orig, PGS_DLQ_HDR_ENC, enc, sizeof(enc)) ||
+        strcmp(enc, PGS_DLQ_ENC_V1) != 0) {
+        snprintf(err, errlen, "unknown value encryption");
+        return -1;
+    }
+    if (!pgs_replay_filter_header(orig, "pgscribe.clinic", clinic, sizeof(clinic)))
+        clinic[0] = '\0';
+    char *end;
+    if (!pgs_replay_filter_header(orig, "pgscribe.source.partition", part, sizeof(part)) ||
+        !pgs_replay_filter_header(orig, "pgscribe.source.offset", off, sizeof(off))) {
+        snprintf(err, errlen, "no source position");
+        return -1;
+    }
+    long p = strtol(part, &end, 10);
+    if (!*part || *end) {
+        snprintf(err, errlen, "no source position");
+        return -1;
+    }
+    long long at = strtoll(off, &end, 10);
+    if (!*off || *end) {
+        snprintf(err, errlen, "no source position");
+        return -1;
+    }
+    return pgs_dlq_open(ring, clinic, topic, (int32_t)p, (int64_t)at, m->payload, m->len, out,
+                        out_len, err, errlen);
+}
+
 /* Judges one matching dead letter and, unless --dry-run, produces it to
- * @p paired once fewer than REPLAY_WINDOW are in flight. */
-static void replay_one(const pgs_replay_opts_t *o, rd_kafka_t *prod, const char *paired,
-                       const rd_kafka_message_t *m, rd_kafka_headers_t *orig, replay_count_t *n)
+ * @p paired once fewer than REPLAY_WINDOW are in flight; a sealed value is
+ * decrypted first, and one that does not decrypt is counted, not produced. */
+static void replay_one(const pgs_replay_opts_t *o, const PgsKeyring *ring, rd_kafka_t *prod,
+                       const char *paired, const rd_kafka_message_t *m, rd_kafka_headers_t *orig,
+                       replay_count_t *n)
 {
     char topic[256], omitted[32];
     if (!pgs_replay_filter_header(orig, "pgscribe.source.topic", topic, sizeof(topic)) || !*topic) {
@@ -304,7 +346,19 @@ static void replay_one(const pgs_replay_opts_t *o, rd_kafka_t *prod, const char 
         n->skipped++;
         return;
     }
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    if (pgs_replay_filter_header(orig, PGS_DLQ_HDR_ENC, omitted, sizeof(omitted))) {
+        char why[256];
+        if (replay_open(ring, m, orig, topic, &plain, &plain_len, why, sizeof(why)) != 0) {
+            fprintf(stderr, "replay: partition %d offset %lld: cannot decrypt: %s; not replayed\n",
+                    (int)m->partition, (long long)m->offset, why);
+            n->undecryptable++;
+            return;
+        }
+    }
     if (o->dry_run) {
+        free(plain);
         n->replayable++;
         return;
     }
@@ -313,14 +367,15 @@ static void replay_one(const pgs_replay_opts_t *o, rd_kafka_t *prod, const char 
     rd_kafka_headers_t *hdrs = replay_headers(orig);
     rd_kafka_resp_err_t err;
     for (;;) {
-        err = rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(paired), RD_KAFKA_V_KEY(m->key, m->key_len),
-                                RD_KAFKA_V_VALUE(m->payload, m->len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                                RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            prod, RD_KAFKA_V_TOPIC(paired), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(plain ? (void *)plain : m->payload, plain ? plain_len : m->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(prod, 50);
     }
+    free(plain); /* copied (RD_KAFKA_MSG_F_COPY) */
     if (err) {
         rd_kafka_headers_destroy(hdrs); /* only handed over on success */
         fprintf(stderr, "replay: partition %d offset %lld: cannot produce to %s: %s\n",
@@ -399,7 +454,8 @@ static int replay_consumer_new(const pgs_replay_opts_t *o, const pgs_config_t *c
  * @returns PGS_EXIT_OK, PGS_EXIT_FAILURE (interrupted, a list write failed)
  *          or PGS_EXIT_KAFKA. */
 static int replay_run(const pgs_replay_opts_t *o, const pgs_config_t *cfg, pgs_codec_t *codec,
-                      const char *topic, const char *paired, rd_kafka_t *prod, replay_count_t *n)
+                      const PgsKeyring *ring, const char *topic, const char *paired,
+                      rd_kafka_t *prod, replay_count_t *n)
 {
     rd_kafka_t *rk = NULL;
     int nparts = 0, maxpart = 0;
@@ -462,7 +518,7 @@ static int replay_run(const pgs_replay_opts_t *o, const pgs_config_t *cfg, pgs_c
                     break;
                 }
             } else {
-                replay_one(o, prod, paired, m, hdrs, n);
+                replay_one(o, ring, prod, paired, m, hdrs, n);
             }
         }
         rd_kafka_message_destroy(m);
@@ -483,6 +539,7 @@ int pgs_cmd_replay(int argc, char **argv)
     pgs_config_t *cfg = NULL;
     pgs_codec_t *codec = NULL;
     rd_kafka_t *prod = NULL;
+    PgsKeyring *ring = NULL;
     replay_count_t n = {0};
     char errstr[512];
 
@@ -512,6 +569,13 @@ int pgs_cmd_replay(int argc, char **argv)
         rc = PGS_EXIT_CONFIG;
         goto out;
     }
+    /* the keyring opens sealed values; --list never reads a value */
+    const char *ring_path = pgs_config_str(cfg, "crypto.keyring");
+    if (!o.list && *ring_path && pgs_keyring_load(ring_path, &ring, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "replay: crypto.keyring %s: %s\n", ring_path, errstr);
+        rc = PGS_EXIT_CONFIG;
+        goto out;
+    }
     codec = pgs_codec_new(errstr, sizeof(errstr));
     if (!codec) {
         fprintf(stderr, "replay: %s\n", errstr);
@@ -524,7 +588,7 @@ int pgs_cmd_replay(int argc, char **argv)
     }
     signal(SIGINT, replay_on_stop);
     signal(SIGTERM, replay_on_stop);
-    rc = replay_run(&o, cfg, codec, dlq, paired, prod, &n);
+    rc = replay_run(&o, cfg, codec, ring, dlq, paired, prod, &n);
     if (prod) {
         /* message.timeout.ms guarantees every queued message gets its report */
         while (rd_kafka_outq_len(prod) > 0)
@@ -543,13 +607,16 @@ int pgs_cmd_replay(int argc, char **argv)
     } else if (o.dry_run) {
         if (rc == PGS_EXIT_OK)
             printf("would replay %lld of %lld matching dead letter(s) (%lld skipped, %lld "
-                   "refused; %lld read from %s)\n",
-                   n.replayable, n.matched, n.skipped, n.refused, n.read, dlq);
+                   "refused, %lld undecryptable; %lld read from %s)\n",
+                   n.replayable, n.matched, n.skipped, n.refused, n.undecryptable, n.read, dlq);
+        if (rc == PGS_EXIT_OK && n.undecryptable > 0)
+            rc = PGS_EXIT_FAILURE;
     } else {
         printf("replayed %lld of %lld matching dead letter(s) (%lld skipped, %lld failed, %lld "
-               "refused; %lld read from %s)\n",
-               n.delivered, n.matched, n.skipped, n.failed, n.refused, n.read, dlq);
-        if (rc == PGS_EXIT_OK && (n.failed > 0 || replay_stop))
+               "refused, %lld undecryptable; %lld read from %s)\n",
+               n.delivered, n.matched, n.skipped, n.failed, n.refused, n.undecryptable, n.read,
+               dlq);
+        if (rc == PGS_EXIT_OK && (n.failed > 0 || n.undecryptable > 0 || replay_stop))
             rc = PGS_EXIT_FAILURE;
     }
 
@@ -558,6 +625,7 @@ out:
     if (prod)
         rd_kafka_destroy(prod);
     pgs_codec_free(codec);
+    pgs_keyring_free(ring);
     pgs_config_free(cfg);
     free(o.classes);
     free(o.codes);

@@ -2,6 +2,8 @@
  * and their listing without values. */
 #include "command/replay_filter.h"
 
+#include "common/dlqseal.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,12 +101,15 @@ static int replay_in(const char *value, const char **set, int n)
     return 0;
 }
 
-/* The clinic of a dead letter: the key up to its first '/' (command keys are
+/* The clinic of a dead letter: its pgscribe.clinic header, else the key up
+ * to its first '/' (command keys are
  * clinic_id/entity/key, audit keys are clinic_id); without a key, the
  * clinic_id of the decoded value. @returns 0 and fills @p buf, or -1. */
 static int replay_clinic(pgs_codec_t *codec, const rd_kafka_message_t *m, rd_kafka_headers_t *hdrs,
                          char *buf, size_t size)
 {
+    if (pgs_replay_filter_header(hdrs, "pgscribe.clinic", buf, size) && *buf)
+        return 0;
     if (m->key && m->key_len > 0) {
         const char *key = m->key;
         const char *slash = memchr(key, '/', m->key_len);
@@ -200,6 +205,10 @@ int pgs_replay_filter_print(const rd_kafka_message_t *m, rd_kafka_headers_t *hdr
     replay_json_header(obj, "source_topic", hdrs, "pgscribe.source.topic", 0);
     replay_json_header(obj, "source_partition", hdrs, "pgscribe.source.partition", 1);
     replay_json_header(obj, "source_offset", hdrs, "pgscribe.source.offset", 1);
+    replay_json_header(obj, "clinic", hdrs, "pgscribe.clinic", 0);
+    replay_json_header(obj, "command_id", hdrs, "pgscribe.command_id", 0);
+    replay_json_header(obj, "value_encryption", hdrs, PGS_DLQ_HDR_ENC, 0);
+    replay_json_header(obj, "value_key_id", hdrs, PGS_DLQ_HDR_KEY_ID, 1);
     replay_json_header(obj, "class", hdrs, "pgscribe.error.class", 0);
     replay_json_header(obj, "code", hdrs, "pgscribe.error.code", 0);
     replay_json_header(obj, "message", hdrs, "pgscribe.error.message", 0);

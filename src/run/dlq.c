@@ -1,17 +1,24 @@
-/* Dead letters: the original key, value and headers, plus pgscribe.* error
- * headers, produced idempotently with acks=all; the offset of a dead letter
- * counts as done only once the broker has acknowledged it. */
+/* Dead letters: the original key and value, the content-type and traceparent
+ * headers, plus pgscribe.* headers, produced idempotently with acks=all; the
+ * offset of a dead letter counts as done only once the broker has
+ * acknowledged it. With a field key in the keyring the value is sealed
+ * (common/dlqseal.h); other producer headers are dropped, since pgscribe
+ * cannot tell whether they carry PHI. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/dlqseal.h"
 #include "common/log.h"
+#include "codec/command.h"
 #include "policy/error.h"
 #include "policy/retryq.h"
 #include "run/complete.h"
 #include "run/dlq.h"
+#include "run/keys.h"
 #include "run/reach.h"
 #include "run/trace.h"
 #include "run/worker.h"
@@ -38,6 +45,34 @@ static void hdr_add(rd_kafka_headers_t *h, const char *name, const char *value)
     rd_kafka_header_add(h, name, -1, value, -1);
 }
 
+/* The producer headers a dead letter keeps: the content type (needed to
+ * decode it again) and the trace context (random ids). */
+static int dlq_keeps_header(const char *name)
+{
+    return name && (strcasecmp(name, "content-type") == 0 || strcasecmp(name, "traceparent") == 0);
+}
+
+/* The clinic of a decoded message, "" when it is unknown or no valid clinic
+ * id (an invalid one could be anything, a name included). */
+static const char *dlq_clinic(const pgs_work_t *work)
+{
+    const char *c = NULL;
+    if (work->cmd)
+        c = work->cmd->clinic_id;
+    else if (work->audit)
+        c = work->audit->clinic_id;
+    return c && pgs_command_clinic_id_valid(c) ? c : "";
+}
+
+static const char *dlq_command_id(const pgs_work_t *work)
+{
+    if (work->cmd && work->cmd->command_id)
+        return work->cmd->command_id;
+    if (work->audit && work->audit->event_id)
+        return work->audit->event_id;
+    return NULL;
+}
+
 /* Produces the dead letter of @p work (again, after a refusal), or records
  * it for a retry; it never polls, so it is safe wherever a work completes.
  * @locality main thread */
@@ -45,12 +80,21 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
 {
     rd_kafka_message_t *rkm = work->rkm;
     rd_kafka_headers_t *orig = NULL;
-    rd_kafka_headers_t *hdrs;
-    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-        hdrs = rd_kafka_headers_copy(orig);
-    else
-        hdrs = rd_kafka_headers_new(10);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);
+    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; rd_kafka_header_get_all(orig, i, &name, &val, &len) == 0; i++)
+            if (dlq_keeps_header(name))
+                rd_kafka_header_add(hdrs, name, -1, val, val ? (ssize_t)len : 0);
+    }
     char num[32], when[40];
+    const char *clinic = dlq_clinic(work);
+    const char *command_id = dlq_command_id(work);
+    hdr_add(hdrs, "pgscribe.clinic", clinic);
+    if (command_id)
+        hdr_add(hdrs, "pgscribe.command_id", command_id);
     hdr_add(hdrs, "pgscribe.error.class", pgs_error_class_name(pgs_error_class(work->err)));
     hdr_add(hdrs, "pgscribe.error.code", work->errcode);
     hdr_add(hdrs, "pgscribe.error.message", work->errmsg ? work->errmsg : "");
@@ -70,13 +114,34 @@ static void dlq_produce(pgs_worker_t *w, pgs_work_t *work, int omit_value)
         snprintf(num, sizeof(num), "%zu", rkm->len);
         hdr_add(hdrs, "pgscribe.value_omitted_bytes", num);
     }
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    if (!omit_value) {
+        uint32_t key_id =
+            pgs_dlq_seal(pgs_keys_ring(w), clinic, work->part->stream->topic, rkm->partition,
+                         rkm->offset, rkm->payload, rkm->len, &sealed, &sealed_len);
+        if (key_id) {
+            hdr_add(hdrs, PGS_DLQ_HDR_ENC, PGS_DLQ_ENC_V1);
+            snprintf(num, sizeof(num), "%u", key_id);
+            hdr_add(hdrs, PGS_DLQ_HDR_KEY_ID, num);
+        } else if (pgs_dlq_seal_key(pgs_keys_ring(w), clinic)) {
+            /* a key but no envelope: the value is not sent in clear */
+            pgs_warn("dlq", "cannot seal dead letter for partition %d offset %lld; value omitted",
+                     (int)rkm->partition, (long long)rkm->offset);
+            snprintf(num, sizeof(num), "%zu", rkm->len);
+            hdr_add(hdrs, "pgscribe.value_omitted_bytes", num);
+            omit_value = 1;
+        }
+    }
+    const void *value = omit_value ? NULL : sealed ? sealed : rkm->payload;
+    size_t value_len = omit_value ? 0 : sealed ? sealed_len : rkm->len;
 
     rd_kafka_resp_err_t err = rd_kafka_producev(
         w->producer, RD_KAFKA_V_TOPIC(work->part->stream->dlq_topic),
-        RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
-        RD_KAFKA_V_VALUE(omit_value ? NULL : rkm->payload, omit_value ? 0 : rkm->len),
+        RD_KAFKA_V_KEY(rkm->key, rkm->key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(work),
         RD_KAFKA_V_END);
+    free(sealed); /* copied (RD_KAFKA_MSG_F_COPY) */
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return; /* headers now belong to librdkafka */
     rd_kafka_headers_destroy(hdrs);

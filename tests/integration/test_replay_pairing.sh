@@ -36,7 +36,7 @@ out=$("$PGSCRIBE_BIN" replay -c "$T_CONF" --timeout-ms 20000 2>"$T_DIR/replay1.e
     fail "replay failed: $out $(cat "$T_DIR/replay1.err")"
 note "$out"
 case "$out" in
-"replayed 1 of 4 matching dead letter(s) (1 skipped, 0 failed, 2 refused; 4 read from $DLQ)") ;;
+"replayed 1 of 4 matching dead letter(s) (1 skipped, 0 failed, 2 refused, 0 undecryptable; 4 read from $DLQ)") ;;
 *) fail "unexpected summary: $out" ;;
 esac
 [ "$(grep -c "partition 0 offset [12] names another source topic than $T_RUN.commands; refused" \
@@ -51,7 +51,7 @@ kcat -b "$PGSCRIBE_KAFKA" -C -t "$T_RUN.commands" -e -q -f '%k\n' | grep -qx cli
     fail "replay wrote to the metrics topic"
 dry=$("$PGSCRIBE_BIN" replay -c "$T_CONF" --dry-run --timeout-ms 20000 2>/dev/null)
 case "$dry" in
-"would replay 1 of 4 matching dead letter(s) (1 skipped, 2 refused;"*) ;;
+"would replay 1 of 4 matching dead letter(s) (1 skipped, 2 refused, 0 undecryptable;"*) ;;
 *) fail "unexpected dry run: $dry" ;;
 esac
 rc=0
@@ -76,7 +76,7 @@ total=$((BIG + 4))
     >"$T_DIR/big.out" 2>"$T_DIR/big.err" || fail "big replay failed: $(tail -n 5 "$T_DIR/big.err")"
 rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T_DIR/big.err")
 note "$(cat "$T_DIR/big.out"); peak RSS ${rss} KiB"
-grep -q "^replayed $BIG of $BIG matching dead letter(s) (0 skipped, 0 failed, 0 refused; $total read" \
+grep -q "^replayed $BIG of $BIG matching dead letter(s) (0 skipped, 0 failed, 0 refused, 0 undecryptable; $total read" \
     "$T_DIR/big.out" || fail "unexpected summary: $(cat "$T_DIR/big.out")"
 [ "$rss" -lt $RSS_MAX_KB ] || fail "replay peak RSS ${rss} KiB >= ${RSS_MAX_KB} KiB"
 on_topic=$(pgs_topic_count "$T_RUN.commands")

@@ -220,25 +220,25 @@ static void test_unknown_entity(void **state)
     pgs_catalog_t *cat = test_catalog();
     pgs_command_t *cmd = patient_cmd(PGS_OP_INSERT);
     cmd->entity = "pg_authid";
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_ENTITY, "pg_authid");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_ENTITY, "(unknown name, 9 bytes, digest ");
     pgs_catalog_free(cat);
 }
 
-/* Names that are not identifiers may be values in the wrong place: only
- * their length is told. */
+/* Names that are not catalog names may be values in the wrong place: only
+ * their length and a digest are told, never the name. */
 static void test_hostile_names_not_echoed(void **state)
 {
     (void)state;
     pgs_catalog_t *cat = test_catalog();
     pgs_command_t *cmd = patient_cmd(PGS_OP_INSERT);
     cmd->entity = "patients; DROP TABLE x; -- SECRET";
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_ENTITY, "not an identifier");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_ENTITY, "(unknown name, 33 bytes, digest ");
     cmd = patient_cmd(PGS_OP_UPDATE);
     add_str(cmd, 0, "Jane Doe SECRET 1970-01-01", "x");
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(not an identifier, 26 bytes)");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(unknown name, 26 bytes, digest ");
     cmd = patient_cmd(PGS_OP_UPDATE);
-    add_str(cmd, 0, "no_such_column", "x");
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "\"no_such_column\"");
+    add_str(cmd, 0, "Ada_Lovelace_SECRET", "x");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(unknown name, 19 bytes, digest ");
     pgs_catalog_free(cat);
 }
 
@@ -249,7 +249,7 @@ static void test_key_rules(void **state)
 
     pgs_command_t *cmd = patient_cmd(PGS_OP_INSERT);
     add_str(cmd, 1, "idd", SECRET);
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "idd");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(unknown name, 3 bytes, digest ");
 
     cmd = patient_cmd(PGS_OP_UPDATE);
     add_str(cmd, 1, "given_name", SECRET);
@@ -291,7 +291,7 @@ static void test_data_rules(void **state)
 
     pgs_command_t *cmd = patient_cmd(PGS_OP_UPDATE);
     add_str(cmd, 0, "ssn", SECRET);
-    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "ssn");
+    expect_err(cat, cmd, PGS_E_VALIDATE_UNKNOWN_COLUMN, "(unknown name, 3 bytes, digest ");
 
     cmd = patient_cmd(PGS_OP_UPDATE);
     add_str(cmd, 0, "id", SECRET);

@@ -557,9 +557,9 @@ static void test_json_duplicate_fields(void **state)
                     PGS_E_DECODE_DUPLICATE_FIELD, "'extra'");
     /* in key, in data */
     expect_json_err(DUP_JSON(c, op, "{\"id\":\"" SECRET "\",\"id\":\"" SECRET "x\"}", d, ""),
-                    PGS_E_DECODE_DUPLICATE_FIELD, "'key.id'");
+                    PGS_E_DECODE_DUPLICATE_FIELD, "a name in 'key' appears more than once");
     expect_json_err(DUP_JSON(c, op, key, "{\"notes\":\"" SECRET "\",\"x\":1,\"notes\":null}", ""),
-                    PGS_E_DECODE_DUPLICATE_FIELD, "'data.notes'");
+                    PGS_E_DECODE_DUPLICATE_FIELD, "a name in 'data' appears more than once");
     /* nested: inside a bytes value, and deep inside an unknown field */
     expect_json_err(DUP_JSON(c, op, key, "{\"photo\":{\"bytes\":\"AA==\",\"bytes\":\"AP8=\"}}", ""),
                     PGS_E_DECODE_DUPLICATE_FIELD, "'data'");
@@ -590,7 +590,8 @@ static void test_audit_duplicate_fields(void **state)
         {"", NULL},
         {",\"clinic_id\":\"other\"", "'clinic_id'"},
         {",\"outcome\":\"DENIED\"", "'outcome'"},
-        {",\"details\":{\"reason\":\"" SECRET "\",\"reason\":\"" SECRET "2\"}", "'details.reason'"},
+        {",\"details\":{\"reason\":\"" SECRET "\",\"reason\":\"" SECRET "2\"}",
+         "a name in 'details' appears"},
         {",\"details\":{\"r\":\"x\"},\"details\":{}", "'details'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
