@@ -63,8 +63,8 @@ static int year_of(const char *v, size_t len, char out[PGS_MASK_MAX_OUT], size_t
 }
 
 int pgs_mask_value(pgs_mask_t m, pgs_mask_form_t form, const PgsKey *key, const char *entity,
-                   const char *column, const char *value, size_t len,
-                   char out[PGS_MASK_MAX_OUT], size_t *out_len)
+                   const char *column, const char *value, size_t len, char out[PGS_MASK_MAX_OUT],
+                   size_t *out_len)
 {
     *out_len = 0;
     out[0] = '\0';

@@ -41,7 +41,7 @@ const char *pgs_mask_name(pgs_mask_t m);
  *          or -1 on a crypto failure or no pseudonym key.
  */
 int pgs_mask_value(pgs_mask_t m, pgs_mask_form_t form, const PgsKey *key, const char *entity,
-                   const char *column, const char *value, size_t len,
-                   char out[PGS_MASK_MAX_OUT], size_t *out_len);
+                   const char *column, const char *value, size_t len, char out[PGS_MASK_MAX_OUT],
+                   size_t *out_len);
 
 #endif
