@@ -386,12 +386,28 @@ char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
     return s;
 }
 
+/* Decimal text of @p v appended without the printf machinery: the arrays of
+ * partitions, offsets, issue times and versions hold one per row. */
+static void put_i64(pgs_sbuf_t *sb, int64_t v)
+{
+    char buf[24];
+    char *e = buf + sizeof(buf), *o = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--o = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--o = '-';
+    pgs_sbuf_putn(sb, o, (size_t)(e - o));
+}
+
 char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n)
 {
     pgs_sbuf_t sb = {0};
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%" PRId32, v[i]);
+        put_i64(&sb, v[i]);
     }
     return pgs_sqlbatch_array_close(&sb);
 }
@@ -401,7 +417,7 @@ char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n)
     pgs_sbuf_t sb = {0};
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%" PRId64, v[i]);
+        put_i64(&sb, v[i]);
     }
     return pgs_sqlbatch_array_close(&sb);
 }
@@ -424,7 +440,6 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
     out->values[1] = pgs_xalloc_strdup(topic);
     pgs_sbuf_t sb = {0};
-    char num[32];
     /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
@@ -453,30 +468,56 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
+    /* Each row's value of each column, found in one pass over its fields
+     * (a name lookup per field, not a scan of the fields per column). */
+    const pgs_value_t **vals = NULL;
+    if (ncols > 0 && n > 0) {
+        int pos_of[PGS_MAX_DATA_COLS * 4];
+        int maxcol = ent->ncols < (int)(sizeof(pos_of) / sizeof(pos_of[0]))
+                         ? ent->ncols
+                         : (int)(sizeof(pos_of) / sizeof(pos_of[0]));
+        for (int k = 0; k < maxcol; k++)
+            pos_of[k] = -1;
+        for (int c = 0; c < ncols; c++) {
+            if (bs->shape.cols[c] < maxcol)
+                pos_of[bs->shape.cols[c]] = c;
+        }
+        vals = pgs_xalloc_calloc(n * (size_t)ncols, sizeof(*vals));
+        for (size_t i = 0; i < n; i++) {
+            const pgs_command_t *cmd = cmds[i];
+            for (size_t f = 0; f < cmd->data_cnt; f++) {
+                int col = pgs_catalog_entity_column(ent, cmd->data[f].name);
+                int pos = col >= 0 && col < maxcol ? pos_of[col] : -1;
+                /* the first of a repeated name, as pgs_command_field finds */
+                if (pos >= 0 && !vals[i * (size_t)ncols + (size_t)pos])
+                    vals[i * (size_t)ncols + (size_t)pos] = &cmd->data[f].value;
+            }
+        }
+    }
     for (int c = 0; c < ncols; c++) {
-        const char *name = ent->cols[bs->shape.cols[c]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name));
+            put_value(&sb, vals[i * (size_t)ncols + (size_t)c]);
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
     if (bs->mask) {
         for (int c = 0; c < ncols; c++) {
-            const char *name = ent->cols[bs->shape.cols[c]].name;
             for (size_t i = 0; i < n; i++) {
                 pgs_sqlbatch_array_sep(&sb, i);
-                pgs_sbuf_puts(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name) ? "t"
-                                                                                             : "f");
+                pgs_sbuf_puts(&sb, vals[i * (size_t)ncols + (size_t)c] ? "t" : "f");
             }
             out->values[p++] = pgs_sqlbatch_array_close(&sb);
         }
     }
+    free(vals);
     if (bs->shape.has_expected_version) {
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            snprintf(num, sizeof(num), "%lld", (long long)cmds[i]->expected_version);
-            pgs_sbuf_puts(&sb, cmds[i]->has_expected_version ? num : "NULL");
+            if (cmds[i]->has_expected_version)
+                put_i64(&sb, cmds[i]->expected_version);
+            else
+                pgs_sbuf_puts(&sb, "NULL");
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -497,7 +538,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     /* for the write audit: issue times and traces (NULL when untraced) */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)cmds[i]->issued_at_ms);
+        put_i64(&sb, cmds[i]->issued_at_ms);
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {

@@ -266,7 +266,10 @@ if [ $PGSS = 1 ]; then
     scalar "$DB" "SELECT round(total_exec_time)::bigint || ' ms, ' || calls || ' calls, ' ||
         round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms each, ' ||
         round(100.0 * total_exec_time / greatest(sum(total_exec_time) OVER (), 1)) || '%: ' ||
-        left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+        coalesce(CASE WHEN query ~ 'unnest' THEN 'multi-row ' ELSE 'single ' END ||
+            substring(query from 'w AS \(\s*((INSERT INTO|UPDATE|DELETE FROM) \S+)') ||
+            CASE WHEN query ~ 'DO UPDATE' THEN ' ON CONFLICT DO UPDATE' ELSE '' END,
+            left(regexp_replace(query, '\s+', ' ', 'g'), 110))
         $WSS ORDER BY total_exec_time DESC LIMIT 5" >"$WORK/top_statements.txt"
 fi
 
