@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config librdkafka-dev libpq-dev libavro-dev
       libjansson-dev libssl-dev libcmocka-dev libinih-dev libmicrohttpd-dev libsystemd-dev
       libcurl4-openssl-dev zlib1g-dev postgresql-15 clang libclang-rt-14-dev clang-format kcat python3
       maven procps python3-confluent-kafka python3-avro python3-psycopg2 prometheus tmux
-      systemd python3-yaml python3-protobuf protobuf-compiler pgbackrest)
+      systemd python3-yaml python3-protobuf protobuf-compiler pgbackrest valgrind)
 # A JRE only if no java is there: the machine's own JDK (17) is preferred.
 command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
 

@@ -132,7 +132,8 @@ cmd_start() {
         # needs no edit of postgresql.conf.
         as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "$READY_DEADLINE_S" start -o \
             "-c listen_addresses='' -c unix_socket_directories='$SOCK' -p $port \
-             -c max_connections=300 -c shared_buffers=256MB" >/dev/null ||
+             -c max_connections=300 -c shared_buffers=256MB \
+             -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000" >/dev/null ||
             { tail -n 30 "$LOG" >&2 || true; die "pg_ctl start failed"; }
     fi
     wait_ready "$port"

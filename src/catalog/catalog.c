@@ -247,7 +247,9 @@ int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
 #define CATALOG_SQL_HEAD                                                                           \
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,"               \
     " a.attnotnull,"                                                                               \
-    " (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,"                \
+    " (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''"                                 \
+    "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_type d"                                              \
+    "             WHERE d.oid = a.atttypid AND d.typdefaultbin IS NOT NULL)) AS has_default,"      \
     " (a.attgenerated <> '' OR a.attidentity = 'a') AS generated,"                                 \
     " COALESCE((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"              \
     "           WHERE k.attnum = a.attnum), 0) AS pk_pos,"                                         \

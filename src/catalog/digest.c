@@ -5,6 +5,7 @@
 #include "catalog/digest.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,23 @@ static const pgs_field_t *find(const pgs_field_t *fields, size_t n, const char *
     return NULL;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes each EVP_Digest fetch the
+ * implementation from the provider again, which costs about as much as
+ * hashing a command. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
+
 void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
                         unsigned char out[PGS_DIGEST_SIZE])
 {
@@ -97,7 +115,7 @@ void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
         part(&sb, 'X', num, (size_t)n);
     }
     unsigned int len = 0;
-    if (!EVP_Digest(sb.buf ? sb.buf : "", sb.len, out, &len, EVP_sha256(), NULL) ||
+    if (!EVP_Digest(sb.buf ? sb.buf : "", sb.len, out, &len, sha256(), NULL) ||
         len != PGS_DIGEST_SIZE)
         abort(); /* only out of memory; as xalloc does: a made-up digest could
                     count another command as a duplicate */

@@ -62,7 +62,7 @@ const cfg_def_t pgs_config_table[] = {
            "on every connection and its SQL freed. A load with more shapes in use than this "
            "(each partial-UPDATE column set sent alone is one) re-prepares on every eviction; "
            "each prepared shape costs each connection's backend some 30-40 KB."),
-    CF_INT("apply.multi_row_min", "8", 2, 1000, CF_RELOAD,
+    CF_INT("apply.multi_row_min", "2", 2, 1000, CF_RELOAD,
            "Commands of one transaction sharing a statement shape that go in one multi-row "
            "statement; fewer go one statement each."),
     CF_INT("apply.partition_window_max", "5000", 10, 1000000, CF_RELOAD,

@@ -269,6 +269,15 @@ static void group_batch(pgs_conn_t *c)
         wk->state = PGS_WORK_APPLYING;
         if (wk->bstmt < 0 || wk->isolate)
             continue;
+        /* a multi-row statement touches each row once (ON CONFLICT cannot
+         * update a row twice): the lanes never batch two commands of one
+         * row, and should two ever share a lane the later one goes alone,
+         * after the group, keeping their order */
+        int same_row = 0;
+        for (int j = 0; j < i && !same_row; j++)
+            same_row = wk->lane.lane && c->batch[j]->lane.lane == wk->lane.lane;
+        if (same_row)
+            continue;
         int g = 0;
         while (g < c->ngroups && c->group_stmt[g] != wk->bstmt)
             g++;

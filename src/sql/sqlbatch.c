@@ -32,8 +32,8 @@ int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
 {
     (void)cmd;
     memset(bs, 0, sizeof(*bs));
-    if (single->op == PGS_OP_UPSERT && single->has_expected_version)
-        return -1; /* ON CONFLICT cannot see a per-row expected version */
+    if (single->op == PGS_OP_UPSERT && single->has_expected_version && ent->version_col < 0)
+        return -1;
     for (int i = 0; i < ent->npk; i++) {
         if (is_array_type(&ent->cols[ent->pk[i]]))
             return -1;
@@ -43,7 +43,32 @@ int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
             return -1;
     }
     bs->shape = *single;
-    if (single->op == PGS_OP_UPDATE) {
+    if (single->op == PGS_OP_INSERT || single->op == PGS_OP_UPSERT) {
+        /* One statement per table and set of DEFAULTed columns given: a
+         * column without a DEFAULT is always listed (absent is NULL, which
+         * is what leaving it out inserts), one with a DEFAULT only when the
+         * command gives it, so that an absent one keeps its DEFAULT. The
+         * mask says which columns each row gave: the audit row's column
+         * list and an UPSERT's conflict update read it. */
+        bs->mask = 1;
+        bs->shape.ncols = 0;
+        int given = 0;
+        for (int i = 0; i < ent->ncols; i++) {
+            const pgs_column_t *c = &ent->cols[i];
+            int in_single = given < single->ncols && single->cols[given] == i;
+            given += in_single;
+            int managed = c->is_pk || c->generated || i == ent->clinic_col;
+            if (in_single && managed)
+                return -1; /* validation lets none of these through */
+            if (managed || is_array_type(c) || (c->has_default && !in_single))
+                continue;
+            if (bs->shape.ncols == 64)
+                return -1;
+            bs->shape.cols[bs->shape.ncols++] = i;
+        }
+        if (given != single->ncols)
+            return -1; /* a given column the loop did not list (not expected) */
+    } else if (single->op == PGS_OP_UPDATE) {
         bs->mask = 1;
         bs->shape.ncols = 0;
         for (int i = 0; i < ent->ncols; i++) {
@@ -54,10 +79,14 @@ int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
             bs->shape.cols[bs->shape.ncols++] = i;
         }
     }
+    /* versioned and unversioned commands share a statement: a NULL
+     * expected version matches any */
+    if (single->op != PGS_OP_INSERT && ent->version_col >= 0)
+        bs->shape.has_expected_version = 1;
     /* from the batch shape alone: partial UPDATEs of one entity, whose
      * single shapes differ, must land on the same statement */
     uint64_t h = PGS_HASH_FNV1A64_INIT;
-    int32_t parts[4] = {(int32_t)single->op, single->has_expected_version, bs->mask,
+    int32_t parts[4] = {(int32_t)single->op, bs->shape.has_expected_version, bs->mask,
                         bs->shape.ncols};
     h = pgs_hash_fnv1a64(h, &ent, sizeof(ent));
     h = pgs_hash_fnv1a64(h, parts, sizeof(parts));
@@ -101,9 +130,9 @@ static void put_row_match(pgs_sbuf_t *sb, const pgs_bshape_t *bs)
     pgs_sbuf_quoted(sb, ent->clinic_col >= 0 ? ent->cols[ent->clinic_col].name : "clinic_id", '"');
     pgs_sbuf_printf(sb, " = $1::%s", clinic_type(ent));
     if (bs->shape.has_expected_version && ent->version_col >= 0) {
-        pgs_sbuf_puts(sb, " AND t.");
+        pgs_sbuf_puts(sb, " AND (f.ev IS NULL OR t.");
         pgs_sbuf_quoted(sb, ent->cols[ent->version_col].name, '"');
-        pgs_sbuf_puts(sb, " = f.ev");
+        pgs_sbuf_puts(sb, " = f.ev)");
     }
 }
 
@@ -121,6 +150,15 @@ static void put_managed_sets(pgs_sbuf_t *sb, const pgs_entity_t *ent, int first)
         pgs_sbuf_puts(sb, first ? "" : ", ");
         pgs_sbuf_quoted(sb, ent->cols[ent->updated_at_col].name, '"');
         pgs_sbuf_puts(sb, " = now()");
+    }
+}
+
+/* f.k0 = EXCLUDED."pk0" AND ...: the input row of the row in conflict */
+static void put_key_of_excluded(pgs_sbuf_t *sb, const pgs_entity_t *ent)
+{
+    for (int i = 0; i < ent->npk; i++) {
+        pgs_sbuf_printf(sb, "%sf.k%d = EXCLUDED.", i ? " AND " : "", i);
+        pgs_sbuf_quoted(sb, ent->cols[ent->pk[i]].name, '"');
     }
 }
 
@@ -156,12 +194,36 @@ static void put_insert(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
             pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
         }
         pgs_sbuf_puts(sb, ") DO UPDATE SET ");
-        for (int i = 0; i < bs->shape.ncols; i++) {
-            const char *name = ent->cols[bs->shape.cols[i]].name;
-            pgs_sbuf_puts(sb, i ? ", " : "");
-            pgs_sbuf_quoted(sb, name, '"');
-            pgs_sbuf_puts(sb, " = EXCLUDED.");
-            pgs_sbuf_quoted(sb, name, '"');
+        if (bs->mask && bs->shape.ncols > 0) {
+            /* only the columns the row's command gave: EXCLUDED cannot
+             * carry the mask, so the conflicting row's own input row (one
+             * per key: lanes never put two commands of a row in one
+             * transaction) is looked up in fresh */
+            pgs_sbuf_puts(sb, "(");
+            for (int i = 0; i < bs->shape.ncols; i++) {
+                pgs_sbuf_puts(sb, i ? ", " : "");
+                pgs_sbuf_quoted(sb, ent->cols[bs->shape.cols[i]].name, '"');
+            }
+            pgs_sbuf_puts(sb, ") = (SELECT ");
+            for (int i = 0; i < bs->shape.ncols; i++) {
+                const char *name = ent->cols[bs->shape.cols[i]].name;
+                pgs_sbuf_printf(sb, "%sCASE WHEN f.m%d THEN EXCLUDED.", i ? ", " : "", i);
+                pgs_sbuf_quoted(sb, name, '"');
+                pgs_sbuf_puts(sb, " ELSE t.");
+                pgs_sbuf_quoted(sb, name, '"');
+                pgs_sbuf_puts(sb, " END");
+            }
+            pgs_sbuf_puts(sb, " FROM fresh f WHERE ");
+            put_key_of_excluded(sb, ent);
+            pgs_sbuf_puts(sb, ")");
+        } else {
+            for (int i = 0; i < bs->shape.ncols; i++) {
+                const char *name = ent->cols[bs->shape.cols[i]].name;
+                pgs_sbuf_puts(sb, i ? ", " : "");
+                pgs_sbuf_quoted(sb, name, '"');
+                pgs_sbuf_puts(sb, " = EXCLUDED.");
+                pgs_sbuf_quoted(sb, name, '"');
+            }
         }
         if (bs->shape.ncols == 0 && ent->version_col < 0 && ent->updated_at_col < 0) {
             pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
@@ -174,6 +236,16 @@ static void put_insert(pgs_sbuf_t *sb, const char *schema, const pgs_bshape_t *b
         pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
         pgs_sbuf_puts(sb, " = EXCLUDED.");
         pgs_sbuf_quoted(sb, ent->cols[ent->clinic_col].name, '"');
+        if (bs->shape.has_expected_version) {
+            /* EXCLUDED cannot carry the expected version either: a row
+             * whose version differs is not updated, and expect_all fails
+             * the statement (PS001), as the single-command one does */
+            pgs_sbuf_puts(sb, " AND (SELECT f.ev IS NULL OR t.");
+            pgs_sbuf_quoted(sb, ent->cols[ent->version_col].name, '"');
+            pgs_sbuf_puts(sb, " = f.ev FROM fresh f WHERE ");
+            put_key_of_excluded(sb, ent);
+            pgs_sbuf_puts(sb, ")");
+        }
     }
 }
 
@@ -314,12 +386,28 @@ char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
     return s;
 }
 
+/* Decimal text of @p v appended without the printf machinery: the arrays of
+ * partitions, offsets, issue times and versions hold one per row. */
+static void put_i64(pgs_sbuf_t *sb, int64_t v)
+{
+    char buf[24];
+    char *e = buf + sizeof(buf), *o = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--o = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--o = '-';
+    pgs_sbuf_putn(sb, o, (size_t)(e - o));
+}
+
 char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n)
 {
     pgs_sbuf_t sb = {0};
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%" PRId32, v[i]);
+        put_i64(&sb, v[i]);
     }
     return pgs_sqlbatch_array_close(&sb);
 }
@@ -329,7 +417,7 @@ char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n)
     pgs_sbuf_t sb = {0};
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%" PRId64, v[i]);
+        put_i64(&sb, v[i]);
     }
     return pgs_sqlbatch_array_close(&sb);
 }
@@ -352,7 +440,6 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
     out->values[1] = pgs_xalloc_strdup(topic);
     pgs_sbuf_t sb = {0};
-    char num[32];
     /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
@@ -381,30 +468,56 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
+    /* Each row's value of each column, found in one pass over its fields
+     * (a name lookup per field, not a scan of the fields per column). */
+    const pgs_value_t **vals = NULL;
+    if (ncols > 0 && n > 0) {
+        int pos_of[PGS_MAX_DATA_COLS * 4];
+        int maxcol = ent->ncols < (int)(sizeof(pos_of) / sizeof(pos_of[0]))
+                         ? ent->ncols
+                         : (int)(sizeof(pos_of) / sizeof(pos_of[0]));
+        for (int k = 0; k < maxcol; k++)
+            pos_of[k] = -1;
+        for (int c = 0; c < ncols; c++) {
+            if (bs->shape.cols[c] < maxcol)
+                pos_of[bs->shape.cols[c]] = c;
+        }
+        vals = pgs_xalloc_calloc(n * (size_t)ncols, sizeof(*vals));
+        for (size_t i = 0; i < n; i++) {
+            const pgs_command_t *cmd = cmds[i];
+            for (size_t f = 0; f < cmd->data_cnt; f++) {
+                int col = pgs_catalog_entity_column(ent, cmd->data[f].name);
+                int pos = col >= 0 && col < maxcol ? pos_of[col] : -1;
+                /* the first of a repeated name, as pgs_command_field finds */
+                if (pos >= 0 && !vals[i * (size_t)ncols + (size_t)pos])
+                    vals[i * (size_t)ncols + (size_t)pos] = &cmd->data[f].value;
+            }
+        }
+    }
     for (int c = 0; c < ncols; c++) {
-        const char *name = ent->cols[bs->shape.cols[c]].name;
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name));
+            put_value(&sb, vals[i * (size_t)ncols + (size_t)c]);
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
     if (bs->mask) {
         for (int c = 0; c < ncols; c++) {
-            const char *name = ent->cols[bs->shape.cols[c]].name;
             for (size_t i = 0; i < n; i++) {
                 pgs_sqlbatch_array_sep(&sb, i);
-                pgs_sbuf_puts(&sb, pgs_command_field(cmds[i]->data, cmds[i]->data_cnt, name) ? "t"
-                                                                                             : "f");
+                pgs_sbuf_puts(&sb, vals[i * (size_t)ncols + (size_t)c] ? "t" : "f");
             }
             out->values[p++] = pgs_sqlbatch_array_close(&sb);
         }
     }
+    free(vals);
     if (bs->shape.has_expected_version) {
         for (size_t i = 0; i < n; i++) {
             pgs_sqlbatch_array_sep(&sb, i);
-            snprintf(num, sizeof(num), "%lld", (long long)cmds[i]->expected_version);
-            pgs_sbuf_puts(&sb, num);
+            if (cmds[i]->has_expected_version)
+                put_i64(&sb, cmds[i]->expected_version);
+            else
+                pgs_sbuf_puts(&sb, "NULL");
         }
         out->values[p++] = pgs_sqlbatch_array_close(&sb);
     }
@@ -425,7 +538,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     /* for the write audit: issue times and traces (NULL when untraced) */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sbuf_printf(&sb, "%lld", (long long)cmds[i]->issued_at_ms);
+        put_i64(&sb, cmds[i]->issued_at_ms);
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
     for (size_t i = 0; i < n; i++) {

@@ -133,6 +133,13 @@ for db in "$DB" "$BASE_DB"; do
     "$BIN" migrate --dir "$REPO/schemas/sql" \
         --conninfo "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$db user=postgres" >/dev/null
 done
+# Per-statement figures come from pg_stat_statements when the cluster preloads
+# it (scripts/pg.sh does); without it those lines are left out.
+PGSS=0
+if [ "$(scalar postgres "SELECT count(*) FROM pg_settings WHERE name = 'shared_preload_libraries'
+        AND setting ~ 'pg_stat_statements'")" = 1 ]; then
+    psql_db "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null && PGSS=1
+fi
 export PGSCRIBE_PG_CONNINFO="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$DB user=pgscribe_worker"
 cat >"$CONF" <<CONF
 [topic]
@@ -177,6 +184,8 @@ poll() { # SQL: first line of its answer; fails on no answer or a non-number
     echo "$got"
 }
 note "starting the worker"
+[ $PGSS = 1 ] && scalar "$DB" "SELECT pg_stat_statements_reset()" >/dev/null
+wal0=$(scalar postgres "SELECT wal_bytes FROM pg_stat_wal")
 pg_t0=$(pg_cpu_ticks)
 k_t0=$(kafka_ticks)
 t0=$(now)
@@ -207,6 +216,7 @@ w_hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$W_PID/status")
 pg_t1=$(pg_cpu_ticks)
 pgw_ticks=$(pg_worker_backend_ticks)
 k_t1=$(kafka_ticks)
+wal1=$(scalar postgres "SELECT wal_bytes FROM pg_stat_wal")
 t_first=$(poll "SELECT extract(epoch FROM min(applied_at)) FROM pgscribe.applied_commands")
 kill "$POLL_PSQL" 2>/dev/null || true
 wait "$POLL_PSQL" 2>/dev/null || true
@@ -243,11 +253,31 @@ for line in open(sys.argv[1]):
     app += r.get("applied", 0)
 print(txn, app)' "$WORK/metrics.jsonl")
 
+# 4b. What the worker's statements cost PostgreSQL, by statement text: the
+# command statements are those that record an id in applied_commands.
+if [ $PGSS = 1 ]; then
+    WSS="FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+         WHERE r.rolname = 'pgscribe_worker' AND s.dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')"
+    read -r ss_calls ss_shapes ss_ms ss_all_calls ss_all_ms < <(scalar "$DB" "SELECT
+        coalesce(sum(calls) FILTER (WHERE query ~ 'pgscribe.applied_commands'), 0),
+        count(*) FILTER (WHERE query ~ 'pgscribe.applied_commands'),
+        round(coalesce(sum(total_exec_time) FILTER (WHERE query ~ 'pgscribe.applied_commands'), 0)),
+        coalesce(sum(calls), 0), round(coalesce(sum(total_exec_time), 0)) $WSS" | tr '|' ' ')
+    scalar "$DB" "SELECT round(total_exec_time)::bigint || ' ms, ' || calls || ' calls, ' ||
+        round((total_exec_time / greatest(calls, 1))::numeric, 3) || ' ms each, ' ||
+        round(100.0 * total_exec_time / greatest(sum(total_exec_time) OVER (), 1)) || '%: ' ||
+        coalesce(CASE WHEN query ~ 'unnest' THEN 'multi-row ' ELSE 'single ' END ||
+            substring(query from 'w AS \(\s*((INSERT INTO|UPDATE|DELETE FROM) \S+)') ||
+            CASE WHEN query ~ 'DO UPDATE' THEN ' ON CONFLICT DO UPDATE' ELSE '' END,
+            left(regexp_replace(query, '\s+', ' ', 'g'), 110))
+        $WSS ORDER BY total_exec_time DESC LIMIT 5" >"$WORK/top_statements.txt"
+fi
+
 # 5. PostgreSQL's own limit on the rows these commands produced.
 note "baseline: loading the same rows into $BASE_DB (COPY, multi-row, multi-row + semantics)"
 python3 "$REPO/tests/bench/pg_baseline.py" --host "$PGS_PG_HOST" --port "$PGS_PG_PORT" \
     --src-db "$DB" --dst-db "$BASE_DB" --work "$WORK/baseline" --sessions "$SESSIONS" \
-    --batch 100 >"$WORK/baseline.txt" || fail "baseline failed"
+    --batch 100 --pm-pid "$PM_PID" >"$WORK/baseline.txt" || fail "baseline failed"
 base() { sed -n "s/^$1=//p" "$WORK/baseline.txt"; }
 
 # 6. The table.
@@ -280,6 +310,23 @@ printf '  %-38s %s s per 100k commands; peak RSS %s MB\n' "worker CPU" \
     "$(per100k "$w_ticks")" "$(calc "round($w_hwm_kb / 1024)")"
 printf '  %-38s %s s per 100k commands (worker'"'"'s backends %s s)\n' "postgres CPU" \
     "$(per100k "$((pg_t1 - pg_t0))")" "$(per100k "$pgw_ticks")"
+base_rows=$(base rows)
+printf '  %-38s %s s per 100k commands; baseline (+semantics) backends %s s per 100k rows\n' \
+    "postgres backend CPU, same run" "$(per100k "$pgw_ticks")" \
+    "$(calc "'%.2f' % ($(base semantics_backend_cpu_s) * 100000 / $base_rows)")"
+printf '  %-38s %s bytes per command; baseline (+semantics) %s bytes per row\n' "WAL" \
+    "$(calc "round(($wal1 - $wal0) / $COUNT)")" \
+    "$(calc "round($(base semantics_wal_bytes) / $base_rows)")"
+if [ $PGSS = 1 ]; then
+    printf '  %-38s %s per command (%s distinct shapes; all statements incl. BEGIN/COMMIT/setup %s per command)\n' \
+        "command statements" "$(calc "round($ss_calls / $COUNT, 3)")" "$ss_shapes" \
+        "$(calc "round($ss_all_calls / $COUNT, 2)")"
+    printf '  %-38s %s s per 100k commands (all the worker'"'"'s statements %s s)\n' \
+        "  their execution time (pgss)" "$(calc "'%.2f' % ($ss_ms / 1000 * 100000 / $COUNT)")" \
+        "$(calc "'%.2f' % ($ss_all_ms / 1000 * 100000 / $COUNT)")"
+    echo "  top 5 statements by total execution time:"
+    sed 's/^/    /' "$WORK/top_statements.txt"
+fi
 printf '  %-38s %s s per 100k commands\n' "kafka broker CPU" "$(per100k "$((k_t1 - k_t0))")"
 printf '  %-38s %s transactions; applied %s, duplicates %s, dead-lettered %s\n' "counts" \
     "$m_txn" "$s_applied" "$s_dups" "$s_dead"

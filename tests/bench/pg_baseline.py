@@ -177,13 +177,34 @@ def check_loaded(args, phase, expected):
         sys.exit(f"pg_baseline: {phase} loaded {got} rows, expected {expected}")
 
 
-def run_parallel(args, paths):
+def exited_children_ticks(pm_pid):
+    """cutime+cstime of the postmaster: the CPU of its children that exited,
+    which is where the phase's psql backends end up once their session ends."""
+    if not pm_pid:
+        return 0
+    with open(f"/proc/{pm_pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[13]) + int(fields[14])
+
+
+def wal_bytes(args):
+    return int(float(psql(args, args.dst_db, "SELECT wal_bytes FROM pg_stat_wal")))
+
+
+def run_parallel(args, paths, costs=None):
+    w0 = wal_bytes(args)
+    c0 = exited_children_ticks(args.pm_pid)
     t0 = time.perf_counter()
     procs = [subprocess.Popen(psql_cmd(args, args.dst_db) + ["-f", p]) for p in paths]
     rcs = [p.wait() for p in procs]
     elapsed = time.perf_counter() - t0
     if any(rcs):
         sys.exit(f"pg_baseline: a psql session failed (exit codes {rcs})")
+    if costs is not None:
+        # the backends have exited once psql has: their CPU is in cutime/cstime
+        time.sleep(0.2)
+        costs["backend_ticks"] = exited_children_ticks(args.pm_pid) - c0
+        costs["wal_bytes"] = wal_bytes(args) - w0
     return elapsed
 
 
@@ -196,6 +217,8 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--pm-pid", type=int, default=0,
+                    help="the postmaster, for the semantics phase's backend CPU")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
 
@@ -222,12 +245,16 @@ def main():
     results["multirow"] = run_parallel(args, multi_paths)
     check_loaded(args, "multirow", total)
     reset(args)
-    results["semantics"] = run_parallel(args, sem_paths)
+    costs = {}
+    results["semantics"] = run_parallel(args, sem_paths, costs)
     check_loaded(args, "semantics", total)
 
     print(f"rows={total}")
     print(f"batches={len(chunks)}")
     print(f"missing_extras={missing[0]}")
+    hz = os.sysconf("SC_CLK_TCK")
+    print(f"semantics_backend_cpu_s={costs['backend_ticks'] / hz:.3f}")
+    print(f"semantics_wal_bytes={costs['wal_bytes']}")
     for phase, secs in results.items():
         print(f"{phase}_s={secs:.3f}")
         print(f"{phase}_rows_per_s={round(total / secs)}")

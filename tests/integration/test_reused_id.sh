@@ -46,7 +46,7 @@ send clinic-7 $P1 "$(cmd $ID clinic-7 UPSERT $P1 "$MARKER-changed")"
 # 4. the id from another clinic, for its own row of the same key
 send clinic-8 $P1 "$(cmd $ID clinic-8 INSERT $P1 "$MARKER-clinic-8")"
 # 5. twelve INSERTs of one shape and clinic, waiting together, so one
-#    multi-row statement (apply.multi_row_min 8) holds them: ten new ids, the
+#    multi-row statement (apply.multi_row_min 2 or more) holds them: ten new ids, the
 #    reused id, and the new id Q a second time for another patient
 for i in $(seq 10 19); do
     send clinic-9 "7c2d5e3f-1a4b-4c6d-8e9f-0a1b2c3d4e$i" \

@@ -26,6 +26,7 @@ static pgs_catalog_t *catalog(void)
     pgs_catalog_entity_add_column(e, "tags", "text[]", 1009, 0, 0, 0, 0);
     pgs_catalog_entity_add_column(e, "version", "bigint", 20, 0, 1, 1, 0);
     pgs_catalog_entity_add_column(e, "updated_at", "timestamp with time zone", 1184, 0, 1, 1, 0);
+    pgs_catalog_entity_add_column(e, "active", "boolean", 16, 0, 1, 1, 0);
     return cat;
 }
 
@@ -113,7 +114,11 @@ static void test_partial_updates_share_a_shape(void **state)
     pgs_catalog_free(cat);
 }
 
-static void test_insert_shapes_keep_their_columns(void **state)
+/* INSERTs of one table share a statement whatever columns without a DEFAULT
+ * they give (absent is NULL, as leaving the column out); a column with a
+ * DEFAULT is listed only in the statement of the commands that give it, so
+ * an absent one keeps its DEFAULT instead of becoming NULL. */
+static void test_inserts_share_a_shape_by_defaulted_columns(void **state)
 {
     (void)state;
     pgs_catalog_t *cat = catalog();
@@ -121,24 +126,117 @@ static void test_insert_shapes_keep_their_columns(void **state)
     set(a, "phone", PGS_VAL_STRING, "5\"5\\5", 5);
     pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000002");
     set(b, "given_name", PGS_VAL_STRING, "Ann", 3);
-    pgs_bshape_t sa, sb;
+    pgs_command_t *c = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000003");
+    set(c, "given_name", PGS_VAL_STRING, "Bo", 2);
+    c->data[c->data_cnt].name = "active";
+    c->data[c->data_cnt].value.type = PGS_VAL_BOOL;
+    c->data[c->data_cnt++].value.u.b = 0;
+    pgs_bshape_t sa, sb, sc;
     assert_int_equal(bshape(cat, a, &sa), 0);
     assert_int_equal(bshape(cat, b, &sb), 0);
-    assert_false(pgs_sqlbatch_shape_equal(&sa, &sb));
+    assert_int_equal(bshape(cat, c, &sc), 0);
+    assert_true(pgs_sqlbatch_shape_equal(&sa, &sb));
+    assert_true(sa.shape.hash == sb.shape.hash);
+    assert_false(pgs_sqlbatch_shape_equal(&sa, &sc));
+    assert_int_equal(sa.mask, 1);
     char *sql = pgs_sqlbatch_statement("clinic", &sa);
-    assert_non_null(strstr(sql, "INSERT INTO \"clinic\".\"patients\" AS t"));
+    assert_non_null(strstr(sql, "INSERT INTO \"clinic\".\"patients\" AS t (\"clinic_id\", \"id\", "
+                                "\"given_name\", \"phone\", \"photo\") SELECT"));
+    assert_null(strstr(sql, "\"active\""));  /* its DEFAULT stays */
+    assert_null(strstr(sql, "\"version\"")); /* managed, DEFAULTed */
+    assert_null(strstr(sql, "\"tags\""));    /* arrays stay single */
     assert_non_null(strstr(sql, "FROM fresh f\n  RETURNING 1)"));
+    /* the audit row names only the columns each row gave */
+    assert_non_null(strstr(sql, "array_remove(ARRAY[CASE WHEN m0 THEN 'given_name' END"));
     free(sql);
-    const pgs_command_t *cmds[1] = {a};
-    int32_t part = 0;
-    int64_t off = 1;
+    sql = pgs_sqlbatch_statement("clinic", &sc);
+    assert_non_null(strstr(sql, "\"photo\", \"active\") SELECT"));
+    free(sql);
+    const pgs_command_t *cmds[2] = {a, b};
+    int32_t part[2] = {0, 0};
+    int64_t off[2] = {1, 2};
     pgs_batch_params_t p;
-    pgs_sqlbatch_params(&sa, cmds, &part, &off, 1, "t", &p);
+    pgs_sqlbatch_params(&sa, cmds, part, off, 2, "t", &p);
+    /* $8 is the key; given_name, phone, photo; then their masks */
+    assert_int_equal(p.n, 11 + 1 + 3 * 2);
+    assert_string_equal(p.values[8], "{NULL,\"Ann\"}");
     /* quote and backslash escaped inside the array element */
-    assert_string_equal(p.values[p.n - 5], "{\"5\\\"5\\\\5\"}");
+    assert_string_equal(p.values[9], "{\"5\\\"5\\\\5\",NULL}");
+    assert_string_equal(p.values[10], "{NULL,NULL}");
+    assert_string_equal(p.values[11], "{f,t}");
+    assert_string_equal(p.values[12], "{t,f}");
+    assert_string_equal(p.values[13], "{f,f}");
     pgs_sqlbatch_params_free(&p);
     pgs_command_free(a);
     pgs_command_free(b);
+    pgs_command_free(c);
+    pgs_catalog_free(cat);
+}
+
+/* An UPSERT's conflict update sets only the columns its row's command gave:
+ * the mask of the row, found in fresh by key, keeps the others. */
+static void test_upsert_conflict_update_follows_the_mask(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_command_t *a = cmd(PGS_OP_UPSERT, "0b3c0f4e-0000-4000-8000-000000000001");
+    set(a, "phone", PGS_VAL_STRING, "555", 3);
+    pgs_command_t *b = cmd(PGS_OP_UPSERT, "0b3c0f4e-0000-4000-8000-000000000002");
+    set(b, "given_name", PGS_VAL_STRING, "Ann", 3);
+    pgs_bshape_t sa, sb;
+    assert_int_equal(bshape(cat, a, &sa), 0);
+    assert_int_equal(bshape(cat, b, &sb), 0);
+    assert_true(pgs_sqlbatch_shape_equal(&sa, &sb));
+    char *sql = pgs_sqlbatch_statement("clinic", &sa);
+    assert_non_null(strstr(sql, "ON CONFLICT (\"id\") DO UPDATE SET (\"given_name\", \"phone\", "
+                                "\"photo\") = (SELECT CASE WHEN f.m0 THEN EXCLUDED.\"given_name\" "
+                                "ELSE t.\"given_name\" END, CASE WHEN f.m1 THEN"));
+    assert_non_null(strstr(sql, " FROM fresh f WHERE f.k0 = EXCLUDED.\"id\"), \"version\" = "
+                                "t.\"version\" + 1, \"updated_at\" = now() WHERE t.\"clinic_id\""));
+    free(sql);
+    pgs_command_free(a);
+    pgs_command_free(b);
+    pgs_catalog_free(cat);
+}
+
+/* Versioned and unversioned UPDATEs and DELETEs of one entity share a
+ * statement: a row's NULL expected version matches any version. */
+static void test_versioned_and_plain_share_a_shape(void **state)
+{
+    (void)state;
+    pgs_catalog_t *cat = catalog();
+    pgs_op_t ops[2] = {PGS_OP_UPDATE, PGS_OP_DELETE};
+    for (int k = 0; k < 2; k++) {
+        pgs_command_t *a = cmd(ops[k], "0b3c0f4e-0000-4000-8000-000000000001");
+        pgs_command_t *b = cmd(ops[k], "0b3c0f4e-0000-4000-8000-000000000002");
+        if (ops[k] == PGS_OP_UPDATE) {
+            set(a, "phone", PGS_VAL_STRING, "1", 1);
+            set(b, "phone", PGS_VAL_STRING, "2", 1);
+        }
+        b->has_expected_version = 1;
+        b->expected_version = 7;
+        pgs_bshape_t sa, sb;
+        assert_int_equal(bshape(cat, a, &sa), 0);
+        assert_int_equal(bshape(cat, b, &sb), 0);
+        assert_true(pgs_sqlbatch_shape_equal(&sa, &sb));
+        assert_true(sa.shape.hash == sb.shape.hash);
+        char *sql = pgs_sqlbatch_statement("clinic", &sa);
+        assert_non_null(strstr(sql, "t.\"clinic_id\" = $1::text AND (f.ev IS NULL OR "
+                                    "t.\"version\" = f.ev)"));
+        free(sql);
+        const pgs_command_t *cmds[2] = {a, b};
+        int32_t part[2] = {0, 0};
+        int64_t off[2] = {1, 2};
+        pgs_batch_params_t p;
+        pgs_sqlbatch_params(&sa, cmds, part, off, 2, "t", &p);
+        int found = 0;
+        for (int i = 7; i < p.n; i++)
+            found |= strcmp(p.values[i], "{NULL,7}") == 0;
+        assert_true(found);
+        pgs_sqlbatch_params_free(&p);
+        pgs_command_free(a);
+        pgs_command_free(b);
+    }
     pgs_catalog_free(cat);
 }
 
@@ -160,33 +258,37 @@ static void test_digests(void **state)
     pgs_bshape_t bs;
     assert_int_equal(bshape(cat, a, &bs), 0);
     char *sql = pgs_sqlbatch_statement("clinic", &bs);
-    /* $1 clinic, $2 topic, $3-$7 fixed arrays, $8 id, $9 phone, $10 digests,
-     * $11 each row's clinic, checked against the transaction's, $12 issue
-     * times and $13 traces for the write audit */
-    assert_non_null(strstr(sql, ", $9::text[], $10::bytea[], $11::text[], $12::bigint[], "
-                                "$13::text[]) WITH ORDINALITY AS u("));
-    assert_non_null(strstr(sql, ", d0, digest, clinic, issued_ms, trace, ord) WHERE "
+    /* $1 clinic, $2 topic, $3-$7 fixed arrays, $8 id, $9-$11 given_name,
+     * phone, photo, $12-$14 their masks, $15 digests, $16 each row's clinic,
+     * checked against the transaction's, $17 issue times and $18 traces for
+     * the write audit */
+    assert_non_null(strstr(sql, ", $14::boolean[], $15::bytea[], $16::text[], $17::bigint[], "
+                                "$18::text[]) WITH ORDINALITY AS u("));
+    assert_non_null(strstr(sql, ", m2, digest, clinic, issued_ms, trace, ord) WHERE "
                                 "pgscribe.expect_clinic(u.clinic) = $1::text"));
-    assert_non_null(strstr(sql, "SELECT audit.append_writes(array_agg(command_id), "
-                                "array_agg(actor), array_agg(issued_ms), array_agg(row_key::text), "
-                                "array_agg((ARRAY['phone']::text[])::text)"));
+    assert_non_null(strstr(sql,
+                           "SELECT audit.append_writes(array_agg(command_id), "
+                           "array_agg(actor), array_agg(issued_ms), array_agg(row_key::text), "
+                           "array_agg((array_remove(ARRAY[CASE WHEN m0 THEN 'given_name' END, "
+                           "CASE WHEN m1 THEN 'phone' END, CASE WHEN m2 THEN 'photo' END]::text[], "
+                           "NULL))::text)"));
     assert_non_null(strstr(sql, "kafka_offset, digest)\n  SELECT command_id, $1, $2, kpart, koff, "
                                 "digest FROM input\n  ON CONFLICT (command_id) DO NOTHING"));
     assert_non_null(strstr(sql, "seen AS (SELECT pgscribe.expect_same_command(i.command_id, "
                                 "i.digest, f.digest) AS n FROM input i LEFT JOIN fresh f USING "
                                 "(command_id) WHERE f.ord IS DISTINCT FROM i.ord),"));
     assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s, aud"));
-    assert_null(strstr(sql, "$14"));
+    assert_null(strstr(sql, "$19"));
     free(sql);
     const pgs_command_t *cmds[3] = {a, b, c};
     int32_t parts[3] = {0, 0, 0};
     int64_t offs[3] = {1, 2, 3};
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&bs, cmds, parts, offs, 3, "t", &p);
-    assert_int_equal(p.n, 13);
-    assert_string_equal(p.values[10], "{\"clinic-001\",\"clinic-001\",\"clinic-001\"}");
-    assert_string_equal(p.values[12], "{NULL,NULL,NULL}"); /* untraced */
-    const char *d = p.values[9];
+    assert_int_equal(p.n, 18);
+    assert_string_equal(p.values[15], "{\"clinic-001\",\"clinic-001\",\"clinic-001\"}");
+    assert_string_equal(p.values[17], "{NULL,NULL,NULL}"); /* untraced */
+    const char *d = p.values[14];
     /* {"\\x<64>",...}: 3 elements of 69 characters, 2 commas, 2 braces */
     assert_int_equal(strlen(d), 3 * 69 + 4);
     assert_memory_equal(d, "{\"\\\\x", 5);
@@ -199,7 +301,10 @@ static void test_digests(void **state)
     pgs_catalog_free(cat);
 }
 
-static void test_versioned_upsert_and_arrays_stay_single(void **state)
+/* A versioned UPSERT's conflict update applies only where the row's
+ * version is the one its command expects, looked up by key in fresh;
+ * commands touching an array-typed column stay single. */
+static void test_versioned_upsert_multi_and_arrays_stay_single(void **state)
 {
     (void)state;
     pgs_catalog_t *cat = catalog();
@@ -207,8 +312,31 @@ static void test_versioned_upsert_and_arrays_stay_single(void **state)
     set(a, "phone", PGS_VAL_STRING, "1", 1);
     a->has_expected_version = 1;
     a->expected_version = 3;
-    pgs_bshape_t bs;
-    assert_int_equal(bshape(cat, a, &bs), -1);
+    pgs_bshape_t bs, plain;
+    assert_int_equal(bshape(cat, a, &bs), 0);
+    a->has_expected_version = 0;
+    assert_int_equal(bshape(cat, a, &plain), 0);
+    /* one statement for both: an unversioned row's expected version is NULL */
+    assert_true(pgs_sqlbatch_shape_equal(&bs, &plain));
+    assert_true(bs.shape.hash == plain.shape.hash);
+    char *sql = pgs_sqlbatch_statement("clinic", &bs);
+    assert_non_null(strstr(sql, ", $15::bigint[], $16::bytea[]"));
+    assert_non_null(strstr(sql,
+                           " WHERE t.\"clinic_id\" = EXCLUDED.\"clinic_id\" AND (SELECT f.ev IS "
+                           "NULL OR t.\"version\" = f.ev FROM fresh f WHERE f.k0 = "
+                           "EXCLUDED.\"id\")"));
+    free(sql);
+    a->has_expected_version = 1;
+    pgs_command_t *u = cmd(PGS_OP_UPSERT, "0b3c0f4e-0000-4000-8000-000000000003");
+    set(u, "phone", PGS_VAL_STRING, "2", 1);
+    const pgs_command_t *cmds[2] = {a, u};
+    int32_t part[2] = {0, 0};
+    int64_t off[2] = {1, 2};
+    pgs_batch_params_t p;
+    pgs_sqlbatch_params(&bs, cmds, part, off, 2, "t", &p);
+    assert_string_equal(p.values[14], "{3,NULL}");
+    pgs_sqlbatch_params_free(&p);
+    pgs_command_free(u);
     pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000002");
     set(b, "tags", PGS_VAL_STRING, "{a,b}", 5);
     assert_int_equal(bshape(cat, b, &bs), -1);
@@ -242,8 +370,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_updates_share_a_shape),
-        cmocka_unit_test(test_insert_shapes_keep_their_columns),
-        cmocka_unit_test(test_versioned_upsert_and_arrays_stay_single),
+        cmocka_unit_test(test_inserts_share_a_shape_by_defaulted_columns),
+        cmocka_unit_test(test_upsert_conflict_update_follows_the_mask),
+        cmocka_unit_test(test_versioned_upsert_multi_and_arrays_stay_single),
+        cmocka_unit_test(test_versioned_and_plain_share_a_shape),
         cmocka_unit_test(test_number_arrays),
         cmocka_unit_test(test_digests),
     };
