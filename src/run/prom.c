@@ -256,19 +256,19 @@ void pgs_prom_render(pgs_worker_t *w, pgs_sbuf_t *sb)
             "Spans dropped: export buffer full, or a batch the traces topic or the OTLP/HTTP "
             "endpoint did not take.",
             (double)pgs_trace_dropped(w->tracer));
-    if (w->registry) {
-        counter(sb, "pgscribe_schema_registry_lookups_total",
-                "Schema ids looked up in the schema registry and answered (found or not).",
-                (double)pgs_schemareg_fetches(w->registry));
-        counter(sb, "pgscribe_schema_registry_failures_total",
-                "Schema registry requests that got no usable answer (unreachable, time-out, "
-                "5xx, 401/403).",
-                (double)pgs_schemareg_failures(w->registry));
-        pgs_promtext_family(sb, "pgscribe_schema_registry_waiting_messages", "gauge",
-                            "Messages waiting for the schema registry, their partitions held.");
-        pgs_promtext_sample(sb, "pgscribe_schema_registry_waiting_messages", NULL, 0,
-                            (double)w->schema_held);
-    }
+    /* always rendered (0 without schema_registry.url): a family that comes
+     * and goes with a setting breaks dashboards and absent() alerts */
+    counter(sb, "pgscribe_schema_registry_lookups_total",
+            "Schema ids looked up in the schema registry and answered (found or not).",
+            w->registry ? (double)pgs_schemareg_fetches(w->registry) : 0.0);
+    counter(sb, "pgscribe_schema_registry_failures_total",
+            "Schema registry requests that got no usable answer (unreachable, time-out, "
+            "5xx, 401/403).",
+            w->registry ? (double)pgs_schemareg_failures(w->registry) : 0.0);
+    pgs_promtext_family(sb, "pgscribe_schema_registry_waiting_messages", "gauge",
+                        "Messages waiting for the schema registry, their partitions held.");
+    pgs_promtext_sample(sb, "pgscribe_schema_registry_waiting_messages", NULL, 0,
+                        (double)w->schema_held);
     pgs_promtext_family(sb, "pgscribe_works_in_flight", "gauge",
                         "Messages consumed and not yet completed (applied or dead-lettered).");
     pgs_promtext_sample(sb, "pgscribe_works_in_flight", NULL, 0, (double)w->works_live);
