@@ -31,6 +31,7 @@ static const struct {
     {"resume", pgs_cmd_resume, "rewind the group's offsets to what the database records"},
     {"keys", pgs_cmd_keys, "rotate, shred or list field-encryption keys; protect PHI columns"},
     {"rekey", pgs_cmd_rekey, "re-encrypt rows still on an older key, in batches"},
+    {"anonymize", pgs_cmd_anonymize, "copy clinics into another database with PHI masked"},
     {"show", pgs_cmd_show, "print one row with its encrypted columns decrypted (audited)"},
     {"audit", pgs_cmd_audit, "verify the audit trail's hash chains"},
     {"topics", pgs_cmd_topics, "create the configured topics if they are missing"},

@@ -27,6 +27,7 @@ int pgs_cmd_resume(int argc, char **argv);
 int pgs_cmd_keys(int argc, char **argv);
 int pgs_cmd_rekey(int argc, char **argv);
 int pgs_cmd_show(int argc, char **argv);
+int pgs_cmd_anonymize(int argc, char **argv);
 
 /**
  * @brief Loads the config for a subcommand: table defaults, then @p path if
