@@ -3,23 +3,29 @@
 #
 # Its own PostgreSQL cluster (scripts/pgnode.sh, archive_mode=on, WAL archived
 # by pgbackrest into a stanza of the drill's folder), a full backup, then
-# 30 000 commands through a real worker and the stack's Kafka. When about
+# 30 000 commands and 10 000 audit events through real workers and the
+# stack's Kafka. When about
 # 15 000 are committed, the time is recorded as the restore target; the load
 # finishes; the cluster stops. `pgbackrest restore --type=time` rebuilds it in
 # a fresh data folder, it starts on a new timeline and workers start (nobody
 # runs `pgscribe resume`): they must see that the database forgot committed
 # offsets and rewind by themselves. Asserted: tables equal the sequential
-# reference of all 30 000, every command id recorded once, no dead letter,
+# reference of all 30 000, every command id recorded once, every audit event
+# chained once (the audit stream rewinds by its resume floors too), no dead letter,
 # `pgbackrest verify` clean. Printed: RPO (commands and seconds the restore
 # point lost) and RTO (restore start to workers caught up).
 #
 # usage: scripts/dr-drill.sh   (the stack up: scripts/stack.sh up; build/pgscribe built)
-# env:   DRILL_N (30000), DRILL_RATE (6000 commands/s produced), DRILL_WORKERS (2)
+# env:   DRILL_N (30000), DRILL_RATE (6000 commands/s produced), DRILL_WORKERS (2),
+#        DRILL_AUDIT (10000 audit events, produced from a quarter of the
+#        commands applied on), DRILL_AUDIT_RATE (1000/s)
 . "$(cd "$(dirname "$0")/.." && pwd)/tests/integration/lib.sh"
 N=${DRILL_N:-30000}
 MID=$((N / 2))
 RATE=${DRILL_RATE:-6000}
 WORKERS=${DRILL_WORKERS:-2}
+NA=${DRILL_AUDIT:-10000}
+ARATE=${DRILL_AUDIT_RATE:-1000}
 STANZA=drill
 pgs_test_init pitr_drill
 
@@ -100,25 +106,40 @@ stop_workers() {
     for pid in "${worker_pids[@]}"; do pgs_worker_stop "$pid"; done
 }
 applied() { q "SELECT count(*) FROM pgscribe.applied_commands" 2>/dev/null || echo -1; }
+events() { q "SELECT count(*) FROM audit.event_ids" 2>/dev/null || echo -1; }
 
 start_workers a
 "$PGSCRIBE_BIN" produce -c "$T_CONF" --input "$T_DIR/commands.jsonl" --rate "$RATE" --no-progress &
 P_PID=$!
 T_PIDS+=("$P_PID")
-# the restore target: the database's clock once about half the load is committed
+# the audit events once a quarter of the commands is in, so that the
+# restore target falls inside both loads
 deadline=$((SECONDS + 120))
-until [ "$(applied)" -ge "$MID" ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(applied) of $MID commands applied within 120 s"
+until [ "$(applied)" -ge $((N / 4)) ]; do
+    [ $SECONDS -lt $deadline ] || fail "only $(applied) of $((N / 4)) commands applied within 120 s"
+    sleep 0.05
+done
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count "$NA" --clinics 20 --seed 32 --rate "$ARATE" \
+    --no-progress &
+PA_PID=$!
+T_PIDS+=("$PA_PID")
+# the restore target: the database's clock once about half of each load is committed
+until [ "$(applied)" -ge "$MID" ] && [ "$(events)" -ge $((NA / 2)) ]; do
+    [ $SECONDS -lt $deadline ] ||
+        fail "only $(applied) of $MID commands, $(events) of $((NA / 2)) audit events applied within 120 s"
     sleep 0.05
 done
 TARGET=$(q "SELECT to_char(clock_timestamp(), 'YYYY-MM-DD HH24:MI:SS.US+00')")
 at_target=$(applied)
-note "restore target $TARGET ($at_target commands committed)"
+note "restore target $TARGET ($at_target commands, $(events) audit events committed)"
 wait "$P_PID"
 pgs_forget_pid "$P_PID"
+wait "$PA_PID" || fail "producing the audit events failed"
+pgs_forget_pid "$PA_PID"
 deadline=$((SECONDS + 180))
-until [ "$(applied)" -ge "$N" ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(applied) of $N commands applied within 180 s"
+until [ "$(applied)" -ge "$N" ] && [ "$(events)" -ge "$NA" ]; do
+    [ $SECONDS -lt $deadline ] ||
+        fail "only $(applied) of $N commands, $(events) of $NA audit events applied within 180 s"
     sleep 0.2
 done
 LAST=$(q "SELECT to_char(clock_timestamp(), 'YYYY-MM-DD HH24:MI:SS.US+00')")
@@ -142,16 +163,23 @@ until [ "$(q "SELECT NOT pg_is_in_recovery()" 2>/dev/null)" = t ]; do
 done
 t_up=$(pgs_clock_now_ms)
 restored=$(applied)
+restored_events=$(events)
 ident=$(q "SELECT system_identifier || ' timeline=' || timeline FROM pgscribe.db_identity()")
-note "restored to $TARGET: $restored commands recorded, system_identifier=$ident"
+note "restored to $TARGET: $restored commands, $restored_events audit events recorded, system_identifier=$ident"
 [ "$restored" -lt "$N" ] || fail "the restore kept all $N commands: the target was not in the load"
 [ "$restored" -gt 0 ] || fail "the restore kept no command"
+[ "$restored_events" -lt "$NA" ] ||
+    fail "the restore kept all $NA audit events: the target was not in the audit load"
 
 # nobody runs resume: the workers see the database forgot and rewind by themselves
 start_workers b
 deadline=$((SECONDS + 180))
-until [ "$(applied)" -ge "$N" ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(applied) of $N commands applied within 180 s after the restore"
+until [ "$(applied)" -ge "$N" ] && [ "$(events)" -ge "$NA" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+        [ "$(events)" -ge "$NA" ] ||
+            fail "only $(events) of $NA audit events recorded within 180 s after the restore (the audit stream's rewind lost some)"
+        fail "only $(applied) of $N commands applied within 180 s after the restore"
+    fi
     sleep 0.1
 done
 t_caught=$(pgs_clock_now_ms)
@@ -166,6 +194,10 @@ distinct=$(q "SELECT count(DISTINCT command_id) FROM pgscribe.applied_commands")
 rows=$(applied)
 [ "$distinct" -eq "$N" ] || fail "distinct command ids $distinct != $N"
 [ "$rows" -eq "$N" ] || fail "applied_commands holds $rows rows for $N commands"
+chained=$(q "SELECT count(DISTINCT event_id) || ' ' || count(*) FROM audit.events WHERE kind = 'event'")
+[ "$chained" = "$NA $NA" ] || fail "audit.events holds (distinct, rows) $chained events, expected $NA once each"
+"$PGSCRIBE_BIN" audit verify --conninfo "$ADMIN" >"$T_DIR/audit-verify.out" 2>&1 ||
+    fail "audit verify after the restore: $(tail -n 3 "$T_DIR/audit-verify.out")"
 pgs_reference "$T_DIR/commands.jsonl"
 "$REPO/tests/integration/compare_tables.sh" "$ADMIN" \
     "host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$T_REF_DB user=postgres" ||
@@ -180,8 +212,8 @@ from datetime import datetime as d
 f = lambda s: d.strptime(s.replace("+00", ""), "%Y-%m-%d %H:%M:%S.%f")
 print("%.1f" % (f(sys.argv[2]) - f(sys.argv[1])).total_seconds())' "$TARGET" "$LAST")
 rto_ms=$((t_caught - t_restore))
-echo "drill: RPO $lost commands / ${rpo_s} s lost by the restore point (target to the last commit)"
+echo "drill: RPO $lost commands and $((NA - restored_events)) audit events / ${rpo_s} s lost by the restore point (target to the last commit)"
 echo "drill: RTO $((rto_ms / 1000)).$(((rto_ms % 1000) / 100)) s from restore start to workers caught up" \
     "(restore + recovery $(((t_up - t_restore) / 1000)) s, catch-up $(((t_caught - t_up) / 1000)) s)"
 echo "ok: PITR to the middle of $N commands; $rewound partition(s) rewound by the workers, nobody ran resume;" \
-    "tables equal the reference, each command id once, 0 dead letters, pgbackrest verify clean"
+    "tables equal the reference, each command id once, each of $NA audit events chained once, 0 dead letters, pgbackrest verify clean"

@@ -470,13 +470,14 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     pgs_txn_expect(c, R_BEGIN, -1);
     char stmt_ms[24], lock_ms[24];
     txn_timeouts(c, stmt_ms, lock_ms);
-    /* each record's resume floor: its partition's offset below which every
-     * message was final as this transaction begins (floors.h) */
+    /* each record's resume floor (an idempotency record, an audit event
+     * id): its partition's offset below which every message was final as
+     * this transaction begins (floors.h) */
     static char floors_text[TXN_MAX_BATCH * 24 + 64];
     int32_t parts[TXN_MAX_BATCH];
     int64_t floors[TXN_MAX_BATCH];
     int nf = 0;
-    for (int i = 0; !pool->audit && i < n && nf < TXN_MAX_BATCH; i++, nf++) {
+    for (int i = 0; i < n && nf < TXN_MAX_BATCH; i++, nf++) {
         parts[nf] = works[i]->part->partition;
         floors[nf] = works[i]->part->offsets ? pgs_offsets_position(works[i]->part->offsets) : -1;
     }
