@@ -26,6 +26,11 @@ static const char *const SQL_TXN_SETUP =
     " set_config('lock_timeout', $3, true), audit.lock_head(),"
     " set_config('pgscribe.resume_floors', pgscribe.resume_floors_checked($4), true)";
 
+/* Which database a new connection reached, asked before its first
+ * transaction (migration 0013; an error leaves it unknown). */
+static const char *const SQL_IDENTITY =
+    "SELECT system_identifier::text || '/' || timeline::text FROM pgscribe.db_identity()";
+
 static char *conninfo_value(PQconninfoOption *opts, const char *key)
 {
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
@@ -218,10 +223,36 @@ static void connect_failed_pq(pgs_conn_t *c, const char *what)
     connect_failed(c, why);
 }
 
+/* A connection to another database than the one of the last rewind check
+ * (a promoted standby behind a multi-host conninfo, a restore behind the
+ * same address) takes no transaction: the commands it would apply may
+ * follow ones that database lost, so they wait for the rewind. 1 refused. */
+static int identity_refused(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    if (!pool->expect_identity[0] || !c->setup_identity[0] ||
+        strcmp(pool->expect_identity, c->setup_identity) == 0)
+        return 0;
+    if (strcmp(pool->changed_identity, c->setup_identity) != 0) {
+        snprintf(pool->changed_identity, sizeof(pool->changed_identity), "%s", c->setup_identity);
+        pgs_warn("apply",
+                 "connection %d reached another database (identity %s, the rewind check saw "
+                 "%s): no transaction on it until the worker has rewound",
+                 c->id, c->setup_identity, pool->expect_identity);
+    }
+    pool->identity[0] = '\0'; /* no resume floor recorded from here */
+    return 1;
+}
+
 /* The connection is ready to take transactions. */
 static void connect_done(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
+    if (identity_refused(c)) {
+        connect_failed(c, "another database than the one of the rewind check (promoted or "
+                          "restored): waiting for the rewind");
+        return;
+    }
     int first = !c->ever_opened;
     c->state = C_IDLE;
     c->want_write = 0;
@@ -262,6 +293,13 @@ int pgs_connect_open_blocking(pgs_conn_t *c)
     if (!ok)
         pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(r));
     PQclear(r);
+    c->setup_identity[0] = '\0';
+    if (ok) {
+        r = PQexec(c->pg, SQL_IDENTITY);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            snprintf(c->setup_identity, sizeof(c->setup_identity), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
     if (!ok || PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
         connect_failed_pq(c, "setup: ");
         return -1;
@@ -305,14 +343,18 @@ static void connect_setup(pgs_conn_t *c)
         !PQsendPrepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 4, NULL) ||
         (pool->audit &&
          !PQsendPrepare(c->pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL)) ||
+        !PQsendQueryParams(c->pg, SQL_IDENTITY, 0, NULL, NULL, NULL, NULL, 0) ||
         !PQpipelineSync(c->pg)) {
         connect_failed_pq(c, "setup: ");
         return;
     }
     c->state = C_SETUP;
     c->setup_failed = 0;
-    /* each PREPARE answers a result and its end; then the sync */
-    c->setup_left = 2 * (1 + (pool->audit != 0)) + 1;
+    c->setup_seen = 0;
+    c->setup_identity[0] = '\0';
+    /* each PREPARE and the identity query answer a result and its end; then
+     * the sync */
+    c->setup_left = 2 * (2 + (pool->audit != 0)) + 1;
     int fl = PQflush(c->pg);
     if (fl < 0) {
         connect_failed_pq(c, "setup: ");
@@ -335,10 +377,13 @@ static void connect_setup_read(pgs_conn_t *c)
         if (!res)
             continue;
         ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_FATAL_ERROR && !c->setup_failed) {
+        int prepare = st != PGRES_PIPELINE_SYNC && ++c->setup_seen <= 1 + (c->pool->audit != 0);
+        if (prepare && st == PGRES_FATAL_ERROR && !c->setup_failed) {
             pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(res));
             c->setup_failed = 1;
         }
+        if (!prepare && st == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            snprintf(c->setup_identity, sizeof(c->setup_identity), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
         if (st == PGRES_PIPELINE_SYNC) {
             c->setup_left = 0;

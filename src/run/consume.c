@@ -97,6 +97,31 @@ static void route_partitions(pgs_worker_t *w, rd_kafka_t *rk,
     }
 }
 
+/* The database is another one than that of the last rewind check: nothing
+ * more is applied (no pool connection is used, no floor or checkpoint is
+ * recorded) and the worker leaves the group and starts again in-process;
+ * its new assignment rewinds each partition to what the database holds.
+ * @locality main thread (also inside the rebalance callback) */
+static void restart_for_identity(pgs_worker_t *w, const char *now)
+{
+    for (int s = 0; s < PGS_STREAM__COUNT; s++)
+        if (w->streams[s].pool)
+            pgs_pool_hold_identity(w->streams[s].pool);
+    if (w->restart_to_rewind)
+        return;
+    char was[48] = "unknown";
+    if (w->have_db_identity)
+        pgs_rewind_identity_format(&w->db_identity, was, sizeof(was));
+    w->have_db_identity = 0;
+    pgs_warn("consume",
+             "database identity changed (%s -> %s: a promotion or restore): restarting "
+             "in-process without applying anything more; the new assignment checks each "
+             "partition and rewinds what the database forgot",
+             was, now);
+    w->restart_to_rewind = 1;
+    w->stop = 1;
+}
+
 /* Rewind after a restore (rewind.c): before the new partitions are
  * consumed, each one's committed offset is compared with the highest offset
  * the database records; a database that ends before it forgot commands, and
@@ -122,13 +147,20 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
         PQfinish(pg);
         return;
     }
-    w->db_identity = id;
-    w->have_db_identity = 1;
     char idtext[48];
     pgs_rewind_identity_format(&id, idtext, sizeof(idtext));
-    for (int s = 0; s < PGS_STREAM__COUNT; s++)
-        if (w->streams[s].pool)
-            pgs_pool_set_identity(w->streams[s].pool, idtext);
+    if (w->have_db_identity && !pgs_rewind_identity_same(&id, &w->db_identity)) {
+        /* the database changed while this worker held works of the other
+         * one (in flight, held for a retry, or partitions it keeps): none of
+         * them may be applied here before a rewind, so it starts again */
+        restart_for_identity(w, idtext);
+    } else if (!w->restart_to_rewind) {
+        w->db_identity = id;
+        w->have_db_identity = 1;
+        for (int s = 0; s < PGS_STREAM__COUNT; s++)
+            if (w->streams[s].pool)
+                pgs_pool_set_identity(w->streams[s].pool, idtext);
+    }
     int rewound = 0;
     for (int i = 0; i < parts->cnt; i++) {
         if (rows[i].target < 0)
@@ -151,6 +183,12 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
 
 void pgs_consume_check_identity(pgs_worker_t *w)
 {
+    /* a new connection found another database (pool.h): it took no work */
+    for (int s = 0; s < PGS_STREAM__COUNT && !w->restart_to_rewind; s++) {
+        const char *other = pgs_pool_identity_changed(w->streams[s].pool);
+        if (other)
+            restart_for_identity(w, other);
+    }
     int again = 0;
     for (int s = 0; s < PGS_STREAM__COUNT; s++)
         if (w->streams[s].pool)
@@ -169,21 +207,9 @@ void pgs_consume_check_identity(pgs_worker_t *w)
     PQfinish(pg);
     if (pgs_rewind_identity_same(&id, &w->db_identity))
         return;
-    /* no floor and no checkpoint may be recorded on this database from what
-     * the worker learnt on the other one: the commands it saw final there
-     * may be missing here */
-    for (int s = 0; s < PGS_STREAM__COUNT; s++)
-        if (w->streams[s].pool)
-            pgs_pool_set_identity(w->streams[s].pool, "");
-    w->have_db_identity = 0;
-    pgs_warn("consume",
-             "database identity changed on reconnect (system_identifier %s -> %s, timeline %d -> "
-             "%d: a promotion or restore): restarting in-process; the new assignment checks each "
-             "partition and rewinds what the database forgot",
-             w->db_identity.system_identifier, id.system_identifier, w->db_identity.timeline,
-             id.timeline);
-    w->restart_to_rewind = 1;
-    w->stop = 1;
+    char idtext[48];
+    pgs_rewind_identity_format(&id, idtext, sizeof(idtext));
+    restart_for_identity(w, idtext);
 }
 
 /**

@@ -411,6 +411,22 @@ int pgs_pool_take_reconnected(pgs_pool_t *pool)
 void pgs_pool_set_identity(pgs_pool_t *pool, const char *identity)
 {
     snprintf(pool->identity, sizeof(pool->identity), "%s", identity ? identity : "");
+    if (identity && identity[0]) {
+        snprintf(pool->expect_identity, sizeof(pool->expect_identity), "%s", identity);
+        pool->changed_identity[0] = '\0';
+    }
+}
+
+void pgs_pool_hold_identity(pgs_pool_t *pool)
+{
+    pool->identity[0] = '\0';
+    if (!pool->changed_identity[0])
+        snprintf(pool->changed_identity, sizeof(pool->changed_identity), "%s", "?");
+}
+
+const char *pgs_pool_identity_changed(const pgs_pool_t *pool)
+{
+    return pool && pool->changed_identity[0] ? pool->changed_identity : NULL;
 }
 
 int pgs_pool_breaker_open(const pgs_pool_t *pool)

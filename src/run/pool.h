@@ -106,6 +106,19 @@ int pgs_pool_take_reconnected(pgs_pool_t *pool);
  *         "" or NULL when unknown: the resume floors of the pool's
  *         transactions are recorded only on that database (floors.h). */
 void pgs_pool_set_identity(pgs_pool_t *pool, const char *identity);
+/**
+ * @brief Another database than the one of the last rewind check: no resume
+ *        floor is recorded any more and no connection of the pool is put to
+ *        use until pgs_pool_set_identity names a checked one (the worker
+ *        starts again in-process, and its new assignment rewinds).
+ */
+void pgs_pool_hold_identity(pgs_pool_t *pool);
+/** @returns the identity ("SYSID/TIMELINE", or "?") of another database a
+ *           connection of @p pool found, or NULL: every new connection is
+ *           checked before its first transaction, and one to a database
+ *           that is not the checked one (a promoted standby, a restore) is
+ *           closed unused, so nothing is applied out of order there. */
+const char *pgs_pool_identity_changed(const pgs_pool_t *pool);
 /** @returns how many of the pool's transactions are open now. */
 int pgs_pool_busy(const pgs_pool_t *pool);
 /** @returns how many transactions the pool may have in flight now. */

@@ -83,8 +83,10 @@ typedef struct pgs_conn_s {
     int64_t connect_deadline_us; /* C_CONNECTING or C_SETUP gives up then */
     uint32_t watching;           /* the epoll events asked for while connecting */
     int setup_left;              /* C_SETUP: results (and ends) still to read */
+    int setup_seen;              /* C_SETUP: results read (the prepares, then the identity) */
     int setup_failed;
-    int probing; /* this connect is the open breaker's probe */
+    char setup_identity[48]; /* C_SETUP: the database's "SYSID/TIMELINE", "" unknown */
+    int probing;             /* this connect is the open breaker's probe */
     int connect_failures;
     int ever_opened;
 } pgs_conn_t;
@@ -121,10 +123,12 @@ struct pgs_pool_s {
     pgs_work_t **waiting; /* works in retry backoff; their lanes stay blocked */
     size_t nwaiting, waiting_cap;
     pgs_conn_params_t params;
-    pgs_profile_t *profile; /* NULL: no statement profile */
-    int reconnected;        /* a connection was re-established (connect.c) */
-    char identity[48];      /* "SYSID/TIMELINE" of the last rewind check, "" unknown */
-    int audit_slot[2];      /* the audit statement's profile slots (single, multi), plus 1 */
+    pgs_profile_t *profile;    /* NULL: no statement profile */
+    int reconnected;           /* a connection was re-established (connect.c) */
+    char identity[48];         /* "SYSID/TIMELINE" for resume floors, "" none recorded */
+    char expect_identity[48];  /* that of the last rewind check, kept: "" unknown */
+    char changed_identity[48]; /* another database's, seen on a connect: "" none */
+    int audit_slot[2];         /* the audit statement's profile slots (single, multi), plus 1 */
 };
 
 /* connect.c */

@@ -77,6 +77,13 @@ sleep 1
 "$PGNODE" promote "$B"
 t_promoted=$(pgs_clock_now_ms)
 at_promotion=$(applied "$ADMIN_B")
+# what the standby holds per partition at promotion: the highest offset and
+# resume floor recorded, the checkpoint (for the report of missing commands)
+q "$ADMIN_B" "SELECT kafka_partition, max(kafka_offset), max(resume_floor), count(*),
+    (SELECT next_offset FROM pgscribe.resume_checkpoints r WHERE r.topic = a.topic
+      AND r.kafka_partition = a.kafka_partition)
+    FROM pgscribe.applied_commands a GROUP BY topic, kafka_partition ORDER BY 1" \
+    >"$T_DIR/at-promotion.txt" 2>&1 || true
 ident=$(q "$ADMIN_B" "SELECT system_identifier || ' timeline=' || timeline FROM pgscribe.db_identity()")
 note "standby promoted after $((t_promoted - t_kill)) ms: $at_promotion commands recorded, system_identifier=$ident"
 deadline=$((SECONDS + 120))
@@ -88,9 +95,48 @@ t_first=$(pgs_clock_now_ms)
 note "first commit on the new primary $((t_first - t_kill)) ms after the kill"
 wait "$P_PID" || fail "the producer failed"
 pgs_forget_pid "$P_PID"
+# missing_report: which commands the new primary lacks, with their
+# partition and offset in the commands topic, beside what the standby held
+# at promotion and what each worker rewound
+missing_report() {
+    q "$ADMIN_B" "SELECT command_id FROM pgscribe.applied_commands" | sort >"$T_DIR/ids.db"
+    # the topic holds Avro: a command is found by its message key and its
+    # place among the commands of that key (the producer keeps their order)
+    kcat -b "$PGSCRIBE_KAFKA" -C -t "$T_RUN.commands" -e -q -f '%p\t%o\t%k\n' 2>/dev/null |
+        python3 -c '
+import collections, json, sys
+have = set(l.strip() for l in open(sys.argv[1]))
+order = collections.defaultdict(list)
+for line in open(sys.argv[2]):
+    c = json.loads(line)
+    key = "%s/%s/%s" % (c["clinic_id"], c["entity"], "/".join(str(v) for v in c["key"].values()))
+    order[key].append(c["command_id"])
+seen = collections.Counter()
+msgs = sorted((int(p), int(o), k) for p, o, k in (l.rstrip("\n").split("\t", 2) for l in sys.stdin))
+for p, o, k in msgs:
+    ids = order.get(k, [])
+    cid = ids[seen[k]] if seen[k] < len(ids) else "?"
+    seen[k] += 1
+    if cid not in have:
+        print("missing partition=%d offset=%d key=%s command_id=%s" % (p, o, k, cid))' \
+            "$T_DIR/ids.db" "$T_DIR/commands.jsonl" |
+        sort -t= -k2,2n -k3,3n >"$T_DIR/missing.txt"
+    echo "=== $(wc -l <"$T_DIR/missing.txt") command(s) missing on the new primary:" >&2
+    head -n 40 "$T_DIR/missing.txt" >&2
+    echo "=== at promotion (partition, max offset, max floor, records, checkpoint):" >&2
+    cat "$T_DIR/at-promotion.txt" >&2
+    for i in 1 2; do
+        echo "=== w$i: identity changes, rewinds, checks, revocations" >&2
+        grep -hE 'identity changed|another database|rewound topic|rewind check|revoked|assigned [0-9]|checkpoints|stopping|starting again|dead-lettering"' \
+            "$T_DIR/worker-w$i.log" | sed 's/^ts=\([^ ]*\) .*msg="/\1 /' | cut -c1-220 >&2
+    done
+}
 deadline=$((SECONDS + 180))
 until [ "$(applied "$ADMIN_B")" -ge "$N" ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(applied "$ADMIN_B") of $N commands applied within 180 s after the promotion"
+    if [ $SECONDS -ge $deadline ]; then
+        missing_report
+        fail "only $(applied "$ADMIN_B") of $N commands applied within 180 s after the promotion"
+    fi
     sleep 0.1
 done
 t_caught=$(pgs_clock_now_ms)
@@ -103,7 +149,7 @@ for pid in "${pids[@]}"; do pgs_worker_stop "$pid"; done
 restarts=0 rewound=0
 for i in 1 2; do
     log=$T_DIR/worker-w$i.log
-    restarts=$((restarts + $(grep -c "database identity changed on reconnect" "$log" || true)))
+    restarts=$((restarts + $(grep -c "database identity changed (" "$log" || true)))
     rewound=$((rewound + $(grep -c "rewound topic=" "$log" || true)))
 done
 [ "$restarts" -ge 1 ] || fail "no worker saw the database identity change"

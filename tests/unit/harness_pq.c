@@ -45,11 +45,38 @@ static struct {
     int connect_polls, stall_connects, connects_started, polls;
     char log[HARNESS_MAX_LOG];
     size_t log_len;
+    char identity[48]; /* the database's "SYSID/TIMELINE", "" none (an error) */
+    int identity_asked;
 } H;
 
 void harness_pq_reset(void)
 {
     memset(&H, 0, sizeof(H));
+}
+
+void harness_pq_identity(const char *identity)
+{
+    snprintf(H.identity, sizeof(H.identity), "%s", identity ? identity : "");
+}
+
+int harness_pq_identity_asked(void)
+{
+    return H.identity_asked;
+}
+
+/* The answer of the identity query a connection's setup asks. */
+static struct pg_result identity_result(void)
+{
+    struct pg_result r = {.status = PGRES_FATAL_ERROR, .is_error = 0};
+    H.identity_asked++;
+    if (H.identity[0]) {
+        r.status = PGRES_TUPLES_OK;
+        r.ntuples = 1;
+        snprintf(r.value, sizeof(r.value), "%s", H.identity);
+    } else {
+        snprintf(r.sqlstate, sizeof(r.sqlstate), "42883");
+    }
+    return r;
 }
 
 void harness_pq_script(const char *answers)
@@ -384,6 +411,21 @@ PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid
     return r;
 }
 
+/* The blocking connect's identity query: answered by harness_pq_identity,
+ * not from the script, and not logged (a setup statement). */
+PGresult *PQexec(PGconn *conn, const char *command)
+{
+    (void)conn;
+    PGresult *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    if (strstr(command, "db_identity"))
+        *r = identity_result();
+    else
+        r->status = PGRES_COMMAND_OK;
+    return r;
+}
+
 int PQsetnonblocking(PGconn *conn, int arg)
 {
     (void)conn;
@@ -412,6 +454,12 @@ int PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid 
     (void)paramLengths;
     (void)paramFormats;
     (void)resultFormat;
+    if (conn->setup && strstr(command, "db_identity")) {
+        struct pg_result r = identity_result();
+        push(conn, A_RESULT, &r);
+        push(conn, A_END, NULL);
+        return 1;
+    }
     log_sent(command, NULL);
     answer(conn, 0);
     return 1;

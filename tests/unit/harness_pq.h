@@ -27,6 +27,14 @@ void harness_pq_reset(void);
  */
 void harness_pq_script(const char *answers);
 
+/** @brief The database identity ("SYSID/TIMELINE") the setup of each later
+ *         connection reads (pgscribe.db_identity()); NULL or "": the query
+ *         fails, as on a database without migration 0013. Not logged, and
+ *         takes no answer of the script. */
+void harness_pq_identity(const char *identity);
+/** @returns how many times a connection's setup asked the identity. */
+int harness_pq_identity_asked(void);
+
 /** @returns how many answers of the script are left. */
 int harness_pq_left(void);
 

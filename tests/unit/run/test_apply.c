@@ -498,6 +498,46 @@ static void test_reconnect_failure_and_timeout_retry(void **state)
     assert_int_equal(fx->pool->conns[0].state, C_IDLE);
 }
 
+/* A reconnect that reaches another database than the one of the rewind
+ * check (a promoted standby: same system, a new timeline) takes no
+ * transaction there: the commands that were in flight, and those queued,
+ * stay unsettled (nothing is applied out of order on a database that may
+ * have lost their predecessors), no resume floor is recorded from then on,
+ * and the pool names the other database for the worker to start again. A
+ * reconnect to the same database goes on as before. */
+static void test_reconnect_to_another_database_takes_no_work(void **state)
+{
+    fx_t *fx = *state;
+    harness_pq_identity("7714/1");
+    fx_pool(fx);
+    pgs_pool_set_identity(fx->pool, "7714/1");
+    assert_int_equal(harness_pq_identity_asked(), 1); /* the blocking first connect */
+    assert_null(pgs_pool_identity_changed(fx->pool));
+    fx_works(fx, 3);
+    /* BEGIN, setup, PREPARE, command 0, then the connection breaks */
+    harness_pq_script("ok ok ok ok lost");
+    harness_pq_identity("7714/2");
+    int64_t deadline = pgs_clock_now_us() + 1500000;
+    while (pgs_clock_now_us() < deadline)
+        fx_step(fx);
+    assert_int_equal(fx->finished, 0);
+    assert_int_equal(fx->ndead, 0);
+    assert_true(harness_pq_identity_asked() >= 2);
+    assert_non_null(pgs_pool_identity_changed(fx->pool));
+    assert_string_equal(pgs_pool_identity_changed(fx->pool), "7714/2");
+    assert_string_equal(fx->pool->identity, "");    /* no floors from here */
+    assert_int_equal(harness_pq_count("BEGIN"), 1); /* none on the other database */
+    assert_int_not_equal(fx->pool->conns[0].state, C_IDLE);
+
+    /* the worker's new rewind check names the database: work goes on */
+    pgs_pool_set_identity(fx->pool, "7714/2");
+    assert_null(pgs_pool_identity_changed(fx->pool));
+    fx_run(fx, 3, 5000);
+    assert_int_equal(fx->ndead, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fx->fate[i], W_APPLIED);
+}
+
 /* A multi-row statement fails with a permanent error: its commands go again
  * one statement each, and only the row at fault is dead-lettered. */
 static void test_multi_row_failure_falls_back_to_one_by_one(void **state)
@@ -728,6 +768,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_takes_several_polls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_failure_and_timeout_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_to_another_database_takes_no_work, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_multi_row_failure_falls_back_to_one_by_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_sends_each_alone, setup, teardown),
