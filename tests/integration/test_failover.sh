@@ -11,7 +11,7 @@
 # of all 30 000, each command id recorded once (no duplicate applied), no
 # dead letter, the workers never exited. Printed: kill to the first commit
 # on the new primary, and to caught up.
-# Not in the ctest suite (docs/dr.md: an open defect); run it by hand with the stack up.
+# integration.failover; by hand: the stack up, then bash tests/integration/test_failover.sh.
 . "$(dirname "$0")/lib.sh"
 N=${FAILOVER_N:-30000}
 KILL_AT=$((N * 2 / 5))
