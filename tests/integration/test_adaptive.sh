@@ -10,7 +10,7 @@
 # over 50 clinics also give each window more of them, and fewer waits on a
 # clinic's audit chain head.)
 . "$(dirname "$0")/lib.sh"
-# short transactions (20 commands) give each 1 s window enough
+# short transactions (10 commands) give each 1 s window enough
 # of them for a steady rate
 export T_EXTRA_CONF=$'[apply]\nmax_batch = 10'
 pgs_test_init adaptive
