@@ -15,6 +15,7 @@
 #include "common/copytext.h"
 #include "common/fieldcrypt.h"
 #include "common/sbuf.h"
+#include "sql/sqlbatch.h"
 
 #define CURSOR "pgs_anon_rows"
 
@@ -127,24 +128,17 @@ static int canonicalise(pgs_anon_copy_t *c, const pgs_ktable_t *t, int i, const 
                         cell_t *cells, int nrows, int ncols)
 {
     pgs_sbuf_t arr = {0}, sql = {0};
-    pgs_sbuf_puts(&arr, "{");
     for (int r = 0; r < nrows; r++) {
         const cell_t *cl = &cells[(size_t)r * (size_t)ncols + (size_t)i];
-        if (r)
-            pgs_sbuf_puts(&arr, ",");
-        if (!cl->v) {
+        pgs_sqlbatch_array_sep(&arr, (size_t)r);
+        if (cl->v)
+            pgs_sqlbatch_put_element(&arr, cl->v, cl->len);
+        else
             pgs_sbuf_puts(&arr, "NULL");
-            continue;
-        }
-        pgs_sbuf_puts(&arr, "\"");
-        for (size_t k = 0; k < cl->len; k++) {
-            if (cl->v[k] == '"' || cl->v[k] == '\\')
-                pgs_sbuf_putn(&arr, "\\", 1);
-            pgs_sbuf_putn(&arr, cl->v + k, 1);
-        }
-        pgs_sbuf_puts(&arr, "\"");
     }
-    pgs_sbuf_puts(&arr, "}");
+    arr.buf = pgs_sqlbatch_array_close(&arr);
+    arr.len = strlen(arr.buf);
+    arr.cap = arr.len + 1;
     pgs_sbuf_printf(&sql,
                     "SELECT u.v::%s::text FROM unnest($1::text[]) WITH ORDINALITY AS u(v, i)"
                     " ORDER BY u.i",

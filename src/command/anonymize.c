@@ -23,6 +23,7 @@
 #include "common/config.h"
 #include "common/keyring.h"
 #include "common/sbuf.h"
+#include "sql/sqlbatch.h"
 
 #define WHO           "pgscribe anonymize"
 #define DEFAULT_BATCH 1000
@@ -72,19 +73,6 @@ typedef struct {
     const char *clinics[MAX_CLINICS];
     int nclinics;
 } anon_opts_t;
-
-static int exec_sql(PGconn *pg, const char *sql, const char *what)
-{
-    PGresult *res = PQexec(pg, sql);
-    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
-        PQclear(res);
-        return 0;
-    }
-    const char *m = PQerrorMessage(pg);
-    fprintf(stderr, WHO ": %s: %.*s\n", what, (int)strcspn(m, "\n"), m);
-    PQclear(res);
-    return -1;
-}
 
 static int set_clinic(PGconn *pg, const char *clinic, const char *what)
 {
@@ -136,24 +124,26 @@ static PGresult *all_clinics(PGconn *src, const pgs_anon_plan_t *plan)
 static int record_export(PGconn *src, const pgs_anon_plan_t *plan, const char *clinic,
                          const char *recipient, long rows, const char *operator_name)
 {
-    pgs_sbuf_t cols = {0};
-    pgs_sbuf_puts(&cols, "{");
-    int n = 0;
+    pgs_sbuf_t arr = {0};
+    size_t n = 0;
     for (int i = 0; i < plan->ntables; i++) {
         const pgs_anon_table_t *t = &plan->tables[i];
         for (int j = 0; j < t->kt.ncols; j++) {
             if (t->cols[j].mask == PGS_MASK_KEEP && !t->kt.cols[j].sealed)
                 continue;
-            pgs_sbuf_printf(&cols, "%s\"%s.%s:%s%s\"", n++ ? "," : "", t->kt.table,
-                            t->kt.cols[j].name, pgs_mask_name(t->cols[j].mask),
-                            t->kt.cols[j].sealed ? ",decrypted" : "");
+            char item[600];
+            int len =
+                snprintf(item, sizeof(item), "%s.%s:%s%s", t->kt.table, t->kt.cols[j].name,
+                         pgs_mask_name(t->cols[j].mask), t->kt.cols[j].sealed ? ",decrypted" : "");
+            pgs_sqlbatch_array_sep(&arr, n++);
+            pgs_sqlbatch_put_element(&arr, item, (size_t)len);
         }
     }
-    pgs_sbuf_puts(&cols, "}");
+    pgs_sbuf_t cols = {.buf = pgs_sqlbatch_array_close(&arr)};
     char nrows[24];
     snprintf(nrows, sizeof(nrows), "%ld", rows);
     const char *v[6] = {clinic, plan->schema, cols.buf, recipient, nrows, operator_name};
-    int rc = exec_sql(src, "BEGIN", "BEGIN on the source");
+    int rc = pgs_ktable_exec(src, "BEGIN", WHO);
     PGresult *res = rc ? NULL
                        : PQexecParams(src,
                                       "SELECT pgscribe.record_export($1, $2, $3::text[], $4,"
@@ -168,7 +158,7 @@ static int record_export(PGconn *src, const pgs_anon_plan_t *plan, const char *c
     }
     PQclear(res);
     if (rc == 0)
-        return exec_sql(src, "COMMIT", "recording the EXPORT event");
+        return pgs_ktable_exec(src, "COMMIT", WHO);
     PQclear(PQexec(src, "ROLLBACK"));
     return -1;
 }
@@ -177,12 +167,11 @@ static int record_export(PGconn *src, const pgs_anon_plan_t *plan, const char *c
  * snapshot of the source. Returns rows copied, or -1. */
 static long copy_clinic(pgs_anon_copy_t *c, const pgs_anon_plan_t *plan, const char *clinic)
 {
-    if (exec_sql(c->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                 "BEGIN on the source") ||
-        exec_sql(c->src, "SET LOCAL DateStyle = 'ISO, YMD'", "setting DateStyle") ||
-        exec_sql(c->src, "SET LOCAL bytea_output = 'hex'", "setting bytea_output") ||
-        set_clinic(c->src, clinic, "source") || exec_sql(c->dst, "BEGIN", "BEGIN on the target") ||
-        exec_sql(c->dst, "SET LOCAL DateStyle = 'ISO, YMD'", "setting DateStyle") ||
+    if (pgs_ktable_exec(c->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", WHO) ||
+        pgs_ktable_exec(c->src, "SET LOCAL DateStyle = 'ISO, YMD'", WHO) ||
+        pgs_ktable_exec(c->src, "SET LOCAL bytea_output = 'hex'", WHO) ||
+        set_clinic(c->src, clinic, "source") || pgs_ktable_exec(c->dst, "BEGIN", WHO) ||
+        pgs_ktable_exec(c->dst, "SET LOCAL DateStyle = 'ISO, YMD'", WHO) ||
         set_clinic(c->dst, clinic, "target") || pgs_anon_clear(c, plan, clinic) != 0) {
         PQclear(PQexec(c->src, "ROLLBACK"));
         PQclear(PQexec(c->dst, "ROLLBACK"));
@@ -193,7 +182,7 @@ static long copy_clinic(pgs_anon_copy_t *c, const pgs_anon_plan_t *plan, const c
         long n = pgs_anon_copy_table(c, plan, ti, clinic);
         rows = n < 0 ? -1 : rows + n;
     }
-    if (rows >= 0 && exec_sql(c->dst, "COMMIT", "committing the target") != 0)
+    if (rows >= 0 && pgs_ktable_exec(c->dst, "COMMIT", WHO) != 0)
         rows = -1;
     if (rows < 0)
         PQclear(PQexec(c->dst, "ROLLBACK"));

@@ -270,8 +270,6 @@ static void connect_done(pgs_conn_t *c)
         pgs_breaker_probe_ok(&pool->breaker, pgs_clock_now_us());
         pgs_info("apply", "circuit breaker half-open: probe connected, resuming work");
     }
-    if (!first)
-        pool->reconnected = 1;
     pgs_info("apply", "connection %d %s", c->id, first ? "opened" : "re-established");
 }
 

@@ -183,33 +183,14 @@ static void rewind_assigned(pgs_worker_t *w, rd_kafka_t *rk, rd_kafka_topic_part
 
 void pgs_consume_check_identity(pgs_worker_t *w)
 {
-    /* a new connection found another database (pool.h): it took no work */
+    /* every new connection of the pools reads the database's identity before
+     * its first transaction; one that found another database took no work
+     * (pool.h) and names it here */
     for (int s = 0; s < PGS_STREAM__COUNT && !w->restart_to_rewind; s++) {
         const char *other = pgs_pool_identity_changed(w->streams[s].pool);
         if (other)
             restart_for_identity(w, other);
     }
-    int again = 0;
-    for (int s = 0; s < PGS_STREAM__COUNT; s++)
-        if (w->streams[s].pool)
-            again |= pgs_pool_take_reconnected(w->streams[s].pool);
-    if (!again || !w->have_db_identity || w->restart_to_rewind)
-        return;
-    char errstr[256] = "";
-    PGconn *pg = pgs_rewind_connect(pgs_config_str(w->cfg, "pg.conninfo"), errstr, sizeof(errstr));
-    pgs_rewind_identity_t id;
-    if (!pg || pgs_rewind_identity(pg, &id) != 0) {
-        pgs_warn("consume", "database identity not checked after the reconnect: %s",
-                 errstr[0] ? errstr : "pgscribe.db_identity() failed");
-        PQfinish(pg);
-        return;
-    }
-    PQfinish(pg);
-    if (pgs_rewind_identity_same(&id, &w->db_identity))
-        return;
-    char idtext[48];
-    pgs_rewind_identity_format(&id, idtext, sizeof(idtext));
-    restart_for_identity(w, idtext);
 }
 
 /**

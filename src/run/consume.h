@@ -12,12 +12,12 @@ typedef struct pgs_worker_s pgs_worker_t;
 
 int pgs_consume_start(pgs_worker_t *w, char *errstr, size_t errstr_size);
 /**
- * @brief After a pool re-established a connection, compares the database's
- *        identity (system identifier, timeline) with the one of the last
- *        rewind check; a different one (a standby promoted, a restore) stops
- *        the worker (restart_to_rewind, exit 1), so that the assignment of
- *        its next start rewinds what the database forgot.
- * @locality main thread; blocking, once per reconnect
+ * @brief When a pool's new connection found another database than the one of
+ *        the last rewind check (a standby promoted, a restore; it took no
+ *        work), stops the worker to start again in-process
+ *        (restart_to_rewind), so that its next assignment rewinds what the
+ *        database forgot.
+ * @locality main thread; no I/O
  */
 void pgs_consume_check_identity(pgs_worker_t *w);
 /** @brief Polls up to @p max messages and hands each to intake. @returns count. */

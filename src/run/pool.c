@@ -401,13 +401,6 @@ const char *pgs_pool_breaker_state(const pgs_pool_t *pool)
     return pgs_breaker_state_name(pool->breaker.state);
 }
 
-int pgs_pool_take_reconnected(pgs_pool_t *pool)
-{
-    int r = pool->reconnected;
-    pool->reconnected = 0;
-    return r;
-}
-
 void pgs_pool_set_identity(pgs_pool_t *pool, const char *identity)
 {
     snprintf(pool->identity, sizeof(pool->identity), "%s", identity ? identity : "");

@@ -99,9 +99,6 @@ void pgs_pool_reconfigure(pgs_pool_t *pool);
 /** @brief "closed", "open" or "half-open". */
 const char *pgs_pool_breaker_state(const pgs_pool_t *pool);
 int pgs_pool_breaker_open(const pgs_pool_t *pool);
-/** @returns 1 once after a connection of @p pool was re-established (a
- *           database that came back, perhaps another one), else 0. */
-int pgs_pool_take_reconnected(pgs_pool_t *pool);
 /** @brief The database identity ("SYSID/TIMELINE") the worker last checked,
  *         "" or NULL when unknown: the resume floors of the pool's
  *         transactions are recorded only on that database (floors.h). */

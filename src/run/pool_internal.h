@@ -124,7 +124,6 @@ struct pgs_pool_s {
     size_t nwaiting, waiting_cap;
     pgs_conn_params_t params;
     pgs_profile_t *profile;    /* NULL: no statement profile */
-    int reconnected;           /* a connection was re-established (connect.c) */
     char identity[48];         /* "SYSID/TIMELINE" for resume floors, "" none recorded */
     char expect_identity[48];  /* that of the last rewind check, kept: "" unknown */
     char changed_identity[48]; /* another database's, seen on a connect: "" none */
