@@ -139,13 +139,24 @@ size_t pgs_catalog_entity_count(const pgs_catalog_t *cat);
 const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i);
 /** @returns column index in @p ent, or -1. */
 int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name);
+/**
+ * @brief The index of field @p f's column in @p ent: the one
+ *        pgs_catalog_validate found when it accepted @p cmd for @p ent, else
+ *        looked up by name (a clinic_id field, or another entity).
+ * @returns -1 if @p ent has no such column.
+ */
+static inline int pgs_catalog_field_column(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                                           const pgs_field_t *f)
+{
+    return cmd->cols_of == ent && f->col > 0 ? f->col - 1 : pgs_catalog_entity_column(ent, f->name);
+}
 
 /**
  * @brief Checks a decoded command against the catalog (see docs/semantics.md, "Validation").
  * @returns PGS_OK and *entp, or a validate/tenant error; @p errstr names the
  *          entity/column at fault, never a value.
  */
-pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cmd,
+pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, pgs_command_t *cmd,
                                const pgs_entity_t **entp, char *errstr, size_t errstr_size);
 
 #endif

@@ -82,6 +82,30 @@ static const EVP_MD *sha256(void)
     return sha256_md ? sha256_md : EVP_sha256();
 }
 
+/* The data fields in catalog column order, from the columns validation
+ * found: an insertion sort of at most PGS_MAX_DATA_COLS. 0 when the
+ * command was not validated for @p ent (the caller then looks up by name). */
+static size_t data_in_column_order(const pgs_entity_t *ent, const pgs_command_t *cmd,
+                                   const pgs_field_t **out, int *cols)
+{
+    if (cmd->cols_of != ent || cmd->data_cnt > PGS_MAX_DATA_COLS)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < cmd->data_cnt; i++) {
+        int c = pgs_catalog_field_column(ent, cmd, &cmd->data[i]);
+        if (c < 0 || c == ent->clinic_col || strcmp(ent->cols[c].name, "clinic_id") == 0)
+            continue; /* a repeat of the command's clinic, already encoded */
+        size_t j = n++;
+        for (; j > 0 && cols[j - 1] > c; j--) {
+            cols[j] = cols[j - 1];
+            out[j] = out[j - 1];
+        }
+        cols[j] = c;
+        out[j] = &cmd->data[i];
+    }
+    return n;
+}
+
 void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
                         unsigned char out[PGS_DIGEST_SIZE])
 {
@@ -91,7 +115,10 @@ void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
     part_str(&sb, 'O', pgs_command_op_name(cmd->op));
     for (int i = 0; i < ent->npk; i++) {
         const pgs_column_t *col = &ent->cols[ent->pk[i]];
-        const pgs_field_t *f = find(cmd->key, cmd->key_cnt, col->name);
+        const pgs_field_t *f = NULL;
+        for (size_t k = 0; k < cmd->key_cnt && !f; k++)
+            if (pgs_catalog_field_column(ent, cmd, &cmd->key[k]) == ent->pk[i])
+                f = &cmd->key[k];
         if (f)
             part_value(&sb, col, &f->value);
         else
@@ -99,7 +126,14 @@ void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
     }
     /* data in catalog column order: the order of a message's map is not
      * content */
-    for (int c = 0; c < ent->ncols; c++) {
+    const pgs_field_t *sorted[PGS_MAX_DATA_COLS];
+    int sorted_cols[PGS_MAX_DATA_COLS];
+    size_t nsorted = data_in_column_order(ent, cmd, sorted, sorted_cols);
+    for (size_t i = 0; i < nsorted; i++) {
+        part_str(&sb, 'D', ent->cols[sorted_cols[i]].name);
+        part_value(&sb, &ent->cols[sorted_cols[i]], &sorted[i]->value);
+    }
+    for (int c = 0; c < ent->ncols && cmd->cols_of != ent; c++) {
         const pgs_column_t *col = &ent->cols[c];
         if (c == ent->clinic_col || strcmp(col->name, "clinic_id") == 0)
             continue; /* a repeat of the command's clinic, already encoded */

@@ -50,7 +50,7 @@ pgs_err_t pgs_fieldseal_command(const PgsKeyring *ring, const char *schema, cons
 {
     const pgs_column_t *first = NULL;
     for (size_t i = 0; i < cmd->data_cnt && !first; i++) {
-        int c = pgs_catalog_entity_column(ent, cmd->data[i].name);
+        int c = pgs_catalog_field_column(ent, cmd, &cmd->data[i]);
         if (c >= 0 && ent->cols[c].sealed && cmd->data[i].value.type != PGS_VAL_NULL)
             first = &ent->cols[c];
     }
@@ -85,7 +85,7 @@ pgs_err_t pgs_fieldseal_command(const PgsKeyring *ring, const char *schema, cons
     int which[PGS_MAX_DATA_COLS];
     int n = 0;
     for (size_t i = 0; i < cmd->data_cnt; i++) {
-        int c = pgs_catalog_entity_column(ent, cmd->data[i].name);
+        int c = pgs_catalog_field_column(ent, cmd, &cmd->data[i]);
         if (c < 0 || !ent->cols[c].sealed || cmd->data[i].value.type == PGS_VAL_NULL)
             continue;
         if (n == PGS_MAX_DATA_COLS)

@@ -106,6 +106,7 @@ static pgs_err_t check_key(const pgs_entity_t *ent, const pgs_command_t *cmd, ch
         if (col < 0)
             return fail_unknown(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                                 "unknown key column", f->name);
+        cmd->key[i].col = col + 1;
         if (!is_pk_col(ent, col))
             return fail(PGS_E_VALIDATE_KEY_MISMATCH, errstr, errstr_size, ent->name,
                         "not a primary key column", f->name);
@@ -154,6 +155,7 @@ static pgs_err_t check_data(const pgs_entity_t *ent, const pgs_command_t *cmd, i
         if (col < 0)
             return fail_unknown(PGS_E_VALIDATE_UNKNOWN_COLUMN, errstr, errstr_size, ent->name,
                                 "unknown column", f->name);
+        cmd->data[i].col = col + 1;
         if (is_pk_col(ent, col))
             return fail(PGS_E_VALIDATE_KEY_MISMATCH, errstr, errstr_size, ent->name,
                         "primary key column in data", f->name);
@@ -200,7 +202,7 @@ static pgs_err_t check_required(const pgs_entity_t *ent, const int *cols, int nd
     return PGS_OK;
 }
 
-pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cmd,
+pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, pgs_command_t *cmd,
                                const pgs_entity_t **entp, char *errstr, size_t errstr_size)
 {
     /* The clinic is part of every lane key and the tenant of the transaction:
@@ -211,6 +213,7 @@ pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cm
                  PGS_CLINIC_ID_MAX, cmd->clinic_id ? strlen(cmd->clinic_id) : 0);
         return PGS_E_VALIDATE_BAD_CLINIC_ID;
     }
+    cmd->cols_of = NULL;
     const char *entity = cmd->entity ? cmd->entity : "";
     const pgs_entity_t *ent = pgs_catalog_find(cat, entity);
     if (!ent) {
@@ -273,5 +276,6 @@ pgs_err_t pgs_catalog_validate(const pgs_catalog_t *cat, const pgs_command_t *cm
 
     if (entp)
         *entp = ent;
+    cmd->cols_of = ent;
     return PGS_OK;
 }

@@ -63,6 +63,8 @@ pgs_codec_t *pgs_codec_new(char *errstr, size_t errstr_size)
             goto fail;
         }
     }
+    for (int id = PGS_SCHEMA_ID_WRITE_COMMAND_V1; id <= PGS_SCHEMA_ID_WRITE_COMMAND_V2; id++)
+        codec->plan[id] = pgs_codec_plan_command(codec->schema[id]);
     codec->reader = avro_reader_memory("", 0);
     if (!codec->reader) {
         pgs_codec_check_errf(errstr, errstr_size, "out of memory");
@@ -85,6 +87,7 @@ void pgs_codec_free(pgs_codec_t *codec)
             avro_value_iface_decref(codec->iface[id]);
         if (codec->schema[id])
             avro_schema_decref(codec->schema[id]);
+        pgs_codec_plan_free(codec->plan[id]);
     }
     if (codec->reader)
         avro_reader_free(codec->reader);
@@ -94,12 +97,15 @@ void pgs_codec_free(pgs_codec_t *codec)
 
 /* Confluent framing, the pre-scan and avro-c's read into the reused value
  * of the writer schema. @p ids lists the ids this caller accepts (0-ended);
- * with a resolver and a @p reader_id, the id is the registry's instead. */
+ * with a resolver and a @p reader_id, the id is the registry's instead.
+ * With @p plan, a writer schema that has a WriteCommand plan is not read by
+ * avro-c: *plan and the body are set, *out is NULL. */
 static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, const int *ids,
-                             int reader_id, const char *what, avro_value_t **out, char *errstr,
-                             size_t errstr_size)
+                             int reader_id, const char *what, const pgs_codec_plan_t **plan,
+                             avro_value_t **out, char *errstr, size_t errstr_size)
 {
     const unsigned char *b = buf;
+    *out = NULL;
     if (len == 0) {
         pgs_codec_check_errf(errstr, errstr_size, "empty message");
         return PGS_E_DECODE_EMPTY;
@@ -120,9 +126,10 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
     uint32_t id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
     avro_schema_t schema;
     avro_value_t *value;
+    pgs_codec_plan_t *found = NULL;
     if (codec->resolve && reader_id) {
         pgs_err_t err = pgs_codec_registry_writer(codec, (int32_t)id, reader_id, what, &schema,
-                                                  &value, errstr, errstr_size);
+                                                  &value, &found, errstr, errstr_size);
         if (err)
             return err;
     } else {
@@ -136,10 +143,18 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
         }
         schema = codec->schema[id];
         value = &codec->value[id];
+        found = codec->plan[id];
     }
-    pgs_err_t err = pgs_codec_scan_avro(schema, b + 5, len - 5, errstr, errstr_size);
-    if (err)
-        return err;
+    const pgs_codec_plan_t *use = plan ? found : NULL;
+    if (!use || pgs_codec_plan_needs_scan(use)) {
+        pgs_err_t err = pgs_codec_scan_avro(schema, b + 5, len - 5, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    if (use) { /* it checks what the scan checks as it reads */
+        *plan = use;
+        return PGS_OK;
+    }
     avro_reader_memory_set_source(codec->reader, (const char *)b + 5, (int64_t)(len - 5));
     if (avro_value_read(codec->reader, value)) {
         pgs_codec_check_errf(errstr, errstr_size, "%s: Avro read failed", what);
@@ -147,6 +162,11 @@ static pgs_err_t read_framed(pgs_codec_t *codec, const void *buf, size_t len, co
     }
     *out = value;
     return PGS_OK;
+}
+
+void pgs_codec_read_with_avro_c(pgs_codec_t *codec, int on)
+{
+    codec->avro_generic = on;
 }
 
 void pgs_codec_set_frame_id(char *buf, size_t len, int32_t id)
@@ -174,6 +194,7 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
     static const int ids[] = {PGS_SCHEMA_ID_WRITE_COMMAND_V1, PGS_SCHEMA_ID_WRITE_COMMAND_V2, 0};
     pgs_command_t *cmd = NULL;
     avro_value_t *rec;
+    const pgs_codec_plan_t *plan = NULL;
     pgs_err_t err;
     *out = NULL;
     if (is_json) {
@@ -183,10 +204,12 @@ pgs_err_t pgs_codec_decode_command(pgs_codec_t *codec, const void *buf, size_t l
         err = pgs_codec_json_to_command(buf, len, cmd, errstr, errstr_size);
     } else {
         if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_WRITE_COMMAND_V2, "WriteCommand",
-                               &rec, errstr, errstr_size)))
+                               codec->avro_generic ? NULL : &plan, &rec, errstr, errstr_size)))
             return err;
         cmd = pgs_command_new();
-        err = pgs_codec_avro_to_command(rec, cmd, errstr, errstr_size);
+        err = plan ? pgs_codec_direct_command(plan, (const char *)buf + 5, len - 5, cmd, errstr,
+                                              errstr_size)
+                   : pgs_codec_avro_to_command(rec, cmd, errstr, errstr_size);
     }
     if (!err)
         err = pgs_codec_check_command(cmd, errstr, errstr_size);
@@ -213,7 +236,7 @@ pgs_err_t pgs_codec_decode_audit(pgs_codec_t *codec, const void *buf, size_t len
         err = pgs_codec_json_to_audit(buf, len, ev, errstr, errstr_size);
     } else {
         if ((err = read_framed(codec, buf, len, ids, PGS_SCHEMA_ID_AUDIT_EVENT_V2, "AuditEvent",
-                               &rec, errstr, errstr_size)))
+                               NULL, &rec, errstr, errstr_size)))
             return err;
         ev = pgs_command_audit_new();
         err = pgs_codec_avro_to_audit(rec, ev, errstr, errstr_size);
@@ -372,7 +395,7 @@ pgs_err_t pgs_codec_metrics_to_json(pgs_codec_t *codec, const void *buf, size_t 
     avro_value_t *rec;
     *json = NULL;
     pgs_err_t err =
-        read_framed(codec, buf, len, ids, 0, "WorkerMetrics", &rec, errstr, errstr_size);
+        read_framed(codec, buf, len, ids, 0, "WorkerMetrics", NULL, &rec, errstr, errstr_size);
     if (err)
         return err;
     json_t *root = pgs_codec_avro_to_json(rec);

@@ -50,6 +50,12 @@ void pgs_codec_set_resolver(pgs_codec_t *codec, pgs_codec_resolve_fn fn, void *o
 int pgs_codec_has_resolver(const pgs_codec_t *codec);
 /** @brief The JSON text of shipped schema @p id (schemas/avro), or NULL. */
 const char *pgs_codec_schema_text(int id);
+/**
+ * @brief With @p on, every Avro WriteCommand is read by avro-c's generic
+ *        reader instead of the plan of its writer schema (codec_direct.c).
+ *        Both give the same command; tests compare them.
+ */
+void pgs_codec_read_with_avro_c(pgs_codec_t *codec, int on);
 /** @brief Rewrites the schema id of a Confluent-framed message in place. */
 void pgs_codec_set_frame_id(char *buf, size_t len, int32_t id);
 

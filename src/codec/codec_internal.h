@@ -12,12 +12,16 @@
 /* Schema ids run 1..PGS_CODEC_MAX_ID; slot 0 is unused. */
 #define PGS_CODEC_MAX_ID 7
 
+/* codec_direct.c: how a writer schema's fields map to a WriteCommand. */
+typedef struct pgs_codec_plan_s pgs_codec_plan_t;
+
 /* A writer schema a registry resolved, by the registry's id. */
 typedef struct {
     int32_t id;
     avro_schema_t schema;
     avro_value_iface_t *iface; /* NULL when the schema is no record */
     avro_value_t value;        /* reused for every message of this id */
+    pgs_codec_plan_t *plan;    /* NULL: not a WriteCommand the plan can read */
     char record[160];          /* the record's full name */
     int checked_reader;        /* the reader id compatibility was checked for (0: none) */
     int compatible;
@@ -27,9 +31,11 @@ typedef struct {
 struct pgs_codec_s {
     avro_schema_t schema[PGS_CODEC_MAX_ID + 1];
     avro_value_iface_t *iface[PGS_CODEC_MAX_ID + 1];
-    avro_value_t value[PGS_CODEC_MAX_ID + 1]; /* reused for every message */
-    avro_reader_t reader;                     /* re-pointed at each message */
-    pgs_codec_resolve_fn resolve;             /* NULL: the shipped ids only */
+    avro_value_t value[PGS_CODEC_MAX_ID + 1];     /* reused for every message */
+    pgs_codec_plan_t *plan[PGS_CODEC_MAX_ID + 1]; /* WriteCommand ids only */
+    int avro_generic;             /* every WriteCommand read by avro-c (tests compare) */
+    avro_reader_t reader;         /* re-pointed at each message */
+    pgs_codec_resolve_fn resolve; /* NULL: the shipped ids only */
     void *resolve_opaque;
     pgs_codec_writer_t *writers; /* resolved so far */
     size_t writers_cnt;
@@ -38,8 +44,8 @@ struct pgs_codec_s {
 /* codec_registry.c: the writer schema of a registry id for the reader
  * @p reader_id (WriteCommand or AuditEvent, current version). */
 pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id, const char *what,
-                                    avro_schema_t *schema, avro_value_t **value, char *errstr,
-                                    size_t errstr_size);
+                                    avro_schema_t *schema, avro_value_t **value,
+                                    pgs_codec_plan_t **plan, char *errstr, size_t errstr_size);
 void pgs_codec_registry_free(pgs_codec_t *codec);
 
 /* codec_check.c: limits and well-formedness shared by both encodings. */
@@ -60,6 +66,17 @@ char *pgs_codec_check_base64_encode(const void *in, size_t len);
  * reads it, so that avro-c never sees a length it would trust blindly. */
 pgs_err_t pgs_codec_scan_avro(avro_schema_t schema, const void *buf, size_t len, char *errstr,
                               size_t errstr_size);
+
+/* codec_direct.c: a WriteCommand read from Avro binary without avro-c.
+ * The plan is NULL for a writer schema it cannot express (avro-c reads
+ * those). The reader makes the scan's checks itself, and runs the scan for
+ * its error text when one fails. */
+pgs_codec_plan_t *pgs_codec_plan_command(avro_schema_t writer);
+void pgs_codec_plan_free(pgs_codec_plan_t *plan);
+/* 1 when the body must pass pgs_codec_scan_avro first (fields it skips). */
+int pgs_codec_plan_needs_scan(const pgs_codec_plan_t *plan);
+pgs_err_t pgs_codec_direct_command(const pgs_codec_plan_t *plan, const void *body, size_t len,
+                                   pgs_command_t *cmd, char *errstr, size_t errstr_size);
 
 /* codec_avro.c: avro-c values <-> pgscribe structs. */
 pgs_err_t pgs_codec_avro_to_command(avro_value_t *rec, pgs_command_t *cmd, char *errstr,

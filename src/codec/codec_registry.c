@@ -136,6 +136,7 @@ void pgs_codec_registry_free(pgs_codec_t *codec)
             avro_value_iface_decref(wr->iface);
         if (wr->schema)
             avro_schema_decref(wr->schema);
+        pgs_codec_plan_free(wr->plan);
     }
     free(codec->writers);
     codec->writers = NULL;
@@ -173,14 +174,15 @@ static pgs_codec_writer_t *writer_add(pgs_codec_t *codec, int32_t id, const char
             pgs_codec_check_errf(errstr, errstr_size, "schema id %d: cannot be read", (int)id);
             return NULL;
         }
+        wr->plan = pgs_codec_plan_command(schema);
     }
     codec->writers_cnt++;
     return wr;
 }
 
 pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_id, const char *what,
-                                    avro_schema_t *schema, avro_value_t **value, char *errstr,
-                                    size_t errstr_size)
+                                    avro_schema_t *schema, avro_value_t **value,
+                                    pgs_codec_plan_t **plan, char *errstr, size_t errstr_size)
 {
     pgs_codec_writer_t *wr = NULL;
     for (size_t i = 0; i < codec->writers_cnt && !wr; i++)
@@ -227,5 +229,6 @@ pgs_err_t pgs_codec_registry_writer(pgs_codec_t *codec, int32_t id, int reader_i
     }
     *schema = wr->schema;
     *value = &wr->value;
+    *plan = reader_id == PGS_SCHEMA_ID_WRITE_COMMAND_V2 ? wr->plan : NULL;
     return PGS_OK;
 }

@@ -34,6 +34,10 @@ typedef struct {
 typedef struct {
     const char *name;
     pgs_value_t value;
+    /* 1 + the index of its column in the command's entity, set by
+     * pgs_catalog_validate (catalog.h); meaningful only while the command's
+     * cols_of names that entity */
+    int col;
 } pgs_field_t;
 
 typedef enum {
@@ -73,6 +77,9 @@ typedef struct pgs_command_s {
      * changed the values: a command whose field-encrypted columns were
      * sealed keeps the digest of its plaintext (catalog/fieldseal.h) */
     const unsigned char *digest;
+    /* the entity pgs_catalog_validate last accepted the command for, whose
+     * columns the fields' col index; NULL before or after a refusal */
+    const struct pgs_entity_s *cols_of;
 } pgs_command_t;
 
 /** Longest clinic id pgscribe takes, in bytes: a clinic id is an identifier

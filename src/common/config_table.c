@@ -47,6 +47,11 @@ const cfg_def_t pgs_config_table[] = {
     CF_INT("pg.idle_in_transaction_timeout_ms", "60000", 0, 3600000, 0,
            "idle_in_transaction_session_timeout of pgscribe sessions: a backend whose worker "
            "vanished mid-transaction frees its row locks (0: the server's setting)."),
+    CF_BOOL("pg.generic_plans", "true", 0,
+            "pgscribe sessions run with plan_cache_mode = force_generic_plan: each prepared "
+            "statement shape is planned once per connection rather than at each of its first "
+            "executions (its rows arrive as array parameters, whose values a custom plan gains "
+            "nothing from); false leaves the server's setting. Options in pg.conninfo win."),
     CF_INT("apply.max_in_flight", "50", 1, 500, 0,
            "Maximum concurrent transactions, which is also the number of PostgreSQL "
            "connections."),

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "run/pgnotice.h"
 #include "run/pool_internal.h"
 #include "sql/auditsql.h"
@@ -81,19 +82,29 @@ void pgs_connect_params_init(pgs_conn_params_t *p, const char *conninfo, const p
     }
     p->keys[n] = "dbname";
     p->vals[n++] = conninfo;
+    /* session settings as options; an explicit options keyword replaces
+     * PGOPTIONS and the user's own: both are kept after ours, so a setting
+     * of theirs wins */
     int64_t idle_ms = pgs_config_int(cfg, "pg.idle_in_transaction_timeout_ms");
-    if (idle_ms > 0) {
-        /* an explicit options keyword replaces PGOPTIONS and the user's
-         * own: both are kept after ours, so a setting of theirs wins */
-        const char *theirs = conninfo_value(user, "options");
-        if (!theirs)
-            theirs = getenv("PGOPTIONS");
-        size_t len = 96 + (theirs ? strlen(theirs) : 0);
-        p->options = malloc(len);
-        if (!p->options)
-            abort();
-        snprintf(p->options, len, "-c idle_in_transaction_session_timeout=%lld%s%s",
-                 (long long)idle_ms, theirs ? " " : "", theirs ? theirs : "");
+    int generic = pgs_config_bool(cfg, "pg.generic_plans");
+    const char *theirs = conninfo_value(user, "options");
+    if (!theirs)
+        theirs = getenv("PGOPTIONS");
+    if (idle_ms > 0 || generic) {
+        size_t len = 128 + (theirs ? strlen(theirs) : 0);
+        p->options = pgs_xalloc_malloc(len);
+        int at = 0;
+        p->options[0] = '\0';
+        if (idle_ms > 0)
+            at += snprintf(p->options + at, len - (size_t)at,
+                           "-c idle_in_transaction_session_timeout=%lld ", (long long)idle_ms);
+        /* the rows of a statement arrive as array parameters: a custom plan
+         * gains nothing from their values, so each shape is planned once per
+         * connection instead of at each of its first five executions */
+        if (generic)
+            at += snprintf(p->options + at, len - (size_t)at,
+                           "-c plan_cache_mode=force_generic_plan ");
+        snprintf(p->options + at, len - (size_t)at, "%s", theirs ? theirs : "");
         p->keys[n] = "options";
         p->vals[n++] = p->options;
     }

@@ -94,7 +94,8 @@ typedef struct pgs_conn_s {
 /* Connection parameters, built once per pool: pgscribe's defaults
  * (timeouts, keepalives) come before the user's conninfo, which libpq
  * expands last so its own settings win; `options` comes after it, carrying
- * idle_in_transaction_session_timeout ahead of the user's own options. */
+ * idle_in_transaction_session_timeout and plan_cache_mode ahead of the
+ * user's own options. */
 #define PGS_CONN_PARAMS_MAX 12
 typedef struct {
     const char *keys[PGS_CONN_PARAMS_MAX];

@@ -486,7 +486,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         for (size_t i = 0; i < n; i++) {
             const pgs_command_t *cmd = cmds[i];
             for (size_t f = 0; f < cmd->data_cnt; f++) {
-                int col = pgs_catalog_entity_column(ent, cmd->data[f].name);
+                int col = pgs_catalog_field_column(ent, cmd, &cmd->data[f]);
                 int pos = col >= 0 && col < maxcol ? pos_of[col] : -1;
                 /* the first of a repeated name, as pgs_command_field finds */
                 if (pos >= 0 && !vals[i * (size_t)ncols + (size_t)pos])

@@ -29,7 +29,7 @@ int pgs_sqlgen_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd, pgs_s
         /* validation allowed only a repeat of the command's clinic_id */
         if (strcmp(cmd->data[i].name, "clinic_id") == 0)
             continue;
-        int col = pgs_catalog_entity_column(ent, cmd->data[i].name);
+        int col = pgs_catalog_field_column(ent, cmd, &cmd->data[i]);
         if (col < 0 || shape->ncols == SHAPE_MAX_COLS)
             return -1;
         int j = shape->ncols++;

@@ -35,3 +35,17 @@ add_custom_target(bench-encrypt
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   USES_TERMINAL
   COMMENT "pgscribe encryption benchmark: ${PGS_BENCH_ENCRYPT_COUNT} commands, clear vs encrypted")
+
+# `cmake --build build --target bench-peer`: the benchmark peer, the Debezium
+# JDBC sink on Kafka Connect, on the same commands right after pgscribe's
+# end-to-end benchmark (peer_debezium.sh --pgscribe). Off by default: nothing
+# else depends on it; the first run fetches Kafka Connect and the Debezium
+# plugin from Maven Central into ~/.cache/pgscribe-peer.
+add_custom_target(bench-peer
+  COMMAND ${CMAKE_COMMAND} -E env PGSCRIBE_BIN=$<TARGET_FILE:pgscribe>
+          ${CMAKE_SOURCE_DIR}/tests/bench/peer_debezium.sh
+          --count ${PGS_BENCH_COUNT} --clinics ${PGS_BENCH_CLINICS} --pgscribe
+  DEPENDS pgscribe
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  USES_TERMINAL
+  COMMENT "pgscribe and the Debezium JDBC sink peer: ${PGS_BENCH_COUNT} commands, ${PGS_BENCH_CLINICS} clinics")

@@ -4,11 +4,12 @@
 # (COPY, multi-row INSERT, multi-row INSERT + idempotency + audit) on the same
 # rows, same cluster, in the same run. Prints figures; it is not a timed test.
 #
-# usage: tests/bench/bench_e2e.sh [--count N] [--clinics C] [--sessions S] [--keep]
+# usage: tests/bench/bench_e2e.sh [--count N] [--clinics C] [--sessions S] [--workers W] [--keep]
 #   --count N      commands produced (default 100000)
 #   --clinics C    clinics the generated load spreads over (default 20)
 #   --sessions S   parallel psql sessions of the multi-row baselines (default 8)
-#   --keep         keep the work folder (config, worker log, row files)
+#   --workers W    workers in one consumer group on the same database (default 1)
+#   --keep         keep the work folder (config, worker logs, row files)
 # env: PGSCRIBE_BIN (default <repo>/build/pgscribe), PGS_STACK_DIR.
 # Exit status: 0 when the run completed with consistent counts; 1 when the
 # worker died, timed out or the counts do not add up; 2 on bad arguments.
@@ -20,19 +21,22 @@ PGS_STACK_DIR=${PGS_STACK_DIR:-$REPO/.stack}
 COUNT=100000
 CLINICS=20
 SESSIONS=8
+WORKERS=1
 KEEP=0
 while [ $# -gt 0 ]; do
     case $1 in
     --count) COUNT=$2; shift 2 ;;
     --clinics) CLINICS=$2; shift 2 ;;
     --sessions) SESSIONS=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--count N] [--clinics C] [--sessions S] [--keep]" >&2; exit 2 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--count N] [--clinics C] [--sessions S] [--workers W] [--keep]" >&2; exit 2 ;;
     esac
 done
-[[ $COUNT =~ ^[1-9][0-9]*$ && $CLINICS =~ ^[1-9][0-9]*$ && $SESSIONS =~ ^[1-9][0-9]*$ ]] ||
-    { echo "bench: --count, --clinics and --sessions take positive integers" >&2; exit 2; }
+[[ $COUNT =~ ^[1-9][0-9]*$ && $CLINICS =~ ^[1-9][0-9]*$ && $SESSIONS =~ ^[1-9][0-9]*$ &&
+    $WORKERS =~ ^[1-9][0-9]*$ ]] ||
+    { echo "bench: --count, --clinics, --sessions and --workers take positive integers" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "bench: $BIN not built (cmake --build build --target pgscribe)" >&2; exit 1; }
 
 # The stack is shared with other users: start it if it is down, never stop it.
@@ -48,11 +52,12 @@ RUN=bench-$$-$(date +%s)
 WORK=$(mktemp -d /tmp/pgscribe-bench.XXXXXX)
 CONF=$WORK/pgscribe.conf
 LOG=$WORK/worker.log
-W_PID=
+W_PIDS=()
 POLL_PSQL=
 TOP_PID=
 
 note() { echo "bench: $*" >&2; }
+wlog() { if [ "$1" = 1 ]; then echo "$LOG"; else echo "$LOG.$1"; fi; } # worker N's log
 fail() { echo "bench: FAIL: $*" >&2; exit 1; }
 psql_db() { # DB psql-args...
     local db=$1
@@ -66,17 +71,18 @@ calc() { python3 -c "print($1)"; }
 
 cleanup() {
     local rc=$?
-    if [ -n "$W_PID" ]; then
-        kill -9 "$W_PID" 2>/dev/null || true
-        wait "$W_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${W_PIDS[@]}"; do
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     [ -n "$TOP_PID" ] && kill "$TOP_PID" 2>/dev/null || true
     if [ -n "$POLL_PSQL" ]; then
         kill "$POLL_PSQL" 2>/dev/null || true
         wait "$POLL_PSQL" 2>/dev/null || true
     fi
     if [ $rc -ne 0 ] && [ -f "$LOG" ]; then
-        echo "=== last lines of the worker log" >&2
+        echo "=== last lines of the (first) worker log" >&2
         tail -n 25 "$LOG" >&2
     fi
     for db in "$DB" "$BASE_DB"; do
@@ -189,16 +195,20 @@ wal0=$(scalar postgres "SELECT wal_bytes FROM pg_stat_wal")
 pg_t0=$(pg_cpu_ticks)
 k_t0=$(kafka_ticks)
 t0=$(now)
-"$BIN" run -c "$CONF" >"$LOG" 2>&1 &
-W_PID=$!
+for w in $(seq 1 "$WORKERS"); do
+    "$BIN" run -c "$CONF" >"$(wlog "$w")" 2>&1 &
+    W_PIDS+=($!)
+done
 deadline=$((SECONDS + 120 + COUNT / 200))
 sql="SELECT count(*) FROM pgscribe.applied_commands"
 top_taken=0
 while :; do
     applied=$(poll "$sql")
-    dead=$(grep -c 'msg="dead-lettering' "$LOG" || true)
+    dead=$(cat "$LOG"* | grep -c 'msg="dead-lettering' || true)
     [ $((applied + dead)) -ge "$COUNT" ] && break
-    kill -0 "$W_PID" 2>/dev/null || fail "worker died after $applied applied, $dead dead-lettered"
+    for pid in "${W_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || fail "a worker died after $applied applied, $dead dead-lettered"
+    done
     [ $SECONDS -lt $deadline ] || fail "only $applied applied + $dead dead-lettered of $COUNT in time"
     # Who uses the CPU, over one second half-way through applying: top's
     # second frame (its first one averages since each process started), in
@@ -211,8 +221,8 @@ while :; do
     sleep 0.05
 done
 t1=$(now)
-w_ticks=$(cpu_ticks "$W_PID")
-w_hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$W_PID/status")
+w_ticks=$(cpu_ticks "${W_PIDS[@]}")
+w_hwm_kb=$(for pid in "${W_PIDS[@]}"; do cat "/proc/$pid/status"; done 2>/dev/null | awk '/^VmHWM:/ && $2 > m {m = $2} END {print m}')
 pg_t1=$(pg_cpu_ticks)
 pgw_ticks=$(pg_worker_backend_ticks)
 k_t1=$(kafka_ticks)
@@ -223,14 +233,30 @@ wait "$POLL_PSQL" 2>/dev/null || true
 POLL_PSQL=
 
 note "all commands done; stopping the worker"
-kill -TERM "$W_PID"
-w_rc=0
-wait "$W_PID" || w_rc=$?
-W_PID=
-[ $w_rc -eq 0 ] || fail "worker exited with $w_rc after SIGTERM"
-stop=$(grep 'msg="stopped:' "$LOG" | tail -n 1)
-[ -n "$stop" ] || fail "no stop line in the worker log"
-field() { sed -n "s/.*[ \"]$1=\([0-9.]*\).*/\1/p" <<<"$stop"; }
+kill -TERM "${W_PIDS[@]}"
+for pid in "${W_PIDS[@]}"; do
+    w_rc=0
+    wait "$pid" || w_rc=$?
+    [ $w_rc -eq 0 ] || fail "a worker exited with $w_rc after SIGTERM"
+done
+W_PIDS=()
+# Each worker's stop line; counts add up, latencies are the highest worker's.
+stops=()
+for w in $(seq 1 "$WORKERS"); do
+    line=$(grep 'msg="stopped:' "$(wlog "$w")" | tail -n 1)
+    [ -n "$line" ] || fail "no stop line in the log of worker $w"
+    stops+=("$line")
+done
+field_of() { sed -n "s/.*[ \"]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+field() { # NAME: summed over the workers, or the highest with --max
+    local how=sum name=$1 v out=0
+    if [ "$1" = --max ]; then how=max; name=$2; fi
+    for line in "${stops[@]}"; do
+        v=$(field_of "$name" "$line")
+        out=$(calc "$([ $how = sum ] && echo "$out + ${v:-0}" || echo "max($out, ${v:-0})")")
+    done
+    echo "$out"
+}
 s_applied=$(field applied)
 s_dead=$(field dead_lettered)
 s_dups=$(field duplicates)
@@ -297,16 +323,17 @@ multi_sem=$(base semantics_rows_per_s)
 echo
 printf 'pgscribe benchmark — %s commands, %s clinics, %s cores (%s), PostgreSQL %s, Kafka %s\n' \
     "$COUNT" "$CLINICS" "$cores" "$cpu_model" "$pg_ver" "${kafka_ver:-?}"
-printf '  (%s; one worker, %s; baseline with %s psql sessions)\n' "$pg_sync" \
+printf '  (%s; %s, %s; baseline with %s psql sessions)\n' "$pg_sync" \
+    "$([ "$WORKERS" = 1 ] && echo "one worker" || echo "$WORKERS workers in one group, 12 partitions")" \
     "$([ -n "${PGS_BENCH_CONF:-}" ] && echo "settings: ${PGS_BENCH_CONF//$'\n'/ }" || echo "default [apply] settings")" "$SESSIONS"
 printf '  %-38s %8s commands/s   (commit p50 %s ms, p99 %s ms; %s cmds/txn)\n' \
-    "pgscribe end-to-end" "$pgscribe_rate" "$(field commit_p50_ms)" "$(field commit_p99_ms)" \
+    "pgscribe end-to-end" "$pgscribe_rate" "$(field --max commit_p50_ms)" "$(field --max commit_p99_ms)" \
     "$(calc "round($m_applied / max($m_txn, 1), 1)")"
 printf '  %-38s %8s commands/s   (%.2f s from the first applied row; %.2f s with startup)\n' \
     "  without startup" "$(calc "round($COUNT / $active)")" "$active" "$elapsed"
 printf '  %-38s %8s commands/s   (produced before the worker started, %.2f s)\n' \
     "producer" "$(calc "round($COUNT / ($t_p1 - $t_p0))")" "$(calc "$t_p1 - $t_p0")"
-printf '  %-38s %s s per 100k commands; peak RSS %s MB\n' "worker CPU" \
+printf '  %-38s %s s per 100k commands; peak RSS %s MB\n' "worker CPU (all workers; RSS the highest)" \
     "$(per100k "$w_ticks")" "$(calc "round($w_hwm_kb / 1024)")"
 printf '  %-38s %s s per 100k commands (worker'"'"'s backends %s s)\n' "postgres CPU" \
     "$(per100k "$((pg_t1 - pg_t0))")" "$(per100k "$pgw_ticks")"

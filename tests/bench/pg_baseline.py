@@ -11,8 +11,10 @@ same indexes, same cluster) three times, emptying the tables in between:
   multirow   INSERT ... VALUES (...),(...) of BATCH rows, one transaction per
              statement, SESSIONS psql sessions in parallel
   semantics  the same, plus per row one pgscribe.applied_commands row and one
-             chained audit.events row (audit.append_writes), one transaction per
-             clinic of a batch
+             chained audit.events row (audit.append_writes): batches of BATCH
+             rows of one clinic, one transaction each, and each clinic kept
+             to one session (as the worker's lanes keep a clinic's
+             transactions apart), so no two sessions wait on one chain head
 
 Prints key=value lines (rows, *_s, *_rows_per_s, missing_extras) on stdout.
 Only psql is needed: no Python database driver.
@@ -102,6 +104,22 @@ def batches(data, size):
     return out
 
 
+def clinic_batches(data, size):
+    """Batches of at most SIZE rows of one table and one clinic, with the
+    clinic: the shape of the worker's transactions (one clinic each)."""
+    out = []
+    for table in TABLES:
+        cols, rows = data[table]
+        clinic_at = cols.index("clinic_id")
+        by_clinic = {}
+        for row in rows:
+            by_clinic.setdefault(row[0][clinic_at], []).append(row)
+        for clinic, its in by_clinic.items():
+            for i in range(0, len(its), size):
+                out.append((clinic, (table, cols, its[i:i + size])))
+    return out
+
+
 def multirow_sql(table, cols, chunk):
     values = ",".join("(" + ",".join(literal(f) for f in row) + ")" for row, _ in chunk)
     return f"INSERT INTO clinic.{table} ({','.join(cols)}) VALUES {values};\n"
@@ -151,10 +169,15 @@ def semantics_sql(table, cols, chunk, missing):
     return out
 
 
-def write_sessions(args, name, statements):
+def write_sessions(args, name, statements, keys=None):
+    """Statements spread over the sessions round robin, or by KEYS (one key's
+    statements all in one session, keys in order of first appearance)."""
     paths = [os.path.join(args.work, f"{name}-{i}.sql") for i in range(args.sessions)]
     files = [open(p, "w", encoding="utf-8") for p in paths]
+    session_of = {}
     for i, stmt in enumerate(statements):
+        if keys is not None:
+            i = session_of.setdefault(keys[i], len(session_of))
         files[i % len(files)].write(stmt)
     for f in files:
         f.close()
@@ -229,7 +252,9 @@ def main():
     chunks = batches(data, args.batch)
     missing = [0]
     multi_paths = write_sessions(args, "multirow", (multirow_sql(*c) for c in chunks))
-    sem_paths = write_sessions(args, "semantics", (semantics_sql(*c, missing) for c in chunks))
+    sem_chunks = clinic_batches(data, args.batch)
+    sem_paths = write_sessions(args, "semantics", (semantics_sql(*c, missing) for _, c in sem_chunks),
+                               [clinic for clinic, _ in sem_chunks])
     copy_script = os.path.join(args.work, "copy.sql")
     with open(copy_script, "w", encoding="utf-8") as f:
         for table in TABLES:

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Workers join and leave one group while 40 000 commands arrive at 5 000/s:
+# Workers join and leave one group while 60 000 commands arrive at 5 000/s:
 # a and b at the start, c joins at ~1 s, b leaves (SIGTERM) at ~2.5 s, d joins
-# at ~3.5 s, a leaves at ~5 s once d holds partitions (the load lasts ~8 s; a
-# starting worker needs seconds on a busy machine) → every leaver drains its
+# at ~3.5 s, a leaves at ~5 s once d holds partitions (the load lasts ~12 s:
+# a starting worker needs seconds on a busy machine, and a leaver's drain of
+# thousands of queued commands pushes the later events back) → every leaver drains its
 # revoked partitions and exits 0; every command is applied once and the tables equal the one-by-one
 # reference (per-key order held: versions and expected_version checks would
-# diverge otherwise); metrics applied sums to 40 000; nothing dead-lettered.
+# diverge otherwise); metrics applied sums to 60 000; nothing dead-lettered.
 . "$(dirname "$0")/lib.sh"
 # members learn of a rebalance at their next heartbeat (every 3 s by default,
 # as long as the gaps between the events): at 1 s a join completes sooner
 T_EXTRA_KAFKA_CONF=$'[kafka.consumer]\nheartbeat.interval.ms = 1000'
 pgs_test_init rebalance
-N=40000
+N=60000
 RATE=5000
 
 pgs_worker_start a

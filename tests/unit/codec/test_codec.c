@@ -48,18 +48,23 @@ static pgs_command_t *sample_command(int with_version)
     c->op = PGS_OP_UPDATE;
     c->key_cnt = 2;
     c->key = pgs_arena_alloc(c->arena, 2 * sizeof(pgs_field_t));
-    c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_LONG, .u.l = 9007199254740993LL}};
-    c->key[1] = (pgs_field_t){"site", {.type = PGS_VAL_STRING, .u.s = {"north", 5}}};
+    c->key[0] =
+        (pgs_field_t){.name = "id", .value = {.type = PGS_VAL_LONG, .u.l = 9007199254740993LL}};
+    c->key[1] =
+        (pgs_field_t){.name = "site", .value = {.type = PGS_VAL_STRING, .u.s = {"north", 5}}};
     c->data_cnt = 7;
     c->data = pgs_arena_alloc(c->arena, 7 * sizeof(pgs_field_t));
-    c->data[0] = (pgs_field_t){"nothing", {.type = PGS_VAL_NULL}};
-    c->data[1] = (pgs_field_t){"active", {.type = PGS_VAL_BOOL, .u.b = 1}};
-    c->data[2] = (pgs_field_t){"visits", {.type = PGS_VAL_LONG, .u.l = -9000000000000000000LL}};
-    c->data[3] = (pgs_field_t){"weight", {.type = PGS_VAL_DOUBLE, .u.d = 0.1 + 0.2}};
-    c->data[4] =
-        (pgs_field_t){"name", {.type = PGS_VAL_STRING, .u.s = {"J\xc3\xb6rg \xe2\x82\xac", 9}}};
-    c->data[5] = (pgs_field_t){"photo", {.type = PGS_VAL_BYTES, .u.s = {bytes_val, 4}}};
-    c->data[6] = (pgs_field_t){"deleted", {.type = PGS_VAL_BOOL, .u.b = 0}};
+    c->data[0] = (pgs_field_t){.name = "nothing", .value = {.type = PGS_VAL_NULL}};
+    c->data[1] = (pgs_field_t){.name = "active", .value = {.type = PGS_VAL_BOOL, .u.b = 1}};
+    c->data[2] = (pgs_field_t){.name = "visits",
+                               .value = {.type = PGS_VAL_LONG, .u.l = -9000000000000000000LL}};
+    c->data[3] =
+        (pgs_field_t){.name = "weight", .value = {.type = PGS_VAL_DOUBLE, .u.d = 0.1 + 0.2}};
+    c->data[4] = (pgs_field_t){
+        .name = "name", .value = {.type = PGS_VAL_STRING, .u.s = {"J\xc3\xb6rg \xe2\x82\xac", 9}}};
+    c->data[5] =
+        (pgs_field_t){.name = "photo", .value = {.type = PGS_VAL_BYTES, .u.s = {bytes_val, 4}}};
+    c->data[6] = (pgs_field_t){.name = "deleted", .value = {.type = PGS_VAL_BOOL, .u.b = 0}};
     c->has_expected_version = with_version;
     c->expected_version = with_version ? 17 : 0;
     c->issued_at_ms = 1700000000123LL;
@@ -871,8 +876,10 @@ static pgs_audit_event_t *sample_audit(void)
     ev->source = "portal";
     ev->details_cnt = 2;
     ev->details = pgs_arena_alloc(ev->arena, 2 * sizeof(pgs_field_t));
-    ev->details[0] = (pgs_field_t){"reason", {.type = PGS_VAL_STRING, .u.s = {"no consent", 10}}};
-    ev->details[1] = (pgs_field_t){"format", {.type = PGS_VAL_STRING, .u.s = {"csv", 3}}};
+    ev->details[0] = (pgs_field_t){.name = "reason",
+                                   .value = {.type = PGS_VAL_STRING, .u.s = {"no consent", 10}}};
+    ev->details[1] =
+        (pgs_field_t){.name = "format", .value = {.type = PGS_VAL_STRING, .u.s = {"csv", 3}}};
     return ev;
 }
 

@@ -114,10 +114,11 @@ static pgs_command_t *sample(void)
     c->op = PGS_OP_UPSERT;
     c->key_cnt = 1;
     c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
-    c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_LONG, .u.l = 7}};
+    c->key[0] = (pgs_field_t){.name = "id", .value = {.type = PGS_VAL_LONG, .u.l = 7}};
     c->data_cnt = 1;
     c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
-    c->data[0] = (pgs_field_t){"name", {.type = PGS_VAL_STRING, .u.s = {"Jones", 5}}};
+    c->data[0] =
+        (pgs_field_t){.name = "name", .value = {.type = PGS_VAL_STRING, .u.s = {"Jones", 5}}};
     c->has_expected_version = 1;
     c->expected_version = 3;
     c->issued_at_ms = 1700000000123LL;

@@ -356,10 +356,10 @@ static void test_message_key(void **state)
     pgs_command_t *cmd = pgs_command_new();
     cmd->clinic_id = "clinic-007";
     cmd->entity = "patients";
-    pgs_field_t key[4] = {{"id", {.type = PGS_VAL_STRING}},
-                          {"n", {.type = PGS_VAL_LONG}},
-                          {"b", {.type = PGS_VAL_BOOL}},
-                          {"raw", {.type = PGS_VAL_BYTES}}};
+    pgs_field_t key[4] = {{.name = "id", .value = {.type = PGS_VAL_STRING}},
+                          {.name = "n", .value = {.type = PGS_VAL_LONG}},
+                          {.name = "b", .value = {.type = PGS_VAL_BOOL}},
+                          {.name = "raw", .value = {.type = PGS_VAL_BYTES}}};
     key[0].value.u.s.ptr = "abc";
     key[0].value.u.s.len = 3;
     key[1].value.u.l = -12;

@@ -34,6 +34,7 @@ static const char *const all_keys[] = {
     "pg.keepalives_count",
     "pg.tcp_user_timeout_ms",
     "pg.idle_in_transaction_timeout_ms",
+    "pg.generic_plans",
     "apply.max_in_flight",
     "apply.adaptive_in_flight",
     "apply.max_batch",

@@ -193,11 +193,11 @@ static void fx_works_op(fx_t *fx, int n, pgs_op_t op)
         c->op = op;
         c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
         c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
-        c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
+        c->key[0] = (pgs_field_t){.name = "id", .value = {.type = PGS_VAL_STRING}};
         c->key[0].value.u.s.ptr = fx->ids[k];
         c->key[0].value.u.s.len = strlen(fx->ids[k]);
         c->key_cnt = 1;
-        c->data[0] = (pgs_field_t){"given_name", {.type = PGS_VAL_STRING}};
+        c->data[0] = (pgs_field_t){.name = "given_name", .value = {.type = PGS_VAL_STRING}};
         c->data[0].value.u.s.ptr = "Secretname";
         c->data[0].value.u.s.len = 10;
         c->data_cnt = 1;
@@ -655,12 +655,12 @@ static void fx_update_work(fx_t *fx, int col)
     c->op = PGS_OP_UPDATE;
     c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
     c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
-    c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
+    c->key[0] = (pgs_field_t){.name = "id", .value = {.type = PGS_VAL_STRING}};
     c->key[0].value.u.s.ptr = fx->ids[k];
     c->key[0].value.u.s.len = strlen(fx->ids[k]);
     c->key_cnt = 1;
     static const char *const names[] = {"extra_0", "extra_1", "extra_2", "extra_3"};
-    c->data[0] = (pgs_field_t){names[col], {.type = PGS_VAL_STRING}};
+    c->data[0] = (pgs_field_t){.name = names[col], .value = {.type = PGS_VAL_STRING}};
     c->data[0].value.u.s.ptr = "v";
     c->data[0].value.u.s.len = 1;
     c->data_cnt = 1;

@@ -171,11 +171,11 @@ static void fx_works(fx_t *fx, int n)
         c->op = PGS_OP_INSERT;
         c->key = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
         c->data = pgs_arena_alloc(c->arena, sizeof(pgs_field_t));
-        c->key[0] = (pgs_field_t){"id", {.type = PGS_VAL_STRING}};
+        c->key[0] = (pgs_field_t){.name = "id", .value = {.type = PGS_VAL_STRING}};
         c->key[0].value.u.s.ptr = fx->ids[k];
         c->key[0].value.u.s.len = strlen(fx->ids[k]);
         c->key_cnt = 1;
-        c->data[0] = (pgs_field_t){"given_name", {.type = PGS_VAL_STRING}};
+        c->data[0] = (pgs_field_t){.name = "given_name", .value = {.type = PGS_VAL_STRING}};
         c->data[0].value.u.s.ptr = "Secretname";
         c->data[0].value.u.s.len = 10;
         c->data_cnt = 1;

@@ -57,7 +57,7 @@ static void set(pgs_command_t *c, const char *name, pgs_value_type_t t, const ch
     f->value.u.s.len = n;
 }
 
-static int bshape(const pgs_catalog_t *cat, const pgs_command_t *c, pgs_bshape_t *bs)
+static int bshape(const pgs_catalog_t *cat, pgs_command_t *c, pgs_bshape_t *bs)
 {
     const pgs_entity_t *ent = NULL;
     char err[256];

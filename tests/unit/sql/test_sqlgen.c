@@ -94,7 +94,7 @@ static pgs_command_t *patient_cmd(pgs_op_t op, int nnames, const char *const *na
     return cmd;
 }
 
-static void shape_for(const pgs_catalog_t *cat, const pgs_command_t *cmd, pgs_shape_t *shape)
+static void shape_for(const pgs_catalog_t *cat, pgs_command_t *cmd, pgs_shape_t *shape)
 {
     char errstr[256];
     const pgs_entity_t *ent = NULL;
