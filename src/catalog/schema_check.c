@@ -37,6 +37,10 @@ static const struct {
      "SELECT to_regprocedure('audit.append_writes(uuid[],text[],bigint[],text[],text[],integer[],"
      "bigint[],text[],text,text,text)') IS NOT NULL",
      "0010"},
+    {"audit.append_transaction_writes()",
+     "SELECT to_regprocedure('audit.append_transaction_writes(uuid[],text[],bigint[],text[],"
+     "text[],integer[],bigint[],text[],text[],text[],text)') IS NOT NULL",
+     "0018"},
 };
 
 int pgs_catalog_check_schema(PGconn *conn, char *errstr, size_t errstr_size)

@@ -16,6 +16,7 @@
 #include "run/pgnotice.h"
 #include "run/pool_internal.h"
 #include "sql/auditsql.h"
+#include "sql/txnaudit.h"
 
 /* Sets the tenant and the transaction's adaptive timeouts in one statement
  * (is_local = true: all three end with the transaction), then takes the
@@ -284,6 +285,19 @@ static void connect_done(pgs_conn_t *c)
     pgs_info("apply", "connection %d %s", c->id, first ? "opened" : "re-established");
 }
 
+/* The second statement every connection prepares: the audit pool's
+ * AuditEvent store, or the command pool's write audit, each transaction's
+ * last statement (txnaudit.h). */
+static const char *audit_statement_name(const pgs_pool_t *pool)
+{
+    return pool->audit ? PGS_AUDITSQL_NAME : PGS_TXNAUDIT_NAME;
+}
+
+static const char *audit_statement(const pgs_pool_t *pool)
+{
+    return pool->audit ? pgs_auditsql_statement() : pgs_txnaudit_statement();
+}
+
 int pgs_connect_open_blocking(pgs_conn_t *c)
 {
     pgs_pool_t *pool = c->pool;
@@ -294,9 +308,9 @@ int pgs_connect_open_blocking(pgs_conn_t *c)
         return -1;
     }
     PGresult *r = PQprepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 4, NULL);
-    if (PQresultStatus(r) == PGRES_COMMAND_OK && pool->audit) {
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
         PQclear(r);
-        r = PQprepare(c->pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL);
+        r = PQprepare(c->pg, audit_statement_name(pool), audit_statement(pool), 0, NULL);
     }
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
@@ -350,8 +364,7 @@ static void connect_setup(pgs_conn_t *c)
     pgs_pool_t *pool = c->pool;
     if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1 ||
         !PQsendPrepare(c->pg, "pgs_txn_setup", SQL_TXN_SETUP, 4, NULL) ||
-        (pool->audit &&
-         !PQsendPrepare(c->pg, PGS_AUDITSQL_NAME, pgs_auditsql_statement(), 0, NULL)) ||
+        !PQsendPrepare(c->pg, audit_statement_name(pool), audit_statement(pool), 0, NULL) ||
         !PQsendQueryParams(c->pg, SQL_IDENTITY, 0, NULL, NULL, NULL, NULL, 0) ||
         !PQpipelineSync(c->pg)) {
         connect_failed_pq(c, "setup: ");
@@ -361,9 +374,9 @@ static void connect_setup(pgs_conn_t *c)
     c->setup_failed = 0;
     c->setup_seen = 0;
     c->setup_identity[0] = '\0';
-    /* each PREPARE and the identity query answer a result and its end; then
-     * the sync */
-    c->setup_left = 2 * (2 + (pool->audit != 0)) + 1;
+    /* the two PREPAREs and the identity query each answer a result and its
+     * end; then the sync */
+    c->setup_left = 2 * 3 + 1;
     int fl = PQflush(c->pg);
     if (fl < 0) {
         connect_failed_pq(c, "setup: ");
@@ -386,7 +399,7 @@ static void connect_setup_read(pgs_conn_t *c)
         if (!res)
             continue;
         ExecStatusType st = PQresultStatus(res);
-        int prepare = st != PGRES_PIPELINE_SYNC && ++c->setup_seen <= 1 + (c->pool->audit != 0);
+        int prepare = st != PGRES_PIPELINE_SYNC && ++c->setup_seen <= 2;
         if (prepare && st == PGRES_FATAL_ERROR && !c->setup_failed) {
             pgs_error("apply", "cannot prepare transaction setup: %s", PQresultErrorMessage(res));
             c->setup_failed = 1;

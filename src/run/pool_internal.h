@@ -20,9 +20,10 @@ typedef enum {
     R_BEGIN,
     R_CLINIC,
     R_PREPARE,
-    R_DEALLOCATE, /* of a statement the registry evicted; before BEGIN */
-    R_CMD,        /* single-command statement of batch index idx */
-    R_MULTI,      /* multi-row statement of group idx */
+    R_DEALLOCATE,  /* of a statement the registry evicted; before BEGIN */
+    R_CMD,         /* single-command statement of batch index idx */
+    R_MULTI,       /* multi-row statement of group idx */
+    R_WRITE_AUDIT, /* the transaction's write audit (txnaudit.h), before COMMIT */
     R_COMMIT,
     R_ROLLBACK,
     R_SYNC
@@ -129,6 +130,7 @@ struct pgs_pool_s {
     char expect_identity[48];  /* that of the last rewind check, kept: "" unknown */
     char changed_identity[48]; /* another database's, seen on a connect: "" none */
     int audit_slot[2];         /* the audit statement's profile slots (single, multi), plus 1 */
+    int write_audit_slot;      /* the write audit statement's profile slot, plus 1 */
 };
 
 /* connect.c */

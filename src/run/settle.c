@@ -281,9 +281,11 @@ static void record_failure(pgs_conn_t *c, const rexp_t *e, const PGresult *res)
     } else if (e->kind == R_CMD || e->kind == R_PREPARE) {
         c->fail_cmd = e->idx;
         wk = c->batch[e->idx];
-    } else if (e->kind == R_COMMIT && !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
-        /* a deferred constraint, checked at COMMIT: one of the commands is at
-         * fault, which one only a transaction of its own can tell */
+    } else if ((e->kind == R_COMMIT || e->kind == R_WRITE_AUDIT) &&
+               !pgs_error_is_transient(c->fail_err) && !c->fail_outage) {
+        /* a deferred constraint, checked at COMMIT, or the write audit of
+         * every command: one of the commands is at fault, which one only a
+         * transaction of its own can tell */
         c->fail_commit = 1;
     } else {
         /* BEGIN or the setup statement: not a command's fault */
@@ -334,7 +336,7 @@ static void profile_result(pgs_conn_t *c, rexp_t *e, PGresult *res, ExecStatusTy
     uint64_t rows = 0;
     if (st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         const char *v = PQgetvalue(res, 0, 0);
-        rows = e->kind == R_MULTI ? strtoull(v, NULL, 10) : v[0] == '1';
+        rows = e->kind == R_CMD ? v[0] == '1' : strtoull(v, NULL, 10);
     }
     pgs_profile_record(c->pool->profile, e->prof, pgs_clock_now_us() - e->sent_us, rows,
                        st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK);

@@ -2,13 +2,16 @@
  * apply.max_batch works of one clinic, in one round trip:
  *
  *   BEGIN; set_config('pgscribe.clinic_id', clinic, true);
- *   [PREPARE shape]; EXECUTE shape(cmd 1); ... ; COMMIT; Sync
+ *   [PREPARE shape]; EXECUTE shape(cmd 1); ... ; EXECUTE write audit;
+ *   COMMIT; Sync
  *
  * Commands of the transaction that share a batch shape go in ONE multi-row
  * statement over arrays (sqlbatch.c); a lone command uses its single-command
- * statement (sqlgen.c). Either records the command id, writes the audit row
- * and applies the write together. Each result the pipeline will answer is
- * noted in the connection's expected list, which settle.c reads against. */
+ * statement (sqlgen.c). Either records the command id and applies the write
+ * together; the transaction's last statement before COMMIT appends the write
+ * audit of every command it applied (txnaudit.c), so the audit commits with
+ * the writes or not at all. Each result the pipeline will answer is noted
+ * in the connection's expected list, which settle.c reads against. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "sql/auditsql.h"
 #include "sql/sqlbatch.h"
 #include "sql/sqlgen.h"
+#include "sql/txnaudit.h"
 
 #define TXN_MAX_BATCH 1000
 
@@ -374,6 +378,35 @@ static int send_singles(pgs_conn_t *c)
     return 0;
 }
 
+/* The write audit of every command of the transaction, one statement after
+ * the writes: the database appends a row for each command whose idempotency
+ * record this transaction inserted, so duplicates are left out. */
+static int send_write_audit(pgs_conn_t *c)
+{
+    pgs_pool_t *pool = c->pool;
+    static pgs_txnaudit_row_t rows[TXN_MAX_BATCH];
+    for (int i = 0; i < c->nbatch; i++) {
+        pgs_work_t *wk = c->batch[i];
+        rows[i] = (pgs_txnaudit_row_t){wk->cmd, &wk->shape, wk->part->partition, wk->offset};
+    }
+    pgs_batch_params_t bp;
+    pgs_txnaudit_params(rows, (size_t)c->nbatch, pool->topic, &bp);
+    int slot = -1;
+    if (pool->profile) {
+        if (!pool->write_audit_slot)
+            pool->write_audit_slot =
+                pgs_profile_slot(pool->profile, pool->name, "write_audit", "INSERT", 1) + 1;
+        slot = pool->write_audit_slot - 1;
+    }
+    int ok = PQsendQueryPrepared(c->pg, PGS_TXNAUDIT_NAME, bp.n, (const char *const *)bp.values,
+                                 NULL, NULL, 0);
+    pgs_sqlbatch_params_free(&bp);
+    if (!ok)
+        return -1;
+    expect_statement(c, R_WRITE_AUDIT, -1, slot);
+    return 0;
+}
+
 /* Audit events: one multi-row INSERT for the batch (group 0); an isolated
  * event (its batch failed) goes in a statement of its own. */
 static int send_audit(pgs_conn_t *c)
@@ -486,7 +519,8 @@ int pgs_txn_start(pgs_conn_t *c, pgs_work_t **works, int n)
     if (!PQsendQueryPrepared(c->pg, "pgs_txn_setup", 4, setup, NULL, NULL, 0))
         return -1;
     pgs_txn_expect(c, R_CLINIC, -1);
-    if (pool->audit ? send_audit(c) != 0 : send_groups(c) != 0 || send_singles(c) != 0)
+    if (pool->audit ? send_audit(c) != 0
+                    : send_groups(c) != 0 || send_singles(c) != 0 || send_write_audit(c) != 0)
         return -1;
     if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
         return -1;

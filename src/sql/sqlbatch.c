@@ -48,8 +48,8 @@ int pgs_sqlbatch_shape_of(const pgs_entity_t *ent, const pgs_command_t *cmd,
          * column without a DEFAULT is always listed (absent is NULL, which
          * is what leaving it out inserts), one with a DEFAULT only when the
          * command gives it, so that an absent one keeps its DEFAULT. The
-         * mask says which columns each row gave: the audit row's column
-         * list and an UPSERT's conflict update read it. */
+         * mask says which columns each row gave: an UPSERT's conflict
+         * update reads it. */
         bs->mask = 1;
         bs->shape.ncols = 0;
         int given = 0;
@@ -280,9 +280,8 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
 {
     const pgs_entity_t *ent = bs->shape.ent;
     pgs_sbuf_t in = {0}, w = {0};
-    int p = 8;
-    pgs_sbuf_puts(&in, "SELECT * FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bigint[], "
-                       "$7::jsonb[]");
+    int p = 6;
+    pgs_sbuf_puts(&in, "SELECT * FROM unnest($3::uuid[], $4::int[], $5::bigint[]");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", $%d::%s[]", p++, ent->cols[ent->pk[i]].type_sql);
     for (int i = 0; i < bs->shape.ncols; i++)
@@ -295,9 +294,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
         pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
     pgs_sbuf_printf(&in, ", $%d::bytea[]", p++);
     pgs_sbuf_printf(&in, ", $%d::text[]", p++);
-    pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
-    pgs_sbuf_printf(&in, ", $%d::text[]", p++);
-    pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, actor, kpart, koff, row_key");
+    pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, kpart, koff");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", k%d", i);
     for (int i = 0; i < bs->shape.ncols; i++)
@@ -308,7 +305,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_puts(&in, ", ev");
-    pgs_sbuf_puts(&in, ", digest, clinic, issued_ms, trace, ord)");
+    pgs_sbuf_puts(&in, ", digest, clinic, ord)");
     /* The tenant wall's SQL check: every row names its own clinic, which
      * pgscribe.expect_clinic compares with the transaction's (PS003 if it
      * differs) and which must be $1, the clinic the statement writes under;
@@ -327,10 +324,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
         put_delete(&w, schema, bs);
         break;
     }
-    pgs_sbuf_t cols = {0};
-    pgs_sqlgen_columns_sql(&cols, &bs->shape, bs->mask);
-    char *sql = pgs_sqlenvelope_statement(ent->name, bs->shape.op, in.buf, 0, cols.buf, w.buf);
-    free(cols.buf);
+    char *sql = pgs_sqlenvelope_statement(in.buf, 0, w.buf);
     free(in.buf);
     free(w.buf);
     return sql;
@@ -434,32 +428,21 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     const pgs_entity_t *ent = bs->shape.ent;
     int ncols = bs->shape.ncols;
     int total =
-        11 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
+        7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
     out->n = total;
     out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
     out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
     out->values[1] = pgs_xalloc_strdup(topic);
     pgs_sbuf_t sb = {0};
-    /* $3 command ids, $4 actors, $5 partitions, $6 offsets, $7 row keys */
+    /* $3 command ids, $4 partitions, $5 offsets */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         pgs_sqlbatch_put_element(&sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
     }
     out->values[2] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sqlbatch_put_element(&sb, cmds[i]->actor, strlen(cmds[i]->actor));
-    }
-    out->values[3] = pgs_sqlbatch_array_close(&sb);
-    out->values[4] = pgs_sqlbatch_array_int32(partitions, n);
-    out->values[5] = pgs_sqlbatch_array_int64(offsets, n);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        const char *json = pgs_sqlgen_row_key_json(cmds[i]);
-        pgs_sqlbatch_put_element(&sb, json, strlen(json));
-    }
-    out->values[6] = pgs_sqlbatch_array_close(&sb);
-    int p = 7;
+    out->values[3] = pgs_sqlbatch_array_int32(partitions, n);
+    out->values[4] = pgs_sqlbatch_array_int64(offsets, n);
+    int p = 5;
     for (int k = 0; k < ent->npk; k++) {
         const char *name = ent->cols[ent->pk[k]].name;
         for (size_t i = 0; i < n; i++) {
@@ -533,20 +516,6 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         pgs_sqlbatch_put_element(&sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));
-    }
-    out->values[p++] = pgs_sqlbatch_array_close(&sb);
-    /* for the write audit: issue times and traces (NULL when untraced) */
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        put_i64(&sb, cmds[i]->issued_at_ms);
-    }
-    out->values[p++] = pgs_sqlbatch_array_close(&sb);
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        if (cmds[i]->traceparent)
-            pgs_sqlbatch_put_element(&sb, cmds[i]->traceparent, strlen(cmds[i]->traceparent));
-        else
-            pgs_sbuf_puts(&sb, "NULL");
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
 }

@@ -1,7 +1,7 @@
 /* Multi-row statements: the commands of one transaction that share a batch
  * shape are applied by ONE statement over arrays (unnest), doing for every
- * row what the single-command statement does for one: idempotency record,
- * audit row, write. Round trips and per-statement cost are what this saves;
+ * row what the single-command statement does for one: idempotency record
+ * and write. Round trips and per-statement cost are what this saves;
  * a failing multi-row statement is re-run command by command to find the
  * culprit. Identifiers come only from the catalog; values only as arrays. */
 #ifndef PGSCRIBE_SQLBATCH_H
@@ -33,10 +33,10 @@ int pgs_sqlbatch_shape_equal(const pgs_bshape_t *a, const pgs_bshape_t *b);
 
 /**
  * @brief SQL text (malloc'd). Parameters: $1 clinic_id, $2 topic, $3 uuid[]
- *        command ids, $4 text[] actors, $5 int[] partitions, $6 bigint[]
- *        offsets, $7 jsonb[] row keys, then one array per key column, one per
- *        data column (and one bool[] per column for a mask), then bigint[]
- *        expected versions, then bytea[] content digests. One result row:
+ *        command ids, $4 int[] partitions, $5 bigint[] offsets, then one
+ *        array per key column, one per data column (and one bool[] per
+ *        column for a mask), then bigint[] expected versions, then bytea[]
+ *        content digests, then text[] each row's clinic. One result row:
  *        the number of commands applied (the others were duplicates). Raises
  *        PS001 when an UPDATE or DELETE matched fewer rows than it had fresh
  *        commands, PS002 when a command id was recorded (before, or by an
@@ -56,7 +56,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
                          const char *topic, pgs_batch_params_t *out);
 void pgs_sqlbatch_params_free(pgs_batch_params_t *p);
 
-/* Array literal building, shared with the audit statement. */
+/* Array literal building, shared with the audit statements. */
 #include "common/sbuf.h"
 /** @brief Appends "{" before element 0 and "," before the others. */
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i);

@@ -1,5 +1,6 @@
-/* The statement around every command write: idempotency record, chained audit row, write,
- * row check. */
+/* The statement around every command write: idempotency record, write, row
+ * check. The write audit of the transaction's fresh commands follows in one
+ * statement of its own (txnaudit.c). */
 #include "sql/sqlenvelope.h"
 
 #include "common/sbuf.h"
@@ -9,19 +10,13 @@
 typedef struct {
     const char *applied_rows; /* %d: the digest parameter */
     const char *seen;         /* the commands whose id was recorded before */
-    const char *fresh;
-    const char *audit_rows; /* %d %d: issued_at, traceparent params; %s: columns */
     const char *check;
 } pgs_sqlenvelope_rows_t;
 
 static const pgs_sqlenvelope_rows_t ONE = {
-    "VALUES ($1::uuid, $2, $4, $5::int, $6::bigint, $%d::bytea)",
+    "VALUES ($1::uuid, $2, $3, $4::int, $5::bigint, $%d::bytea)",
     "SELECT pgscribe.expect_same_command($1::uuid, $%d::bytea, NULL) AS n"
     " WHERE NOT EXISTS (SELECT 1 FROM ins)",
-    "ins",
-    "array_agg(command_id), array_agg($3::text), array_agg($%d::bigint), "
-    "array_agg($7::jsonb::text), "
-    "array_agg((%s)::text), array_agg($5::int), array_agg($6::bigint), array_agg($%d::text)",
     "pgscribe.expect_rows((SELECT count(*) FROM ins), (SELECT count(*) FROM w)) AS fresh"};
 
 /* An input row that is not its id's fresh one: either its id was recorded
@@ -31,13 +26,9 @@ static const pgs_sqlenvelope_rows_t MANY = {
     "SELECT command_id, $1, $2, kpart, koff, digest FROM input",
     "SELECT pgscribe.expect_same_command(i.command_id, i.digest, f.digest) AS n"
     " FROM input i LEFT JOIN fresh f USING (command_id) WHERE f.ord IS DISTINCT FROM i.ord",
-    "fresh",
-    "array_agg(command_id), array_agg(actor), array_agg(issued_ms), array_agg(row_key::text), "
-    "array_agg((%s)::text), array_agg(kpart), array_agg(koff), array_agg(trace)",
     "pgscribe.expect_all((SELECT count(*) FROM fresh), (SELECT count(*) FROM w))"};
 
-char *pgs_sqlenvelope_statement(const char *entity, pgs_op_t op, const char *input,
-                                int digest_param, const char *columns, const char *write)
+char *pgs_sqlenvelope_statement(const char *input, int digest_param, const char *write)
 {
     const pgs_sqlenvelope_rows_t *rows = input ? &MANY : &ONE;
     pgs_sbuf_t sb = {0};
@@ -61,21 +52,10 @@ char *pgs_sqlenvelope_statement(const char *entity, pgs_op_t op, const char *inp
      * expect_same_command raises PS002 (reused id) otherwise */
     pgs_sbuf_puts(&sb, "seen AS (");
     pgs_sbuf_printf(&sb, rows->seen, digest_param);
-    pgs_sbuf_puts(&sb, "),\n");
-    /* the write audit: one chained audit.events row per fresh command,
-     * appended by audit.append_writes under the clinic's head lock */
-    pgs_sbuf_puts(&sb, "aud AS (\n  SELECT audit.append_writes(");
-    if (input)
-        pgs_sbuf_printf(&sb, rows->audit_rows, columns);
-    else
-        pgs_sbuf_printf(&sb, rows->audit_rows, digest_param + 1, columns, digest_param + 2);
-    pgs_sbuf_puts(&sb, ", ");
-    pgs_sbuf_quoted(&sb, entity, '\'');
-    pgs_sbuf_printf(&sb, ", '%s', %s) AS n FROM %s),\nw AS (\n  ", pgs_command_op_name(op),
-                    input ? "$2" : "$4", rows->fresh);
+    pgs_sbuf_puts(&sb, "),\nw AS (\n  ");
     pgs_sbuf_puts(&sb, write);
-    /* FROM the count of seen and aud: a CTE nobody reads is never run */
-    pgs_sbuf_printf(&sb, "\n  RETURNING 1)\nSELECT %s FROM (SELECT count(*) FROM seen) s, aud",
+    /* FROM the count of seen: a CTE nobody reads is never run */
+    pgs_sbuf_printf(&sb, "\n  RETURNING 1)\nSELECT %s FROM (SELECT count(*) FROM seen) s",
                     rows->check);
     return sb.buf;
 }

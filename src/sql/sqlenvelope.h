@@ -1,4 +1,4 @@
-/* The statement around every command write: idempotency record, audit row, write, row check. */
+/* The statement around every command write: idempotency record, write, row check. */
 #ifndef PGSCRIBE_SQLENVELOPE_H
 #define PGSCRIBE_SQLENVELOPE_H
 
@@ -10,30 +10,24 @@
  *        content digests in pgscribe.applied_commands (ON CONFLICT DO
  *        NOTHING); for an id recorded before, compare digests through
  *        pgscribe.expect_same_command (equal: a duplicate; different:
- *        SQLSTATE PS002, the id was reused for other content); append one
- *        audit.events row (kind 'write') per fresh command through
- *        audit.append_writes (chained, docs/audit.md), apply @p write (CTE w,
- *        which this closes with RETURNING 1), and check through
- *        pgscribe.expect_rows / expect_all that every fresh command touched
- *        a row. A redelivered command is in no CTE after the first, so it
- *        changes nothing.
+ *        SQLSTATE PS002, the id was reused for other content); apply
+ *        @p write (CTE w, which this closes with RETURNING 1), and check
+ *        through pgscribe.expect_rows / expect_all that every fresh command
+ *        touched a row. A redelivered command is in no CTE after the first,
+ *        so it changes nothing. The write audit of the fresh commands is
+ *        the transaction's last statement (txnaudit.h), which finds them by
+ *        the idempotency rows this statement inserts.
  * @param input NULL for one command, whose fields are the fixed bind
- *        parameters $1..$7 of sqlgen.h and, after the digest, the issued_at
- *        (ms) and traceparent parameters; for many, the query the CTE "input"
- *        is (columns command_id, actor, kpart, koff, row_key, digest, issued_ms,
- *        trace, ord;
- *        $1 clinic_id, $2 topic): a command id repeated in it counts once,
- *        and only if every repeat has the first one's digest.
+ *        parameters $1..$5 of sqlgen.h; for many, the query the CTE "input"
+ *        is (columns command_id, kpart, koff, digest, ord; $1 clinic_id,
+ *        $2 topic): a command id repeated in it counts once, and only if
+ *        every repeat has the first one's digest.
  * @param digest_param for one command, the number of its bytea digest
  *        parameter; ignored for many (the input's digest column).
- * @param columns SQL expression of the text[] of the column NAMES a row
- *        writes (constant for one command; may read the mask columns of
- *        "fresh" for many).
  * @param write the INSERT, UPDATE or DELETE, reading its rows from bind
  *        parameters (guarded by EXISTS (SELECT 1 FROM ins)) or from "fresh".
  * @returns the SQL text (malloc'd).
  */
-char *pgs_sqlenvelope_statement(const char *entity, pgs_op_t op, const char *input,
-                                int digest_param, const char *columns, const char *write);
+char *pgs_sqlenvelope_statement(const char *input, int digest_param, const char *write);
 
 #endif

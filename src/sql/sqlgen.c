@@ -232,8 +232,8 @@ static void sb_delete(pgs_sbuf_t *sb, const char *schema, const pgs_shape_t *sha
 }
 
 /* The write inside the envelope (sqlenvelope.c), which records the command
- * id and writes the audit row in the same statement, so a command is never
- * half-applied and a redelivery (ins empty) changes nothing. */
+ * id in the same statement, so a command is never half-applied and a
+ * redelivery (ins empty) changes nothing. */
 char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
 {
     const pgs_entity_t *ent = shape->ent;
@@ -255,29 +255,9 @@ char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape)
         sb_delete(&w, schema, shape, version_param);
         break;
     }
-    pgs_sbuf_t cols = {0};
-    pgs_sqlgen_columns_sql(&cols, shape, 0);
-    char *sql = pgs_sqlenvelope_statement(ent->name, shape->op, NULL,
-                                          pgs_sqlgen_digest_param(shape), cols.buf, w.buf);
-    free(cols.buf);
+    char *sql = pgs_sqlenvelope_statement(NULL, pgs_sqlgen_digest_param(shape), w.buf);
     free(w.buf);
     return sql;
-}
-
-void pgs_sqlgen_columns_sql(pgs_sbuf_t *sb, const pgs_shape_t *shape, int masked)
-{
-    if (masked)
-        pgs_sbuf_puts(sb, "array_remove(");
-    pgs_sbuf_puts(sb, "ARRAY[");
-    for (int i = 0; i < shape->ncols; i++) {
-        pgs_sbuf_puts(sb, i ? ", " : "");
-        if (masked)
-            pgs_sbuf_printf(sb, "CASE WHEN m%d THEN ", i);
-        pgs_sbuf_quoted(sb, shape->ent->cols[shape->cols[i]].name, '\'');
-        if (masked)
-            pgs_sbuf_puts(sb, " END");
-    }
-    pgs_sbuf_puts(sb, masked ? "]::text[], NULL)" : "]::text[]");
 }
 
 int pgs_sqlgen_digest_param(const pgs_shape_t *shape)
@@ -477,11 +457,9 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
 
     params_text(params, cmd->command_id, 0);
     params_text(params, cmd->clinic_id, 0);
-    params_text(params, cmd->actor, 0);
     params_text(params, topic, 0);
     params_long(params, cmd->arena, partition);
     params_long(params, cmd->arena, offset);
-    params_text(params, pgs_sqlgen_row_key_json(cmd), 0);
 
     for (int i = 0; i < ent->npk; i++) {
         params_value(params, cmd->arena,
@@ -497,7 +475,4 @@ void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const
     pgs_sqlgen_digest_hex(ent, cmd, digest);
     params_text(params, params_keep(params, cmd->arena, digest, strlen(digest)),
                 (int)strlen(digest));
-    /* for the write audit: when the command was issued, and its trace */
-    params_long(params, cmd->arena, cmd->issued_at_ms);
-    params_text(params, cmd->traceparent, 0);
 }

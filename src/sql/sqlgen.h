@@ -13,15 +13,15 @@
 
 /* The fixed leading parameters of every command statement. The last
  * parameter, after the key, data and expected_version ones, is the command's
- * content digest (bytea, hex text): see pgs_sqlgen_digest_param. */
+ * content digest (bytea, hex text): see pgs_sqlgen_digest_param. What the
+ * write audit needs of a command (actor, row key, issue time, trace) goes
+ * in the transaction's write audit statement instead (txnaudit.h). */
 enum {
     PGS_PARAM_COMMAND_ID = 0, /* $1 uuid text */
     PGS_PARAM_CLINIC_ID,      /* $2 */
-    PGS_PARAM_ACTOR,          /* $3 */
-    PGS_PARAM_TOPIC,          /* $4 */
-    PGS_PARAM_PARTITION,      /* $5 */
-    PGS_PARAM_OFFSET,         /* $6 */
-    PGS_PARAM_ROW_KEY,        /* $7 jsonb text of the key map, for the audit row */
+    PGS_PARAM_TOPIC,          /* $3 */
+    PGS_PARAM_PARTITION,      /* $4 */
+    PGS_PARAM_OFFSET,         /* $5 */
     PGS_PARAM_FIXED_COUNT
 };
 
@@ -49,14 +49,7 @@ int pgs_sqlgen_shape_equal(const pgs_shape_t *a, const pgs_shape_t *b);
  */
 char *pgs_sqlgen_statement(const char *schema, const pgs_shape_t *shape);
 
-/** @brief Appends the SQL expression of the text[] of the column names
- *         @p shape writes: a constant, or with @p masked, only the columns
- *         whose mask column mN (of the batch statement's rows) is true. */
-#include "common/sbuf.h"
-void pgs_sqlgen_columns_sql(pgs_sbuf_t *sb, const pgs_shape_t *shape, int masked);
-
-/** @returns the 1-based number of the shape's digest parameter; the
- *           issued_at (ms) and traceparent parameters follow it. */
+/** @returns the 1-based number of the shape's digest parameter, the last. */
 int pgs_sqlgen_digest_param(const pgs_shape_t *shape);
 
 /** Room for a digest's bytea hex text, "\\x" and 64 digits and a NUL. */
@@ -79,16 +72,15 @@ typedef struct {
 /**
  * @brief Fills @p params for @p cmd in the order pgs_sqlgen_statement uses:
  *        fixed params, then key columns (entity pk order), then data columns
- *        (shape order), then expected_version, then the content digest,
- *        then issued_at (ms) and the traceparent (NULL when untraced).
- *        Large texts (row key JSON) are
- *        allocated in @p cmd's arena.
+ *        (shape order), then expected_version, then the content digest.
+ *        Texts that do not fit the params' scratch are allocated in
+ *        @p cmd's arena.
  */
 void pgs_sqlgen_params(const pgs_shape_t *shape, const pgs_command_t *cmd, const char *topic,
                        int32_t partition, int64_t offset, pgs_params_t *params);
 
-/** @brief The key map as compact JSON text, for the audit row (allocated in
- *         @p cmd's arena). */
+/** @brief The key map as compact JSON text, for the write audit row
+ *         (allocated in @p cmd's arena). */
 const char *pgs_sqlgen_row_key_json(const pgs_command_t *cmd);
 
 #endif

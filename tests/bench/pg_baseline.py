@@ -11,7 +11,8 @@ same indexes, same cluster) three times, emptying the tables in between:
   multirow   INSERT ... VALUES (...),(...) of BATCH rows, one transaction per
              statement, SESSIONS psql sessions in parallel
   semantics  the same, plus per row one pgscribe.applied_commands row and one
-             chained audit.events row (audit.append_writes): batches of BATCH
+             chained audit.events row (one audit.append_transaction_writes
+             per transaction, as the worker's write audit): batches of BATCH
              rows of one clinic, one transaction each, and each clinic kept
              to one session (as the worker's lanes keep a clinic's
              transactions apart), so no two sessions wait on one chain head
@@ -128,7 +129,8 @@ def multirow_sql(table, cols, chunk):
 def semantics_sql(table, cols, chunk, missing):
     """Row insert + idempotency rows + chained audit rows, as the worker does it:
     one transaction per clinic of the batch (the walls), the clinic's chain
-    head locked first, the write audits appended by audit.append_writes."""
+    head locked first, the write audits appended by one
+    audit.append_transaction_writes after the rows."""
     clinic_at = cols.index("clinic_id")
     id_at = cols.index("id")
     groups = {}
@@ -153,18 +155,21 @@ def semantics_sql(table, cols, chunk, missing):
                 " (command_id, clinic_id, topic, kafka_partition, kafka_offset) VALUES "
                 + ",".join(f"({literal(it[2])},{literal(clinic)},{literal(it[6])},{it[7]},{it[8]})"
                            for it in items) + ";\n")
-        for op, its in by_op.items():
-            arr = lambda vals, t: "ARRAY[" + ",".join(vals) + "]::" + t
-            out += ("SELECT audit.append_writes("
-                    + arr([literal(it[2]) for it in its], "uuid[]") + ", "
-                    + arr([literal(it[3]) for it in its], "text[]") + ", "
-                    + arr(["0"] * len(its), "bigint[]") + ", "
-                    + arr([literal(it[5]) for it in its], "text[]") + ", "
-                    + arr(["NULL"] * len(its), "text[]") + ", "
-                    + arr([it[7] for it in its], "int[]") + ", "
-                    + arr([it[8] for it in its], "bigint[]") + ", "
-                    + arr(["NULL"] * len(its), "text[]") + ", "
-                    + f"{literal(its[0][4])}, {literal(op)}, {literal(its[0][6])});\n")
+        # one chained append for the transaction, as the worker's write
+        # audit statement (audit.append_transaction_writes, after the rows)
+        arr = lambda vals, t: "ARRAY[" + ",".join(vals) + "]::" + t
+        out += ("SELECT audit.append_transaction_writes("
+                + arr([literal(it[2]) for it in items], "uuid[]") + ", "
+                + arr([literal(it[3]) for it in items], "text[]") + ", "
+                + arr(["0"] * len(items), "bigint[]") + ", "
+                + arr([literal(it[5]) for it in items], "text[]") + ", "
+                + arr(["NULL"] * len(items), "text[]") + ", "
+                + arr([it[7] for it in items], "int[]") + ", "
+                + arr([it[8] for it in items], "bigint[]") + ", "
+                + arr(["NULL"] * len(items), "text[]") + ", "
+                + arr([literal(it[4]) for it in items], "text[]") + ", "
+                + arr([literal(op) for op, its in by_op.items() for _ in its], "text[]") + ", "
+                + f"{literal(items[0][6])});\n")
         out += "COMMIT;\n"
     return out
 

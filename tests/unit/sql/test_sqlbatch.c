@@ -99,10 +99,10 @@ static void test_partial_updates_share_a_shape(void **state)
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&sa, cmds, parts, offs, 2, "t", &p);
     assert_string_equal(p.values[0], "clinic-001");
-    assert_string_equal(p.values[4], "{3,4}");
-    assert_string_equal(p.values[5], "{10,11}");
+    assert_string_equal(p.values[3], "{3,4}");
+    assert_string_equal(p.values[4], "{10,11}");
     int found_phone = 0, found_photo = 0, found_mask = 0;
-    for (int i = 7; i < p.n; i++) {
+    for (int i = 5; i < p.n; i++) {
         found_phone |= strcmp(p.values[i], "{\"555\",NULL}") == 0;
         found_photo |= strcmp(p.values[i], "{NULL,\"\\\\x01ff\"}") == 0;
         found_mask |= strcmp(p.values[i], "{t,f}") == 0;
@@ -146,8 +146,8 @@ static void test_inserts_share_a_shape_by_defaulted_columns(void **state)
     assert_null(strstr(sql, "\"version\"")); /* managed, DEFAULTed */
     assert_null(strstr(sql, "\"tags\""));    /* arrays stay single */
     assert_non_null(strstr(sql, "FROM fresh f\n  RETURNING 1)"));
-    /* the audit row names only the columns each row gave */
-    assert_non_null(strstr(sql, "array_remove(ARRAY[CASE WHEN m0 THEN 'given_name' END"));
+    /* the write audit is the transaction's own statement (txnaudit.c) */
+    assert_null(strstr(sql, "audit."));
     free(sql);
     sql = pgs_sqlbatch_statement("clinic", &sc);
     assert_non_null(strstr(sql, "\"photo\", \"active\") SELECT"));
@@ -157,15 +157,15 @@ static void test_inserts_share_a_shape_by_defaulted_columns(void **state)
     int64_t off[2] = {1, 2};
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&sa, cmds, part, off, 2, "t", &p);
-    /* $8 is the key; given_name, phone, photo; then their masks */
-    assert_int_equal(p.n, 11 + 1 + 3 * 2);
-    assert_string_equal(p.values[8], "{NULL,\"Ann\"}");
+    /* $6 is the key; given_name, phone, photo; then their masks */
+    assert_int_equal(p.n, 7 + 1 + 3 * 2);
+    assert_string_equal(p.values[6], "{NULL,\"Ann\"}");
     /* quote and backslash escaped inside the array element */
-    assert_string_equal(p.values[9], "{\"5\\\"5\\\\5\",NULL}");
-    assert_string_equal(p.values[10], "{NULL,NULL}");
-    assert_string_equal(p.values[11], "{f,t}");
-    assert_string_equal(p.values[12], "{t,f}");
-    assert_string_equal(p.values[13], "{f,f}");
+    assert_string_equal(p.values[7], "{\"5\\\"5\\\\5\",NULL}");
+    assert_string_equal(p.values[8], "{NULL,NULL}");
+    assert_string_equal(p.values[9], "{f,t}");
+    assert_string_equal(p.values[10], "{t,f}");
+    assert_string_equal(p.values[11], "{f,f}");
     pgs_sqlbatch_params_free(&p);
     pgs_command_free(a);
     pgs_command_free(b);
@@ -230,7 +230,7 @@ static void test_versioned_and_plain_share_a_shape(void **state)
         pgs_batch_params_t p;
         pgs_sqlbatch_params(&sa, cmds, part, off, 2, "t", &p);
         int found = 0;
-        for (int i = 7; i < p.n; i++)
+        for (int i = 5; i < p.n; i++)
             found |= strcmp(p.values[i], "{NULL,7}") == 0;
         assert_true(found);
         pgs_sqlbatch_params_free(&p);
@@ -258,37 +258,31 @@ static void test_digests(void **state)
     pgs_bshape_t bs;
     assert_int_equal(bshape(cat, a, &bs), 0);
     char *sql = pgs_sqlbatch_statement("clinic", &bs);
-    /* $1 clinic, $2 topic, $3-$7 fixed arrays, $8 id, $9-$11 given_name,
-     * phone, photo, $12-$14 their masks, $15 digests, $16 each row's clinic,
-     * checked against the transaction's, $17 issue times and $18 traces for
-     * the write audit */
-    assert_non_null(strstr(sql, ", $14::boolean[], $15::bytea[], $16::text[], $17::bigint[], "
-                                "$18::text[]) WITH ORDINALITY AS u("));
-    assert_non_null(strstr(sql, ", m2, digest, clinic, issued_ms, trace, ord) WHERE "
+    /* $1 clinic, $2 topic, $3-$5 ids, partitions, offsets, $6 id, $7-$9
+     * given_name, phone, photo, $10-$12 their masks, $13 digests, $14 each
+     * row's clinic, checked against the transaction's */
+    assert_non_null(strstr(sql, "unnest($3::uuid[], $4::int[], $5::bigint[], $6::uuid[]"));
+    assert_non_null(strstr(sql, ", $12::boolean[], $13::bytea[], $14::text[]) WITH ORDINALITY "
+                                "AS u(command_id, kpart, koff, k0,"));
+    assert_non_null(strstr(sql, ", m2, digest, clinic, ord) WHERE "
                                 "pgscribe.expect_clinic(u.clinic) = $1::text"));
-    assert_non_null(strstr(sql,
-                           "SELECT audit.append_writes(array_agg(command_id), "
-                           "array_agg(actor), array_agg(issued_ms), array_agg(row_key::text), "
-                           "array_agg((array_remove(ARRAY[CASE WHEN m0 THEN 'given_name' END, "
-                           "CASE WHEN m1 THEN 'phone' END, CASE WHEN m2 THEN 'photo' END]::text[], "
-                           "NULL))::text)"));
+    assert_null(strstr(sql, "audit."));
     assert_non_null(strstr(sql, "kafka_offset, digest)\n  SELECT command_id, $1, $2, kpart, koff, "
                                 "digest FROM input\n  ON CONFLICT (command_id) DO NOTHING"));
     assert_non_null(strstr(sql, "seen AS (SELECT pgscribe.expect_same_command(i.command_id, "
                                 "i.digest, f.digest) AS n FROM input i LEFT JOIN fresh f USING "
                                 "(command_id) WHERE f.ord IS DISTINCT FROM i.ord),"));
-    assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s, aud"));
-    assert_null(strstr(sql, "$19"));
+    assert_non_null(strstr(sql, "FROM (SELECT count(*) FROM seen) s"));
+    assert_null(strstr(sql, "$15"));
     free(sql);
     const pgs_command_t *cmds[3] = {a, b, c};
     int32_t parts[3] = {0, 0, 0};
     int64_t offs[3] = {1, 2, 3};
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&bs, cmds, parts, offs, 3, "t", &p);
-    assert_int_equal(p.n, 18);
-    assert_string_equal(p.values[15], "{\"clinic-001\",\"clinic-001\",\"clinic-001\"}");
-    assert_string_equal(p.values[17], "{NULL,NULL,NULL}"); /* untraced */
-    const char *d = p.values[14];
+    assert_int_equal(p.n, 14);
+    assert_string_equal(p.values[13], "{\"clinic-001\",\"clinic-001\",\"clinic-001\"}");
+    const char *d = p.values[12];
     /* {"\\x<64>",...}: 3 elements of 69 characters, 2 commas, 2 braces */
     assert_int_equal(strlen(d), 3 * 69 + 4);
     assert_memory_equal(d, "{\"\\\\x", 5);
@@ -320,7 +314,7 @@ static void test_versioned_upsert_multi_and_arrays_stay_single(void **state)
     assert_true(pgs_sqlbatch_shape_equal(&bs, &plain));
     assert_true(bs.shape.hash == plain.shape.hash);
     char *sql = pgs_sqlbatch_statement("clinic", &bs);
-    assert_non_null(strstr(sql, ", $15::bigint[], $16::bytea[]"));
+    assert_non_null(strstr(sql, ", $13::bigint[], $14::bytea[]"));
     assert_non_null(strstr(sql,
                            " WHERE t.\"clinic_id\" = EXCLUDED.\"clinic_id\" AND (SELECT f.ev IS "
                            "NULL OR t.\"version\" = f.ev FROM fresh f WHERE f.k0 = "
@@ -334,7 +328,7 @@ static void test_versioned_upsert_multi_and_arrays_stay_single(void **state)
     int64_t off[2] = {1, 2};
     pgs_batch_params_t p;
     pgs_sqlbatch_params(&bs, cmds, part, off, 2, "t", &p);
-    assert_string_equal(p.values[14], "{3,NULL}");
+    assert_string_equal(p.values[12], "{3,NULL}");
     pgs_sqlbatch_params_free(&p);
     pgs_command_free(u);
     pgs_command_t *b = cmd(PGS_OP_INSERT, "0b3c0f4e-0000-4000-8000-000000000002");

@@ -200,15 +200,14 @@ static void test_shapes(void **state)
     pgs_catalog_free(cat);
 }
 
-/* The digest is the parameter before issued_at and the traceparent (the
- * last two); a recorded id is checked against it
+/* The digest is the last parameter; a recorded id is checked against it
  * (pgscribe.expect_same_command) before it counts as a duplicate. */
 static void assert_digest_check(const char *sql)
 {
     char lit[256];
-    int d = max_placeholder(sql) - 2;
+    int d = max_placeholder(sql);
     assert_contains(sql, "(command_id, clinic_id, topic, kafka_partition, kafka_offset, digest)");
-    snprintf(lit, sizeof(lit), "VALUES ($1::uuid, $2, $4, $5::int, $6::bigint, $%d::bytea)", d);
+    snprintf(lit, sizeof(lit), "VALUES ($1::uuid, $2, $3, $4::int, $5::bigint, $%d::bytea)", d);
     assert_contains(sql, lit);
     snprintf(lit, sizeof(lit),
              "seen AS (SELECT pgscribe.expect_same_command($1::uuid, $%d::bytea, NULL) AS n"
@@ -216,24 +215,17 @@ static void assert_digest_check(const char *sql)
              d);
     assert_contains(sql, lit);
     /* seen is read by the final SELECT, or it would never run */
-    assert_contains(sql, "AS fresh FROM (SELECT count(*) FROM seen) s, aud");
-    /* the write audit: issued_at and the trace are the last two parameters */
-    snprintf(lit, sizeof(lit), "array_agg($%d::bigint), array_agg($7::jsonb::text)", d + 1);
-    assert_contains(sql, lit);
-    snprintf(lit, sizeof(lit), "array_agg($6::bigint), array_agg($%d::text), ", d + 2);
-    assert_contains(sql, lit);
+    assert_contains(sql, "AS fresh FROM (SELECT count(*) FROM seen) s");
+    /* the write audit is the transaction's own statement (txnaudit.c) */
+    assert_lacks(sql, "audit.");
 }
 
-static void assert_common(const char *sql, const char *op)
+static void assert_common(const char *sql)
 {
-    char lit[64];
     assert_contains(sql, "INSERT INTO pgscribe.applied_commands");
     assert_digest_check(sql);
     assert_contains(sql, "ON CONFLICT (command_id) DO NOTHING RETURNING command_id");
-    assert_contains(sql, "SELECT audit.append_writes(array_agg(command_id), array_agg($3::text)");
     assert_lacks(sql, "write_audit");
-    snprintf(lit, sizeof(lit), "'patients', '%s', $4) AS n FROM ins", op);
-    assert_contains(sql, lit);
     assert_contains(sql, "EXISTS (SELECT 1 FROM ins)");
     assert_contains(sql, "RETURNING 1)");
     assert_contains(sql, "SELECT pgscribe.expect_rows((SELECT count(*) FROM ins),"
@@ -248,15 +240,15 @@ static void test_insert_sql(void **state)
     pgs_command_t *cmd = patient_cmd(PGS_OP_INSERT, 3, cols);
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
-    assert_common(sql, "INSERT");
+    assert_common(sql);
     assert_contains(sql, "INSERT INTO \"clinic\".\"patients\" AS t (\"clinic_id\", \"id\", "
                          "\"given_name\", \"birth_date\", \"status\")");
-    assert_contains(sql, "SELECT $2::text, $8::uuid, $9::text, $10::date, "
-                         "$11::clinic.appointment_status WHERE EXISTS");
+    assert_contains(sql, "SELECT $2::text, $6::uuid, $7::text, $8::date, "
+                         "$9::clinic.appointment_status WHERE EXISTS");
     assert_lacks(sql, "DO UPDATE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 14);
-    assert_string_equal(params.values[8], "v");
+    assert_int_equal(params.n, 10);
+    assert_string_equal(params.values[6], "v");
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -272,13 +264,13 @@ static void test_upsert_sql(void **state)
     cmd->expected_version = 42;
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
-    assert_common(sql, "UPSERT");
+    assert_common(sql);
     assert_contains(sql, "ON CONFLICT (\"id\") DO UPDATE SET \"given_name\" = "
                          "EXCLUDED.\"given_name\", \"version\" = t.\"version\" + 1, "
                          "\"updated_at\" = now()");
-    assert_contains(sql, "WHERE t.\"clinic_id\" = $2::text AND t.\"version\" = $10::bigint");
-    assert_int_equal(params.n, 13);
-    assert_string_equal(params.values[9], "42");
+    assert_contains(sql, "WHERE t.\"clinic_id\" = $2::text AND t.\"version\" = $8::bigint");
+    assert_int_equal(params.n, 9);
+    assert_string_equal(params.values[7], "42");
     free(sql);
     pgs_command_free(cmd);
 
@@ -290,9 +282,9 @@ static void test_upsert_sql(void **state)
     assert_contains(sql, "ON CONFLICT (\"clinic_id\", \"visit_id\", \"note_no\") DO UPDATE SET "
                          "\"clinic_id\" = EXCLUDED.\"clinic_id\"");
     assert_contains(sql, "(\"clinic_id\", \"visit_id\", \"note_no\")\n    SELECT $2::text, "
-                         "$8::uuid, $9::integer WHERE");
+                         "$6::uuid, $7::integer WHERE");
     assert_lacks(sql, "version");
-    assert_int_equal(params.n, 12);
+    assert_int_equal(params.n, 8);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -308,13 +300,13 @@ static void test_update_sql(void **state)
     cmd->expected_version = -1;
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
-    assert_common(sql, "UPDATE");
-    assert_contains(sql, "UPDATE \"clinic\".\"patients\" SET \"given_name\" = $9::text, "
-                         "\"birth_date\" = $10::date, \"version\" = \"version\" + 1, "
+    assert_common(sql);
+    assert_contains(sql, "UPDATE \"clinic\".\"patients\" SET \"given_name\" = $7::text, "
+                         "\"birth_date\" = $8::date, \"version\" = \"version\" + 1, "
                          "\"updated_at\" = now()");
-    assert_contains(sql, "WHERE \"id\" = $8::uuid AND \"clinic_id\" = $2::text AND "
-                         "\"version\" = $11::bigint AND EXISTS (SELECT 1 FROM ins)");
-    assert_string_equal(params.values[10], "-1");
+    assert_contains(sql, "WHERE \"id\" = $6::uuid AND \"clinic_id\" = $2::text AND "
+                         "\"version\" = $9::bigint AND EXISTS (SELECT 1 FROM ins)");
+    assert_string_equal(params.values[8], "-1");
     free(sql);
     pgs_command_free(cmd);
 
@@ -323,7 +315,7 @@ static void test_update_sql(void **state)
     sql = statement_for(cat, cmd, &params);
     assert_contains(sql, "\"version\" = \"version\" + 1");
     assert_lacks(sql, "::bigint AND EXISTS");
-    assert_int_equal(params.n, 12);
+    assert_int_equal(params.n, 8);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -338,10 +330,10 @@ static void test_delete_sql(void **state)
     cmd->expected_version = 5;
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
-    assert_common(sql, "DELETE");
-    assert_contains(sql, "DELETE FROM \"clinic\".\"patients\"\n    WHERE \"id\" = $8::uuid AND "
-                         "\"clinic_id\" = $2::text AND \"version\" = $9::bigint AND EXISTS");
-    assert_int_equal(params.n, 12);
+    assert_common(sql);
+    assert_contains(sql, "DELETE FROM \"clinic\".\"patients\"\n    WHERE \"id\" = $6::uuid AND "
+                         "\"clinic_id\" = $2::text AND \"version\" = $7::bigint AND EXISTS");
+    assert_int_equal(params.n, 8);
     free(sql);
     pgs_command_free(cmd);
 
@@ -350,10 +342,10 @@ static void test_delete_sql(void **state)
     add_str(cmd, 1, "note_no", "2");
     add_str(cmd, 1, "visit_id", "0b3c0f4e-0000-4000-8000-000000000002");
     sql = statement_for(cat, cmd, &params);
-    assert_contains(sql, "WHERE \"visit_id\" = $8::uuid AND \"note_no\" = $9::integer AND "
+    assert_contains(sql, "WHERE \"visit_id\" = $6::uuid AND \"note_no\" = $7::integer AND "
                          "\"clinic_id\" = $2::text AND EXISTS");
-    assert_string_equal(params.values[7], "0b3c0f4e-0000-4000-8000-000000000002");
-    assert_string_equal(params.values[8], "2");
+    assert_string_equal(params.values[5], "0b3c0f4e-0000-4000-8000-000000000002");
+    assert_string_equal(params.values[6], "2");
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -372,12 +364,11 @@ static void test_quoting(void **state)
     pgs_shape_t shape;
     shape_for(cat, cmd, &shape);
     char *sql = pgs_sqlgen_statement("sch\"ema", &shape);
-    assert_contains(sql, "UPDATE \"sch\"\"ema\".\"we\"\"ird's\" SET \"col\"\"umn\" = $9::text");
-    assert_contains(sql, "WHERE \"i\"\"d\" = $8::integer AND");
-    assert_contains(sql, "'we\"ird''s', 'UPDATE'");
+    assert_contains(sql, "UPDATE \"sch\"\"ema\".\"we\"\"ird's\" SET \"col\"\"umn\" = $7::text");
+    assert_contains(sql, "WHERE \"i\"\"d\" = $6::integer AND");
     pgs_sqlgen_params(&shape, cmd, "t", 0, 0, &params);
     assert_int_equal(max_placeholder(sql), params.n);
-    assert_string_equal(params.values[PGS_PARAM_ROW_KEY], "{\"i\\\"d\":1}");
+    assert_string_equal(pgs_sqlgen_row_key_json(cmd), "{\"i\\\"d\":1}");
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -425,41 +416,39 @@ static void test_params(void **state)
 
     pgs_params_t params;
     char *sql = statement_for(cat, cmd, &params);
-    /* shape order = column order: n x y z w flag m note raw empty, from $9 */
-    assert_int_equal(params.n, 21);
-    /* the digest, before issued_at and the traceparent: bytea hex text */
-    assert_int_equal(params.formats[18], 0);
-    assert_int_equal(strlen(params.values[18]), 66);
-    assert_memory_equal(params.values[18], "\\x", 2);
-    assert_null(params.values[20]); /* no traceparent */
+    /* shape order = column order: n x y z w flag m note raw empty, from $7 */
+    assert_int_equal(params.n, 17);
+    /* the digest, last: bytea hex text */
+    assert_int_equal(params.formats[16], 0);
+    assert_int_equal(strlen(params.values[16]), 66);
+    assert_memory_equal(params.values[16], "\\x", 2);
     assert_string_equal(params.values[PGS_PARAM_COMMAND_ID], cmd->command_id);
     assert_string_equal(params.values[PGS_PARAM_CLINIC_ID], "c1");
-    assert_string_equal(params.values[PGS_PARAM_ACTOR], "svc-test");
     assert_string_equal(params.values[PGS_PARAM_TOPIC], "clinic.commands");
     assert_string_equal(params.values[PGS_PARAM_PARTITION], "3");
     assert_string_equal(params.values[PGS_PARAM_OFFSET], "12345");
-    assert_string_equal(params.values[PGS_PARAM_ROW_KEY], "{\"digest\":\"AAEC/w==\"}");
-    assert_int_equal(params.formats[7], 1);
-    assert_int_equal(params.lengths[7], 4);
-    assert_memory_equal(params.values[7], "\x00\x01\x02\xff", 4);
-    assert_contains(sql, "$9::bigint, $10::double precision");
-    assert_string_equal(params.values[8], "-9223372036854775808");
-    assert_string_equal(params.values[9], "0.10000000000000001");
-    assert_string_equal(params.values[10], "NaN");
-    assert_string_equal(params.values[11], "Infinity");
-    assert_string_equal(params.values[12], "-Infinity");
-    assert_string_equal(params.values[13], "false");
-    assert_string_equal(params.values[14], "9223372036854775807");
-    assert_null(params.values[15]);
-    assert_int_equal(params.formats[16], 1);
-    assert_int_equal(params.lengths[16], 3);
-    assert_memory_equal(params.values[16], "a\0b", 3);
-    assert_non_null(params.values[17]); /* empty bytea, not NULL */
-    assert_int_equal(params.lengths[17], 0);
-    assert_int_equal(params.formats[17], 1);
-    for (int i = 0; i < 7; i++)
+    assert_string_equal(pgs_sqlgen_row_key_json(cmd), "{\"digest\":\"AAEC/w==\"}");
+    assert_int_equal(params.formats[5], 1);
+    assert_int_equal(params.lengths[5], 4);
+    assert_memory_equal(params.values[5], "\x00\x01\x02\xff", 4);
+    assert_contains(sql, "$7::bigint, $8::double precision");
+    assert_string_equal(params.values[6], "-9223372036854775808");
+    assert_string_equal(params.values[7], "0.10000000000000001");
+    assert_string_equal(params.values[8], "NaN");
+    assert_string_equal(params.values[9], "Infinity");
+    assert_string_equal(params.values[10], "-Infinity");
+    assert_string_equal(params.values[11], "false");
+    assert_string_equal(params.values[12], "9223372036854775807");
+    assert_null(params.values[13]);
+    assert_int_equal(params.formats[14], 1);
+    assert_int_equal(params.lengths[14], 3);
+    assert_memory_equal(params.values[14], "a\0b", 3);
+    assert_non_null(params.values[15]); /* empty bytea, not NULL */
+    assert_int_equal(params.lengths[15], 0);
+    assert_int_equal(params.formats[15], 1);
+    for (int i = 0; i < PGS_PARAM_FIXED_COUNT; i++)
         assert_int_equal(params.formats[i], 0);
-    assert_int_equal(params.formats[8], 0);
+    assert_int_equal(params.formats[6], 0);
     free(sql);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
@@ -481,13 +470,13 @@ static void test_row_key_json(void **state)
     pgs_params_t params;
     pgs_sqlgen_params(&shape, cmd, "t", 0, -1, &params);
     assert_string_equal(
-        params.values[PGS_PARAM_ROW_KEY],
+        pgs_sqlgen_row_key_json(cmd),
         "{\"note_no\":-7,\"visit_id\":\"a\\\"b\\\\c\\n\\u0001\",\"clinic_id\":\"c1\"}");
     assert_string_equal(params.values[PGS_PARAM_OFFSET], "-1");
-    assert_string_equal(params.values[7], "a\"b\\c\n\x01"); /* strings travel as they are */
-    assert_string_equal(params.values[8], "-7");
-    assert_string_equal(params.values[9], "text");
-    assert_int_equal(params.n, 13);
+    assert_string_equal(params.values[5], "a\"b\\c\n\x01"); /* strings travel as they are */
+    assert_string_equal(params.values[6], "-7");
+    assert_string_equal(params.values[7], "text");
+    assert_int_equal(params.n, 9);
     pgs_command_free(cmd);
     pgs_catalog_free(cat);
 }
@@ -555,11 +544,11 @@ static void test_digest_param(void **state)
     shape_for(cat, b, &shape);
     pgs_sqlgen_params(&shape, b, "other.topic", 7, 99, &pb);
     sql = statement_for(cat, c, &pc);
-    assert_int_equal(pgs_sqlgen_digest_param(&shape), pa.n - 2);
-    const char *da = pa.values[pa.n - 3], *db = pb.values[pb.n - 3], *dc = pc.values[pc.n - 3];
+    assert_int_equal(pgs_sqlgen_digest_param(&shape), pa.n);
+    const char *da = pa.values[pa.n - 1], *db = pb.values[pb.n - 1], *dc = pc.values[pc.n - 1];
     assert_string_equal(da, db);
     assert_string_not_equal(da, dc);
-    assert_int_equal(pa.formats[pa.n - 3], 0);
+    assert_int_equal(pa.formats[pa.n - 1], 0);
     free(sql);
     pgs_command_free(a);
     pgs_command_free(b);
