@@ -18,6 +18,8 @@ static const struct {
      "SELECT to_regprocedure('pgscribe.expect_all(bigint,bigint)') IS NOT NULL", "0004"},
     {"pgscribe.expect_clinic()",
      "SELECT to_regprocedure('pgscribe.expect_clinic(text)') IS NOT NULL", "0008"},
+    {"pgscribe.expect_clinics()",
+     "SELECT to_regprocedure('pgscribe.expect_clinics(text[],text)') IS NOT NULL", "0019"},
     {"pgscribe.applied_commands.digest",
      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
      " WHERE attrelid = to_regclass('pgscribe.applied_commands') AND attname = 'digest'"

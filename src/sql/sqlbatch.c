@@ -293,7 +293,7 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     if (bs->shape.has_expected_version)
         pgs_sbuf_printf(&in, ", $%d::bigint[]", p++);
     pgs_sbuf_printf(&in, ", $%d::bytea[]", p++);
-    pgs_sbuf_printf(&in, ", $%d::text[]", p++);
+    int clinics = p++;
     pgs_sbuf_puts(&in, ") WITH ORDINALITY AS u(command_id, kpart, koff");
     for (int i = 0; i < ent->npk; i++)
         pgs_sbuf_printf(&in, ", k%d", i);
@@ -305,13 +305,14 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
     }
     if (bs->shape.has_expected_version)
         pgs_sbuf_puts(&in, ", ev");
-    pgs_sbuf_puts(&in, ", digest, clinic, ord)");
-    /* The tenant wall's SQL check: every row names its own clinic, which
-     * pgscribe.expect_clinic compares with the transaction's (PS003 if it
-     * differs) and which must be $1, the clinic the statement writes under;
-     * a row of another clinic fails the statement instead of being written
-     * as $1's. */
-    pgs_sbuf_printf(&in, " WHERE pgscribe.expect_clinic(u.clinic) = $1::text");
+    pgs_sbuf_puts(&in, ", digest, ord)");
+    /* The tenant wall's SQL check: the array of each row's own clinic and
+     * $1, the clinic the statement writes under, must all be the
+     * transaction's (pgscribe.expect_clinics raises PS003 otherwise), so a
+     * row of another clinic fails the statement instead of being written as
+     * $1's. Its arguments are parameters only: one call per statement (a
+     * one-time filter), not one per row. */
+    pgs_sbuf_printf(&in, " WHERE pgscribe.expect_clinics($%d::text[], $1::text)", clinics);
     switch (bs->shape.op) {
     case PGS_OP_INSERT:
     case PGS_OP_UPSERT:
@@ -512,7 +513,7 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         pgs_sqlbatch_put_element(&sb, digest, strlen(digest));
     }
     out->values[p++] = pgs_sqlbatch_array_close(&sb);
-    /* each row's own clinic, for the statement's pgscribe.expect_clinic */
+    /* each row's own clinic, for the statement's pgscribe.expect_clinics */
     for (size_t i = 0; i < n; i++) {
         pgs_sqlbatch_array_sep(&sb, i);
         pgs_sqlbatch_put_element(&sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));

@@ -146,6 +146,9 @@ if [ "$(scalar postgres "SELECT count(*) FROM pg_settings WHERE name = 'shared_p
         AND setting ~ 'pg_stat_statements'")" = 1 ]; then
     psql_db "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null && PGSS=1
 fi
+# Time in the plpgsql functions the statements call (the chain, the walls'
+# checks, the resume-floor trigger): track_functions for this database only.
+psql_db postgres -c "ALTER DATABASE $DB SET track_functions = 'pl'" >/dev/null
 export PGSCRIBE_PG_CONNINFO="host=$PGS_PG_HOST port=$PGS_PG_PORT dbname=$DB user=pgscribe_worker"
 cat >"$CONF" <<CONF
 [topic]
@@ -191,6 +194,7 @@ poll() { # SQL: first line of its answer; fails on no answer or a non-number
 }
 note "starting the worker"
 [ $PGSS = 1 ] && scalar "$DB" "SELECT pg_stat_statements_reset()" >/dev/null
+scalar "$DB" "SELECT pg_stat_reset()" >/dev/null
 wal0=$(scalar postgres "SELECT wal_bytes FROM pg_stat_wal")
 pg_t0=$(pg_cpu_ticks)
 k_t0=$(kafka_ticks)
@@ -298,6 +302,13 @@ if [ $PGSS = 1 ]; then
             left(regexp_replace(query, '\s+', ' ', 'g'), 110))
         $WSS ORDER BY total_exec_time DESC LIMIT 5" >"$WORK/top_statements.txt"
 fi
+# The worker's backends have exited (SIGTERM above) and so flushed their
+# function statistics: self time excludes the functions each one calls.
+scalar "$DB" "SELECT round(sum(self_time) / 1000 * 100000 / $COUNT, 2) || ' s self, ' ||
+    round(sum(total_time) / 1000 * 100000 / $COUNT, 2) || ' s total, ' ||
+    round(sum(calls)::numeric / $COUNT, 2) || ' calls per command: ' || schemaname || '.' || funcname
+    FROM pg_stat_user_functions GROUP BY schemaname, funcname
+    ORDER BY sum(self_time) DESC LIMIT 6" >"$WORK/top_functions.txt"
 
 # 5. PostgreSQL's own limit on the rows these commands produced.
 note "baseline: loading the same rows into $BASE_DB (COPY, multi-row, multi-row + semantics)"
@@ -353,6 +364,10 @@ if [ $PGSS = 1 ]; then
         "$(calc "'%.2f' % ($ss_all_ms / 1000 * 100000 / $COUNT)")"
     echo "  top 5 statements by total execution time:"
     sed 's/^/    /' "$WORK/top_statements.txt"
+fi
+if [ -s "$WORK/top_functions.txt" ]; then
+    echo "  top plpgsql functions, per 100k commands (track_functions = pl):"
+    sed 's/^/    /' "$WORK/top_functions.txt"
 fi
 printf '  %-38s %s s per 100k commands\n' "kafka broker CPU" "$(per100k "$((k_t1 - k_t0))")"
 printf '  %-38s %s transactions; applied %s, duplicates %s, dead-lettered %s\n' "counts" \

@@ -130,6 +130,20 @@ fi
     fail "an audit row was written through a refused expect_clinic"
 [[ $(qw -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" -c "SELECT pgscribe.expect_clinic('A')" -c "COMMIT" | sed -n 2p) == A ]] &&
     ok "expect_clinic passes the transaction's own clinic" || fail "expect_clinic refused the transaction's clinic"
+# the multi-row statements' wall, once per statement (migration 0019): a row
+# of B, or a statement writing under B, in an A transaction is refused
+for args in "ARRAY['A','B'], 'A'" "ARRAY['A','A'], 'B'"; do
+    if qw -v VERBOSITY=verbose -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" \
+        -c "SELECT pgscribe.expect_clinics($args)" -c "COMMIT" >/dev/null 2>"$TMP/ps003m.err"; then
+        fail "expect_clinics($args) passed in a clinic A transaction"
+    else
+        grep -q 'PS003' "$TMP/ps003m.err" && ok "expect_clinics($args) refused in a clinic A transaction (PS003)" ||
+            fail "expect_clinics error: $(cat "$TMP/ps003m.err")"
+    fi
+done
+[[ $(qw -c "BEGIN" -c "SELECT set_config('pgscribe.clinic_id', 'A', true)" -c "SELECT pgscribe.expect_clinics(ARRAY['A','A'], 'A')" -c "COMMIT" | sed -n 2p) == t ]] &&
+    ok "expect_clinics passes a statement of the transaction's clinic" ||
+    fail "expect_clinics refused the transaction's clinic"
 if qw -v VERBOSITY=verbose -c "SELECT pgscribe.expect_rows(1, 0)" >/dev/null 2>"$TMP/ps001.err"; then
     fail "expect_rows(1, 0) did not raise"
 else
