@@ -4,9 +4,9 @@
 # Its own PostgreSQL cluster (scripts/pgnode.sh, archive_mode=on, WAL archived
 # by pgbackrest into a stanza of the drill's folder), a full backup, then
 # 30 000 commands and 10 000 audit events through real workers and the
-# stack's Kafka. When about
-# 15 000 are committed, the time is recorded as the restore target; the load
-# finishes; the cluster stops. `pgbackrest restore --type=time` rebuilds it in
+# stack's Kafka, each in two parts. When about half of each is committed, the
+# time is recorded as the restore target; the second parts go out and the
+# load finishes; the cluster stops. `pgbackrest restore --type=time` rebuilds it in
 # a fresh data folder, it starts on a new timeline and workers start (nobody
 # runs `pgscribe resume`): they must see that the database forgot committed
 # offsets and rewind by themselves. Asserted: tables equal the sequential
@@ -17,15 +17,15 @@
 #
 # usage: scripts/dr-drill.sh   (the stack up: scripts/stack.sh up; build/pgscribe built)
 # env:   DRILL_N (30000), DRILL_RATE (6000 commands/s produced), DRILL_WORKERS (2),
-#        DRILL_AUDIT (10000 audit events, produced from a quarter of the
-#        commands applied on), DRILL_AUDIT_RATE (1000/s)
+#        DRILL_AUDIT (10000 audit events, produced beside the commands),
+#        DRILL_AUDIT_RATE (2000/s: both loads last about as long)
 . "$(cd "$(dirname "$0")/.." && pwd)/tests/integration/lib.sh"
 N=${DRILL_N:-30000}
 MID=$((N / 2))
 RATE=${DRILL_RATE:-6000}
 WORKERS=${DRILL_WORKERS:-2}
 NA=${DRILL_AUDIT:-10000}
-ARATE=${DRILL_AUDIT_RATE:-1000}
+ARATE=${DRILL_AUDIT_RATE:-2000}
 STANZA=drill
 pgs_test_init pitr_drill
 
@@ -108,22 +108,25 @@ stop_workers() {
 applied() { q "SELECT count(*) FROM pgscribe.applied_commands" 2>/dev/null || echo -1; }
 events() { q "SELECT count(*) FROM audit.event_ids" 2>/dev/null || echo -1; }
 
+# Each load goes out in two parts: the heads (two thirds) before the
+# restore target, the tails once it is taken, so that transactions of both
+# streams commit after the target whatever the machine's pace (on a fast
+# machine one stream could otherwise finish before the other's half).
+HEAD_N=$((2 * N / 3))
+HEAD_NA=$((2 * NA / 3))
+head -n "$HEAD_N" "$T_DIR/commands.jsonl" >"$T_DIR/commands.head.jsonl"
+tail -n +"$((HEAD_N + 1))" "$T_DIR/commands.jsonl" >"$T_DIR/commands.tail.jsonl"
 start_workers a
-"$PGSCRIBE_BIN" produce -c "$T_CONF" --input "$T_DIR/commands.jsonl" --rate "$RATE" --no-progress &
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --input "$T_DIR/commands.head.jsonl" --rate "$RATE" --no-progress &
 P_PID=$!
 T_PIDS+=("$P_PID")
-# the audit events once a quarter of the commands is in, so that the
-# restore target falls inside both loads
-deadline=$((SECONDS + 120))
-until [ "$(applied)" -ge $((N / 4)) ]; do
-    [ $SECONDS -lt $deadline ] || fail "only $(applied) of $((N / 4)) commands applied within 120 s"
-    sleep 0.05
-done
-"$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count "$NA" --clinics 20 --seed 32 --rate "$ARATE" \
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count "$HEAD_NA" --clinics 20 --seed 32 --rate "$ARATE" \
     --no-progress &
 PA_PID=$!
 T_PIDS+=("$PA_PID")
-# the restore target: the database's clock once about half of each load is committed
+# the restore target: the database's clock once about half of each load is
+# committed, while the heads are still being applied
+deadline=$((SECONDS + 120))
 until [ "$(applied)" -ge "$MID" ] && [ "$(events)" -ge $((NA / 2)) ]; do
     [ $SECONDS -lt $deadline ] ||
         fail "only $(applied) of $MID commands, $(events) of $((NA / 2)) audit events applied within 120 s"
@@ -131,11 +134,19 @@ until [ "$(applied)" -ge "$MID" ] && [ "$(events)" -ge $((NA / 2)) ]; do
 done
 TARGET=$(q "SELECT to_char(clock_timestamp(), 'YYYY-MM-DD HH24:MI:SS.US+00')")
 at_target=$(applied)
-note "restore target $TARGET ($at_target commands, $(events) audit events committed)"
-wait "$P_PID"
-pgs_forget_pid "$P_PID"
-wait "$PA_PID" || fail "producing the audit events failed"
-pgs_forget_pid "$PA_PID"
+events_at_target=$(events)
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --input "$T_DIR/commands.tail.jsonl" --rate "$RATE" --no-progress &
+P2_PID=$!
+T_PIDS+=("$P2_PID")
+"$PGSCRIBE_BIN" produce -c "$T_CONF" --audit --count "$((NA - HEAD_NA))" --clinics 20 --seed 33 \
+    --rate "$ARATE" --no-progress &
+PA2_PID=$!
+T_PIDS+=("$PA2_PID")
+note "restore target $TARGET ($at_target commands, $events_at_target audit events committed)"
+for pid in "$P_PID" "$PA_PID" "$P2_PID" "$PA2_PID"; do
+    wait "$pid" || fail "producing a part of the load failed"
+    pgs_forget_pid "$pid"
+done
 deadline=$((SECONDS + 180))
 until [ "$(applied)" -ge "$N" ] && [ "$(events)" -ge "$NA" ]; do
     [ $SECONDS -lt $deadline ] ||
