@@ -35,7 +35,10 @@ BEGIN
                      ORDER BY u.kpart, u.koff, u.ord)
       INTO v_rows
       FROM uniq u
-      JOIN pgscribe.applied_commands a ON a.command_id = u.c AND a.xmin = v_xid;
+     -- one primary-key lookup per command: a scalar subquery is never turned
+     -- into a join, which a generic plan (unknown array sizes) would make a
+     -- hash join over the whole table, once per transaction
+     WHERE (SELECT a.xmin = v_xid FROM pgscribe.applied_commands a WHERE a.command_id = u.c);
     RETURN audit.chain(v_rows);
 END
 $$;

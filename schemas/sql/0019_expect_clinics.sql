@@ -12,8 +12,9 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
     v_clinic text := current_setting('pgscribe.clinic_id', true);
 BEGIN
-    IF statement_clinic IS DISTINCT FROM v_clinic
-       OR EXISTS (SELECT 1 FROM unnest(row_clinics) AS r(c) WHERE r.c IS DISTINCT FROM v_clinic) THEN
+    -- one expression, no query: NULL anywhere (a row, the array, the
+    -- setting) is not TRUE, so it is refused as well
+    IF statement_clinic IS DISTINCT FROM v_clinic OR (v_clinic = ALL (row_clinics)) IS NOT TRUE THEN
         RAISE EXCEPTION 'a row of another clinic than the transaction''s'
             USING ERRCODE = 'PS003';
     END IF;

@@ -304,8 +304,8 @@ if [ $PGSS = 1 ]; then
 fi
 # The worker's backends have exited (SIGTERM above) and so flushed their
 # function statistics: self time excludes the functions each one calls.
-scalar "$DB" "SELECT round(sum(self_time) / 1000 * 100000 / $COUNT, 2) || ' s self, ' ||
-    round(sum(total_time) / 1000 * 100000 / $COUNT, 2) || ' s total, ' ||
+scalar "$DB" "SELECT round((sum(self_time) / 1000 * 100000 / $COUNT)::numeric, 2) || ' s self, ' ||
+    round((sum(total_time) / 1000 * 100000 / $COUNT)::numeric, 2) || ' s total, ' ||
     round(sum(calls)::numeric / $COUNT, 2) || ' calls per command: ' || schemaname || '.' || funcname
     FROM pg_stat_user_functions GROUP BY schemaname, funcname
     ORDER BY sum(self_time) DESC LIMIT 6" >"$WORK/top_functions.txt"
