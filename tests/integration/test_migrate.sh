@@ -220,6 +220,28 @@ set -e
     fail "--dry-run of a failing migration: exit $rc, output: $out"
 rm "$TMP/sql/9996_dry_a.sql" "$TMP/sql/9997_dry_b.sql" "$TMP/sql/9998_broken.sql"
 
+# --- the resume-floor triggers (0015, 0017, rewritten by 0020): each record
+# takes its own partition's floor from pgscribe.resume_floors (1 is not 11),
+# none without one, and a floor given explicitly stays
+floors=$("$PGBIN/psql" -X -v ON_ERROR_STOP=1 -Atq "$ADMIN" -c "BEGIN" \
+    -c "SELECT set_config('pgscribe.resume_floors', ',11:200,1:100,', true)" \
+    -c "INSERT INTO pgscribe.applied_commands (command_id, clinic_id, topic, kafka_partition, kafka_offset)
+        VALUES ('00000000-0000-4000-8000-0000000000f1', 'A', 'rf', 1, 150),
+               ('00000000-0000-4000-8000-0000000000f2', 'A', 'rf', 11, 250),
+               ('00000000-0000-4000-8000-0000000000f3', 'A', 'rf', 2, 5)" \
+    -c "INSERT INTO pgscribe.applied_commands (command_id, clinic_id, topic, kafka_partition, kafka_offset, resume_floor)
+        VALUES ('00000000-0000-4000-8000-0000000000f4', 'A', 'rf', 1, 160, 7)" \
+    -c "INSERT INTO audit.event_ids (event_id, clinic_id, source_topic, source_partition)
+        VALUES ('00000000-0000-4000-8000-0000000000e1', 'A', 'rf', 11),
+               ('00000000-0000-4000-8000-0000000000e2', 'A', 'rf', 3)" \
+    -c "SELECT string_agg(coalesce(resume_floor::text, '-'), ',' ORDER BY command_id) FROM pgscribe.applied_commands WHERE topic = 'rf'" \
+    -c "SELECT string_agg(coalesce(resume_floor::text, '-'), ',' ORDER BY event_id) FROM audit.event_ids WHERE source_topic = 'rf'" \
+    -c "ROLLBACK" | tail -n 2 | paste -sd' ')
+[[ $floors == "100,200,-,7 200,-" ]] && ok "resume-floor triggers: each partition's own floor, none without one, an explicit one kept" ||
+    fail "resume-floor triggers gave: $floors"
+no_set=$(q "SELECT count(*) FROM pg_proc WHERE proname IN ('set_resume_floor', 'set_event_resume_floor') AND proconfig IS NULL")
+[[ $no_set == 2 ]] && ok "the resume-floor triggers carry no SET clause" || fail "$no_set of 2 resume-floor triggers without SET"
+
 # --- an unreachable database exits 4
 set +e
 "$BIN" migrate --dir "$REPO/schemas/sql" --conninfo "host=$TMP/nowhere port=1 dbname=x password=s3cret-x" >"$TMP/unreach.out" 2>&1
