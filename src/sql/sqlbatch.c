@@ -333,17 +333,37 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs)
 
 /* ---- parameters --------------------------------------------------------- */
 
+/* Every array element of every batch passes here (ids, digests, keys,
+ * values, the write audit's texts): memchr finds the next double quote and
+ * the next backslash (each searched again only once passed), the runs
+ * between them are copied whole, and the output goes through a local
+ * pointer, which a char store cannot alias as it can sb->len. */
 void pgs_sqlbatch_put_element(pgs_sbuf_t *sb, const char *s, size_t len)
 {
-    pgs_sbuf_reserve(sb, 2 * len + 2);
-    sb->buf[sb->len++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            sb->buf[sb->len++] = '\\';
-        sb->buf[sb->len++] = s[i];
+    pgs_sbuf_reserve(sb, 2 * len + 3);
+    char *o = sb->buf + sb->len;
+    const char *end = s + len;
+    const char *quote = len ? memchr(s, '"', len) : NULL;
+    const char *bslash = len ? memchr(s, '\\', len) : NULL;
+    *o++ = '"';
+    for (;;) {
+        const char *next = quote && (!bslash || quote < bslash) ? quote : bslash;
+        const char *stop = next ? next : end;
+        memcpy(o, s, (size_t)(stop - s));
+        o += stop - s;
+        if (!next)
+            break;
+        *o++ = '\\';
+        *o++ = *next;
+        s = next + 1;
+        if (next == quote)
+            quote = s < end ? memchr(s, '"', (size_t)(end - s)) : NULL;
+        else
+            bslash = s < end ? memchr(s, '\\', (size_t)(end - s)) : NULL;
     }
-    sb->buf[sb->len++] = '"';
-    sb->buf[sb->len] = '\0';
+    *o++ = '"';
+    *o = '\0';
+    sb->len = (size_t)(o - sb->buf);
 }
 
 static void put_value(pgs_sbuf_t *sb, const pgs_value_t *v)

@@ -295,6 +295,41 @@ static void test_digests(void **state)
     pgs_catalog_free(cat);
 }
 
+/* Array elements: quoted, with every double quote and backslash escaped,
+ * wherever they stand (first, last, in a row) and nothing else changed. */
+static void test_put_element_escapes(void **state)
+{
+    (void)state;
+#define CASE(in, out)                                                                              \
+    {                                                                                              \
+        in, sizeof(in) - 1, out, sizeof(out) - 1                                                   \
+    }
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+        size_t out_len;
+    } cases[] = {
+        CASE("", "\"\""),
+        CASE("plain", "\"plain\""),
+        CASE("\"", "\"\\\"\""),
+        CASE("\\", "\"\\\\\""),
+        CASE("a\"b\\", "\"a\\\"b\\\\\""),
+        CASE("\"\"\\x", "\"\\\"\\\"\\\\x\""),
+        CASE("nul\0in", "\"nul\0in\""),
+    };
+#undef CASE
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pgs_sbuf_t sb = {0};
+        pgs_sbuf_puts(&sb, "{");
+        pgs_sqlbatch_put_element(&sb, cases[i].in, cases[i].len);
+        assert_int_equal(sb.len, 1 + cases[i].out_len);
+        assert_memory_equal(sb.buf + 1, cases[i].out, cases[i].out_len);
+        assert_int_equal(sb.buf[sb.len], '\0');
+        free(sb.buf);
+    }
+}
+
 /* A versioned UPSERT's conflict update applies only where the row's
  * version is the one its command expects, looked up by key in fresh;
  * commands touching an array-typed column stay single. */
@@ -370,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_versioned_and_plain_share_a_shape),
         cmocka_unit_test(test_number_arrays),
         cmocka_unit_test(test_digests),
+        cmocka_unit_test(test_put_element_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
