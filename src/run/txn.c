@@ -176,18 +176,24 @@ void pgs_txn_expect(pgs_conn_t *c, rkind_t kind, int idx)
     e->sent_us = 0;
 }
 
+/* The profile slot of a fixed statement, kept plus 1 in @p *slot. */
+static int fixed_slot(pgs_pool_t *pool, int *slot, const char *what, int multi)
+{
+    if (!pool->profile)
+        return -1;
+    if (!*slot)
+        *slot = pgs_profile_slot(pool->profile, pool->name, what, "INSERT", multi) + 1;
+    return *slot - 1;
+}
+
 /* The profile slot of statement @p st, kept in the statement; NULL is the
  * audit statement, multi-row or (an isolated event) single. */
 static int profile_slot(pgs_pool_t *pool, pgs_stmt_t *st, int multi)
 {
     if (!pool->profile)
         return -1;
-    if (!st) {
-        if (!pool->audit_slot[multi])
-            pool->audit_slot[multi] =
-                pgs_profile_slot(pool->profile, pool->name, "audit_events", "INSERT", multi) + 1;
-        return pool->audit_slot[multi] - 1;
-    }
+    if (!st)
+        return fixed_slot(pool, &pool->audit_slot[multi], "audit_events", multi);
     if (!st->stats_slot)
         st->stats_slot = pgs_profile_slot(pool->profile, pool->name, st->bs.shape.ent->name,
                                           pgs_command_op_name(st->bs.shape.op), st->batch) +
@@ -391,13 +397,7 @@ static int send_write_audit(pgs_conn_t *c)
     }
     pgs_batch_params_t bp;
     pgs_txnaudit_params(rows, (size_t)c->nbatch, pool->topic, &bp);
-    int slot = -1;
-    if (pool->profile) {
-        if (!pool->write_audit_slot)
-            pool->write_audit_slot =
-                pgs_profile_slot(pool->profile, pool->name, "write_audit", "INSERT", 1) + 1;
-        slot = pool->write_audit_slot - 1;
-    }
+    int slot = fixed_slot(pool, &pool->write_audit_slot, "write_audit", 1);
     int ok = PQsendQueryPrepared(c->pg, PGS_TXNAUDIT_NAME, bp.n, (const char *const *)bp.values,
                                  NULL, NULL, 0);
     pgs_sqlbatch_params_free(&bp);

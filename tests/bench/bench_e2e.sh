@@ -98,39 +98,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# cpu_ticks PID...: utime+stime (+cutime+cstime with --children) in clock
-# ticks; the fields after the ")" of comm start at field 3 of /proc/PID/stat.
-cpu_ticks() {
-    local with_children=0 total=0 pid stat
-    if [ "$1" = --children ]; then with_children=1; shift; fi
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        read -r -a f <<<"${stat##*) }"
-        total=$((total + f[11] + f[12]))
-        [ $with_children = 1 ] && total=$((total + f[13] + f[14]))
-    done
-    echo "$total"
-}
-
-# The postmaster's cutime/cstime hold the CPU of backends that already
-# exited (psql polls, the migrations), so the cluster total loses nothing.
-PM_PID=$(head -n 1 "$PGS_STACK_DIR/pg/data/postmaster.pid")
-pg_children() { ps -o pid= --ppid "$PM_PID" | tr -d ' '; }
-pg_cpu_ticks() {
-    # shellcheck disable=SC2046
-    echo $(($(cpu_ticks --children "$PM_PID") + $(cpu_ticks $(pg_children))))
-}
-# CPU of the backends serving our worker, separated from anyone else's.
-pg_worker_backend_ticks() {
-    local pids=() pid
-    for pid in $(pg_children); do
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "pgscribe_worker $DB " && pids+=("$pid")
-    done
-    cpu_ticks "${pids[@]:-}"
-}
-KAFKA_PID=$(cat "$PGS_STACK_DIR/kafka/kafka.pid" 2>/dev/null || true)
-kafka_ticks() { if [ -n "$KAFKA_PID" ]; then cpu_ticks "$KAFKA_PID"; else echo 0; fi; }
-HZ=$(getconf CLK_TCK)
+# CPU accounting: cpu_ticks, pg_cpu_ticks, pg_backend_ticks, kafka_ticks, HZ.
+. "$(dirname "${BASH_SOURCE[0]}")/cputicks.sh"
 
 # 1. Fresh databases (the worker's and the baseline's), fresh topics.
 note "fresh databases $DB and $BASE_DB, topics $RUN.*"
@@ -228,7 +197,7 @@ t1=$(now)
 w_ticks=$(cpu_ticks "${W_PIDS[@]}")
 w_hwm_kb=$(for pid in "${W_PIDS[@]}"; do cat "/proc/$pid/status"; done 2>/dev/null | awk '/^VmHWM:/ && $2 > m {m = $2} END {print m}')
 pg_t1=$(pg_cpu_ticks)
-pgw_ticks=$(pg_worker_backend_ticks)
+pgw_ticks=$(pg_backend_ticks pgscribe_worker "$DB")
 k_t1=$(kafka_ticks)
 wal1=$(scalar postgres "SELECT wal_bytes FROM pg_stat_wal")
 t_first=$(poll "SELECT extract(epoch FROM min(applied_at)) FROM pgscribe.applied_commands")

@@ -144,38 +144,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'note "interrupted"; exit 130' INT TERM
 
-# cpu_ticks PID...: utime+stime (+cutime+cstime with --children) in clock
-# ticks; the fields after the ")" of comm start at field 3 of /proc/PID/stat.
-cpu_ticks() {
-    local with_children=0 total=0 pid stat
-    if [ "$1" = --children ]; then with_children=1; shift; fi
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        read -r -a f <<<"${stat##*) }"
-        total=$((total + f[11] + f[12]))
-        [ $with_children = 1 ] && total=$((total + f[13] + f[14]))
-    done
-    echo "$total"
-}
-# The postmaster's cutime/cstime hold the CPU of backends that already
-# exited, so the cluster total loses nothing (as in bench_e2e.sh).
-PM_PID=$(head -n 1 "$PGS_STACK_DIR/pg/data/postmaster.pid")
-pg_children() { ps -o pid= --ppid "$PM_PID" | tr -d ' '; }
-pg_cpu_ticks() {
-    # shellcheck disable=SC2046
-    echo $(($(cpu_ticks --children "$PM_PID") + $(cpu_ticks $(pg_children))))
-}
-# CPU of the backends serving the sink (its own role), apart from the poll's.
-pg_sink_backend_ticks() {
-    local pids=() pid
-    for pid in $(pg_children); do
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "postgres: $ROLE $DB " && pids+=("$pid")
-    done
-    cpu_ticks "${pids[@]:-}"
-}
-KAFKA_PID=$(cat "$PGS_STACK_DIR/kafka/kafka.pid" 2>/dev/null || true)
-kafka_ticks() { if [ -n "$KAFKA_PID" ]; then cpu_ticks "$KAFKA_PID"; else echo 0; fi; }
-HZ=$(getconf CLK_TCK)
+# CPU accounting: cpu_ticks, pg_cpu_ticks, pg_backend_ticks, kafka_ticks, HZ.
+. "$(dirname "${BASH_SOURCE[0]}")/cputicks.sh"
 
 # 1. The jars, once per version: Kafka Connect (tests/bench/peer/pom.xml) and
 # the Debezium JDBC sink's plugin tar.gz, both from Maven Central.
@@ -363,7 +333,7 @@ t1=$(now)
 c_ticks=$(cpu_ticks "$C_PID")
 c_hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$C_PID/status")
 pg_t1=$(pg_cpu_ticks)
-pgs_ticks=$(pg_sink_backend_ticks)
+pgs_ticks=$(pg_backend_ticks "$ROLE" "$DB")
 k_t1=$(kafka_ticks)
 [ -n "$t_first" ] || { t_first=$t1; c_first=$c_ticks; }
 t_created=$(poll "SELECT extract(epoch FROM least($(printf 'min_c%s, ' 1 2 3)min_c4)) FROM
