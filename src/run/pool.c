@@ -12,9 +12,10 @@
 #include "common/log.h"
 #include "run/pool_internal.h"
 
-/* The adaptive in-flight limit starts here (or at max_in_flight when lower)
- * and is re-weighed every window; see concurrency.h. */
-#define APPLY_INITIAL_IN_FLIGHT     8
+/* The adaptive in-flight limit starts at its floor (or at max_in_flight when
+ * lower), with a slow start, and is re-weighed every window; see
+ * concurrency.h. */
+#define APPLY_INITIAL_IN_FLIGHT     2
 #define APPLY_CONCURRENCY_WINDOW_US 1000000
 #define APPLY_MAX_BATCH             1000
 #define APPLY_CATALOG_POLL_US       200000 /* a work waiting for its catalog asks again */

@@ -93,7 +93,7 @@ void pgs_settle_succeeded(pgs_conn_t *c)
     if (pgs_breaker_success(&pool->breaker, now))
         pgs_info("apply", "circuit breaker closed: database back, work resumed after %lld ms",
                  (long long)(pool->breaker.last_open_duration_us / 1000));
-    pgs_concurrency_done(&pool->conc, c->nbatch);
+    pgs_concurrency_done(&pool->conc, c->nbatch, took);
     pgs_txn_record_latency(c, took);
     int64_t slow_ms = pgs_config_int(pool->cfg, "log.slow_statement_ms");
     if (slow_ms > 0 && took / 1000 >= slow_ms)

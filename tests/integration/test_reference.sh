@@ -14,8 +14,8 @@ N=20000
     --emit "$T_DIR/commands.jsonl" --no-progress
 pgs_worker_start a
 pgs_wait_applied $N 300
-# the adaptive limit opens command connections as it needs them (8 at
-# start), not all apply.max_in_flight = 50; plus the 4 of the audit pool
+# the adaptive limit opens command connections as it needs them (2 at
+# start, doubling while that pays), not all apply.max_in_flight = 50; plus the 4 of the audit pool
 conns=$(pgs_worker_conns)
 [ "$conns" -ge 5 ] && [ "$conns" -le 20 ] ||
     fail "the worker holds $conns connections, expected 5..20 (adaptive limit, lazy opening)"
