@@ -38,6 +38,13 @@ void pgs_concurrency_polled(pgs_concurrency_t *c, int held)
         c->held_polls++;
 }
 
+static int move_to(pgs_concurrency_t *c, int next)
+{
+    c->limit = next;
+    c->changes++;
+    return 1;
+}
+
 int pgs_concurrency_tick(pgs_concurrency_t *c, int64_t now_us)
 {
     int64_t elapsed = now_us - c->window_start_us;
@@ -82,9 +89,7 @@ int pgs_concurrency_tick(pgs_concurrency_t *c, int64_t now_us)
                 c->slow_start = 0;
                 return 0;
             }
-            c->limit = next;
-            c->changes++;
-            return 1;
+            return move_to(c, next);
         }
     } else if (c->last_score > 0) {
         if (score > c->last_score * (1 + PGS_CONCURRENCY_MARGIN))
@@ -105,7 +110,5 @@ int pgs_concurrency_tick(pgs_concurrency_t *c, int64_t now_us)
         if (next == c->limit)
             return 0;
     }
-    c->limit = next;
-    c->changes++;
-    return 1;
+    return move_to(c, next);
 }
