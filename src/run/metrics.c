@@ -48,6 +48,23 @@ static pgs_clinic_total_t *clinic_total(pgs_totals_t *t, const char *clinic_id, 
     return ct;
 }
 
+/* Adds each clinic's interval counts to its totals (new clinics while under
+ * the cap, the rest to "other"); returns how many went to "other". */
+static size_t fold_clinics(pgs_totals_t *t, const pgs_clinic_counter_t *cc, size_t max)
+{
+    size_t to_other = 0;
+    for (; cc; cc = cc->next) {
+        pgs_clinic_total_t *ct = clinic_total(t, cc->clinic_id, max);
+        to_other += ct == &t->other;
+        ct->applied += cc->applied;
+        ct->rows_written += cc->rows_written;
+        ct->bytes_written += cc->bytes_written;
+        ct->db_time_us += cc->db_time_us;
+        ct->tenant_violations += cc->tenant_violations;
+    }
+    return to_other;
+}
+
 void pgs_metrics_fold(pgs_counters_t *c, int64_t audit_stored, int64_t audit_duplicates,
                       size_t per_clinic_max)
 {
@@ -64,14 +81,27 @@ void pgs_metrics_fold(pgs_counters_t *c, int64_t audit_stored, int64_t audit_dup
     }
     t->audit_stored += audit_stored;
     t->audit_duplicates += audit_duplicates;
-    for (pgs_clinic_counter_t *cc = c->clinics; cc; cc = cc->next) {
-        pgs_clinic_total_t *ct = clinic_total(t, cc->clinic_id, per_clinic_max);
-        ct->applied += cc->applied;
-        ct->rows_written += cc->rows_written;
-        ct->bytes_written += cc->bytes_written;
-        ct->db_time_us += cc->db_time_us;
-        ct->tenant_violations += cc->tenant_violations;
+    fold_clinics(t, c->clinics, per_clinic_max);
+}
+
+size_t pgs_metrics_totals_view(const pgs_counters_t *c, size_t per_clinic_max, pgs_totals_t *view)
+{
+    const pgs_totals_t *t = &c->totals;
+    memset(view, 0, sizeof(*view));
+    view->other = t->other;
+    view->other.clinic_id = NULL;
+    view->other.next = NULL;
+    pgs_clinic_total_t **tail = &view->clinics;
+    for (const pgs_clinic_total_t *ct = t->clinics; ct; ct = ct->next) {
+        pgs_clinic_total_t *copy = pgs_xalloc_calloc(1, sizeof(*copy));
+        *copy = *ct;
+        copy->clinic_id = pgs_xalloc_strdup(ct->clinic_id);
+        copy->next = NULL;
+        *tail = copy;
+        tail = &copy->next;
     }
+    view->nclinics = t->nclinics;
+    return fold_clinics(view, c->clinics, per_clinic_max);
 }
 
 void pgs_metrics_totals_free(pgs_totals_t *t)

@@ -62,6 +62,14 @@ void pgs_metrics_counters_reset(pgs_counters_t *c);
  */
 void pgs_metrics_fold(pgs_counters_t *c, int64_t audit_stored, int64_t audit_duplicates,
                       size_t per_clinic_max);
+/**
+ * @brief Fills @p view with the totals as the next fold will leave them: a
+ *        copy of @p c's totals with the interval's clinic counts added, by
+ *        the same cap. A scrape between reports shows each clinic under the
+ *        name the fold will keep. Free with pgs_metrics_totals_free().
+ * @returns how many of the interval's clinics went to "other".
+ */
+size_t pgs_metrics_totals_view(const pgs_counters_t *c, size_t per_clinic_max, pgs_totals_t *view);
 /** @brief Frees the totals' clinic list (at exit). */
 void pgs_metrics_totals_free(pgs_totals_t *t);
 

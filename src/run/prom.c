@@ -133,20 +133,9 @@ static double clinic_total_value(const pgs_clinic_total_t *ct, int what)
     }
 }
 
-static double clinic_counter_value(const pgs_clinic_counter_t *cc, int what)
-{
-    pgs_clinic_total_t as_total = {
-        .applied = cc->applied,
-        .rows_written = cc->rows_written,
-        .bytes_written = cc->bytes_written,
-        .db_time_us = cc->db_time_us,
-        .tenant_violations = cc->tenant_violations,
-    };
-    return clinic_total_value(&as_total, what);
-}
-
-/* Per-clinic series: the clinics that have totals of their own, then the
- * rest summed as clinic="other"; the interval under way is added to each. */
+/* Per-clinic series: the totals as the next report will fold them (the
+ * interval under way added, by the same cap), each clinic kept by name, the
+ * rest summed as clinic="other". */
 static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
 {
     static const clinic_family_t fams[] = {
@@ -160,41 +149,22 @@ static void clinics(pgs_worker_t *w, pgs_sbuf_t *sb)
         {"pgscribe_clinic_tenant_violations_total",
          "Dead letters of class tenant, per clinic the message claimed.", 4},
     };
-    const pgs_totals_t *t = &w->ctr.totals;
+    pgs_totals_t view;
+    size_t max = (size_t)pgs_config_int(w->cfg, "metrics.per_clinic_max");
+    size_t to_other = pgs_metrics_totals_view(&w->ctr, max, &view);
     for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
         pgs_promtext_family(sb, fams[f].name, "counter", fams[f].help);
-        int other_has_interval = 0;
-        double other = 0;
-        for (const pgs_clinic_total_t *ct = t->clinics;; ct = ct->next) {
-            const pgs_clinic_total_t *cur = ct ? ct : &t->other;
-            double v = clinic_total_value(cur, fams[f].what);
-            /* the interval's counts of this clinic (or, for "other", of
-             * every clinic without totals of its own) */
-            for (const pgs_clinic_counter_t *cc = w->ctr.clinics; cc; cc = cc->next) {
-                int mine = 0;
-                if (ct)
-                    mine = strcmp(cc->clinic_id, ct->clinic_id) == 0;
-                else {
-                    mine = 1;
-                    for (const pgs_clinic_total_t *x = t->clinics; x && mine; x = x->next)
-                        mine = strcmp(cc->clinic_id, x->clinic_id) != 0;
-                    other_has_interval |= mine;
-                }
-                if (mine)
-                    v += clinic_counter_value(cc, fams[f].what);
-            }
-            if (!ct) {
-                other = v;
-                break;
-            }
+        for (const pgs_clinic_total_t *ct = view.clinics; ct; ct = ct->next) {
             const char *labels[2] = {"clinic", ct->clinic_id};
-            pgs_promtext_sample(sb, fams[f].name, labels, 1, v);
+            pgs_promtext_sample(sb, fams[f].name, labels, 1, clinic_total_value(ct, fams[f].what));
         }
-        if (other > 0 || other_has_interval) {
+        double other = clinic_total_value(&view.other, fams[f].what);
+        if (other > 0 || to_other) {
             const char *labels[2] = {"clinic", "other"};
             pgs_promtext_sample(sb, fams[f].name, labels, 1, other);
         }
     }
+    pgs_metrics_totals_free(&view);
 }
 
 static void throttled_sample(const char *clinic, double seconds, void *opaque)

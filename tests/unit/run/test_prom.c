@@ -85,6 +85,8 @@ static void test_clinic_rows_and_bytes(void **state)
 {
     (void)state;
     pgs_worker_t *w = worker_new();
+    char err[128];
+    assert_int_equal(pgs_config_set(w->cfg, "metrics.per_clinic_max", "1", err, sizeof(err)), 0);
     interval_clinic(&w->ctr, "clinic-a", 3, 40);
     pgs_metrics_fold(&w->ctr, 0, 0, 1);
     pgs_metrics_counters_reset(&w->ctr);
@@ -101,6 +103,39 @@ static void test_clinic_rows_and_bytes(void **state)
     assert_line(text, "pgscribe_clinic_written_bytes_total{clinic=\"other\"} 107");
     assert_null(strstr(text, "clinic-b"));
     assert_null(strstr(text, "clinic-c"));
+    free(text);
+    worker_free(w);
+}
+
+/* Before the first report folds anything, a scrape shows each clinic of the
+ * interval under its own name, as the fold will keep it (up to the cap),
+ * not all of them as clinic="other". */
+static void test_clinics_before_first_fold(void **state)
+{
+    (void)state;
+    pgs_worker_t *w = worker_new();
+    interval_clinic(&w->ctr, "clinic-a", 3, 40);
+    interval_clinic(&w->ctr, "clinic-b", 2, 10);
+    char *text = render(w);
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"clinic-a\"} 3");
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"clinic-b\"} 2");
+    assert_null(strstr(text, "clinic=\"other\""));
+    free(text);
+
+    /* with a cap of one, the clinic the fold keeps first is named, the
+     * other summed, and the next fold agrees with what was scraped */
+    char err[128];
+    assert_int_equal(pgs_config_set(w->cfg, "metrics.per_clinic_max", "1", err, sizeof(err)), 0);
+    text = render(w);
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"clinic-b\"} 2");
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"other\"} 3");
+    assert_null(strstr(text, "clinic-a"));
+    free(text);
+    pgs_metrics_fold(&w->ctr, 0, 0, 1);
+    pgs_metrics_counters_reset(&w->ctr);
+    text = render(w);
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"clinic-b\"} 2");
+    assert_line(text, "pgscribe_clinic_rows_written_total{clinic=\"other\"} 3");
     free(text);
     worker_free(w);
 }
@@ -146,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_letters_by_stream_and_class),
         cmocka_unit_test(test_clinic_rows_and_bytes),
+        cmocka_unit_test(test_clinics_before_first_fold),
         cmocka_unit_test(test_lag_without_partitions),
         cmocka_unit_test(test_throttled_seconds),
     };
