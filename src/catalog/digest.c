@@ -106,10 +106,29 @@ static size_t data_in_column_order(const pgs_entity_t *ent, const pgs_command_t 
     return n;
 }
 
+/* The encoding's buffer and the digest context, kept by each thread from
+ * one command to the next: no allocation and no provider context made and
+ * freed per command. */
+static _Thread_local pgs_sbuf_t scratch;
+static _Thread_local EVP_MD_CTX *scratch_ctx;
+
+static void sha256_of(const pgs_sbuf_t *sb, unsigned char out[PGS_DIGEST_SIZE])
+{
+    unsigned int len = 0;
+    if (!scratch_ctx)
+        scratch_ctx = EVP_MD_CTX_new();
+    if (!scratch_ctx || !EVP_DigestInit_ex2(scratch_ctx, sha256(), NULL) ||
+        !EVP_DigestUpdate(scratch_ctx, sb->buf ? sb->buf : "", sb->len) ||
+        !EVP_DigestFinal_ex(scratch_ctx, out, &len) || len != PGS_DIGEST_SIZE)
+        abort(); /* only out of memory; as xalloc does: a made-up digest could
+                    count another command as a duplicate */
+}
+
 void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
                         unsigned char out[PGS_DIGEST_SIZE])
 {
-    pgs_sbuf_t sb = {0};
+    pgs_sbuf_t sb = scratch;
+    sb.len = 0;
     part_str(&sb, 'C', cmd->clinic_id);
     part_str(&sb, 'E', ent->name);
     part_str(&sb, 'O', pgs_command_op_name(cmd->op));
@@ -148,10 +167,6 @@ void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
         int n = snprintf(num, sizeof(num), "%lld", (long long)cmd->expected_version);
         part(&sb, 'X', num, (size_t)n);
     }
-    unsigned int len = 0;
-    if (!EVP_Digest(sb.buf ? sb.buf : "", sb.len, out, &len, sha256(), NULL) ||
-        len != PGS_DIGEST_SIZE)
-        abort(); /* only out of memory; as xalloc does: a made-up digest could
-                    count another command as a duplicate */
-    free(sb.buf);
+    sha256_of(&sb, out);
+    scratch = sb; /* the buffer, perhaps grown, for the next command */
 }

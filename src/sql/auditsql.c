@@ -65,6 +65,7 @@ void pgs_auditsql_params(const pgs_audit_event_t *const *evs, const int32_t *par
                          pgs_batch_params_t *out)
 {
     out->n = PGS_AUDITSQL_NPARAMS;
+    out->block = NULL;
     out->values = pgs_xalloc_calloc(PGS_AUDITSQL_NPARAMS, sizeof(char *));
     /* each row's own clinic, which pgscribe.expect_clinic checks against
      * the transaction's: one scalar would write every row as the first's */

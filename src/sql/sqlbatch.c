@@ -417,29 +417,71 @@ static void put_i64(pgs_sbuf_t *sb, int64_t v)
     pgs_sbuf_putn(sb, o, (size_t)(e - o));
 }
 
+static void put_i32s(pgs_sbuf_t *sb, const int32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(sb, i);
+        put_i64(sb, v[i]);
+    }
+}
+
+static void put_i64s(pgs_sbuf_t *sb, const int64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pgs_sqlbatch_array_sep(sb, i);
+        put_i64(sb, v[i]);
+    }
+}
+
 char *pgs_sqlbatch_array_int32(const int32_t *v, size_t n)
 {
     pgs_sbuf_t sb = {0};
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        put_i64(&sb, v[i]);
-    }
+    put_i32s(&sb, v, n);
     return pgs_sqlbatch_array_close(&sb);
 }
 
 char *pgs_sqlbatch_array_int64(const int64_t *v, size_t n)
 {
     pgs_sbuf_t sb = {0};
-    for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        put_i64(&sb, v[i]);
-    }
+    put_i64s(&sb, v, n);
     return pgs_sqlbatch_array_close(&sb);
 }
 
 void pgs_sqlbatch_array_sep(pgs_sbuf_t *sb, size_t i)
 {
     pgs_sbuf_puts(sb, i ? "," : "{");
+}
+
+/* The statement's parameters are written one after another into one
+ * buffer, each ended by its NUL: one allocation per statement, not one (and
+ * its regrowths) per array. Offsets are kept while the buffer may move. */
+typedef struct {
+    pgs_sbuf_t sb;
+    size_t start[8 + PGS_MAX_KEY_COLS + 2 * PGS_MAX_DATA_COLS];
+    int n;
+} params_block_t;
+
+static void param_open(params_block_t *pb)
+{
+    pb->start[pb->n++] = pb->sb.len;
+}
+
+/* Ends the parameter opened last: an array literal gets its "}" (or "{}"
+ * when no element opened it), and every parameter its NUL. */
+static void param_close(params_block_t *pb, int array)
+{
+    if (array)
+        pgs_sbuf_puts(&pb->sb, pb->sb.len > pb->start[pb->n - 1] ? "}" : "{}");
+    pgs_sbuf_reserve(&pb->sb, 1);
+    pb->sb.buf[pb->sb.len++] = '\0';
+    pb->sb.buf[pb->sb.len] = '\0';
+}
+
+static void param_text(params_block_t *pb, const char *s)
+{
+    param_open(pb);
+    pgs_sbuf_puts(&pb->sb, s);
+    param_close(pb, 0);
 }
 
 void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmds,
@@ -450,27 +492,35 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
     int ncols = bs->shape.ncols;
     int total =
         7 + ent->npk + ncols * (bs->mask ? 2 : 1) + (bs->shape.has_expected_version ? 1 : 0);
-    out->n = total;
-    out->values = pgs_xalloc_calloc((size_t)total, sizeof(char *));
-    out->values[0] = pgs_xalloc_strdup(n ? cmds[0]->clinic_id : "");
-    out->values[1] = pgs_xalloc_strdup(topic);
-    pgs_sbuf_t sb = {0};
+    params_block_t pb;
+    pb.n = 0;
+    memset(&pb.sb, 0, sizeof(pb.sb));
+    /* about what a row of a few columns takes, so the buffer seldom grows */
+    pgs_sbuf_reserve(&pb.sb, 256 + n * (160 + 48 * (size_t)ncols));
+    pgs_sbuf_t *sb = &pb.sb;
+    param_text(&pb, n ? cmds[0]->clinic_id : "");
+    param_text(&pb, topic);
     /* $3 command ids, $4 partitions, $5 offsets */
+    param_open(&pb);
     for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sqlbatch_put_element(&sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
+        pgs_sqlbatch_array_sep(sb, i);
+        pgs_sqlbatch_put_element(sb, cmds[i]->command_id, strlen(cmds[i]->command_id));
     }
-    out->values[2] = pgs_sqlbatch_array_close(&sb);
-    out->values[3] = pgs_sqlbatch_array_int32(partitions, n);
-    out->values[4] = pgs_sqlbatch_array_int64(offsets, n);
-    int p = 5;
+    param_close(&pb, 1);
+    param_open(&pb);
+    put_i32s(sb, partitions, n);
+    param_close(&pb, 1);
+    param_open(&pb);
+    put_i64s(sb, offsets, n);
+    param_close(&pb, 1);
     for (int k = 0; k < ent->npk; k++) {
         const char *name = ent->cols[ent->pk[k]].name;
+        param_open(&pb);
         for (size_t i = 0; i < n; i++) {
-            pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, pgs_command_field(cmds[i]->key, cmds[i]->key_cnt, name));
+            pgs_sqlbatch_array_sep(sb, i);
+            put_value(sb, pgs_command_field(cmds[i]->key, cmds[i]->key_cnt, name));
         }
-        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+        param_close(&pb, 1);
     }
     /* Each row's value of each column, found in one pass over its fields
      * (a name lookup per field, not a scan of the fields per column). */
@@ -499,53 +549,70 @@ void pgs_sqlbatch_params(const pgs_bshape_t *bs, const pgs_command_t *const *cmd
         }
     }
     for (int c = 0; c < ncols; c++) {
+        param_open(&pb);
         for (size_t i = 0; i < n; i++) {
-            pgs_sqlbatch_array_sep(&sb, i);
-            put_value(&sb, vals[i * (size_t)ncols + (size_t)c]);
+            pgs_sqlbatch_array_sep(sb, i);
+            put_value(sb, vals[i * (size_t)ncols + (size_t)c]);
         }
-        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+        param_close(&pb, 1);
     }
     if (bs->mask) {
         for (int c = 0; c < ncols; c++) {
+            param_open(&pb);
             for (size_t i = 0; i < n; i++) {
-                pgs_sqlbatch_array_sep(&sb, i);
-                pgs_sbuf_puts(&sb, vals[i * (size_t)ncols + (size_t)c] ? "t" : "f");
+                pgs_sqlbatch_array_sep(sb, i);
+                pgs_sbuf_puts(sb, vals[i * (size_t)ncols + (size_t)c] ? "t" : "f");
             }
-            out->values[p++] = pgs_sqlbatch_array_close(&sb);
+            param_close(&pb, 1);
         }
     }
     free(vals);
     if (bs->shape.has_expected_version) {
+        param_open(&pb);
         for (size_t i = 0; i < n; i++) {
-            pgs_sqlbatch_array_sep(&sb, i);
+            pgs_sqlbatch_array_sep(sb, i);
             if (cmds[i]->has_expected_version)
-                put_i64(&sb, cmds[i]->expected_version);
+                put_i64(sb, cmds[i]->expected_version);
             else
-                pgs_sbuf_puts(&sb, "NULL");
+                pgs_sbuf_puts(sb, "NULL");
         }
-        out->values[p++] = pgs_sqlbatch_array_close(&sb);
+        param_close(&pb, 1);
     }
     /* the content digests, last: a repeated command id must repeat its content */
+    param_open(&pb);
     for (size_t i = 0; i < n; i++) {
         char digest[PGS_SQLGEN_DIGEST_HEX_SIZE];
         pgs_sqlgen_digest_hex(ent, cmds[i], digest);
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sqlbatch_put_element(&sb, digest, strlen(digest));
+        pgs_sqlbatch_array_sep(sb, i);
+        pgs_sqlbatch_put_element(sb, digest, strlen(digest));
     }
-    out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    param_close(&pb, 1);
     /* each row's own clinic, for the statement's pgscribe.expect_clinics */
+    param_open(&pb);
     for (size_t i = 0; i < n; i++) {
-        pgs_sqlbatch_array_sep(&sb, i);
-        pgs_sqlbatch_put_element(&sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));
+        pgs_sqlbatch_array_sep(sb, i);
+        pgs_sqlbatch_put_element(sb, cmds[i]->clinic_id, strlen(cmds[i]->clinic_id));
     }
-    out->values[p++] = pgs_sqlbatch_array_close(&sb);
+    param_close(&pb, 1);
+    if (pb.n != total)
+        abort(); /* the parameter count the statement text was built for */
+    out->n = total;
+    out->block = pb.sb.buf;
+    out->values = pgs_xalloc_malloc((size_t)total * sizeof(char *));
+    for (int p = 0; p < total; p++)
+        out->values[p] = pb.sb.buf + pb.start[p];
 }
 
 void pgs_sqlbatch_params_free(pgs_batch_params_t *p)
 {
-    for (int i = 0; i < p->n; i++)
-        free(p->values[i]);
+    if (p->block)
+        free(p->block); /* the values point into it */
+    else {
+        for (int i = 0; i < p->n; i++)
+            free(p->values[i]);
+    }
     free(p->values);
     p->values = NULL;
+    p->block = NULL;
     p->n = 0;
 }

@@ -46,7 +46,8 @@ char *pgs_sqlbatch_statement(const char *schema, const pgs_bshape_t *bs);
 
 typedef struct {
     int n;
-    char **values; /* malloc'd array literals and texts */
+    char **values; /* malloc'd array literals and texts, or pointers into block */
+    char *block;   /* when set, one allocation holding every value, NUL-ended */
 } pgs_batch_params_t;
 
 /** @brief Builds the parameters of @p n commands (all of @p bs and of one

@@ -88,6 +88,7 @@ void pgs_txnaudit_params(const pgs_txnaudit_row_t *rows, size_t n, const char *t
                          pgs_batch_params_t *out)
 {
     out->n = PGS_TXNAUDIT_NPARAMS;
+    out->block = NULL;
     out->values = pgs_xalloc_calloc(PGS_TXNAUDIT_NPARAMS, sizeof(char *));
     int32_t *parts = pgs_xalloc_calloc(n ? n : 1, sizeof(int32_t));
     int64_t *offs = pgs_xalloc_calloc(n ? n : 1, sizeof(int64_t));
