@@ -59,7 +59,7 @@ const cfg_def_t pgs_config_table[] = {
             "Adapt the number of concurrent transactions, between 2 and apply.max_in_flight, to "
             "the one that commits the most commands per second (starting at 2); false keeps "
             "apply.max_in_flight."),
-    CF_INT("apply.max_batch", "100", 1, 1000, 0, "Maximum commands grouped into one transaction."),
+    CF_INT("apply.max_batch", "200", 1, 1000, 0, "Maximum commands grouped into one transaction."),
     CF_INT("apply.backlog_max", "20000", 100, 1000000, 0,
            "Decoded commands buffered in memory before fetching from Kafka pauses."),
     CF_INT("apply.max_statements", "4096", 4, 60000, 0,

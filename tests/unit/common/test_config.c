@@ -204,7 +204,7 @@ static void test_defaults(void **state)
     assert_string_equal(pgs_config_str(cfg, "pg.conninfo"), "");
     assert_string_equal(pgs_config_str(cfg, "pg.schema"), "clinic");
     assert_int_equal(pgs_config_int(cfg, "apply.max_in_flight"), 50);
-    assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 100);
+    assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 200);
     assert_int_equal(pgs_config_int(cfg, "apply.backlog_max"), 20000);
     assert_int_equal(pgs_config_int(cfg, "apply.partition_window_max"), 5000);
     assert_int_equal(pgs_config_int(cfg, "apply.statement_timeout_ms"), 30000);
@@ -699,7 +699,7 @@ static void test_reload(void **state)
     assert_int_equal(pgs_config_int(cur, "metrics.interval_ms"), 500);
     assert_int_equal(pgs_config_bool(cur, "metrics.per_clinic"), 0);
     assert_string_equal(pgs_config_str(cur, "worker.id"), "");
-    assert_int_equal(pgs_config_int(cur, "apply.max_batch"), 100);
+    assert_int_equal(pgs_config_int(cur, "apply.max_batch"), 200);
     assert_int_equal(pgs_config_int(cur, "audit.max_batch"), 500);
     assert_true(pgs_config_double(cur, "apply.timeout_factor") == 2.5);
     kafka_seen_t seen = {{0}, 0};
@@ -738,7 +738,7 @@ static void test_help_and_markdown(void **state)
     for (const char *p = md; (p = strstr(p, "\n| ")) != NULL; p++)
         rows++;
     assert_int_equal(rows, NKEYS + 3);
-    assert_non_null(strstr(md, "| `apply.max_batch` | int | `100` | 1..1000 | no | "));
+    assert_non_null(strstr(md, "| `apply.max_batch` | int | `200` | 1..1000 | no | "));
     assert_non_null(strstr(md, "| `log.level` | enum | `info` | `debug`, `info`, `warn`, "
                                "`error` | yes | "));
     assert_non_null(strstr(md, "| `apply.timeout_factor` | double | `10` | 1..1000 | yes | "));
@@ -847,7 +847,7 @@ static void test_cli_load_config(void **state)
     unsetenv("PGSCRIBE_CONFIG");
     cfg = pgs_cli_load_config(NULL);
     assert_non_null(cfg);
-    assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 100);
+    assert_int_equal(pgs_config_int(cfg, "apply.max_batch"), 200);
     pgs_config_free(cfg);
 
     assert_null(pgs_cli_load_config(write_tmp("apply.max_batch = 0\n")));
