@@ -208,8 +208,11 @@ const pgs_entity_t *pgs_catalog_entity_at(const pgs_catalog_t *cat, size_t i)
 
 int pgs_catalog_entity_column(const pgs_entity_t *ent, const char *name)
 {
+    /* each field of each command passes here: the first byte rules out most
+     * columns without a call */
     for (int i = 0; i < ent->ncols; i++) {
-        if (strcmp(ent->cols[i].name, name) == 0)
+        const char *c = ent->cols[i].name;
+        if (c[0] == name[0] && strcmp(c, name) == 0)
             return i;
     }
     return -1;

@@ -1,7 +1,9 @@
 /* The settings table: every key's name, type, default, bounds, reloadability and help. */
 #include "common/config_internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const cfg_def_t pgs_config_table[] = {
@@ -235,11 +237,37 @@ const cfg_def_t pgs_config_table[] = {
 
 const size_t pgs_config_table_len = sizeof(pgs_config_table) / sizeof(pgs_config_table[0]);
 
-int pgs_config_table_find(const char *name)
+/* The table's entries by name, sorted once: the event loop reads settings
+ * by name several times a step, and a scan compared ~100 names each time. */
+static int by_name[sizeof(pgs_config_table) / sizeof(pgs_config_table[0])];
+static pthread_once_t by_name_once = PTHREAD_ONCE_INIT;
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(pgs_config_table[*(const int *)a].name, pgs_config_table[*(const int *)b].name);
+}
+
+static void sort_by_name(void)
 {
     for (size_t i = 0; i < pgs_config_table_len; i++)
-        if (strcmp(pgs_config_table[i].name, name) == 0)
-            return (int)i;
+        by_name[i] = (int)i;
+    qsort(by_name, pgs_config_table_len, sizeof(by_name[0]), cmp_entry);
+}
+
+int pgs_config_table_find(const char *name)
+{
+    pthread_once(&by_name_once, sort_by_name);
+    size_t lo = 0, hi = pgs_config_table_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(pgs_config_table[by_name[mid]].name, name);
+        if (c == 0)
+            return by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }
 
