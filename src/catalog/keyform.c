@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/numtext.h"
+
 #define OID_BOOL 16
 #define OID_INT8 20
 #define OID_INT2 21
@@ -88,9 +90,10 @@ static int int_form(pgs_sbuf_t *out, const char *s, size_t len)
         i++;
     if (i != len)
         return -1;
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%s%llu", neg && v ? "-" : "", (unsigned long long)v);
-    pgs_sbuf_putn(out, buf, (size_t)n);
+    char buf[PGS_NUMTEXT_MAX];
+    if (neg && v)
+        pgs_sbuf_putn(out, "-", 1);
+    pgs_sbuf_putn(out, buf, pgs_numtext_u64(v, buf));
     return 0;
 }
 
@@ -138,13 +141,14 @@ int pgs_keyform_append(pgs_sbuf_t *out, const pgs_column_t *col, const pgs_value
         len = v->u.s.len;
         break;
     case PGS_VAL_LONG:
-        len = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->u.l);
+        len = pgs_numtext_i64(v->u.l, num);
         break;
     case PGS_VAL_DOUBLE:
         len = (size_t)snprintf(num, sizeof(num), "%.17g", v->u.d);
         break;
     case PGS_VAL_BOOL:
-        len = (size_t)snprintf(num, sizeof(num), "%s", v->u.b ? "true" : "false");
+        s = v->u.b ? "true" : "false";
+        len = v->u.b ? 4 : 5;
         break;
     default:
         return -1; /* a null key value matches no row */

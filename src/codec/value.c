@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/numtext.h"
+
 const char *pgs_value_double_special(double d)
 {
     if (isnan(d))
@@ -22,7 +24,7 @@ const char *pgs_value_text(const pgs_value_t *v, char *buf, size_t *len)
         *len = v->u.b ? 4 : 5;
         return v->u.b ? "true" : "false";
     case PGS_VAL_LONG:
-        *len = (size_t)snprintf(buf, PGS_VALUE_TEXT_MAX, "%" PRId64, v->u.l);
+        *len = pgs_numtext_i64(v->u.l, buf); /* PGS_VALUE_TEXT_MAX > PGS_NUMTEXT_MAX */
         return buf;
     case PGS_VAL_DOUBLE: {
         const char *special = pgs_value_double_special(v->u.d);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "common/numtext.h"
 #include "common/sbuf.h"
 #include "common/xalloc.h"
 #include "sql/sqlenvelope.h"
@@ -405,16 +406,8 @@ char *pgs_sqlbatch_array_close(pgs_sbuf_t *sb)
  * partitions, offsets, issue times and versions hold one per row. */
 static void put_i64(pgs_sbuf_t *sb, int64_t v)
 {
-    char buf[24];
-    char *e = buf + sizeof(buf), *o = e;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--o = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--o = '-';
-    pgs_sbuf_putn(sb, o, (size_t)(e - o));
+    char buf[PGS_NUMTEXT_MAX];
+    pgs_sbuf_putn(sb, buf, pgs_numtext_i64(v, buf));
 }
 
 static void put_i32s(pgs_sbuf_t *sb, const int32_t *v, size_t n)

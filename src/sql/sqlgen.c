@@ -3,6 +3,7 @@
 #include "catalog/digest.h"
 #include "common/hash.h"
 #include "common/sbuf.h"
+#include "common/numtext.h"
 #include "sql/sqlenvelope.h"
 #include "codec/value.h"
 
@@ -309,9 +310,9 @@ static void params_text(pgs_params_t *params, const char *value, int len)
 
 static void params_long(pgs_params_t *params, pgs_arena_t *arena, int64_t v)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-    params_text(params, params_keep(params, arena, buf, (size_t)n), n);
+    char buf[PGS_NUMTEXT_MAX];
+    size_t n = pgs_numtext_i64(v, buf);
+    params_text(params, params_keep(params, arena, buf, n), (int)n);
 }
 
 static void params_value(pgs_params_t *params, pgs_arena_t *arena, const pgs_value_t *v)
