@@ -19,6 +19,15 @@ struct pgs_arena_s {
     size_t hint;
 };
 
+/* The first chunk is allocated with the arena itself, right after it: one
+ * malloc per arena (each command has one), not two. */
+#define FIRST_OFFSET ((sizeof(struct pgs_arena_s) + 15) & ~(size_t)15)
+
+static pgs_chunk_t *first_chunk(pgs_arena_t *a)
+{
+    return (pgs_chunk_t *)(void *)((unsigned char *)a + FIRST_OFFSET);
+}
+
 static pgs_chunk_t *chunk_new(size_t size)
 {
     pgs_chunk_t *c = pgs_xalloc_malloc(sizeof(*c) + size);
@@ -30,9 +39,14 @@ static pgs_chunk_t *chunk_new(size_t size)
 
 pgs_arena_t *pgs_arena_new(size_t hint)
 {
-    pgs_arena_t *a = pgs_xalloc_malloc(sizeof(*a));
-    a->hint = hint < 256 ? 256 : hint;
-    a->head = chunk_new(a->hint);
+    hint = hint < 256 ? 256 : hint;
+    pgs_arena_t *a = pgs_xalloc_malloc(FIRST_OFFSET + sizeof(pgs_chunk_t) + hint);
+    pgs_chunk_t *first = first_chunk(a);
+    first->next = NULL;
+    first->size = hint;
+    first->used = 0;
+    a->hint = hint;
+    a->head = first;
     return a;
 }
 
@@ -40,10 +54,12 @@ void pgs_arena_free(pgs_arena_t *a)
 {
     if (!a)
         return;
+    pgs_chunk_t *first = first_chunk(a);
     pgs_chunk_t *c = a->head;
     while (c) {
         pgs_chunk_t *n = c->next;
-        free(c);
+        if (c != first)
+            free(c);
         c = n;
     }
     free(a);
