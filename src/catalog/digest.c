@@ -13,6 +13,7 @@
 
 #include "catalog/keyform.h"
 #include "codec/value.h"
+#include "common/numtext.h"
 #include "common/sbuf.h"
 #include "common/tuple.h"
 
@@ -163,9 +164,8 @@ void pgs_digest_command(const pgs_entity_t *ent, const pgs_command_t *cmd,
         part_value(&sb, col, &f->value);
     }
     if (cmd->has_expected_version) {
-        char num[24];
-        int n = snprintf(num, sizeof(num), "%lld", (long long)cmd->expected_version);
-        part(&sb, 'X', num, (size_t)n);
+        char num[PGS_NUMTEXT_MAX];
+        part(&sb, 'X', num, pgs_numtext_i64(cmd->expected_version, num));
     }
     sha256_of(&sb, out);
     scratch = sb; /* the buffer, perhaps grown, for the next command */
